@@ -1,0 +1,267 @@
+"""The composition root: the one module that knows every service.
+
+    boxoffice run               every service in one process, workers as tasks (the embedded default)
+    boxoffice run --processes   each service and its workers as separate processes behind the gateway
+    boxoffice serve SERVICE     one service's HTTP API
+    boxoffice worker SERVICE    one service's workers (relay, consumers, senders)
+    boxoffice migrate           bring every service's database to the newest schema
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import structlog
+import typer
+import uvicorn
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from boxoffice.identity.service import IdentityService
+from boxoffice.platform.app import Service
+from boxoffice.platform.bus.factory import build_bus
+from boxoffice.platform.bus.port import Bus
+from boxoffice.platform.clients import ServiceClients
+from boxoffice.platform.gateway import Gateway, HttpProxy
+from boxoffice.platform.migrate import upgrade
+from boxoffice.platform.observability import configure_logging
+from boxoffice.platform.settings import Settings
+
+SERVICES: dict[str, type[Service]] = {
+    IdentityService.name: IdentityService,
+}
+
+log = structlog.get_logger("boxoffice.cli")
+app = typer.Typer(help="boxoffice: tickets for events and trains.", no_args_is_help=True, add_completion=False)
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _service_class(name: str) -> type[Service]:
+    try:
+        return SERVICES[name]
+    except KeyError:
+        raise typer.BadParameter(f"unknown service {name!r}; one of {', '.join(SERVICES)}") from None
+
+
+def migrate_all(settings: Settings, names: Sequence[str] | None = None) -> None:
+    for name in names or SERVICES:
+        upgrade(name, settings.database_url(name))
+
+
+def gateway_routes(service: type[Service]) -> list[str]:
+    """The paths the gateway sends to a service: its own, plus its API docs under /api/<name>/."""
+    return [*service.routes, f"/api/{service.name}/"]
+
+
+class Runtime:
+    """Everything one process runs: the bus, the services living here, and (optionally) their workers."""
+
+    def __init__(self, settings: Settings, names: Sequence[str], *, run_workers: bool) -> None:
+        self.settings = settings
+        self.bus: Bus = build_bus(settings)
+        self.clients = ServiceClients(settings)
+        self.services = [SERVICES[name](settings, bus=self.bus, clients=self.clients) for name in names]
+        self.apps: dict[str, ASGIApp] = {}
+        for service in self.services:
+            service_app = service.create_app()
+            self.apps[service.name] = service_app
+            self.clients.register_local(service.name, service_app)
+        self.run_workers = run_workers
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.bus.start()
+        for service in self.services:
+            await service.start()
+        if self.run_workers:
+            for service in self.services:
+                for worker_name, worker in service.workers().items():
+                    task = asyncio.create_task(worker(), name=f"{service.name}:{worker_name}")
+                    task.add_done_callback(_report_worker_exit)
+                    self._tasks.append(task)
+        log.info("boxoffice started", services=[s.name for s in self.services], bus=self.settings.bus)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for service in self.services:
+            await service.stop()
+        await self.clients.aclose()
+        await self.bus.stop()
+
+    async def readiness(self) -> dict[str, str]:
+        failures: dict[str, str] = {}
+        for service in self.services:
+            try:
+                await asyncio.wait_for(service.check_ready(), timeout=5)
+            except Exception as exc:
+                failures[service.name] = type(exc).__name__
+        return failures
+
+    def gateway(self) -> Gateway:
+        @asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        routes = [(p, self.apps[s.name]) for s in self.services for p in gateway_routes(type(s))]
+        docs = {s.name: f"/api/{s.name}/docs" for s in self.services}
+        return Gateway(routes, check_ready=self.readiness, lifespan=lifespan, docs=docs)
+
+
+def _report_worker_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("worker stopped", worker=task.get_name(), exc_info=task.exception())
+
+
+def build_embedded_app(settings: Settings) -> Gateway:
+    """The whole of boxoffice as one ASGI app (used by ``boxoffice run`` and the end-to-end tests)."""
+    return Runtime(settings, list(SERVICES), run_workers=True).gateway()
+
+
+def _serve(asgi: ASGIApp, settings: Settings, *, port: int | None = None) -> None:
+    uvicorn.run(
+        asgi,
+        host=settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring every service's database to the newest schema."""
+    settings = _settings()
+    migrate_all(settings)
+    typer.echo(f"migrated: {', '.join(SERVICES)}")
+
+
+@app.command()
+def run(
+    processes: Annotated[bool, typer.Option("--processes", help="one process per service and worker")] = False,
+) -> None:
+    """Run boxoffice: every service in one process (default), or one process per service."""
+    settings = _settings()
+    migrate_all(settings)
+    if processes:
+        _run_processes(settings)
+        return
+    log.info("serving", url=f"http://{settings.host}:{settings.port}")
+    _serve(build_embedded_app(settings), settings)
+
+
+@app.command()
+def serve(service: str, port: Annotated[int | None, typer.Option(help="default: BOXOFFICE_PORT")] = None) -> None:
+    """Serve one service's HTTP API (its workers run under ``boxoffice worker``)."""
+    settings = _settings()
+    _service_class(service)
+    runtime = Runtime(settings, [service], run_workers=False)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    routes = [(p, runtime.apps[service]) for p in gateway_routes(SERVICES[service])]
+    _serve(Gateway(routes, check_ready=runtime.readiness, lifespan=lifespan), settings, port=port)
+
+
+@app.command()
+def worker(service: str) -> None:
+    """Run one service's workers: its outbox relay, its consumers and its senders."""
+    settings = _settings()
+    _service_class(service)
+
+    async def main() -> None:
+        runtime = Runtime(settings, [service], run_workers=True)
+        await runtime.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
+
+
+def _run_processes(settings: Settings) -> None:
+    """Each service as ``serve`` + ``worker`` processes on its own port; this process is the gateway."""
+    if settings.bus == "sql" and settings.bus_database_url is None:
+        log.warning("--processes with the default SQLite bus: fine on one machine; set BOXOFFICE_BUS=kafka to scale")
+    env = dict(os.environ)
+    urls = {}
+    for index, name in enumerate(SERVICES):
+        port = settings.services_base_port + index
+        urls[name] = f"http://127.0.0.1:{port}"
+        env[f"BOXOFFICE_{name.upper()}_URL"] = urls[name]
+    children: list[subprocess.Popen[bytes]] = []
+    for index, name in enumerate(SERVICES):
+        port = settings.services_base_port + index
+        command = [sys.executable, "-m", "boxoffice.cli"]
+        children.append(subprocess.Popen([*command, "serve", name, "--port", str(port)], env=env))
+        children.append(subprocess.Popen([*command, "worker", name], env=env))
+    proxies = {name: HttpProxy(url) for name, url in urls.items()}
+
+    async def readiness() -> dict[str, str]:
+        failures = {}
+        for name, proxy in proxies.items():
+            try:
+                response = await proxy._client.get("/readyz", timeout=5)
+                if response.status_code != 200:
+                    failures[name] = f"HTTP {response.status_code}"
+            except Exception as exc:
+                failures[name] = type(exc).__name__
+        return failures
+
+    routes = [(p, proxies[name]) for name, cls in SERVICES.items() for p in gateway_routes(cls)]
+    docs = {name: f"/api/{name}/docs" for name in SERVICES}
+    try:
+        _serve(Gateway(routes, check_ready=readiness, docs=docs), settings)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

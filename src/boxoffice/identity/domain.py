@@ -1,0 +1,170 @@
+"""Identity rules, free of I/O: passwords, one-time codes, login throttling, refresh-token families."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+
+from boxoffice.platform.problems import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized, Unprocessable
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+OTP_DIGITS = 6
+
+
+# Errors a client sees.
+class EmailTaken(Conflict):
+    slug, title = "email-taken", "E-mail already registered"
+
+
+class WeakPassword(Unprocessable):
+    slug, title = "weak-password", "Password too weak"
+
+
+class InvalidCredentials(Unauthorized):
+    slug, title = "invalid-credentials", "Invalid credentials"
+
+    def __init__(self) -> None:
+        super().__init__("The e-mail or the password is wrong.")
+
+
+class NotVerified(Forbidden):
+    slug, title = "not-verified", "E-mail not verified"
+
+    def __init__(self) -> None:
+        super().__init__("Verify your e-mail address with the code we sent before logging in.")
+
+
+class LoginThrottled(TooManyRequests):
+    slug, title = "login-throttled", "Too many failed logins"
+
+
+class InvalidCode(BadRequest):
+    slug, title = "invalid-code", "Invalid code"
+
+
+class CodeExpired(BadRequest):
+    slug, title = "code-expired", "Code expired"
+
+
+class CodeLocked(BadRequest):
+    slug, title = "code-locked", "Too many wrong codes"
+
+
+class ResendTooSoon(TooManyRequests):
+    slug, title = "resend-too-soon", "Code sent recently"
+
+
+class InvalidRefreshToken(Unauthorized):
+    slug, title = "invalid-refresh-token", "Invalid refresh token"
+
+
+# Passwords.
+@cache
+def common_passwords() -> frozenset[str]:
+    """The passwords people pick most (zxcvbn's list of ~30 000, from real leaks)."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(word.lower() for word in FREQUENCY_LISTS["passwords"])
+
+
+def password_problems(password: str, *, email: str, name: str) -> list[str]:
+    """Reasons the password is refused; empty when it is acceptable."""
+    reasons = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        reasons.append(f"it must have at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        reasons.append(f"it must have at most {MAX_PASSWORD_LENGTH} characters")
+    lowered = password.lower()
+    if lowered in common_passwords():
+        reasons.append("it is in a list of commonly used passwords")
+    if lowered in {email.lower(), email.split("@")[0].lower(), name.lower()}:
+        reasons.append("it must not be your e-mail address or your name")
+    if len(set(password)) < 4:
+        reasons.append("it repeats too few different characters")
+    return reasons
+
+
+def check_password(password: str, *, email: str, name: str) -> None:
+    reasons = password_problems(password, email=email, name=name)
+    if reasons:
+        raise WeakPassword("Choose another password: " + "; ".join(reasons) + ".")
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+# One-time codes: stored as a keyed hash, never in clear; a 6-digit code is only safe with a secret key.
+def new_otp_code() -> str:
+    return f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
+
+
+def otp_digest(secret: bytes, user_id: str, code: str) -> str:
+    return hmac.new(secret, f"{user_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class OtpState:
+    code_hash: str
+    expires_at: datetime
+    attempts: int
+    sent_at: datetime
+
+
+def check_otp(state: OtpState | None, *, digest: str, now: datetime, max_attempts: int) -> None:
+    """Raise unless ``digest`` matches a live code. The caller counts the attempt on InvalidCode."""
+    if state is None:
+        raise InvalidCode("No code is waiting for this address; ask for a new one.")
+    if state.attempts >= max_attempts:
+        raise CodeLocked("This code was entered wrongly too often; ask for a new one.")
+    if now >= state.expires_at:
+        raise CodeExpired("This code has expired; ask for a new one.")
+    if not hmac.compare_digest(state.code_hash, digest):
+        left = max_attempts - state.attempts - 1
+        raise InvalidCode(f"The code is wrong ({left} tries left).", tries_left=left)
+
+
+def resend_wait(state: OtpState | None, *, now: datetime, interval: timedelta) -> int:
+    """Seconds until another code may be sent (0 = now)."""
+    if state is None:
+        return 0
+    wait = (state.sent_at + interval - now).total_seconds()
+    return max(0, int(wait) + (1 if wait % 1 else 0))
+
+
+# Login throttling: after ``max_failures`` in a row the account waits, doubling each further failure.
+def lockout_after_failure(failures: int, *, now: datetime, max_failures: int, lockout: timedelta) -> datetime | None:
+    if failures < max_failures:
+        return None
+    return now + lockout * 2 ** min(failures - max_failures, 6)
+
+
+def seconds_locked(locked_until: datetime | None, now: datetime) -> int:
+    if locked_until is None or locked_until <= now:
+        return 0
+    return int((locked_until - now).total_seconds()) + 1
+
+
+# Refresh tokens: "<token id>.<secret>"; the database keeps only a hash of the secret.
+def new_refresh_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def refresh_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_refresh_token(token: str) -> tuple[str, str]:
+    token_id, sep, secret = token.partition(".")
+    if not sep or not token_id or not secret or len(token) > 200:
+        raise InvalidRefreshToken("The refresh token is malformed.")
+    return token_id, secret
+
+
+def email_taken() -> EmailTaken:
+    return EmailTaken("An account with this e-mail address already exists; log in or verify it.")

@@ -1,0 +1,178 @@
+"""Identity's tables and the queries on them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from boxoffice.identity.domain import OtpState
+from boxoffice.platform.bus.tables import BigId, add_messaging_tables
+from boxoffice.platform.db import UtcDateTime
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("roles", String(200), nullable=False, server_default="customer"),
+    Column("verified", Boolean, nullable=False, server_default="0"),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+otp_codes = Table(
+    "otp_codes",
+    metadata,
+    Column("user_id", String(36), primary_key=True),  # one live code per user; a new one replaces it
+    Column("code_hash", String(64), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("sent_at", UtcDateTime, nullable=False),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("family_id", String(36), nullable=False),
+    Column("user_id", String(36), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+    Column("revoked", Boolean, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_refresh_tokens_family_id", "family_id"),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("private_pem", Text, nullable=False),  # PKCS#8, encrypted with BOXOFFICE_SECRET_KEY
+    Column("public_jwk", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("retired_at", UtcDateTime, nullable=True),
+)
+
+# E-mails waiting to be sent, written in the transaction that decided to send them (an outbox for mail:
+# the one-time code must not travel on the shared bus). A row is deleted once the message is sent.
+mail_queue = Table(
+    "mail_queue",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("recipient", String(320), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+outbox, inbox = add_messaging_tables(metadata)
+
+
+async def user_by_email(conn: AsyncConnection, email: str) -> Any:
+    return (await conn.execute(select(users).where(users.c.email == email))).first()
+
+
+async def user_by_id(conn: AsyncConnection, user_id: str) -> Any:
+    return (await conn.execute(select(users).where(users.c.id == user_id))).first()
+
+
+async def insert_user(conn: AsyncConnection, **values: Any) -> None:
+    await conn.execute(insert(users).values(**values))
+
+
+async def update_user(conn: AsyncConnection, user_id: str, **values: Any) -> None:
+    await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+async def otp_state(conn: AsyncConnection, user_id: str) -> OtpState | None:
+    row = (await conn.execute(select(otp_codes).where(otp_codes.c.user_id == user_id))).first()
+    if row is None:
+        return None
+    return OtpState(code_hash=row.code_hash, expires_at=row.expires_at, attempts=row.attempts, sent_at=row.sent_at)
+
+
+async def replace_otp(
+    conn: AsyncConnection, user_id: str, *, code_hash: str, expires_at: datetime, now: datetime
+) -> None:
+    await conn.execute(delete(otp_codes).where(otp_codes.c.user_id == user_id))
+    await conn.execute(
+        insert(otp_codes).values(user_id=user_id, code_hash=code_hash, expires_at=expires_at, attempts=0, sent_at=now)
+    )
+
+
+async def count_otp_attempt(conn: AsyncConnection, user_id: str) -> None:
+    await conn.execute(
+        update(otp_codes).where(otp_codes.c.user_id == user_id).values(attempts=otp_codes.c.attempts + 1)
+    )
+
+
+async def delete_otp(conn: AsyncConnection, user_id: str) -> None:
+    await conn.execute(delete(otp_codes).where(otp_codes.c.user_id == user_id))
+
+
+async def queue_mail(conn: AsyncConnection, *, recipient: str, subject: str, body: str, now: datetime) -> None:
+    await conn.execute(insert(mail_queue).values(recipient=recipient, subject=subject, body=body, created_at=now))
+
+
+async def insert_refresh_token(conn: AsyncConnection, **values: Any) -> None:
+    await conn.execute(insert(refresh_tokens).values(**values))
+
+
+async def refresh_token(conn: AsyncConnection, token_id: str) -> Any:
+    return (await conn.execute(select(refresh_tokens).where(refresh_tokens.c.id == token_id))).first()
+
+
+async def mark_refresh_used(conn: AsyncConnection, token_id: str, now: datetime) -> bool:
+    """Mark the token used; False if someone else used it first (the UPDATE is the race's referee)."""
+    result = await conn.execute(
+        update(refresh_tokens)
+        .where(and_(refresh_tokens.c.id == token_id, refresh_tokens.c.used_at.is_(None)))
+        .values(used_at=now)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def revoke_family(conn: AsyncConnection, family_id: str) -> None:
+    await conn.execute(update(refresh_tokens).where(refresh_tokens.c.family_id == family_id).values(revoked=True))
+
+
+async def active_signing_keys(conn: AsyncConnection) -> list[Any]:
+    rows = await conn.execute(
+        select(signing_keys).where(signing_keys.c.retired_at.is_(None)).order_by(signing_keys.c.created_at.desc())
+    )
+    return list(rows)
+
+
+async def insert_signing_key(conn: AsyncConnection, **values: Any) -> None:
+    await conn.execute(insert(signing_keys).values(**values))
+
+
+async def pending_mail(conn: AsyncConnection, limit: int) -> list[Any]:
+    return list(await conn.execute(select(mail_queue).order_by(mail_queue.c.id).limit(limit)))
+
+
+async def delete_mail(conn: AsyncConnection, mail_id: int) -> None:
+    await conn.execute(delete(mail_queue).where(mail_queue.c.id == mail_id))

@@ -1,0 +1,152 @@
+"""The one way every service is built: its runtime (``Service``) and its FastAPI app.
+
+A service module's ``service.py`` subclasses ``Service``, names the routes the gateway sends to it, and
+lists its routers, consumers and workers. Everything that needs I/O (engines, keys, clients) is built in
+``start()``, never at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar, Protocol
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
+
+from boxoffice.platform.auth import TokenVerifier
+from boxoffice.platform.bus.consumer import Handler, run_consumer
+from boxoffice.platform.bus.port import Bus
+from boxoffice.platform.bus.relay import Relay
+from boxoffice.platform.clients import ServiceClients
+from boxoffice.platform.db import Database
+from boxoffice.platform.limits import BodyLimitMiddleware
+from boxoffice.platform.metrics import MetricsMiddleware, metrics_response
+from boxoffice.platform.observability import RequestIdMiddleware
+from boxoffice.platform.problem_http import install_problem_handlers, problem_response
+from boxoffice.platform.problems import ServiceUnavailable
+from boxoffice.platform.settings import Settings
+
+Worker = Callable[[], Awaitable[None]]
+
+
+class Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Service:
+    name: ClassVar[str]
+    routes: ClassVar[tuple[str, ...]] = ()
+    """Path patterns the gateway sends here; ``{}`` stands for one path segment."""
+    body_limits: ClassVar[dict[str, int]] = {}
+
+    def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.clients = clients
+        self.db = Database(settings.database_url(self.name), name=self.name)
+        self.verifier = TokenVerifier.from_client(lambda: clients.get("identity"))
+        self.relay = Relay(self.db, bus)
+
+    # What a service fills in.
+    def routers(self) -> Sequence[APIRouter]:
+        return ()
+
+    def consumers(self) -> dict[str, tuple[Sequence[str], Handler]]:
+        """Consumer groups: ``{"tickets.bookings": (["ticket-bookings"], handler)}``."""
+        return {}
+
+    def extra_workers(self) -> dict[str, Worker]:
+        return {}
+
+    async def on_start(self) -> None:
+        """Runs once at start-up, after the database is reachable (seed keys, the admin, ...)."""
+
+    # The same for every service.
+    def workers(self) -> dict[str, Worker]:
+        workers: dict[str, Worker] = {"relay": self.relay.run}
+        for group, (topics, handler) in self.consumers().items():
+            workers[group] = _consumer_worker(self.bus, group, topics, handler)
+        workers.update(self.extra_workers())
+        return workers
+
+    async def start(self) -> None:
+        await self.on_start()
+
+    async def stop(self) -> None:
+        await self.db.dispose()
+
+    async def check_ready(self) -> None:
+        await self.db.ping()
+        await self.bus.ping()
+
+    def create_app(self, *, manage: Sequence[Startable] = ()) -> FastAPI:
+        """The service's ASGI app. ``manage``: what its lifespan starts and stops (when served alone)."""
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            started: list[Startable] = []
+            try:
+                for item in manage:
+                    await item.start()
+                    started.append(item)
+                yield
+            finally:
+                for item in reversed(started):
+                    await item.stop()
+
+        app = FastAPI(
+            title=f"boxoffice {self.name}",
+            version="0.1.0",
+            lifespan=lifespan,
+            openapi_url=f"/api/{self.name}/openapi.json",
+            docs_url=f"/api/{self.name}/docs",
+            redoc_url=None,
+        )
+        app.state.service = self
+        install_problem_handlers(app)
+        app.include_router(health_router(self.check_ready))
+        for router in self.routers():
+            app.include_router(router)
+        app.add_middleware(BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, overrides=self.body_limits)
+        app.add_middleware(MetricsMiddleware, service=self.name)
+        app.add_middleware(RequestIdMiddleware)
+        return app
+
+
+def _consumer_worker(bus: Bus, group: str, topics: Sequence[str], handler: Handler) -> Worker:
+    async def run() -> None:
+        await run_consumer(bus.consumer(group, topics), handler)
+
+    return run
+
+
+def health_router(check_ready: Callable[[], Awaitable[None]]) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> Response:
+        try:
+            await asyncio.wait_for(check_ready(), timeout=5)
+        except Exception as exc:
+            return problem_response(ServiceUnavailable(f"not ready: {type(exc).__name__}"))
+        return JSONResponse({"status": "ready"})
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return metrics_response()
+
+    return router
+
+
+def service_of(request: Request) -> Any:
+    """The running ``Service`` behind this request (services narrow the type with their own dependency)."""
+    return request.app.state.service

@@ -1,0 +1,257 @@
+"""The Kafka-protocol bus backend (aiokafka): for running services as separate processes at scale.
+
+The semantics are those of the ``sql`` backend, which is the model:
+
+- ``publish`` returns only once every envelope is acknowledged by all in-sync replicas (``acks="all"``) of
+  an idempotent producer, so the relay deletes outbox rows only for events the broker has. An event goes
+  to the partition of its key (the producer's default key partitioner), so one key is one ordered log.
+- A consumer group commits its positions itself, after the handler's effects (``enable_auto_commit`` off).
+  When a handler fails, ``commit`` gets a prefix of the last poll; the partitions it left behind are seeked
+  back to their first uncommitted record, so the next poll delivers them again, in order.
+- A broker outage never fails a service at boot: clients connect on first use, and a failed publish or
+  poll drops the clients so the next attempt starts afresh (the relay keeps the rows in the outbox and
+  backs off meanwhile). Topics are created on demand with ``bus_partitions`` partitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, UnknownError, UnsupportedVersionError, for_code
+
+from boxoffice.platform.bus.envelope import Envelope
+from boxoffice.platform.bus.port import Record
+from boxoffice.platform.settings import Settings
+
+log = structlog.get_logger("boxoffice.bus.kafka")
+
+_CLOSE_TIMEOUT = 5.0
+
+
+async def _close(client: Any) -> None:
+    """Stop an aiokafka client without waiting long for a broker that is gone."""
+    if client is None:
+        return
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.stop() if hasattr(client, "stop") else client.close(), _CLOSE_TIMEOUT)
+
+
+class KafkaBus:
+    name = "kafka"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_id: str = "boxoffice",
+        replication_factor: int = 1,
+        request_timeout_ms: int = 10_000,
+        linger_ms: int = 2,
+    ) -> None:
+        self.bootstrap_servers = settings.kafka_bootstrap_servers
+        self.partitions = settings.bus_partitions
+        self.session_timeout_ms = settings.kafka_session_timeout_ms
+        self.heartbeat_interval_ms = settings.kafka_heartbeat_interval_ms
+        self.rebalance_timeout_ms = settings.kafka_rebalance_timeout_ms
+        self.client_id = client_id
+        self.replication_factor = replication_factor
+        self.request_timeout_ms = request_timeout_ms
+        self.linger_ms = linger_ms
+        self.idempotent = True  # until the broker refuses to hand out producer ids
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._topics: set[str] = set()  # topics known to exist on the broker
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Nothing to connect yet: a broker that is down at boot only delays publishing (see module doc)."""
+
+    async def stop(self) -> None:
+        producer, admin, self._producer, self._admin = self._producer, self._admin, None, None
+        await _close(producer)
+        await _close(admin)
+        self._topics.clear()
+
+    async def ping(self) -> None:
+        admin = await self._admin_client()
+        try:
+            await asyncio.wait_for(admin.describe_cluster(), self.request_timeout_ms / 1000)
+        except Exception:
+            await self._reset()
+            raise
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        if not envelopes:
+            return
+        try:
+            await self.ensure_topics({e.topic for e in envelopes})
+            producer = await self._producer_client()
+            # Appending one by one keeps the given order within each partition; one request in flight per
+            # broker and idempotent retries keep it on the broker.
+            sent = [
+                await producer.send(e.topic, e.to_json(), key=e.key.encode()) for e in envelopes
+            ]
+            await asyncio.gather(*sent)
+        except Exception:
+            # The broker may have restarted, lost a topic or forgotten our producer id: start afresh.
+            await self._reset()
+            raise
+
+    def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
+        return KafkaConsumer(self, group, topics)
+
+    async def ensure_topics(self, topics: set[str] | Sequence[str]) -> None:
+        """Create the topics that do not exist yet, with ``bus_partitions`` partitions."""
+        if self._topics.issuperset(topics):
+            return
+        async with self._lock:
+            missing = sorted(set(topics) - self._topics)
+            if not missing:
+                return
+            admin = await self._admin_client()
+            response = await admin.create_topics(
+                [NewTopic(t, self.partitions, self.replication_factor) for t in missing],
+                timeout_ms=self.request_timeout_ms,
+            )
+            for topic, code, *_ in response.topic_errors:
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise for_code(code)(f"cannot create topic {topic!r}")
+            self._topics.update(missing)
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=f"{self.client_id}-admin",
+                request_timeout_ms=self.request_timeout_ms,
+            )
+            try:
+                await asyncio.wait_for(admin.start(), self.request_timeout_ms / 1000)
+            except BaseException:
+                await _close(admin)
+                raise
+            self._admin = admin
+        return self._admin
+
+    async def _producer_client(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            try:
+                self._producer = await self._start_producer(idempotent=self.idempotent)
+            except (UnknownError, UnsupportedVersionError) as exc:
+                if not self.idempotent:
+                    raise
+                # Some Kafka-protocol brokers (Tansu 0.6) refuse aiokafka's InitProducerId v0. Without
+                # idempotence a retried batch may be written twice (the inbox absorbs that); order per
+                # partition still holds, as aiokafka sends one request per broker at a time and puts a
+                # retried batch back at the head of its partition's queue.
+                log.warning("broker refuses idempotent producers; publishing without", error=repr(exc))
+                self.idempotent = False
+                self._producer = await self._start_producer(idempotent=False)
+        return self._producer
+
+    async def _start_producer(self, *, idempotent: bool) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=f"{self.client_id}-relay",
+            acks="all",
+            enable_idempotence=idempotent,
+            linger_ms=self.linger_ms,
+            request_timeout_ms=self.request_timeout_ms,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await _close(producer)
+            raise
+        return producer
+
+    async def _reset(self) -> None:
+        await self.stop()
+
+
+class KafkaConsumer:
+    """One member of a consumer group; Kafka spreads the topics' partitions over the members."""
+
+    def __init__(self, bus: KafkaBus, group: str, topics: Sequence[str]) -> None:
+        self.bus = bus
+        self.group = group
+        self.topics = list(topics)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._polled: list[Record] = []
+
+    async def start(self) -> None:
+        """Joining the group waits for the first ``poll``, so a broker that is down does not fail boot."""
+
+    async def stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        self._polled = []
+        await _close(consumer)
+
+    async def poll(self, *, max_records: int = 200, timeout: float = 1.0) -> list[Record]:
+        consumer = await self._client()
+        try:
+            batches = await consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_records)
+        except Exception:
+            await self.stop()  # rejoin from the committed positions on the next poll
+            raise
+        self._polled = [
+            Record(tp.topic, tp.partition, message.offset, Envelope.from_json(message.value, topic=tp.topic))
+            for tp, messages in batches.items()
+            for message in messages
+        ]
+        return list(self._polled)
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        committed = {(r.topic, r.partition, r.offset) for r in records}
+        # Rewind first (it is local and cannot fail on the network): a commit that fails afterwards must not
+        # leave the fetch positions past records whose handler never succeeded.
+        rewind: dict[TopicPartition, int] = {}
+        for record in self._polled:
+            tp = TopicPartition(record.topic, record.partition)
+            if (record.topic, record.partition, record.offset) not in committed and tp not in rewind:
+                rewind[tp] = record.offset
+        assigned = consumer.assignment()
+        for tp, offset in rewind.items():
+            if tp in assigned:  # a partition lost in a rebalance restarts from its committed position elsewhere
+                consumer.seek(tp, offset)
+        self._polled = []
+        if not records:
+            return
+        positions: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            positions[tp] = max(positions.get(tp, 0), record.offset + 1)
+        await consumer.commit(positions)
+
+    async def _client(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            await self.bus.ensure_topics(self.topics)
+            consumer = AIOKafkaConsumer(
+                *self.topics,
+                bootstrap_servers=self.bus.bootstrap_servers,
+                client_id=f"{self.bus.client_id}-{self.group}",
+                group_id=self.group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=self.bus.session_timeout_ms,
+                heartbeat_interval_ms=self.bus.heartbeat_interval_ms,
+                rebalance_timeout_ms=self.bus.rebalance_timeout_ms,
+                # A JoinGroup may be held by the broker for the whole rebalance.
+                request_timeout_ms=max(self.bus.request_timeout_ms, self.bus.rebalance_timeout_ms + 5_000),
+            )
+            try:
+                await consumer.start()
+            except BaseException:
+                await _close(consumer)
+                raise
+            self._consumer = consumer
+        return self._consumer

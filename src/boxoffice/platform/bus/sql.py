@@ -1,0 +1,275 @@
+"""The embedded bus backend: a durable, partitioned log in a SQL database (SQLite in the data dir by default).
+
+The model is Kafka's: a topic has ``partitions`` logs; an event goes to the partition of its key; each log
+is numbered by offsets without gaps; a consumer group keeps one position per (topic, partition).
+
+Appends to one partition are serialised by the row of ``bus_heads`` that hands out its offsets, so offsets
+are in commit order and a reader never skips an event that commits late (the trap of reading a plain
+auto-increment column on PostgreSQL). One member of a group holds the group's lease and reads every
+partition; another member takes over when the lease lapses. (Spreading partitions over members is what the
+kafka backend is for.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from boxoffice.platform.bus.envelope import Envelope
+from boxoffice.platform.bus.port import Record
+from boxoffice.platform.db import Database
+
+metadata = MetaData()
+
+bus_log = Table(
+    "bus_log",
+    metadata,
+    Column("topic", String(200), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("offset", BigInteger, primary_key=True),
+    Column("key", String(200), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("appended_at", Float, nullable=False),
+)
+bus_heads = Table(
+    "bus_heads",
+    metadata,
+    Column("topic", String(200), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+bus_positions = Table(
+    "bus_positions",
+    metadata,
+    Column("consumer_group", String(200), primary_key=True),
+    Column("topic", String(200), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+bus_leases = Table(
+    "bus_leases",
+    metadata,
+    Column("consumer_group", String(200), primary_key=True),
+    Column("owner", String(100), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+
+def _upsert(conn: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    return postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
+
+
+class SqlBus:
+    name = "sql"
+
+    def __init__(self, url: str, *, partitions: int = 8, poll_interval: float = 0.2) -> None:
+        self.db = Database(url, name="bus")
+        self.partitions = partitions
+        self.poll_interval = poll_interval
+        self._waiters: set[asyncio.Event] = set()
+
+    async def start(self) -> None:
+        async with self.db.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def stop(self) -> None:
+        await self.db.dispose()
+
+    async def ping(self) -> None:
+        await self.db.ping()
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        if not envelopes:
+            return
+        by_partition: dict[tuple[str, int], list[Envelope]] = defaultdict(list)
+        for envelope in envelopes:
+            by_partition[(envelope.topic, envelope.partition(self.partitions))].append(envelope)
+        now = time.time()
+        async with self.db.engine.begin() as conn:
+            for (topic, partition), items in sorted(by_partition.items()):
+                await conn.execute(
+                    _upsert(conn, bus_heads)
+                    .values(topic=topic, partition=partition, next_offset=0)
+                    .on_conflict_do_nothing()
+                )
+                head = (
+                    await conn.execute(
+                        update(bus_heads)
+                        .where(and_(bus_heads.c.topic == topic, bus_heads.c.partition == partition))
+                        .values(next_offset=bus_heads.c.next_offset + len(items))
+                        .returning(bus_heads.c.next_offset)
+                    )
+                ).scalar_one()
+                first = head - len(items)
+                await conn.execute(
+                    insert(bus_log),
+                    [
+                        {
+                            "topic": topic,
+                            "partition": partition,
+                            "offset": first + i,
+                            "key": e.key,
+                            "payload": e.to_json().decode(),
+                            "appended_at": now,
+                        }
+                        for i, e in enumerate(items)
+                    ],
+                )
+        for waiter in self._waiters:
+            waiter.set()
+
+    def consumer(self, group: str, topics: Sequence[str]) -> SqlConsumer:
+        return SqlConsumer(self, group, topics)
+
+
+class SqlConsumer:
+    lease_seconds = 10.0
+
+    def __init__(self, bus: SqlBus, group: str, topics: Sequence[str]) -> None:
+        self.bus = bus
+        self.group = group
+        self.topics = list(topics)
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._wakeup = asyncio.Event()
+        self._positions: dict[tuple[str, int], int] | None = None
+        self._lease_until = 0.0
+
+    async def start(self) -> None:
+        self.bus._waiters.add(self._wakeup)
+
+    async def stop(self) -> None:
+        self.bus._waiters.discard(self._wakeup)
+        if self._lease_until > time.time():
+            async with self.bus.db.engine.begin() as conn:
+                await conn.execute(
+                    update(bus_leases)
+                    .where(and_(bus_leases.c.consumer_group == self.group, bus_leases.c.owner == self.owner))
+                    .values(expires_at=0.0)
+                )
+            self._lease_until = 0.0
+
+    async def _hold_lease(self) -> bool:
+        now = time.time()
+        if self._lease_until - now > self.lease_seconds / 2:
+            return True
+        async with self.bus.db.engine.begin() as conn:
+            await conn.execute(
+                _upsert(conn, bus_leases)
+                .values(consumer_group=self.group, owner=self.owner, expires_at=0.0)
+                .on_conflict_do_nothing()
+            )
+            taken = await conn.execute(
+                update(bus_leases)
+                .where(
+                    and_(
+                        bus_leases.c.consumer_group == self.group,
+                        (bus_leases.c.owner == self.owner) | (bus_leases.c.expires_at < now),
+                    )
+                )
+                .values(owner=self.owner, expires_at=now + self.lease_seconds)
+            )
+        if taken.rowcount != 1:
+            self._lease_until, self._positions = 0.0, None
+            return False
+        if self._lease_until < now:  # newly (re)acquired: another member may have moved the positions
+            self._positions = None
+        self._lease_until = now + self.lease_seconds
+        return True
+
+    async def _load_positions(self, conn: AsyncConnection) -> dict[tuple[str, int], int]:
+        rows = await conn.execute(
+            select(bus_positions.c.topic, bus_positions.c.partition, bus_positions.c.position).where(
+                and_(bus_positions.c.consumer_group == self.group, bus_positions.c.topic.in_(self.topics))
+            )
+        )
+        return {(t, p): pos for t, p, pos in rows}
+
+    async def _fetch(self, max_records: int) -> list[Record]:
+        async with self.bus.db.read() as conn:
+            if self._positions is None:
+                self._positions = await self._load_positions(conn)
+            heads = await conn.execute(
+                select(bus_heads.c.topic, bus_heads.c.partition, bus_heads.c.next_offset).where(
+                    bus_heads.c.topic.in_(self.topics)
+                )
+            )
+            behind = [(t, p) for t, p, head in heads if head > self._positions.get((t, p), 0)]
+            records: list[Record] = []
+            for topic, partition in behind:
+                if len(records) >= max_records:
+                    break
+                rows = await conn.execute(
+                    select(bus_log.c.offset, bus_log.c.payload)
+                    .where(
+                        and_(
+                            bus_log.c.topic == topic,
+                            bus_log.c.partition == partition,
+                            bus_log.c.offset >= self._positions.get((topic, partition), 0),
+                        )
+                    )
+                    .order_by(bus_log.c.offset)
+                    .limit(max_records - len(records))
+                )
+                records.extend(
+                    Record(topic, partition, offset, Envelope.from_json(payload, topic=topic))
+                    for offset, payload in rows
+                )
+            return records
+
+    async def poll(self, *, max_records: int = 200, timeout: float = 1.0) -> list[Record]:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._wakeup.clear()
+            if await self._hold_lease():
+                records = await self._fetch(max_records)
+                if records:
+                    return records
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), min(remaining, self.bus.poll_interval))
+            except TimeoutError:
+                pass
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        newest: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            newest[key] = max(newest.get(key, -1), record.offset + 1)
+        async with self.bus.db.engine.begin() as conn:
+            for (topic, partition), position in newest.items():
+                stmt = _upsert(conn, bus_positions).values(
+                    consumer_group=self.group, topic=topic, partition=partition, position=position
+                )
+                await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["consumer_group", "topic", "partition"],
+                        set_={"position": position},
+                    )
+                )
+        if self._positions is not None:
+            self._positions.update(newest)

@@ -1,0 +1,92 @@
+"""The ``outbox`` and ``inbox`` tables every service database carries.
+
+Each service adds them to its own metadata with ``add_messaging_tables`` (so its Alembic migrations create
+them); the statements below are built on a private copy and run against any service's database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Delete, Insert, Select
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def add_messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False),
+        Column("topic", String(200), nullable=False),
+        Column("key", String(200), nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer_group", String(200), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Index("ix_inbox_processed_at", "processed_at"),
+    )
+    return outbox, inbox
+
+
+_metadata = MetaData()
+OUTBOX, INBOX = add_messaging_tables(_metadata)
+
+
+def outbox_insert() -> Insert:
+    return insert(OUTBOX)
+
+
+def outbox_batch(limit: int) -> Select[tuple[int, str, str, str, str]]:
+    return (
+        select(OUTBOX.c.id, OUTBOX.c.event_id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.payload)
+        .order_by(OUTBOX.c.id)
+        .limit(limit)
+    )
+
+
+def outbox_delete(ids: list[int]) -> Delete:
+    return delete(OUTBOX).where(OUTBOX.c.id.in_(ids))
+
+
+async def outbox_backlog(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(OUTBOX))).scalar_one())
+
+
+async def claim_inbox(conn: AsyncConnection, group: str, event_id: str) -> bool:
+    """Record that ``group`` applies ``event_id`` in this transaction; False if it already did.
+
+    Call it inside the transaction of the effect: the effect and the record commit together, so an event
+    delivered again after a crash finds its record and is skipped, and one whose effect rolled back is not.
+    """
+    dialect = conn.dialect.name
+    values = {"consumer_group": group, "event_id": event_id}
+    if dialect == "postgresql":
+        stmt = postgresql.insert(INBOX).values(values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(INBOX).values(values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only the two dialects above are supported
+        raise RuntimeError(f"unsupported dialect {dialect}")
+    result = await conn.execute(stmt)
+    return bool(result.rowcount == 1)

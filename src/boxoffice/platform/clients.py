@@ -1,0 +1,163 @@
+"""Service clients: how one service calls another.
+
+In embedded mode the call goes through ``httpx.ASGITransport`` to the other service's app in this process;
+in distributed mode the same client speaks HTTP to the URL in settings (``BOXOFFICE_<SERVICE>_URL``).
+Every call has a timeout. Only idempotent calls are retried (GET/HEAD/PUT/DELETE/OPTIONS, or any call that
+carries an ``Idempotency-Key``), with full-jitter exponential backoff. A circuit breaker stops calling a
+service after consecutive failures and lets one trial call through once its cool-down has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+from starlette.types import ASGIApp
+
+from boxoffice.platform.problems import ServiceUnavailable
+from boxoffice.platform.settings import Settings
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRYABLE_STATUS = frozenset({502, 503, 504})
+
+
+class CircuitOpen(ServiceUnavailable):
+    slug = "service-unavailable"
+
+
+class CircuitBreaker:
+    """closed -> (``failures`` in a row) -> open -> (``reset_after`` s) -> half-open -> one trial."""
+
+    def __init__(self, *, failures: int = 5, reset_after: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        self.threshold = failures
+        self.reset_after = reset_after
+        self.clock = clock
+        self.failures = 0
+        self.opened_at: float | None = None
+        self._trial_running = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half-open" if self.clock() - self.opened_at >= self.reset_after else "open"
+
+    def before_call(self) -> None:
+        state = self.state
+        if state == "open" or (state == "half-open" and self._trial_running):
+            raise CircuitOpen("the service is failing; calls are paused for a moment")
+        if state == "half-open":
+            self._trial_running = True
+
+    def record_success(self) -> None:
+        self.failures, self.opened_at, self._trial_running = 0, None, False
+
+    def record_failure(self) -> None:
+        self.failures += 1
+        self._trial_running = False
+        if self.failures >= self.threshold or self.opened_at is not None:
+            self.opened_at = self.clock()
+
+
+class ServiceClient:
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str | None = None,
+        app: ASGIApp | None = None,
+        timeout: float = 5.0,
+        retries: int = 2,
+        breaker: CircuitBreaker | None = None,
+        backoff_base: float = 0.05,
+    ) -> None:
+        if (base_url is None) == (app is None):
+            raise ValueError("a service client needs exactly one of base_url or app")
+        transport = httpx.ASGITransport(app=app) if app is not None else None
+        self.name = name
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.breaker = breaker or CircuitBreaker()
+        self._http = httpx.AsyncClient(
+            base_url=base_url or f"http://{name}.internal",
+            transport=transport,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> httpx.Response:
+        method = method.upper()
+        headers = dict(headers or {})
+        retryable = method in IDEMPOTENT_METHODS or any(k.lower() == "idempotency-key" for k in headers)
+        attempts = 1 + (self.retries if retryable else 0)
+        for attempt in range(attempts):
+            self.breaker.before_call()
+            try:
+                response = await self._http.request(method, path, json=json, headers=headers, params=params)
+            except httpx.TransportError as exc:
+                self.breaker.record_failure()
+                if attempt + 1 >= attempts:
+                    raise ServiceUnavailable(f"{self.name} could not be reached") from exc
+            else:
+                if response.status_code not in RETRYABLE_STATUS:
+                    self.breaker.record_success()
+                    return response
+                self.breaker.record_failure()
+                if attempt + 1 >= attempts:
+                    return response
+            # Full jitter: spread retries of many callers so they do not arrive together.
+            await asyncio.sleep(random.uniform(0, self.backoff_base * 2**attempt))  # noqa: S311
+        raise AssertionError("unreachable")
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", path, **kwargs)
+
+
+class ServiceClients:
+    """Clients for every service, in-process where that service's app lives here, HTTP otherwise."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._local: dict[str, ASGIApp] = {}
+        self._clients: dict[str, ServiceClient] = {}
+
+    def register_local(self, name: str, app: ASGIApp) -> None:
+        self._local[name] = app
+
+    def get(self, name: str) -> ServiceClient:
+        client = self._clients.get(name)
+        if client is None:
+            s = self.settings
+            breaker = CircuitBreaker(failures=s.client_breaker_failures, reset_after=s.client_breaker_reset_seconds)
+            options: dict[str, Any] = {"timeout": s.client_timeout_seconds, "retries": s.client_retries}
+            if name in self._local:
+                client = ServiceClient(name, app=self._local[name], breaker=breaker, **options)
+            elif url := s.service_url(name):
+                client = ServiceClient(name, base_url=url, breaker=breaker, **options)
+            else:
+                raise LookupError(f"no way to reach {name}: not in this process and BOXOFFICE_{name.upper()}_URL unset")
+            self._clients[name] = client
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()

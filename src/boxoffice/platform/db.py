@@ -1,0 +1,177 @@
+"""Databases and the unit of work.
+
+Each service owns one database: a SQLite file under the data dir (embedded default) or PostgreSQL by URL.
+Writes go through a ``UnitOfWork``: one transaction that rolls back unless ``commit()`` is called, and that
+writes the service's outbox rows in that same transaction, so a state change and the events announcing it
+commit or vanish together.
+
+SQLite specifics, and why:
+
+- WAL, ``synchronous=NORMAL`` and a busy timeout: readers never block the writer, a commit costs no fsync
+  of the main file, and a second process (a CLI command, a migration) waits instead of failing.
+- Write transactions start with ``BEGIN IMMEDIATE`` on a pool of ONE connection: SQLite has one writer
+  anyway, so writers queue in-process on the pool instead of spinning on ``SQLITE_BUSY``, and a read-then-
+  write transaction can never fail to upgrade its lock. Reads use a separate pool with deferred begins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import DateTime, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeDecorator
+
+from boxoffice.platform.bus.envelope import Envelope, new_event
+from boxoffice.platform.bus.tables import outbox_insert
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit begins are wrong for us).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """The engines of one service's database, built in the lifespan, disposed at shutdown."""
+
+    def __init__(self, url: str, *, name: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.name = name
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.outbox_signal = asyncio.Event()
+        if self.is_sqlite:
+            database = make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+            self.read_engine = create_async_engine(url, pool_size=4, max_overflow=4)
+            _configure_sqlite(self.engine, immediate=True)
+            _configure_sqlite(self.read_engine, immediate=False)
+        else:
+            self.engine = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=30
+            )
+            self.read_engine = self.engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for queries only; its transaction is rolled back at the end."""
+        async with self.read_engine.connect() as conn:
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.read_engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
+
+
+class UnitOfWork:
+    """One write transaction. Rolls back unless ``commit()`` is called; collects outbox rows.
+
+    Usage::
+
+        async with db.uow() as uow:
+            await uow.conn.execute(...)
+            uow.publish("ticket-bookings", "booking.order-confirmed", key=str(event_id), data={...})
+            await uow.commit()
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: AsyncConnection | None = None
+        self._events: list[Envelope] = []
+        self._committed = False
+
+    @property
+    def conn(self) -> AsyncConnection:
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._conn
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._conn = await self.db.engine.connect()
+        await self._conn.begin()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                await conn.rollback()
+        finally:
+            await conn.close()
+        if self._committed and self._events:
+            self.db.outbox_signal.set()
+
+    def publish(self, topic: str, type_: str, *, key: str, data: dict[str, Any], source: str | None = None) -> Envelope:
+        """Record an event to be written to the outbox with this transaction."""
+        envelope = new_event(type_, source=source or self.db.name, key=key, data=data, topic=topic)
+        self._events.append(envelope)
+        return envelope
+
+    @property
+    def events(self) -> Sequence[Envelope]:
+        return tuple(self._events)
+
+    async def commit(self) -> None:
+        if self._events:
+            await self.conn.execute(outbox_insert(), [e.outbox_row() for e in self._events])
+        await self.conn.commit()
+        self._committed = True
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every dialect (SQLite stores them naive; we give them back in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC-aware ones")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,106 @@
+"""Sending e-mail: the dev mailbox (files in the data dir, readable at /api/dev/mailbox) or SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from boxoffice.platform.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    to: str
+    subject: str
+    text: str
+    sent_at: datetime
+
+
+class Mailer(Protocol):
+    async def send(self, to: str, subject: str, text: str) -> None: ...
+
+
+def _message(sender: str, to: str, subject: str, text: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = f"<{uuid.uuid4().hex}@boxoffice.localhost>"
+    message.set_content(text)
+    return message
+
+
+class DevMailbox:
+    """Every message is an .eml file under ``<data dir>/mailbox``; nothing leaves the machine."""
+
+    def __init__(self, directory: Path, *, sender: str) -> None:
+        self.directory = directory
+        self.sender = sender
+
+    async def send(self, to: str, subject: str, text: str) -> None:
+        message = _message(self.sender, to, subject, text)
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.eml"
+        await asyncio.to_thread(self._write, name, message.as_bytes())
+
+    def _write(self, name: str, data: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        partial = self.directory / f".{name}.tmp"
+        partial.write_bytes(data)
+        partial.rename(self.directory / name)  # readers never see half a message
+
+    def messages(self, to: str | None = None, *, limit: int = 50) -> list[Mail]:
+        """Newest first, optionally only those addressed to ``to`` (case-insensitive)."""
+        if not self.directory.exists():
+            return []
+        found: list[Mail] = []
+        parser = BytesParser(policy=email.policy.default)
+        for path in sorted(self.directory.glob("*.eml"), reverse=True):
+            message = parser.parsebytes(path.read_bytes())
+            if to is not None and str(message["To"]).strip().lower() != to.strip().lower():
+                continue
+            body = message.get_body(("plain",))
+            found.append(
+                Mail(
+                    to=str(message["To"]),
+                    subject=str(message["Subject"]),
+                    text=body.get_content() if body is not None else "",  # type: ignore[attr-defined]
+                    sent_at=parsedate_to_datetime(str(message["Date"])),
+                )
+            )
+            if len(found) >= limit:
+                break
+        return found
+
+
+class SmtpMailer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def send(self, to: str, subject: str, text: str) -> None:
+        s = self.settings
+        await aiosmtplib.send(
+            _message(s.mail_from, to, subject, text),
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            start_tls=s.smtp_starttls,
+            timeout=s.smtp_timeout_seconds,
+        )
+
+
+def build_mailer(settings: Settings) -> Mailer:
+    if settings.mail_backend == "smtp":
+        return SmtpMailer(settings)
+    return DevMailbox(settings.data_dir / "mailbox", sender=settings.mail_from)

@@ -1,0 +1,62 @@
+"""Prometheus metrics: HTTP per route, the bus, and business counters services add with ``counter``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HTTP_REQUESTS = Counter(
+    "boxoffice_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "boxoffice_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["service", "method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+BUS_PUBLISHED = Counter("boxoffice_bus_events_published_total", "Events moved from an outbox to the bus", ["service"])
+BUS_CONSUMED = Counter("boxoffice_bus_events_consumed_total", "Events handled by a consumer group", ["group", "topic"])
+OUTBOX_BACKLOG = Gauge("boxoffice_outbox_backlog", "Events waiting in a service's outbox (0 once drained)", ["service"])
+
+
+def counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
+    """A business counter, e.g. ``counter("boxoffice_users_registered_total", "...")``."""
+    return Counter(name, documentation, list(labels))
+
+
+def metrics_response() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware:
+    """Counts and times requests per route template (``/api/holds/{hold_id}``, not every id)."""
+
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route: Any = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, method, template).observe(time.perf_counter() - start)

@@ -1,0 +1,72 @@
+"""Problems on the wire: problem+json responses and the FastAPI exception handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from boxoffice.platform.jsonutil import dumps
+from boxoffice.platform.problems import PROBLEM_CONTENT_TYPE, BadRequest, Problem, Unprocessable
+
+log = structlog.get_logger("boxoffice.problems")
+
+
+def problem_response(problem: Problem) -> Response:
+    return Response(
+        dumps(problem.body()),
+        status_code=problem.status,
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers=problem.headers,
+    )
+
+
+def _describe_validation_error(errors: list[Any]) -> tuple[str, str, list[dict[str, Any]]]:
+    """Turn pydantic's errors into (slug, detail, invalid-params) a client can act on."""
+    params = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+        params.append({"name": ".".join(loc) or "body", "reason": str(error.get("msg", "invalid"))})
+        if error.get("type") == "json_invalid":
+            return "malformed-json", "The request body is not valid JSON.", params
+    first = params[0] if params else {"name": "body", "reason": "invalid"}
+    detail = f"{first['name']}: {first['reason']}"
+    if len(params) > 1:
+        detail += f" (and {len(params) - 1} more)"
+    return "validation-error", detail, params
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> Response:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        slug, detail, params = _describe_validation_error(list(exc.errors()))
+        if slug == "malformed-json":
+            return problem_response(BadRequest(detail, slug=slug, title="Malformed JSON"))
+        return problem_response(
+            Unprocessable(detail, slug=slug, title="Validation error", invalid_params=params)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+        problem = Problem(
+            str(exc.detail),
+            slug={404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error"),
+            title=titles.get(exc.status_code, "HTTP error"),
+            headers=exc.headers,
+        )
+        problem.status = exc.status_code
+        return problem_response(problem)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", path=request.url.path, exc_info=exc)
+        return problem_response(Problem("An unexpected error occurred; it has been logged."))

