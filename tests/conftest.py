@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.postgres import create_database, postgres_server
+from tests.harness.smtp import Inbox, smtp_server
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +34,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
     return create_database(request.getfixturevalue("postgres_admin_url"))
+
+
+@pytest.fixture
+def smtp() -> Iterator[Inbox]:
+    """A real SMTP server (aiosmtpd) on loopback; ``smtp.messages`` is what it received."""
+    with smtp_server() as inbox:
+        yield inbox

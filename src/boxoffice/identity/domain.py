@@ -141,7 +141,8 @@ def resend_wait(state: OtpState | None, *, now: datetime, interval: timedelta) -
 def lockout_after_failure(failures: int, *, now: datetime, max_failures: int, lockout: timedelta) -> datetime | None:
     if failures < max_failures:
         return None
-    return now + lockout * 2 ** min(failures - max_failures, 6)
+    until: datetime = now + lockout * 2 ** min(failures - max_failures, 6)
+    return until
 
 
 def seconds_locked(locked_until: datetime | None, now: datetime) -> int:

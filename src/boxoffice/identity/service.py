@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import ClassVar
 
 import structlog
@@ -13,6 +11,7 @@ from fastapi import APIRouter
 
 from boxoffice.identity import handlers
 from boxoffice.identity.keys import KeyRing
+from boxoffice.platform.aio import wait_event
 from boxoffice.platform.app import Service, Worker
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
@@ -31,9 +30,6 @@ class IdentityService(Service):
         self.mailer: Mailer = build_mailer(settings)
         self.mail_signal = asyncio.Event()
         self._keyring: KeyRing | None = None
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
     def keyring(self) -> KeyRing:
         if self._keyring is None:
@@ -67,5 +63,4 @@ class IdentityService(Service):
                 backoff = min(backoff * 2, 60.0)
                 continue
             if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.mail_signal.wait(), 1.0)
+                await wait_event(self.mail_signal, 1.0)

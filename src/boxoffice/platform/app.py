@@ -8,8 +8,9 @@ lists its routers, consumers and workers. Everything that needs I/O (engines, ke
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
@@ -21,7 +22,7 @@ from boxoffice.platform.bus.consumer import Handler, run_consumer
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.bus.relay import Relay
 from boxoffice.platform.clients import ServiceClients
-from boxoffice.platform.db import Database
+from boxoffice.platform.db import Database, utcnow
 from boxoffice.platform.limits import BodyLimitMiddleware
 from boxoffice.platform.metrics import MetricsMiddleware, metrics_response
 from boxoffice.platform.observability import RequestIdMiddleware
@@ -29,7 +30,7 @@ from boxoffice.platform.problem_http import install_problem_handlers, problem_re
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.platform.settings import Settings
 
-Worker = Callable[[], Awaitable[None]]
+Worker = Callable[[], Coroutine[Any, Any, None]]
 
 
 class Startable(Protocol):
@@ -51,6 +52,11 @@ class Service:
         self.db = Database(settings.database_url(self.name), name=self.name)
         self.verifier = TokenVerifier.from_client(lambda: clients.get("identity"))
         self.relay = Relay(self.db, bus)
+        self.clock: Callable[[], datetime] = utcnow
+        """Where the service reads the time: a test seam (tests move it forward instead of sleeping)."""
+
+    def now(self) -> datetime:
+        return self.clock()
 
     # What a service fills in.
     def routers(self) -> Sequence[APIRouter]:

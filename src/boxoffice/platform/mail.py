@@ -74,7 +74,7 @@ class DevMailbox:
                 Mail(
                     to=str(message["To"]),
                     subject=str(message["Subject"]),
-                    text=body.get_content() if body is not None else "",  # type: ignore[attr-defined]
+                    text=body.get_content() if body is not None else "",
                     sent_at=parsedate_to_datetime(str(message["Date"])),
                 )
             )

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
+from typing import Any
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from boxoffice.platform.aio import wait_event
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.bus.tables import outbox_batch, outbox_delete
@@ -36,7 +38,7 @@ class Relay:
     async def relay_once(self) -> int:
         """Publish one batch; returns how many events it moved."""
         async with self.db.read() as conn:
-            rows = (await conn.execute(outbox_batch(self.batch_size))).all()
+            rows: list[Any] = list((await conn.execute(outbox_batch(self.batch_size))).all())
         if not rows:
             OUTBOX_BACKLOG.labels(self.db.name).set(0)
             return 0
@@ -78,8 +80,7 @@ class Relay:
                     backoff = self.idle_interval
                     if moved == self.batch_size:
                         continue
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.db.outbox_signal.wait(), self.idle_interval)
+                    await wait_event(self.db.outbox_signal, self.idle_interval)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from boxoffice.platform.aio import wait_event
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Record
 from boxoffice.platform.db import Database
@@ -248,10 +249,7 @@ class SqlConsumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), min(remaining, self.bus.poll_interval))
-            except TimeoutError:
-                pass
+            await wait_event(self._wakeup, min(remaining, self.bus.poll_interval))
 
     async def commit(self, records: Sequence[Record]) -> None:
         if not records:

@@ -83,10 +83,9 @@ async def claim_inbox(conn: AsyncConnection, group: str, event_id: str) -> bool:
     dialect = conn.dialect.name
     values = {"consumer_group": group, "event_id": event_id}
     if dialect == "postgresql":
-        stmt = postgresql.insert(INBOX).values(values).on_conflict_do_nothing()
+        result = await conn.execute(postgresql.insert(INBOX).values(values).on_conflict_do_nothing())
     elif dialect == "sqlite":
-        stmt = sqlite.insert(INBOX).values(values).on_conflict_do_nothing()
+        result = await conn.execute(sqlite.insert(INBOX).values(values).on_conflict_do_nothing())
     else:  # pragma: no cover - only the two dialects above are supported
         raise RuntimeError(f"unsupported dialect {dialect}")
-    result = await conn.execute(stmt)
     return bool(result.rowcount == 1)

@@ -1,0 +1,240 @@
+"""Identity against real databases (SQLite and PostgreSQL), through the gateway, with the real workers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from boxoffice.platform.settings import Settings
+from tests.harness.app import FakeClock, Running, running, wait_for
+
+PASSWORD = "a-long-ticket-password"
+
+
+@pytest.fixture
+async def app(tmp_path: Path, db_url: str) -> AsyncIterator[Running]:
+    settings = Settings(
+        data_dir=tmp_path,
+        identity_database_url=db_url,
+        admin_email="boss@example.com",
+        admin_password="boss-password-2026",
+    )
+    async with running(settings, ["identity"]) as app:
+        yield app
+
+
+async def latest_code(client: httpx.AsyncClient, email: str) -> str:
+    async def fetch() -> str | None:
+        items = (await client.get("/api/dev/mailbox", params={"to": email})).json()["items"]
+        return items[0]["text"] if items else None
+
+    text = await wait_for(fetch)
+    match = re.search(r"\b(\d{6})\b", text)
+    assert match, text
+    return match.group(1)
+
+
+async def register(client: httpx.AsyncClient, email: str = "fan@example.com") -> dict[str, object]:
+    response = await client.post("/api/auth/register", json={"email": email, "password": PASSWORD, "name": "Fan"})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def signed_up(client: httpx.AsyncClient, email: str = "fan@example.com") -> dict[str, str]:
+    await register(client, email)
+    code = await latest_code(client, email)
+    response = await client.post("/api/auth/verify", json={"email": email, "code": code})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def problem_type(response: httpx.Response) -> str:
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    return str(response.json()["type"])
+
+
+async def test_signup_verify_and_profile(app: Running) -> None:
+    body = await register(app.client, "Ann@Example.com")
+    assert body["email"] == "ann@example.com" and body["verified"] is False
+    tokens = await signed_up_after_register(app.client, "ann@example.com")
+    assert tokens["token_type"] == "bearer" and tokens["expires_in"] == 900
+    me = await app.client.get("/api/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert me.status_code == 200
+    assert me.json() == {"id": body["id"], "email": "ann@example.com", "name": "Fan", "roles": ["customer"], "verified": True}
+
+
+async def signed_up_after_register(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    code = await latest_code(client, email)
+    response = await client.post("/api/auth/verify", json={"email": email, "code": code})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_access_token_is_eddsa_and_verifies_with_the_published_jwks(app: Running) -> None:
+    tokens = await signed_up(app.client)
+    jwks = (await app.client.get("/.well-known/jwks.json")).json()
+    header = jwt.get_unverified_header(tokens["access_token"])
+    assert header["alg"] == "EdDSA"
+    key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+    assert key["kty"] == "OKP" and key["crv"] == "Ed25519" and "d" not in key
+    claims = jwt.decode(tokens["access_token"], jwt.PyJWK(key), algorithms=["EdDSA"], audience="boxoffice")
+    assert claims["exp"] - claims["iat"] == 900
+
+
+async def test_tampered_or_missing_tokens_are_refused(app: Running) -> None:
+    tokens = await signed_up(app.client)
+    head, payload, signature = tokens["access_token"].split(".")
+    forged = f"{head}.{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}.{signature}"
+    for headers in ({}, {"Authorization": f"Bearer {forged}"}, {"Authorization": "Basic abc"}):
+        response = await app.client.get("/api/me", headers=headers)
+        assert response.status_code == 401, headers
+        assert problem_type(response).startswith("/problems/")
+
+
+async def test_wrong_codes_lock_the_code_after_five_tries(app: Running) -> None:
+    await register(app.client)
+    code = await latest_code(app.client, "fan@example.com")
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for _ in range(5):
+        response = await app.client.post("/api/auth/verify", json={"email": "fan@example.com", "code": wrong})
+        assert response.status_code == 400 and problem_type(response) == "/problems/invalid-code"
+    response = await app.client.post("/api/auth/verify", json={"email": "fan@example.com", "code": code})
+    assert response.status_code == 400 and problem_type(response) == "/problems/code-locked"
+
+
+async def test_code_expires_after_ten_minutes_and_resend_is_limited(app: Running) -> None:
+    clock = FakeClock()
+    app.service("identity").clock = clock
+    await register(app.client)
+    code = await latest_code(app.client, "fan@example.com")
+    resend = await app.client.post("/api/auth/resend", json={"email": "fan@example.com"})
+    assert resend.status_code == 429 and int(resend.headers["Retry-After"]) > 0
+    clock.advance(minutes=10, seconds=1)
+    response = await app.client.post("/api/auth/verify", json={"email": "fan@example.com", "code": code})
+    assert response.status_code == 400 and problem_type(response) == "/problems/code-expired"
+    assert (await app.client.post("/api/auth/resend", json={"email": "fan@example.com"})).status_code == 202
+
+    async def new_code() -> str | None:
+        latest = await latest_code(app.client, "fan@example.com")
+        items = (await app.client.get("/api/dev/mailbox", params={"to": "fan@example.com"})).json()["items"]
+        return latest if len(items) == 2 else None
+
+    fresh = await wait_for(new_code)
+    assert (await app.client.post("/api/auth/verify", json={"email": "fan@example.com", "code": fresh})).status_code == 200
+
+
+async def test_resend_for_unknown_address_says_nothing(app: Running) -> None:
+    response = await app.client.post("/api/auth/resend", json={"email": "nobody@example.com"})
+    assert response.status_code == 202
+    await asyncio.sleep(0.2)
+    assert (await app.client.get("/api/dev/mailbox", params={"to": "nobody@example.com"})).json()["items"] == []
+
+
+async def test_login_rules(app: Running) -> None:
+    await register(app.client)
+    unverified = await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": PASSWORD})
+    assert unverified.status_code == 403 and problem_type(unverified) == "/problems/not-verified"
+    await signed_up_after_register(app.client, "fan@example.com")
+    wrong_password = await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": "nope-nope-nope"})
+    unknown_user = await app.client.post("/api/auth/login", json={"email": "ghost@example.com", "password": PASSWORD})
+    assert wrong_password.status_code == unknown_user.status_code == 401
+    assert wrong_password.json()["detail"] == unknown_user.json()["detail"]  # says not which part was wrong
+    ok = await app.client.post("/api/auth/login", json={"email": "FAN@example.com", "password": PASSWORD})
+    assert ok.status_code == 200 and ok.json()["access_token"]
+
+
+async def test_repeated_failures_are_throttled(app: Running) -> None:
+    await signed_up(app.client)
+    for _ in range(5):
+        response = await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": "wrong-password-x"})
+        assert response.status_code == 401
+    throttled = await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": PASSWORD})
+    assert throttled.status_code == 429 and problem_type(throttled) == "/problems/login-throttled"
+    assert int(throttled.headers["Retry-After"]) > 0
+    clock = FakeClock()
+    app.service("identity").clock = clock
+    clock.advance(minutes=6)
+    assert (await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": PASSWORD})).status_code == 200
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(app: Running) -> None:
+    first = await signed_up(app.client)
+    second = await app.client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200
+    assert second.json()["refresh_token"] != first["refresh_token"]
+    reuse = await app.client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert reuse.status_code == 401 and problem_type(reuse) == "/problems/invalid-refresh-token"
+    # The thief's replay ended the family: the legitimate newer token no longer works either.
+    after = await app.client.post("/api/auth/refresh", json={"refresh_token": second.json()["refresh_token"]})
+    assert after.status_code == 401
+
+
+async def test_concurrent_refreshes_of_one_token_yield_one_pair(app: Running) -> None:
+    tokens = await signed_up(app.client)
+    results = await asyncio.gather(
+        *[app.client.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]}) for _ in range(4)]
+    )
+    assert sorted(r.status_code for r in results) == [200, 401, 401, 401]
+
+
+async def test_password_policy(app: Running) -> None:
+    for password, reason in [("short", "at least 10"), ("password1234", "commonly used"), ("fan@example.com", "e-mail")]:
+        response = await app.client.post(
+            "/api/auth/register", json={"email": "fan@example.com", "password": password, "name": "Fan"}
+        )
+        assert response.status_code == 422 and problem_type(response) == "/problems/weak-password"
+        assert reason in response.json()["detail"]
+    await register(app.client)
+    again = await app.client.post("/api/auth/register", json={"email": "fan@example.com", "password": PASSWORD, "name": "F"})
+    assert again.status_code == 409 and problem_type(again) == "/problems/email-taken"
+
+
+async def test_admin_from_settings_exists_verified(app: Running) -> None:
+    response = await app.client.post("/api/auth/login", json={"email": "boss@example.com", "password": "boss-password-2026"})
+    assert response.status_code == 200
+    me = await app.client.get("/api/me", headers={"Authorization": f"Bearer {response.json()['access_token']}"})
+    assert "admin" in me.json()["roles"] and me.json()["verified"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind"),
+    [
+        (b"{not json", 400, "/problems/malformed-json"),
+        (b'{"email": "a@example.com", "password": "long-enough-pw", "name": "A", "role": "admin"}', 422, "/problems/validation-error"),
+        (b'{"email": "not-an-email", "password": "long-enough-pw", "name": "A"}', 422, "/problems/validation-error"),
+        (b"[]", 422, "/problems/validation-error"),
+    ],
+)
+async def test_bad_input_is_a_clear_4xx_and_changes_nothing(app: Running, body: bytes, status: int, kind: str) -> None:
+    response = await app.client.post("/api/auth/register", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status
+    assert problem_type(response) == kind
+    assert "Traceback" not in response.text
+    assert (await app.client.get("/api/dev/mailbox")).json()["items"] == []
+
+
+async def test_too_large_body_is_413(app: Running) -> None:
+    response = await app.client.post(
+        "/api/auth/register", content=b"{" + b" " * 2_000_000 + b"}", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413 and problem_type(response) == "/problems/payload-too-large"
+
+
+async def test_unknown_api_path_is_a_problem_404(app: Running) -> None:
+    response = await app.client.get("/api/nothing-here")
+    assert response.status_code == 404 and problem_type(response) == "/problems/not-found"
+
+
+async def test_health_readiness_and_metrics(app: Running) -> None:
+    assert (await app.client.get("/healthz")).json() == {"status": "ok"}
+    assert (await app.client.get("/readyz")).json() == {"status": "ready"}
+    await register(app.client)
+    metrics = (await app.client.get("/metrics")).text
+    assert 'boxoffice_http_requests_total{method="POST",route="/api/auth/register",service="identity",status="201"}' in metrics
+    assert "boxoffice_users_registered_total" in metrics
