@@ -64,7 +64,7 @@ def migrate_all(settings: Settings, names: Sequence[str] | None = None) -> None:
 
 def gateway_routes(service: type[Service]) -> list[str]:
     """The paths the gateway sends to a service: its own, plus its API docs under /api/<name>/."""
-    return [*service.routes, f"/api/{service.name}/"]
+    return [*service.routes, f"/api/{service.name}"]
 
 
 class Runtime:

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from boxoffice.identity import domain
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+SECRET = b"test-secret"
+
+
+def state(code: str = "123456", *, attempts: int = 0, age: timedelta = timedelta(0)) -> domain.OtpState:
+    return domain.OtpState(
+        code_hash=domain.otp_digest(SECRET, "u1", code),
+        expires_at=NOW - age + timedelta(minutes=10),
+        attempts=attempts,
+        sent_at=NOW - age,
+    )
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("short1!", "at least 10"),
+        ("password123", "commonly used"),
+        ("Qwertyuiop", "commonly used"),
+        ("aaaaaaaaaaaa", "different characters"),
+        ("ann@example.com", "e-mail"),
+    ],
+)
+def test_weak_passwords_are_refused_with_a_reason(password: str, reason: str) -> None:
+    problems = domain.password_problems(password, email="ann@example.com", name="Ann")
+    assert any(reason in p for p in problems), problems
+
+
+def test_a_long_uncommon_password_is_accepted() -> None:
+    assert domain.password_problems("blue-train-to-glasgow", email="ann@example.com", name="Ann") == []
+
+
+def test_codes_are_six_digits() -> None:
+    codes = {domain.new_otp_code() for _ in range(200)}
+    assert all(len(c) == 6 and c.isdigit() for c in codes)
+    assert len(codes) > 150
+
+
+def test_right_code_passes_wrong_code_says_tries_left() -> None:
+    domain.check_otp(state(), digest=domain.otp_digest(SECRET, "u1", "123456"), now=NOW, max_attempts=5)
+    with pytest.raises(domain.InvalidCode) as wrong:
+        domain.check_otp(state(attempts=1), digest=domain.otp_digest(SECRET, "u1", "654321"), now=NOW, max_attempts=5)
+    assert wrong.value.extra["tries_left"] == 3
+
+
+def test_code_is_bound_to_its_user_and_secret() -> None:
+    assert domain.otp_digest(SECRET, "u1", "123456") != domain.otp_digest(SECRET, "u2", "123456")
+    assert domain.otp_digest(SECRET, "u1", "123456") != domain.otp_digest(b"other", "u1", "123456")
+
+
+def test_expired_and_locked_codes_fail_even_when_right() -> None:
+    right = domain.otp_digest(SECRET, "u1", "123456")
+    with pytest.raises(domain.CodeExpired):
+        domain.check_otp(state(age=timedelta(minutes=10)), digest=right, now=NOW, max_attempts=5)
+    with pytest.raises(domain.CodeLocked):
+        domain.check_otp(state(attempts=5), digest=right, now=NOW, max_attempts=5)
+    with pytest.raises(domain.InvalidCode):
+        domain.check_otp(None, digest=right, now=NOW, max_attempts=5)
+
+
+@given(st.integers(min_value=0, max_value=120))
+def test_resend_wait_is_never_negative_and_zero_after_the_interval(age_seconds: int) -> None:
+    wait = domain.resend_wait(state(age=timedelta(seconds=age_seconds)), now=NOW, interval=timedelta(seconds=60))
+    assert wait == max(0, 60 - age_seconds)
+
+
+@given(st.integers(min_value=0, max_value=50))
+def test_lockout_starts_at_the_limit_and_grows(failures: int) -> None:
+    until = domain.lockout_after_failure(failures, now=NOW, max_failures=5, lockout=timedelta(minutes=5))
+    if failures < 5:
+        assert until is None
+    else:
+        assert until is not None and until >= NOW + timedelta(minutes=5)
+        longer = domain.lockout_after_failure(failures + 1, now=NOW, max_failures=5, lockout=timedelta(minutes=5))
+        assert longer is not None and longer >= until
+
+
+@pytest.mark.parametrize("token", ["", "abc", ".secret", "id.", "x" * 300])
+def test_malformed_refresh_tokens(token: str) -> None:
+    with pytest.raises(domain.InvalidRefreshToken):
+        domain.split_refresh_token(token)

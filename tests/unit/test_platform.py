@@ -1,0 +1,77 @@
+"""Platform rules that need no I/O: settings, the circuit breaker, gateway routing, envelopes."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from boxoffice.platform.bus.envelope import Envelope, new_event
+from boxoffice.platform.clients import CircuitBreaker, CircuitOpen
+from boxoffice.platform.gateway import compile_pattern
+from boxoffice.platform.settings import Settings
+
+
+def test_production_refuses_default_secret_and_dev_mailbox() -> None:
+    with pytest.raises(ValidationError) as error:
+        Settings(mode="production")
+    assert "BOXOFFICE_SECRET_KEY" in str(error.value) and "dev mailbox" in str(error.value)
+    Settings(mode="production", secret_key="x" * 40, mail_backend="smtp")
+
+
+def test_database_urls_default_to_sqlite_in_the_data_dir(tmp_path: object) -> None:
+    settings = Settings(data_dir="/srv/box", booking_database_url="postgresql+asyncpg://db/booking")
+    assert settings.database_url("identity") == "sqlite+aiosqlite:////srv/box/identity.db"
+    assert settings.database_url("booking") == "postgresql+asyncpg://db/booking"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_breaker_opens_after_failures_and_half_opens_for_one_trial() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=3, reset_after=10, clock=clock)
+    for _ in range(3):
+        breaker.before_call()
+        breaker.record_failure()
+    assert breaker.state == "open"
+    with pytest.raises(CircuitOpen):
+        breaker.before_call()
+    clock.t = 10
+    breaker.before_call()  # the one trial
+    with pytest.raises(CircuitOpen):
+        breaker.before_call()  # a second caller waits while the trial runs
+    breaker.record_failure()
+    assert breaker.state == "open"
+    clock.t = 20
+    breaker.before_call()
+    breaker.record_success()
+    assert breaker.state == "closed"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "matches"),
+    [
+        ("/api/orders/{}/payment", "/api/orders/123/payment", True),
+        ("/api/orders/{}/payment", "/api/orders/123", False),
+        ("/api/orders", "/api/orders/123/cancel", True),
+        ("/api/orders", "/api/ordersx", False),
+        ("/api/me", "/api/me", True),
+        ("/.well-known/jwks.json", "/.well-known/jwks.json", True),
+    ],
+)
+def test_gateway_patterns(pattern: str, path: str, matches: bool) -> None:
+    assert bool(compile_pattern(pattern).match(path)) is matches
+
+
+def test_envelope_round_trip_and_partition_by_key() -> None:
+    event = new_event("booking.order-confirmed", source="booking", key="ev-1", data={"n": 1}, topic="ticket-bookings")
+    back = Envelope.from_json(event.to_json(), topic="ticket-bookings")
+    assert back == event
+    assert {new_event("t", source="s", key="ev-1", data={}, topic="x").partition(8) for _ in range(20)} == {
+        event.partition(8)
+    }
