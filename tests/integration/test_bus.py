@@ -188,7 +188,7 @@ class Harness:
 
         # The group's name on the bus is unique to the test: the session's broker holds many tests' groups.
         consumer = self.bus.consumer(f"{group}-{self.topic}", [self.topic])
-        task = asyncio.create_task(run_consumer(consumer, apply, max_backoff=0.5))
+        task = asyncio.create_task(run_consumer(consumer, apply, max_backoff=0.2))
         self._tasks.append(task)
         self._consumers[group] = task
 

@@ -9,11 +9,16 @@ Use in a router::
     @router.get("/api/things")
     async def list_things(user: CurrentUser) -> ...
     @router.post("/api/things", dependencies=[Depends(require_role("admin"))])
+
+Service-to-service endpoints live under ``/internal/`` (the gateway routes no such path) and require the
+internal token that every ``ServiceClient`` sends (``require_internal``): a user holding a valid access token
+still cannot, say, confirm an order without paying.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ import jwt
 from fastapi import Depends, Request
 
 from boxoffice.platform.clients import ServiceClient
+from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.problems import Forbidden, ServiceUnavailable, Unauthorized
 
 ISSUER = "boxoffice-identity"
@@ -154,3 +160,11 @@ def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
         return user
 
     return dependency
+
+
+async def require_internal(request: Request) -> None:
+    """Lets through only calls from another boxoffice service."""
+    presented = request.headers.get(INTERNAL_HEADER, "")
+    expected = internal_token(request.app.state.service.settings.secret)
+    if not hmac.compare_digest(presented, expected):
+        raise Forbidden("This endpoint is for boxoffice services only.")

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from starlette.types import ASGIApp
 
+from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.platform.settings import Settings
 
@@ -74,6 +75,7 @@ class ServiceClient:
         retries: int = 2,
         breaker: CircuitBreaker | None = None,
         backoff_base: float = 0.05,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         if (base_url is None) == (app is None):
             raise ValueError("a service client needs exactly one of base_url or app")
@@ -86,6 +88,7 @@ class ServiceClient:
             base_url=base_url or f"http://{name}.internal",
             transport=transport,
             timeout=httpx.Timeout(timeout),
+            headers=dict(headers or {}),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
 
@@ -147,7 +150,11 @@ class ServiceClients:
         if client is None:
             s = self.settings
             breaker = CircuitBreaker(failures=s.client_breaker_failures, reset_after=s.client_breaker_reset_seconds)
-            options: dict[str, Any] = {"timeout": s.client_timeout_seconds, "retries": s.client_retries}
+            options: dict[str, Any] = {
+                "timeout": s.client_timeout_seconds,
+                "retries": s.client_retries,
+                "headers": {INTERNAL_HEADER: internal_token(s.secret)},
+            }
             if name in self._local:
                 client = ServiceClient(name, app=self._local[name], breaker=breaker, **options)
             elif url := s.service_url(name):

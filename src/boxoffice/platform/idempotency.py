@@ -1,0 +1,94 @@
+"""``Idempotency-Key`` for creating requests: the same key and body get the first answer again.
+
+The record is written in the SAME transaction as the effect it answers for, so a retry either finds the
+committed answer or finds nothing and does the work; two racing requests with one key cannot both win (the
+second one's insert hits the primary key, rolls back, and replays the first one's answer).
+Same key with a different body -> 422.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from boxoffice.platform.db import UtcDateTime
+from boxoffice.platform.jsonutil import dumps, loads
+from boxoffice.platform.problems import Unprocessable
+
+MAX_KEY_LENGTH = 200
+
+
+class IdempotencyMismatch(Unprocessable):
+    slug, title = "idempotency-key-reused", "Idempotency-Key reused"
+
+
+def add_idempotency_table(metadata: MetaData) -> Table:
+    return Table(
+        "idempotency_keys",
+        metadata,
+        Column("owner", String(64), primary_key=True),
+        Column("scope", String(64), primary_key=True),
+        Column("key", String(MAX_KEY_LENGTH), primary_key=True),
+        Column("request_hash", String(64), nullable=False),
+        Column("status_code", Integer, nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+    )
+
+
+_metadata = MetaData()
+IDEMPOTENCY = add_idempotency_table(_metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status_code: int
+    body: Any
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(dumps(body)).hexdigest()
+
+
+async def find(conn: AsyncConnection, *, owner: str, scope: str, key: str, body_hash: str) -> StoredResponse | None:
+    row = (
+        await conn.execute(
+            select(IDEMPOTENCY.c.request_hash, IDEMPOTENCY.c.status_code, IDEMPOTENCY.c.body).where(
+                IDEMPOTENCY.c.owner == owner, IDEMPOTENCY.c.scope == scope, IDEMPOTENCY.c.key == key
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != body_hash:
+        raise IdempotencyMismatch("This Idempotency-Key was used with a different request body.")
+    return StoredResponse(row.status_code, loads(row.body))
+
+
+async def record(
+    conn: AsyncConnection,
+    *,
+    owner: str,
+    scope: str,
+    key: str,
+    body_hash: str,
+    status_code: int,
+    body: Any,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        IDEMPOTENCY.insert().values(
+            owner=owner,
+            scope=scope,
+            key=key,
+            request_hash=body_hash,
+            status_code=status_code,
+            body=dumps(body).decode(),
+            created_at=now,
+        )
+    )
