@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     max_body_bytes: int = 1_048_576
+    demo: bool = True
+    """Seed demo events, stations and trains when the catalog is empty (BOXOFFICE_DEMO=0 starts empty)."""
 
     # Databases: SQLite per service under data_dir unless a URL is given (postgresql+asyncpg://...).
     identity_database_url: str | None = None
