@@ -25,7 +25,9 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from boxoffice.booking.service import BookingService
 from boxoffice.identity.service import IdentityService
+from boxoffice.payments.service import PaymentsService
 from boxoffice.platform.app import Service
 from boxoffice.platform.bus.factory import build_bus
 from boxoffice.platform.bus.port import Bus
@@ -37,6 +39,8 @@ from boxoffice.platform.settings import Settings
 
 SERVICES: dict[str, type[Service]] = {
     IdentityService.name: IdentityService,
+    BookingService.name: BookingService,
+    PaymentsService.name: PaymentsService,
 }
 
 log = structlog.get_logger("boxoffice.cli")

@@ -17,20 +17,23 @@ SQLite specifics, and why:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.bus.tables import outbox_insert
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -89,6 +92,21 @@ class Database:
         async with self.read_engine.connect() as conn:
             yield conn
 
+    async def transact(self, work: Callable[[UnitOfWork], Awaitable[T]], *, attempts: int = 3) -> T:
+        """Run ``work`` in a unit of work and commit; run it again if the database chose it as the victim
+        of a deadlock or a serialization failure (PostgreSQL), which rolled back everything it did."""
+        for attempt in range(attempts):
+            try:
+                async with self.uow() as uow:
+                    result = await work(uow)
+                    await uow.commit()
+                    return result
+            except DBAPIError as exc:
+                if attempt + 1 >= attempts or not _is_transient(exc):
+                    raise
+                await asyncio.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     async def ping(self) -> None:
         async with self.read_engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -97,6 +115,11 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in {"40001", "40P01"} or "deadlock detected" in str(exc.orig)
 
 
 class UnitOfWork:

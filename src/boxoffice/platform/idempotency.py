@@ -9,16 +9,18 @@ Same key with a different body -> 422.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.platform.db import UtcDateTime
+from boxoffice.platform.db import Database, UnitOfWork, UtcDateTime
 from boxoffice.platform.jsonutil import dumps, loads
-from boxoffice.platform.problems import Unprocessable
+from boxoffice.platform.problems import BadRequest, Unprocessable
 
 MAX_KEY_LENGTH = 200
 
@@ -92,3 +94,54 @@ async def record(
             created_at=now,
         )
     )
+
+
+async def run_idempotent(
+    db: Database,
+    work: Callable[[UnitOfWork], Awaitable[Any]],
+    *,
+    owner: str,
+    scope: str,
+    key: str | None,
+    body: Any,
+    status_code: int,
+    now: Callable[[], datetime],
+) -> StoredResponse:
+    """Run ``work`` in a transaction, or replay the answer a previous request with this key got.
+
+    ``work`` returns the JSON body of the answer; it is recorded with the transaction that produced it.
+    Errors are not recorded: a retry after a 409 tries again.
+    """
+    if key is None:
+        return StoredResponse(status_code, await db.transact(work))
+    if len(key) > MAX_KEY_LENGTH:
+        raise BadRequest(f"Idempotency-Key must be at most {MAX_KEY_LENGTH} characters.")
+    body_hash = request_hash(body)
+    async with db.read() as conn:
+        found = await find(conn, owner=owner, scope=scope, key=key, body_hash=body_hash)
+    if found is not None:
+        return found
+
+    async def work_and_record(uow: UnitOfWork) -> Any:
+        answer = await work(uow)
+        await record(
+            uow.conn,
+            owner=owner,
+            scope=scope,
+            key=key,
+            body_hash=body_hash,
+            status_code=status_code,
+            body=answer,
+            now=now(),
+        )
+        return answer
+
+    try:
+        return StoredResponse(status_code, await db.transact(work_and_record))
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer what it answered.
+        async with db.read() as conn:
+            found = await find(conn, owner=owner, scope=scope, key=key, body_hash=body_hash)
+        if found is None:
+            raise
+        return found

@@ -1,0 +1,337 @@
+"""Booking's tables and the conditional writes that keep the invariants.
+
+Every claim on inventory is ONE conditional write that fails rather than oversells:
+
+- general admission: ``UPDATE sections SET held = held + n WHERE ... AND sold + held + n <= capacity``
+- reserved seats: ``UPDATE seats SET status = 'held' ... WHERE seat_id IN (...) AND (free or held-but-expired)``
+  and the row count must equal the number of seats asked for;
+- train seats: the seats' rows are locked (PostgreSQL ``FOR UPDATE``, SQLite's single writer) before the
+  overlapping claims are checked, and confirmation takes the same locks.
+
+A hold moves out of ``active`` only through ``UPDATE holds ... WHERE status = 'active'``: confirmation,
+release and expiry race on that row and exactly one of them wins.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from boxoffice.booking.domain import HoldStatus
+from boxoffice.platform.bus.tables import add_messaging_tables
+from boxoffice.platform.db import UtcDateTime
+from boxoffice.platform.idempotency import add_idempotency_table
+
+metadata = MetaData()
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("name", String(300), nullable=False),
+    Column("venue", String(300), nullable=False),
+    Column("city", String(200), nullable=False),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("seating", String(16), nullable=False),
+)
+
+sections = Table(
+    "sections",
+    metadata,
+    Column("section_id", String(64), primary_key=True),
+    Column("event_id", String(64), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("price", Integer, nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("held", Integer, nullable=False, server_default="0"),
+    Column("sold", Integer, nullable=False, server_default="0"),
+)
+
+seats = Table(
+    "seats",
+    metadata,
+    Column("seat_id", String(64), primary_key=True),
+    Column("event_id", String(64), nullable=False),
+    Column("section_id", String(64), nullable=False),
+    Column("label", String(64), nullable=False),
+    Column("price", Integer, nullable=False),
+    Column("status", String(16), nullable=False, server_default="available"),
+    Column("hold_id", String(36), nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Index("ix_seats_event_status", "event_id", "status"),
+    Index("ix_seats_hold_id", "hold_id"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("train_number", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("stops", JSON, nullable=False),
+    Column("fares", JSON, nullable=False),  # {class_code: {"A>B": amount}}
+    Column("class_names", JSON, nullable=False),  # {class_code: name}
+)
+
+train_seats = Table(
+    "train_seats",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("seat_id", String(64), primary_key=True),
+    Column("class_code", String(16), nullable=False),
+    Column("label", String(64), nullable=False),
+    Index("ix_train_seats_class", "run_id", "class_code"),
+)
+
+train_claims = Table(
+    "train_claims",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("seat_id", String(64), nullable=False),
+    Column("from_index", Integer, nullable=False),
+    Column("to_index", Integer, nullable=False),
+    Column("hold_id", String(36), nullable=False, index=True),
+    Column("status", String(16), nullable=False),  # held | sold
+    Column("expires_at", UtcDateTime, nullable=True),
+    Index("ix_train_claims_seat", "run_id", "seat_id"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("event_id", String(64), nullable=False),  # the run id for trains
+    Column("section_id", String(64), nullable=True),
+    Column("class_code", String(16), nullable=True),
+    Column("origin", String(16), nullable=True),
+    Column("destination", String(16), nullable=True),
+    Column("from_index", Integer, nullable=True),
+    Column("to_index", Integer, nullable=True),
+    Column("quantity", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("items", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_holds_user_status", "user_id", "status"),
+    Index("ix_holds_section_status", "section_id", "status", "expires_at"),
+    Index("ix_holds_status_expires", "status", "expires_at"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("hold_id", String(36), nullable=False, unique=True),
+    Column("user_id", String(36), nullable=False, index=True),
+    Column("holder_name", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("items", JSON, nullable=False),
+    Column("payment_id", String(64), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("confirmed_at", UtcDateTime, nullable=True),
+    Column("cancelled_at", UtcDateTime, nullable=True),
+)
+
+# One row per customer: locked (PostgreSQL) while their limits are checked, so two concurrent holds of one
+# customer cannot both pass the check.
+customer_locks = Table("customer_locks", metadata, Column("user_id", String(36), primary_key=True))
+
+idempotency_keys = add_idempotency_table(metadata)
+outbox, inbox = add_messaging_tables(metadata)
+
+
+def _insert(conn: AsyncConnection, table: Table) -> Any:
+    return postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
+
+
+def is_postgres(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+# Inventory built from catalog events.
+async def upsert_event(conn: AsyncConnection, data: dict[str, Any], starts_at: datetime) -> None:
+    values = {
+        "event_id": data["event_id"],
+        "name": data["name"],
+        "venue": data["venue"],
+        "city": data["city"],
+        "starts_at": starts_at,
+        "currency": data["currency"],
+        "seating": data["seating"],
+    }
+    stmt = _insert(conn, events).values(values)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["event_id"], set_=values))
+
+
+async def upsert_section(conn: AsyncConnection, event_id: str, section: dict[str, Any]) -> None:
+    """New sections start empty; a republished one keeps what is held and sold (capacity may change)."""
+    values = {"name": section["name"], "price": section["price"], "capacity": section["capacity"]}
+    stmt = _insert(conn, sections).values(section_id=section["section_id"], event_id=event_id, held=0, sold=0, **values)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["section_id"], set_=values))
+
+
+async def insert_missing_seats(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(_insert(conn, seats).on_conflict_do_nothing(), rows)
+
+
+async def upsert_run(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    stmt = _insert(conn, runs).values(values)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_=values))
+
+
+async def insert_missing_train_seats(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(_insert(conn, train_seats).on_conflict_do_nothing(), rows)
+
+
+async def event_row(conn: AsyncConnection, event_id: str) -> Any:
+    return (await conn.execute(select(events).where(events.c.event_id == event_id))).first()
+
+
+async def run_row(conn: AsyncConnection, run_id: str) -> Any:
+    return (await conn.execute(select(runs).where(runs.c.run_id == run_id))).first()
+
+
+async def section_names(conn: AsyncConnection, event_id: str) -> dict[str, str]:
+    rows = await conn.execute(select(sections.c.section_id, sections.c.name).where(sections.c.event_id == event_id))
+    return {row.section_id: row.name for row in rows}
+
+
+async def section_row(conn: AsyncConnection, section_id: str) -> Any:
+    return (await conn.execute(select(sections).where(sections.c.section_id == section_id))).first()
+
+
+# Customers' limits.
+async def lock_customer(conn: AsyncConnection, user_id: str) -> None:
+    if is_postgres(conn):
+        await conn.execute(_insert(conn, customer_locks).values(user_id=user_id).on_conflict_do_nothing())
+        await conn.execute(select(customer_locks).where(customer_locks.c.user_id == user_id).with_for_update())
+
+
+async def customer_usage(conn: AsyncConnection, user_id: str, event_id: str, now: datetime) -> tuple[int, int]:
+    """(live holds of this customer, tickets held or bought for this event)."""
+    live = and_(holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at > now)
+    active = (
+        await conn.execute(select(func.count()).select_from(holds).where(holds.c.user_id == user_id, live))
+    ).scalar_one()
+    tickets = (
+        await conn.execute(
+            select(func.coalesce(func.sum(holds.c.quantity), 0)).where(
+                holds.c.user_id == user_id,
+                holds.c.event_id == event_id,
+                or_(live, holds.c.status == HoldStatus.CONFIRMED),
+            )
+        )
+    ).scalar_one()
+    return int(active), int(tickets)
+
+
+# Holds and orders.
+async def insert_hold(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(insert(holds).values(values))
+
+
+async def hold_row(conn: AsyncConnection, hold_id: str, *, for_update: bool = False) -> Any:
+    stmt = select(holds).where(holds.c.id == hold_id)
+    if for_update and is_postgres(conn):
+        stmt = stmt.with_for_update()
+    return (await conn.execute(stmt)).first()
+
+
+async def end_hold(
+    conn: AsyncConnection, hold_id: str, *, to: str, now: datetime, version: int | None = None, expired: bool | None
+) -> bool:
+    """Move an active hold to ``to``; False if it was no longer active (someone else ended it first).
+
+    ``expired``: True only if it has expired, False only if it has not, None either way.
+    """
+    conditions = [holds.c.id == hold_id, holds.c.status == HoldStatus.ACTIVE]
+    if version is not None:
+        conditions.append(holds.c.version == version)
+    if expired is True:
+        conditions.append(holds.c.expires_at <= now)
+    elif expired is False:
+        conditions.append(holds.c.expires_at > now)
+    result = await conn.execute(update(holds).where(*conditions).values(status=to, version=holds.c.version + 1))
+    return bool(result.rowcount == 1)
+
+
+async def set_hold_status(conn: AsyncConnection, hold_id: str, status: str) -> None:
+    await conn.execute(update(holds).where(holds.c.id == hold_id).values(status=status, version=holds.c.version + 1))
+
+
+async def expired_hold_ids(
+    conn: AsyncConnection, now: datetime, *, section_id: str | None = None, limit: int = 200
+) -> list[str]:
+    conditions = [holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at <= now]
+    if section_id is not None:
+        conditions.append(holds.c.section_id == section_id)
+    rows = await conn.execute(select(holds.c.id).where(*conditions).order_by(holds.c.expires_at).limit(limit))
+    return [row.id for row in rows]
+
+
+async def insert_order(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(insert(orders).values(values))
+
+
+async def order_row(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Any:
+    stmt = select(orders).where(orders.c.id == order_id)
+    if for_update and is_postgres(conn):
+        stmt = stmt.with_for_update()
+    return (await conn.execute(stmt)).first()
+
+
+async def order_for_hold(conn: AsyncConnection, hold_id: str) -> Any:
+    return (await conn.execute(select(orders).where(orders.c.hold_id == hold_id))).first()
+
+
+async def set_order(conn: AsyncConnection, order_id: str, **values: Any) -> None:
+    await conn.execute(update(orders).where(orders.c.id == order_id).values(**values))
+
+
+async def orders_of(
+    conn: AsyncConnection, user_id: str, *, before: tuple[datetime, str] | None, limit: int
+) -> list[Any]:
+    stmt = (
+        select(orders, holds.c.expires_at)
+        .join(holds, holds.c.id == orders.c.hold_id)
+        .where(orders.c.user_id == user_id)
+    )
+    if before is not None:
+        created, order_id = before
+        stmt = stmt.where(
+            or_(orders.c.created_at < created, and_(orders.c.created_at == created, orders.c.id < order_id))
+        )
+    stmt = stmt.order_by(orders.c.created_at.desc(), orders.c.id.desc()).limit(limit)
+    return list(await conn.execute(stmt))

@@ -1,0 +1,1 @@
+"""payments: payment intents, charges and refunds, behind a card processor port."""
