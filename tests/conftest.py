@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,11 +29,18 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Runs the test once on SQLite and once on PostgreSQL."""
+def db_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """Makes databases for one test, once on SQLite and once on PostgreSQL: ``db_factory("booking")``."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-    return create_database(request.getfixturevalue("postgres_admin_url"))
+        return lambda name: f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}"
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    return lambda name: create_database(admin_url, prefix=name)
+
+
+@pytest.fixture
+def db_url(db_factory: Callable[[str], str]) -> str:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    return db_factory("test")
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ initdb refuses to run as root, so as root the cluster belongs to the ``postgres`
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import glob
 import os
 import shutil
@@ -93,6 +94,8 @@ def create_database(admin_url: str, prefix: str = "t") -> str:
         finally:
             await conn.close()
 
-    asyncio.run(create())
+    # In a thread of its own: callers may already be inside an event loop (async fixtures).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, create()).result()
     base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     return f"{base}/{name}"

@@ -39,6 +39,7 @@ def run_migrations(metadata: MetaData) -> None:
             connection=connection,
             target_metadata=metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            version_table=f"alembic_version_{context.config.attributes['service']}",
             compare_type=True,
         )
         with context.begin_transaction():
@@ -52,7 +53,12 @@ def run_migrations(metadata: MetaData) -> None:
         await engine.dispose()
 
     if context.is_offline_mode():
-        context.configure(url=url, target_metadata=metadata, literal_binds=True)
+        context.configure(
+            url=url,
+            target_metadata=metadata,
+            literal_binds=True,
+            version_table=f"alembic_version_{context.config.attributes['service']}",
+        )
         with context.begin_transaction():
             context.run_migrations()
     else:

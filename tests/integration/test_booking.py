@@ -1,0 +1,293 @@
+"""Booking and payments behaviour a buyer notices, on SQLite and PostgreSQL, through the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from boxoffice.platform.settings import Settings
+from tests.harness.app import FakeClock, Running, running, wait_for
+from tests.harness.booking import (
+    CARD_DECLINED,
+    CARD_NO_FUNDS,
+    CARD_OK,
+    general_event,
+    publish_event,
+    reserved_event,
+    token_for,
+    train_run,
+)
+
+
+@pytest.fixture
+async def app(tmp_path: Path, db_factory: Callable[[str], str]) -> AsyncIterator[Running]:
+    settings = Settings(
+        data_dir=tmp_path, booking_database_url=db_factory("booking"), payments_database_url=db_factory("payments"), demo=False
+    )
+    async with running(settings, ["identity", "booking", "payments"]) as app:
+        yield app
+
+
+def kind(response: httpx.Response) -> str:
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    return str(response.json()["type"]).rsplit("/", 1)[-1]
+
+
+async def hold_general(app: Running, event: dict[str, Any], quantity: int, headers: dict[str, str]) -> httpx.Response:
+    section_id = event["sections"][0]["section_id"]
+    return await app.client.post(
+        "/api/holds", json={"event_id": event["event_id"], "section_id": section_id, "quantity": quantity}, headers=headers
+    )
+
+
+async def buy(app: Running, hold: dict[str, Any], headers: dict[str, str], card: dict[str, Any] = CARD_OK) -> httpx.Response:
+    order = await app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=headers)
+    assert order.status_code == 201, order.text
+    return await app.client.post(f"/api/orders/{order.json()['id']}/payment", json=card, headers=headers)
+
+
+async def availability(app: Running, event_id: str) -> dict[str, Any]:
+    response = await app.runtime.clients.get("booking").get(f"/internal/availability/events?ids={event_id}")
+    return dict(response.json()["events"][event_id])
+
+
+async def test_general_admission_hold_order_pay(app: Running) -> None:
+    event = general_event(capacity=5)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    hold = await hold_general(app, event, 3, buyer)
+    assert hold.status_code == 201
+    body = hold.json()
+    assert body["status"] == "active" and body["total"] == 3 * 4500 and body["currency"] == "EUR"
+    assert len(body["items"]) == 3
+    paid = await buy(app, body, buyer)
+    assert paid.status_code == 200 and paid.json()["status"] == "confirmed"
+    orders = (await app.client.get("/api/orders", headers=buyer)).json()["items"]
+    assert [o["status"] for o in orders] == ["confirmed"]
+    assert (await availability(app, event["event_id"]))["available"] == 2
+    sold_out = await hold_general(app, event, 3, token_for(app))
+    assert sold_out.status_code == 409 and kind(sold_out) == "sold-out"
+
+
+async def test_reserved_seats_cannot_be_held_twice(app: Running) -> None:
+    event = reserved_event(rows=1, per_row=4)
+    await publish_event(app, event)
+    seats = [s["seat_id"] for s in event["sections"][0]["seats"]]
+    first = await app.client.post("/api/holds", json={"event_id": event["event_id"], "seat_ids": seats[:2]}, headers=token_for(app))
+    assert first.status_code == 201
+    clash = await app.client.post("/api/holds", json={"event_id": event["event_id"], "seat_ids": seats[1:3]}, headers=token_for(app))
+    assert clash.status_code == 409 and kind(clash) == "seat-unavailable"
+    state = await availability(app, event["event_id"])
+    assert state["seats"] == {seats[0]: "held", seats[1]: "held"} and state["available"] == 2
+
+
+async def test_train_segments_share_a_seat_only_when_they_do_not_overlap(app: Running) -> None:
+    run = train_run(seats_per_class=1)
+    await publish_event(app, run)
+    seat = run["classes"][0]["coaches"][0]["seats"][0]["seat_id"]
+
+    async def hold(origin: str, destination: str) -> httpx.Response:
+        body = {"run_id": run["run_id"], "class_code": "3A", "origin": origin, "destination": destination, "seat_ids": [seat]}
+        return await app.client.post("/api/holds", json=body, headers=token_for(app))
+
+    assert (await hold("NDLS", "KOTA")).status_code == 201  # A->B
+    assert (await hold("KOTA", "RTM")).status_code == 201  # B->C is still free
+    clash = await hold("NDLS", "RTM")  # A->C overlaps both
+    assert clash.status_code == 409 and kind(clash) == "seat-unavailable"
+    backwards = await hold("BCT", "NDLS")
+    assert backwards.status_code == 422 and kind(backwards) == "invalid-segment"
+    by_quantity = {"run_id": run["run_id"], "class_code": "3A", "origin": "RTM", "destination": "BCT", "quantity": 1}
+    assert (await app.client.post("/api/holds", json=by_quantity, headers=token_for(app))).status_code == 201
+    by_quantity["origin"] = "NDLS"
+    sold_out = await app.client.post("/api/holds", json=by_quantity, headers=token_for(app))
+    assert sold_out.status_code == 409 and kind(sold_out) == "sold-out"
+
+
+async def test_expired_holds_are_free_before_the_sweeper_runs(app: Running) -> None:
+    clock = FakeClock()
+    booking = app.service("booking")
+    booking.clock = clock
+    event = general_event(capacity=2)
+    await publish_event(app, event)
+    held = await hold_general(app, event, 2, token_for(app))
+    assert held.status_code == 201
+    assert (await hold_general(app, event, 1, token_for(app))).status_code == 409
+    clock.advance(seconds=601)  # the sweeper runs on real time, which has not moved: only the clock says expired
+    assert (await availability(app, event["event_id"]))["available"] == 2
+    assert (await hold_general(app, event, 2, token_for(app))).status_code == 201
+    stale = await app.client.get(f"/api/holds/{held.json()['id']}", headers={})
+    assert stale.status_code == 401
+
+
+async def test_release_frees_at_once_and_the_sweeper_announces_expiry(app: Running) -> None:
+    event = general_event(capacity=1)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    hold = (await hold_general(app, event, 1, buyer)).json()
+    assert (await app.client.delete(f"/api/holds/{hold['id']}", headers=buyer)).status_code == 204
+    assert (await app.client.get(f"/api/holds/{hold['id']}", headers=buyer)).json()["status"] == "released"
+    again = await app.client.delete(f"/api/holds/{hold['id']}", headers=buyer)
+    assert again.status_code == 409
+    other = token_for(app)
+    second = (await hold_general(app, event, 1, other)).json()
+    clock = FakeClock()
+    clock.advance(seconds=601)
+    app.service("booking").clock = clock
+
+    async def expired() -> bool:
+        return (await app.client.get(f"/api/holds/{second['id']}", headers=other)).json()["status"] == "expired"
+
+    await wait_for(expired)
+    from boxoffice.booking import store
+
+    async def announced() -> bool:
+        async with app.service("booking").db.read() as conn:
+            return (await store.hold_row(conn, second["id"])).status == "expired"
+
+    await wait_for(announced)
+
+
+async def test_per_customer_limits_hold_under_concurrency(app: Running) -> None:
+    event = general_event(capacity=100)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    results = await asyncio.gather(*[hold_general(app, event, 3, buyer) for _ in range(8)])
+    codes = sorted(r.status_code for r in results)
+    assert codes.count(201) == 3, codes  # 3 active holds at most (and 9 <= 10 tickets)
+    assert all(kind(r) == "limit-reached" for r in results if r.status_code == 429)
+    assert all(int(r.headers["Retry-After"]) > 0 for r in results if r.status_code == 429)
+    # Tickets per event: 9 held, one more ticket is fine, two are not.
+    hold_ids = [r.json()["id"] for r in results if r.status_code == 201]
+    await app.client.delete(f"/api/holds/{hold_ids[0]}", headers=buyer)
+    assert (await hold_general(app, event, 5, buyer)).status_code == 429
+    assert (await hold_general(app, event, 4, buyer)).status_code == 201
+
+
+async def test_idempotency_key_replays_and_refuses_another_body(app: Running) -> None:
+    event = general_event(capacity=10)
+    await publish_event(app, event)
+    buyer = {**token_for(app), "Idempotency-Key": "hold-1"}
+    first, second = await asyncio.gather(hold_general(app, event, 2, buyer), hold_general(app, event, 2, buyer))
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert (await availability(app, event["event_id"]))["available"] == 8
+    other_body = await hold_general(app, event, 3, buyer)
+    assert other_body.status_code == 422 and kind(other_body) == "idempotency-key-reused"
+
+
+async def test_one_charge_per_idempotency_key_and_per_order(app: Running) -> None:
+    event = general_event(capacity=10)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    hold = (await hold_general(app, event, 1, buyer)).json()
+    order = (await app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=buyer)).json()
+    keyed = {**buyer, "Idempotency-Key": "pay-1"}
+    url = f"/api/orders/{order['id']}/payment"
+    same = await asyncio.gather(*[app.client.post(url, json=CARD_OK, headers=keyed) for _ in range(3)])
+    assert {r.status_code for r in same} == {200} and len({r.json()["payment_id"] for r in same}) == 1
+    another_key = await app.client.post(url, json=CARD_OK, headers={**buyer, "Idempotency-Key": "pay-2"})
+    assert another_key.status_code == 409 and kind(another_key) == "order-not-payable"
+    from boxoffice.payments import store
+
+    async with app.service("payments").db.read() as conn:
+        captured = await store.captured_for_order(conn, order["id"])
+    assert len(captured) == 1
+
+
+async def test_declines_release_nothing(app: Running) -> None:
+    event = general_event(capacity=1)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    hold = (await hold_general(app, event, 1, buyer)).json()
+    order = (await app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=buyer)).json()
+    url = f"/api/orders/{order['id']}/payment"
+    declined = await app.client.post(url, json=CARD_DECLINED, headers=buyer)
+    assert declined.status_code == 402 and kind(declined) == "payment-declined"
+    no_funds = await app.client.post(url, json=CARD_NO_FUNDS, headers=buyer)
+    assert no_funds.status_code == 402 and no_funds.json()["decline_code"] == "insufficient_funds"
+    assert (await availability(app, event["event_id"]))["available"] == 0  # the hold still stands
+    assert (await app.client.post(url, json=CARD_OK, headers=buyer)).status_code == 200
+
+
+async def test_payment_after_expiry_is_voided_with_a_clear_409(app: Running) -> None:
+    clock = FakeClock()
+    app.service("booking").clock = clock
+    event = general_event(capacity=1)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    hold = (await hold_general(app, event, 1, buyer)).json()
+    order = (await app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=buyer)).json()
+    clock.advance(seconds=601)
+    late = await app.client.post(f"/api/orders/{order['id']}/payment", json=CARD_OK, headers=buyer)
+    assert late.status_code == 409 and kind(late) == "hold-expired"
+    assert (await app.client.get(f"/api/orders/{order['id']}", headers=buyer)).json()["status"] == "expired"
+
+
+async def test_cancel_refunds_and_puts_seats_back(app: Running) -> None:
+    event = reserved_event(rows=1, per_row=2)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    seat = event["sections"][0]["seats"][0]["seat_id"]
+    hold = (await app.client.post("/api/holds", json={"event_id": event["event_id"], "seat_ids": [seat]}, headers=buyer)).json()
+    paid = (await buy(app, hold, buyer)).json()
+    cancelled = await app.client.post(f"/api/orders/{paid['order_id']}/cancel", headers=buyer)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert (await availability(app, event["event_id"]))["seats"] == {}
+    payment_url = f"/api/payments/{paid['payment_id']}"
+
+    async def refunded() -> bool:
+        return (await app.client.get(payment_url, headers=buyer)).json()["status"] == "refunded"
+
+    await wait_for(refunded)
+    assert (await app.client.post(f"/api/orders/{paid['order_id']}/cancel", headers=buyer)).status_code == 409
+
+
+async def test_other_customers_and_strangers_see_nothing(app: Running) -> None:
+    event = general_event(capacity=5)
+    await publish_event(app, event)
+    owner, stranger = token_for(app), token_for(app)
+    hold = (await hold_general(app, event, 1, owner)).json()
+    assert (await app.client.get(f"/api/holds/{hold['id']}", headers=stranger)).status_code == 404
+    assert (await app.client.delete(f"/api/holds/{hold['id']}", headers=stranger)).status_code == 404
+    assert (await app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=stranger)).status_code == 404
+    assert (await app.client.post("/api/holds", json={"event_id": event["event_id"]})).status_code == 401
+    # The internal confirmation is not reachable through the gateway, nor without the service token.
+    assert (await app.client.post("/internal/orders/x/confirm", json={}, headers=owner)).status_code == 404
+    booking_app = app.runtime.apps["booking"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=booking_app), base_url="http://b") as direct:
+        forged = await direct.post("/internal/orders/x/confirm", json={"hold_id": "h", "hold_version": 1, "payment_id": "p"})
+        assert forged.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"event_id": "e", "section_id": "s", "quantity": 0},
+        {"event_id": "e", "section_id": "s", "quantity": 2, "seat_ids": ["a"]},
+        {"event_id": "e", "seat_ids": ["a", "a"]},
+        {"run_id": "r", "quantity": 1},
+        {"event_id": "e", "section_id": "s", "quantity": 1, "colour": "red"},
+        {},
+    ],
+)
+async def test_malformed_holds_are_422_and_change_nothing(app: Running, body: dict[str, Any]) -> None:
+    response = await app.client.post("/api/holds", json=body, headers=token_for(app))
+    assert response.status_code == 422 and kind(response) == "validation-error"
+
+
+async def test_unknown_event_and_section(app: Running) -> None:
+    event = general_event()
+    await publish_event(app, event)
+    unknown = await app.client.post(
+        "/api/holds", json={"event_id": "nope", "section_id": "s", "quantity": 1}, headers=token_for(app)
+    )
+    assert unknown.status_code == 404
+    wrong_section = await app.client.post(
+        "/api/holds", json={"event_id": event["event_id"], "section_id": "s", "quantity": 1}, headers=token_for(app)
+    )
+    assert wrong_section.status_code == 400 and kind(wrong_section) == "invalid-selection"
