@@ -5,6 +5,7 @@
     boxoffice serve SERVICE     one service's HTTP API
     boxoffice worker SERVICE    one service's workers (relay, consumers, senders)
     boxoffice migrate           bring every service's database to the newest schema
+    boxoffice seed              add the demo catalog (events, stations, trains, runs) and publish it
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from boxoffice.booking.service import BookingService
+from boxoffice.catalog.service import CatalogService
 from boxoffice.identity.service import IdentityService
 from boxoffice.payments.service import PaymentsService
 from boxoffice.platform.app import Service
@@ -36,11 +38,14 @@ from boxoffice.platform.gateway import Gateway, HttpProxy
 from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
 from boxoffice.platform.settings import Settings
+from boxoffice.tickets.service import TicketsService
 
 SERVICES: dict[str, type[Service]] = {
     IdentityService.name: IdentityService,
+    CatalogService.name: CatalogService,
     BookingService.name: BookingService,
     PaymentsService.name: PaymentsService,
+    TicketsService.name: TicketsService,
 }
 
 log = structlog.get_logger("boxoffice.cli")
@@ -98,6 +103,21 @@ class Runtime:
                     task.add_done_callback(_report_worker_exit)
                     self._tasks.append(task)
         log.info("boxoffice started", services=[s.name for s in self.services], bus=self.settings.bus)
+
+    async def restart_workers(self, service_name: str) -> None:
+        """Kill a service's workers wherever they are and start them again, as a crash and restart would."""
+        service = next(s for s in self.services if s.name == service_name)
+        victims = [t for t in self._tasks if t.get_name().startswith(f"{service_name}:")]
+        for task in victims:
+            task.cancel()
+        for task in victims:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            self._tasks.remove(task)
+        for worker_name, worker in service.workers().items():
+            task = asyncio.create_task(worker(), name=f"{service.name}:{worker_name}")
+            task.add_done_callback(_report_worker_exit)
+            self._tasks.append(task)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -164,6 +184,30 @@ def migrate() -> None:
     settings = _settings()
     migrate_all(settings)
     typer.echo(f"migrated: {', '.join(SERVICES)}")
+
+
+@app.command()
+def seed() -> None:
+    """Add the demo catalog where it is missing and publish it (relays catalog's outbox to the bus)."""
+    settings = _settings()
+    migrate_all(settings, [CatalogService.name])
+
+    async def main() -> dict[str, int]:
+        bus, clients = build_bus(settings), ServiceClients(settings)
+        catalog = CatalogService(settings, bus=bus, clients=clients)
+        await bus.start()
+        try:
+            counts = await catalog.seed_demo()
+            while await catalog.relay.relay_once():
+                pass
+            return counts
+        finally:
+            await catalog.stop()
+            await clients.aclose()
+            await bus.stop()
+
+    counts = asyncio.run(main())
+    typer.echo("seeded: " + ", ".join(f"{name}={count}" for name, count in counts.items()))
 
 
 @app.command()

@@ -40,7 +40,9 @@ def general_event(capacity: int = 100, price: int = 4500) -> dict[str, Any]:
         "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
         "currency": "EUR",
         "seating": "general",
-        "sections": [{"section_id": f"{event_id}-floor", "name": "Floor", "price": price, "capacity": capacity, "seats": []}],
+        "sections": [
+            {"section_id": f"{event_id}-floor", "name": "Floor", "price": price, "capacity": capacity, "seats": []}
+        ],
     }
 
 
@@ -61,7 +63,9 @@ def reserved_event(rows: int = 5, per_row: int = 10, price: int = 6000) -> dict[
         "starts_at": (datetime.now(UTC) + timedelta(days=10)).isoformat(),
         "currency": "GBP",
         "seating": "reserved",
-        "sections": [{"section_id": section_id, "name": "Stalls", "price": price, "capacity": len(seats), "seats": seats}],
+        "sections": [
+            {"section_id": section_id, "name": "Stalls", "price": price, "capacity": len(seats), "seats": seats}
+        ],
     }
 
 
@@ -97,7 +101,9 @@ def train_run(seats_per_class: int = 8) -> dict[str, Any]:
                     {
                         "coach_id": "12951-B1",
                         "label": "B1",
-                        "seats": [{"seat_id": f"12951-B1-{n}", "label": f"B1-{n}"} for n in range(1, seats_per_class + 1)],
+                        "seats": [
+                            {"seat_id": f"12951-B1-{n}", "label": f"B1-{n}"} for n in range(1, seats_per_class + 1)
+                        ],
                     }
                 ],
             }
@@ -108,7 +114,9 @@ def train_run(seats_per_class: int = 8) -> dict[str, Any]:
 async def publish_event(app: Running, data: dict[str, Any]) -> None:
     """Publish a catalog event on the bus and wait until booking has built its inventory."""
     if "run_id" in data:
-        envelope = new_event("catalog.run-published", source="catalog", key=data["run_id"], data=data, topic="catalog.runs")
+        envelope = new_event(
+            "catalog.run-published", source="catalog", key=data["run_id"], data=data, topic="catalog.runs"
+        )
         path = f"/internal/availability/runs?ids={data['run_id']}"
         key = "runs"
     else:

@@ -9,8 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-
-from boxoffice.platform.settings import Settings
 from tests.harness.app import FakeClock, Running, running, wait_for
 from tests.harness.booking import (
     CARD_DECLINED,
@@ -23,11 +21,16 @@ from tests.harness.booking import (
     train_run,
 )
 
+from boxoffice.platform.settings import Settings
+
 
 @pytest.fixture
 async def app(tmp_path: Path, db_factory: Callable[[str], str]) -> AsyncIterator[Running]:
     settings = Settings(
-        data_dir=tmp_path, booking_database_url=db_factory("booking"), payments_database_url=db_factory("payments"), demo=False
+        data_dir=tmp_path,
+        booking_database_url=db_factory("booking"),
+        payments_database_url=db_factory("payments"),
+        demo=False,
     )
     async with running(settings, ["identity", "booking", "payments"]) as app:
         yield app
@@ -41,11 +44,15 @@ def kind(response: httpx.Response) -> str:
 async def hold_general(app: Running, event: dict[str, Any], quantity: int, headers: dict[str, str]) -> httpx.Response:
     section_id = event["sections"][0]["section_id"]
     return await app.client.post(
-        "/api/holds", json={"event_id": event["event_id"], "section_id": section_id, "quantity": quantity}, headers=headers
+        "/api/holds",
+        json={"event_id": event["event_id"], "section_id": section_id, "quantity": quantity},
+        headers=headers,
     )
 
 
-async def buy(app: Running, hold: dict[str, Any], headers: dict[str, str], card: dict[str, Any] = CARD_OK) -> httpx.Response:
+async def buy(
+    app: Running, hold: dict[str, Any], headers: dict[str, str], card: dict[str, Any] = CARD_OK
+) -> httpx.Response:
     order = await app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=headers)
     assert order.status_code == 201, order.text
     return await app.client.post(f"/api/orders/{order.json()['id']}/payment", json=card, headers=headers)
@@ -78,9 +85,13 @@ async def test_reserved_seats_cannot_be_held_twice(app: Running) -> None:
     event = reserved_event(rows=1, per_row=4)
     await publish_event(app, event)
     seats = [s["seat_id"] for s in event["sections"][0]["seats"]]
-    first = await app.client.post("/api/holds", json={"event_id": event["event_id"], "seat_ids": seats[:2]}, headers=token_for(app))
+    first = await app.client.post(
+        "/api/holds", json={"event_id": event["event_id"], "seat_ids": seats[:2]}, headers=token_for(app)
+    )
     assert first.status_code == 201
-    clash = await app.client.post("/api/holds", json={"event_id": event["event_id"], "seat_ids": seats[1:3]}, headers=token_for(app))
+    clash = await app.client.post(
+        "/api/holds", json={"event_id": event["event_id"], "seat_ids": seats[1:3]}, headers=token_for(app)
+    )
     assert clash.status_code == 409 and kind(clash) == "seat-unavailable"
     state = await availability(app, event["event_id"])
     assert state["seats"] == {seats[0]: "held", seats[1]: "held"} and state["available"] == 2
@@ -92,7 +103,13 @@ async def test_train_segments_share_a_seat_only_when_they_do_not_overlap(app: Ru
     seat = run["classes"][0]["coaches"][0]["seats"][0]["seat_id"]
 
     async def hold(origin: str, destination: str) -> httpx.Response:
-        body = {"run_id": run["run_id"], "class_code": "3A", "origin": origin, "destination": destination, "seat_ids": [seat]}
+        body = {
+            "run_id": run["run_id"],
+            "class_code": "3A",
+            "origin": origin,
+            "destination": destination,
+            "seat_ids": [seat],
+        }
         return await app.client.post("/api/holds", json=body, headers=token_for(app))
 
     assert (await hold("NDLS", "KOTA")).status_code == 201  # A->B
@@ -233,7 +250,9 @@ async def test_cancel_refunds_and_puts_seats_back(app: Running) -> None:
     await publish_event(app, event)
     buyer = token_for(app)
     seat = event["sections"][0]["seats"][0]["seat_id"]
-    hold = (await app.client.post("/api/holds", json={"event_id": event["event_id"], "seat_ids": [seat]}, headers=buyer)).json()
+    hold = (
+        await app.client.post("/api/holds", json={"event_id": event["event_id"], "seat_ids": [seat]}, headers=buyer)
+    ).json()
     paid = (await buy(app, hold, buyer)).json()
     cancelled = await app.client.post(f"/api/orders/{paid['order_id']}/cancel", headers=buyer)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
@@ -260,7 +279,9 @@ async def test_other_customers_and_strangers_see_nothing(app: Running) -> None:
     assert (await app.client.post("/internal/orders/x/confirm", json={}, headers=owner)).status_code == 404
     booking_app = app.runtime.apps["booking"]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=booking_app), base_url="http://b") as direct:
-        forged = await direct.post("/internal/orders/x/confirm", json={"hold_id": "h", "hold_version": 1, "payment_id": "p"})
+        forged = await direct.post(
+            "/internal/orders/x/confirm", json={"hold_id": "h", "hold_version": 1, "payment_id": "p"}
+        )
         assert forged.status_code == 403
 
 
