@@ -29,7 +29,7 @@ class _Handler:
     def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = BytesParser(policy=email.policy.default).parsebytes(envelope.content)
         self.inbox.messages.append(message)  # type: ignore[arg-type]
         return "250 Message accepted for delivery"

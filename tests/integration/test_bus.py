@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+from tests.harness.postgres import create_database
+from tests.harness.tansu import Tansu
 
 from boxoffice.platform.bus.consumer import run_consumer
 from boxoffice.platform.bus.envelope import Envelope
@@ -28,8 +30,6 @@ from boxoffice.platform.bus.sql import SqlBus
 from boxoffice.platform.bus.tables import add_messaging_tables, claim_inbox, outbox_backlog, outbox_batch
 from boxoffice.platform.db import Database
 from boxoffice.platform.settings import Settings
-from tests.harness.postgres import create_database
-from tests.harness.tansu import Tansu
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -150,7 +150,6 @@ class Harness:
         self.deliveries: Counter[tuple[str, str]] = Counter()  # (group, event id) -> handler calls
         self._next_seq: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
-        self._consumers: dict[str, asyncio.Task[None]] = {}
 
     async def __aenter__(self) -> Harness:
         for db in (self.orders, self.tickets):
@@ -188,14 +187,7 @@ class Harness:
 
         # The group's name on the bus is unique to the test: the session's broker holds many tests' groups.
         consumer = self.bus.consumer(f"{group}-{self.topic}", [self.topic])
-        task = asyncio.create_task(run_consumer(consumer, apply, max_backoff=0.2))
-        self._tasks.append(task)
-        self._consumers[group] = task
-
-    async def stop_consumer(self, group: str) -> None:
-        task = self._consumers.pop(group)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        self._tasks.append(asyncio.create_task(run_consumer(consumer, apply, max_backoff=0.2)))
 
     async def place(self, count: int) -> list[str]:
         """Commit ``count`` events, ten per transaction, keys round-robin; each key numbers its events."""
@@ -204,8 +196,8 @@ class Harness:
             async with self.orders.uow() as uow:
                 for i in range(start, min(start + 10, count)):
                     key = KEYS[i % len(KEYS)]
-                    envelope = uow.publish(self.topic, "test.thing-happened", key=key, data={"seq": self._next_seq[key]})
-                    self._next_seq[key] += 1
+                    seq, self._next_seq[key] = self._next_seq[key], self._next_seq[key] + 1
+                    envelope = uow.publish(self.topic, "test.thing-happened", key=key, data={"seq": seq})
                     ids.append(envelope.id)
                 await uow.commit()
         return ids
@@ -319,50 +311,25 @@ async def test_broker_outage_grows_the_outbox_then_drains_without_losing_events(
         before = await h.place(20)
         await h.wait_applied("tickets", len(before))
 
+        # Kafka: the broker process is stopped (SIGSTOP), so every request to it goes unanswered, and it comes
+        # back with its log, as a real broker does. (Killing this Tansu is no model of an outage: it keeps its
+        # log in memory and restarts empty, offsets from 0 again.) sql: the relay's way to the bus is cut.
         if broker is None:
             outage.down = True
         else:
-            # This Tansu keeps its log in memory and restarts empty, offsets from 0 again: a consumer living
-            # through that would fetch at positions of a log that no longer exists (a broker that lost its
-            # disk, not an outage). It restarts with the broker; the next test keeps one running.
-            await h.stop_consumer("tickets")
-            broker.stop()
-        with pytest.raises(Exception):  # noqa: B017 - whatever the client raises for "unreachable"
-            await asyncio.wait_for(outage.ping(), 10)
-        during = await h.place(40)
-        await asyncio.sleep(1.5)  # several attempts of the relay
-        assert await h.backlog() == len(during)
-        if broker is None:
-            assert outage.refused >= 2
-
-        if broker is None:
-            outage.down = False
-        else:
-            broker.start()  # on the same port
-            h.start_consumer("tickets")
-        await eventually(lambda: _is_zero(h.backlog()), "the outbox drained after the outage")
-        applied = await h.wait_applied("tickets", len(before) + len(during))
-
-        assert_each_once_in_key_order(applied, before + during)
-
-
-@pytest.mark.kafka
-async def test_kafka_relay_and_consumer_ride_out_a_frozen_broker(own_kafka_broker: Tansu, tmp_path: Path) -> None:
-    """The broker stops answering and comes back with its log: the running clients carry on, nothing lost."""
-    orders, tickets = (f"sqlite+aiosqlite:///{tmp_path / name}.db" for name in ("orders", "tickets"))
-    async with Harness(Backend("kafka", "", orders, tickets, broker=own_kafka_broker)) as h:
-        h.start_relay()
-        h.start_consumer("tickets")
-        before = await h.place(20)
-        await h.wait_applied("tickets", len(before))
-
-        own_kafka_broker.pause()
+            broker.pause()
         try:
+            with pytest.raises(Exception):  # noqa: B017 - whatever the client raises for "unreachable"
+                await asyncio.wait_for(outage.ping(), 2)
             during = await h.place(40)
-            await asyncio.sleep(2.0)  # longer than the group's session: the broker will have expired us
+            await asyncio.sleep(2.5)  # several relay attempts; longer than a Kafka group session
             assert await h.backlog() == len(during)
+            if broker is None:
+                assert outage.refused >= 3
         finally:
-            own_kafka_broker.resume()
+            outage.down = False
+            if broker is not None:
+                broker.resume()
         await eventually(lambda: _is_zero(h.backlog()), "the outbox drained after the outage")
         applied = await h.wait_applied("tickets", len(before) + len(during))
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from tests.harness.app import FakeClock, Running, running, wait_for
 
 from boxoffice.platform.settings import Settings
-from tests.harness.app import FakeClock, Running, running, wait_for
 
 PASSWORD = "a-long-ticket-password"
 
@@ -66,7 +66,13 @@ async def test_signup_verify_and_profile(app: Running) -> None:
     assert tokens["token_type"] == "bearer" and tokens["expires_in"] == 900
     me = await app.client.get("/api/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert me.status_code == 200
-    assert me.json() == {"id": body["id"], "email": "ann@example.com", "name": "Fan", "roles": ["customer"], "verified": True}
+    assert me.json() == {
+        "id": body["id"],
+        "email": "ann@example.com",
+        "name": "Fan",
+        "roles": ["customer"],
+        "verified": True,
+    }
 
 
 async def signed_up_after_register(client: httpx.AsyncClient, email: str) -> dict[str, str]:
@@ -126,7 +132,9 @@ async def test_code_expires_after_ten_minutes_and_resend_is_limited(app: Running
         return latest if len(items) == 2 else None
 
     fresh = await wait_for(new_code)
-    assert (await app.client.post("/api/auth/verify", json={"email": "fan@example.com", "code": fresh})).status_code == 200
+    assert (
+        await app.client.post("/api/auth/verify", json={"email": "fan@example.com", "code": fresh})
+    ).status_code == 200
 
 
 async def test_resend_for_unknown_address_says_nothing(app: Running) -> None:
@@ -141,7 +149,9 @@ async def test_login_rules(app: Running) -> None:
     unverified = await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": PASSWORD})
     assert unverified.status_code == 403 and problem_type(unverified) == "/problems/not-verified"
     await signed_up_after_register(app.client, "fan@example.com")
-    wrong_password = await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": "nope-nope-nope"})
+    wrong_password = await app.client.post(
+        "/api/auth/login", json={"email": "fan@example.com", "password": "nope-nope-nope"}
+    )
     unknown_user = await app.client.post("/api/auth/login", json={"email": "ghost@example.com", "password": PASSWORD})
     assert wrong_password.status_code == unknown_user.status_code == 401
     assert wrong_password.json()["detail"] == unknown_user.json()["detail"]  # says not which part was wrong
@@ -152,7 +162,9 @@ async def test_login_rules(app: Running) -> None:
 async def test_repeated_failures_are_throttled(app: Running) -> None:
     await signed_up(app.client)
     for _ in range(5):
-        response = await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": "wrong-password-x"})
+        response = await app.client.post(
+            "/api/auth/login", json={"email": "fan@example.com", "password": "wrong-password-x"}
+        )
         assert response.status_code == 401
     throttled = await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": PASSWORD})
     assert throttled.status_code == 429 and problem_type(throttled) == "/problems/login-throttled"
@@ -160,7 +172,9 @@ async def test_repeated_failures_are_throttled(app: Running) -> None:
     clock = FakeClock()
     app.service("identity").clock = clock
     clock.advance(minutes=6)
-    assert (await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": PASSWORD})).status_code == 200
+    assert (
+        await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": PASSWORD})
+    ).status_code == 200
 
 
 async def test_refresh_rotates_and_reuse_revokes_the_family(app: Running) -> None:
@@ -184,19 +198,27 @@ async def test_concurrent_refreshes_of_one_token_yield_one_pair(app: Running) ->
 
 
 async def test_password_policy(app: Running) -> None:
-    for password, reason in [("short", "at least 10"), ("password1234", "commonly used"), ("fan@example.com", "e-mail")]:
+    for password, reason in [
+        ("short", "at least 10"),
+        ("password1234", "commonly used"),
+        ("fan@example.com", "e-mail"),
+    ]:
         response = await app.client.post(
             "/api/auth/register", json={"email": "fan@example.com", "password": password, "name": "Fan"}
         )
         assert response.status_code == 422 and problem_type(response) == "/problems/weak-password"
         assert reason in response.json()["detail"]
     await register(app.client)
-    again = await app.client.post("/api/auth/register", json={"email": "fan@example.com", "password": PASSWORD, "name": "F"})
+    again = await app.client.post(
+        "/api/auth/register", json={"email": "fan@example.com", "password": PASSWORD, "name": "F"}
+    )
     assert again.status_code == 409 and problem_type(again) == "/problems/email-taken"
 
 
 async def test_admin_from_settings_exists_verified(app: Running) -> None:
-    response = await app.client.post("/api/auth/login", json={"email": "boss@example.com", "password": "boss-password-2026"})
+    response = await app.client.post(
+        "/api/auth/login", json={"email": "boss@example.com", "password": "boss-password-2026"}
+    )
     assert response.status_code == 200
     me = await app.client.get("/api/me", headers={"Authorization": f"Bearer {response.json()['access_token']}"})
     assert "admin" in me.json()["roles"] and me.json()["verified"] is True
@@ -206,7 +228,11 @@ async def test_admin_from_settings_exists_verified(app: Running) -> None:
     ("body", "status", "kind"),
     [
         (b"{not json", 400, "/problems/malformed-json"),
-        (b'{"email": "a@example.com", "password": "long-enough-pw", "name": "A", "role": "admin"}', 422, "/problems/validation-error"),
+        (
+            b'{"email": "a@example.com", "password": "long-enough-pw", "name": "A", "role": "admin"}',
+            422,
+            "/problems/validation-error",
+        ),
         (b'{"email": "not-an-email", "password": "long-enough-pw", "name": "A"}', 422, "/problems/validation-error"),
         (b"[]", 422, "/problems/validation-error"),
     ],
@@ -236,5 +262,8 @@ async def test_health_readiness_and_metrics(app: Running) -> None:
     assert (await app.client.get("/readyz")).json() == {"status": "ready"}
     await register(app.client)
     metrics = (await app.client.get("/metrics")).text
-    assert 'boxoffice_http_requests_total{method="POST",route="/api/auth/register",service="identity",status="201"}' in metrics
+    assert (
+        'boxoffice_http_requests_total{method="POST",route="/api/auth/register",service="identity",status="201"}'
+        in metrics
+    )
     assert "boxoffice_users_registered_total" in metrics

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from boxoffice.platform.mail import SmtpMailer
-from boxoffice.platform.settings import Settings
 from tests.harness.app import running, wait_for
 from tests.harness.smtp import Inbox
+
+from boxoffice.platform.mail import SmtpMailer
+from boxoffice.platform.settings import Settings
 
 
 async def test_smtp_mailer_delivers(smtp: Inbox) -> None:
@@ -40,7 +41,9 @@ async def test_signup_code_arrives_over_smtp(tmp_path: Path, smtp: Inbox) -> Non
 
 
 async def test_mail_waits_in_the_queue_while_smtp_is_down(tmp_path: Path, smtp: Inbox) -> None:
-    settings = Settings(data_dir=tmp_path, mail_backend="smtp", smtp_host="127.0.0.1", smtp_port=1, smtp_timeout_seconds=1)
+    settings = Settings(
+        data_dir=tmp_path, mail_backend="smtp", smtp_host="127.0.0.1", smtp_port=1, smtp_timeout_seconds=1
+    )
     async with running(settings, ["identity"]) as app:
         await app.client.post(
             "/api/auth/register", json={"email": "fan@example.com", "password": "a-long-ticket-password", "name": "Fan"}

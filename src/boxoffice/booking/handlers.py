@@ -232,7 +232,7 @@ async def _end_hold(uow: UnitOfWork, hold_id: str, *, to: HoldStatus, now: datet
 async def release_hold(svc: BookingService, user: Principal, hold_id: str) -> None:
     async def work(uow: UnitOfWork) -> None:
         hold = await _owned_hold(uow, user, hold_id)
-        if hold.status != HoldStatus.ACTIVE:
+        if not domain.is_live(hold.status, hold.expires_at, svc.now()):
             raise domain.HoldNotActive(f"This hold is {domain.hold_status(hold.status, hold.expires_at, svc.now())}.")
         if not await _end_hold(uow, hold_id, to=HoldStatus.RELEASED, now=svc.now()):
             raise domain.HoldNotActive("This hold is no longer active.")

@@ -83,6 +83,28 @@ class Settings(BaseSettings):
     identity_login_max_failures: int = 5
     identity_login_lockout_seconds: int = 300
 
+    # Booking.
+    booking_hold_ttl_seconds: int = 600
+    booking_max_tickets_per_event: int = 10
+    booking_max_active_holds: int = 3
+    booking_sweep_interval_seconds: float = 1.0
+
+    # Object store: a folder under the data dir (fs) or the S3 API (AWS S3, MinIO, moto).
+    object_store: Literal["fs", "s3"] = "fs"
+    object_store_dir: Path | None = None
+    """The fs backend's root (default: <data_dir>/objects); one folder per bucket inside."""
+    s3_bucket: str = "boxoffice"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_create_bucket: bool = False
+    """Create the bucket at start-up when missing (dev and tests; production buckets come from terraform)."""
+
+    # Tickets.
+    tickets_max_upload_bytes: int = 5 * 1024 * 1024
+    tickets_pdf_batch: int = 20
+
     # Service clients.
     client_timeout_seconds: float = 5.0
     client_retries: int = 2

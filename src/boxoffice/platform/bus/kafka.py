@@ -3,14 +3,16 @@
 The semantics are those of the ``sql`` backend, which is the model:
 
 - ``publish`` returns only once every envelope is acknowledged by all in-sync replicas (``acks="all"``) of
-  an idempotent producer, so the relay deletes outbox rows only for events the broker has. An event goes
-  to the partition of its key (the producer's default key partitioner), so one key is one ordered log.
+  an idempotent producer (plain, if the broker refuses producer ids: Tansu does), so the relay deletes
+  outbox rows only for events the broker has. An event goes to the partition of its key (the producer's
+  default key partitioner), so one key is one ordered log.
 - A consumer group commits its positions itself, after the handler's effects (``enable_auto_commit`` off).
   When a handler fails, ``commit`` gets a prefix of the last poll; the partitions it left behind are seeked
   back to their first uncommitted record, so the next poll delivers them again, in order.
-- A broker outage never fails a service at boot: clients connect on first use, and a failed publish or
-  poll drops the clients so the next attempt starts afresh (the relay keeps the rows in the outbox and
-  backs off meanwhile). Topics are created on demand with ``bus_partitions`` partitions.
+- A broker outage never fails a service at boot: clients connect on first use. A failed publish checks the
+  topics again next time and starts a fresh producer; a failed poll rejoins the group from the committed
+  positions (the relay keeps the rows in its outbox and backs off meanwhile). Topics are created on demand
+  with ``bus_partitions`` partitions.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, UnknownError, UnsupportedVersionError, for_code
+from aiokafka.errors import (
+    MessageSizeTooLargeError,
+    TopicAlreadyExistsError,
+    UnknownError,
+    UnsupportedVersionError,
+    for_code,
+)
 
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Record
@@ -32,6 +40,7 @@ from boxoffice.platform.settings import Settings
 log = structlog.get_logger("boxoffice.bus.kafka")
 
 _CLOSE_TIMEOUT = 5.0
+_RECORD_ERRORS = (MessageSizeTooLargeError,)  # a fault of one record, not of the connection
 
 
 async def _close(client: Any) -> None:
@@ -79,28 +88,32 @@ class KafkaBus:
         self._topics.clear()
 
     async def ping(self) -> None:
-        admin = await self._admin_client()
         try:
+            admin = await self._admin_client()
             await asyncio.wait_for(admin.describe_cluster(), self.request_timeout_ms / 1000)
         except Exception:
-            await self._reset()
+            await self._drop_admin()
             raise
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         if not envelopes:
             return
+        producer: AIOKafkaProducer | None = None
         try:
             await self.ensure_topics({e.topic for e in envelopes})
             producer = await self._producer_client()
-            # Appending one by one keeps the given order within each partition; one request in flight per
-            # broker and idempotent retries keep it on the broker.
-            sent = [
-                await producer.send(e.topic, e.to_json(), key=e.key.encode()) for e in envelopes
-            ]
+            # Appending one by one keeps the given order within each partition, and aiokafka keeps it on the
+            # wire: one request in flight per broker, a retried batch back at the head of its partition.
+            sent = [await producer.send(e.topic, e.to_json(), key=e.key.encode()) for e in envelopes]
             await asyncio.gather(*sent)
-        except Exception:
-            # The broker may have restarted, lost a topic or forgotten our producer id: start afresh.
-            await self._reset()
+        except Exception as exc:
+            # The broker may have restarted or lost a topic: check the topics again next time, and start a
+            # fresh producer unless one record was the problem (the relay retries, which fails the same way,
+            # and other services' relays share this producer).
+            self._topics.clear()
+            if producer is not None and producer is self._producer and not isinstance(exc, _RECORD_ERRORS):
+                self._producer = None
+                await _close(producer)
             raise
 
     def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
@@ -114,11 +127,15 @@ class KafkaBus:
             missing = sorted(set(topics) - self._topics)
             if not missing:
                 return
-            admin = await self._admin_client()
-            response = await admin.create_topics(
-                [NewTopic(t, self.partitions, self.replication_factor) for t in missing],
-                timeout_ms=self.request_timeout_ms,
-            )
+            try:
+                admin = await self._admin_client()
+                response = await admin.create_topics(
+                    [NewTopic(t, self.partitions, self.replication_factor) for t in missing],
+                    timeout_ms=self.request_timeout_ms,
+                )
+            except Exception:
+                await self._drop_admin()
+                raise
             for topic, code, *_ in response.topic_errors:
                 if code not in (0, TopicAlreadyExistsError.errno):
                     raise for_code(code)(f"cannot create topic {topic!r}")
@@ -171,8 +188,9 @@ class KafkaBus:
             raise
         return producer
 
-    async def _reset(self) -> None:
-        await self.stop()
+    async def _drop_admin(self) -> None:
+        admin, self._admin = self._admin, None
+        await _close(admin)
 
 
 class KafkaConsumer:
@@ -222,7 +240,7 @@ class KafkaConsumer:
         assigned = consumer.assignment()
         for tp, offset in rewind.items():
             if tp in assigned:  # a partition lost in a rebalance restarts from its committed position elsewhere
-                pass
+                consumer.seek(tp, offset)
         self._polled = []
         if not records:
             return

@@ -1,0 +1,239 @@
+"""Catalog rules, free of I/O: the errors, events and seat maps, pagination cursors, event payloads.
+
+Train rules (routes, segments, fares) are in ``timetable``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from boxoffice.platform.problems import BadRequest, Conflict, NotFound, Unprocessable
+
+CATEGORIES = ("concert", "theatre", "comedy", "sports", "festival")
+Category = Literal["concert", "theatre", "comedy", "sports", "festival"]
+Seating = Literal["general", "reserved"]
+SeatStatus = Literal["available", "held", "sold"]
+
+MAX_SECTION_CAPACITY = 100_000
+MAX_RESERVED_SEATS = 10_000  # per event: every seat travels in catalog.event-published
+MAX_DAYS_AHEAD = 3 * 366
+
+
+# Errors a client sees.
+class EventNotFound(NotFound):
+    slug, title = "event-not-found", "Event not found"
+
+
+class RunNotFound(NotFound):
+    slug, title = "run-not-found", "Train run not found"
+
+
+class TrainNotFound(NotFound):
+    slug, title = "train-not-found", "Train not found"
+
+
+class UnknownStation(NotFound):
+    slug, title = "unknown-station", "Unknown station"
+
+
+class StationExists(Conflict):
+    slug, title = "station-exists", "Station already exists"
+
+
+class TrainExists(Conflict):
+    slug, title = "train-exists", "Train number already exists"
+
+
+class RunsBusy(Conflict):
+    slug, title = "runs-busy", "Runs being published"
+
+
+class InvalidSeatMap(Unprocessable):
+    slug, title = "invalid-seat-map", "Invalid sections or seat map"
+
+
+class InvalidRoute(Unprocessable):
+    slug, title = "invalid-route", "Invalid route"
+
+
+class InvalidSegment(Unprocessable):
+    slug, title = "invalid-segment", "Invalid journey"
+
+
+class InvalidDate(Unprocessable):
+    slug, title = "invalid-date", "Invalid date"
+
+
+class InvalidCursor(BadRequest):
+    slug, title = "invalid-cursor", "Invalid cursor"
+
+
+# Events and seat maps.
+@dataclass(frozen=True, slots=True)
+class RowDraft:
+    label: str
+    seats: int
+
+
+@dataclass(frozen=True, slots=True)
+class SectionDraft:
+    name: str
+    price: int
+    capacity: int | None = None
+    rows: tuple[RowDraft, ...] | None = None
+
+    @property
+    def seat_count(self) -> int:
+        return sum(row.seats for row in self.rows or ())
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    name: str
+    category: Category
+    venue: str
+    city: str
+    starts_at: datetime
+    currency: str
+    sections: tuple[SectionDraft, ...]
+
+    @property
+    def seating(self) -> Seating:
+        return "reserved" if self.sections and self.sections[0].rows is not None else "general"
+
+
+def seat_map_problems(sections: Sequence[SectionDraft]) -> list[str]:
+    """Reasons the sections cannot be sold; empty when they can."""
+    reasons = []
+    names = [s.name.casefold() for s in sections]
+    if len(set(names)) != len(names):
+        reasons.append("section names must be unique")
+    if len({s.rows is None for s in sections}) > 1:
+        reasons.append("all sections must be general admission (capacity) or all reserved (rows), not a mix")
+    for section in sections:
+        labels = [row.label.casefold() for row in section.rows or ()]
+        if len(set(labels)) != len(labels):
+            reasons.append(f"row labels in section {section.name!r} must be unique")
+    if sum(s.seat_count for s in sections) > MAX_RESERVED_SEATS:
+        reasons.append(f"an event has at most {MAX_RESERVED_SEATS} reserved seats")
+    return reasons
+
+
+def check_event_draft(draft: EventDraft, *, now: datetime) -> None:
+    if draft.starts_at <= now:
+        raise Unprocessable("starts_at must be in the future.", slug="starts-in-past", title="Event in the past")
+    if draft.starts_at > now + timedelta(days=MAX_DAYS_AHEAD):
+        raise Unprocessable("starts_at is too far ahead (at most 3 years).", slug="starts-too-late")
+    if reasons := seat_map_problems(draft.sections):
+        raise InvalidSeatMap("The sections cannot be sold: " + "; ".join(reasons) + ".")
+
+
+def seat_label(row: str, number: int) -> str:
+    return f"{row}-{number}"
+
+
+@dataclass(frozen=True, slots=True)
+class SeatPlan:
+    id: str
+    row: str
+    number: int
+    label: str
+    price: int
+
+
+@dataclass(frozen=True, slots=True)
+class SectionPlan:
+    id: str
+    name: str
+    price: int
+    capacity: int
+    seats: tuple[SeatPlan, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventPlan:
+    """A checked draft with its ids: what is stored and what ``catalog.event-published`` carries."""
+
+    id: str
+    draft: EventDraft
+    sections: tuple[SectionPlan, ...]
+
+    @property
+    def price_from(self) -> int:
+        return min(s.price for s in self.sections)
+
+    @property
+    def capacity(self) -> int:
+        return sum(s.capacity for s in self.sections)
+
+
+def plan_event(draft: EventDraft, new_id: Callable[[], str]) -> EventPlan:
+    planned = []
+    for section in draft.sections:
+        seats = tuple(
+            SeatPlan(new_id(), row.label, number, seat_label(row.label, number), section.price)
+            for row in section.rows or ()
+            for number in range(1, row.seats + 1)
+        )
+        capacity = len(seats) if section.rows is not None else section.capacity or 0
+        planned.append(SectionPlan(new_id(), section.name, section.price, capacity, seats))
+    return EventPlan(new_id(), draft, tuple(planned))
+
+
+def event_published(plan: EventPlan) -> dict[str, Any]:
+    """The data of ``catalog.event-published`` (docs/contracts.md): booking builds its inventory from it."""
+    d = plan.draft
+    return {
+        "event_id": plan.id,
+        "name": d.name,
+        "category": d.category,
+        "venue": d.venue,
+        "city": d.city,
+        "starts_at": rfc3339(d.starts_at),
+        "currency": d.currency,
+        "seating": d.seating,
+        "sections": [
+            {
+                "section_id": s.id,
+                "name": s.name,
+                "price": s.price,
+                "capacity": s.capacity,
+                "seats": [
+                    {"seat_id": t.id, "row": t.row, "number": t.number, "label": t.label, "price": t.price}
+                    for t in s.seats
+                ],
+            }
+            for s in plan.sections
+        ],
+    }
+
+
+# Pagination: an opaque cursor holding the (starts_at, id) of the last item of the page.
+def encode_cursor(starts_at: datetime, item_id: str) -> str:
+    raw = json.dumps([starts_at.astimezone(UTC).isoformat(), item_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        starts_at, item_id = json.loads(raw)
+        when = datetime.fromisoformat(starts_at)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise InvalidCursor("The cursor is not one this API gave out.") from None
+    if when.tzinfo is None or not isinstance(item_id, str):
+        raise InvalidCursor("The cursor is not one this API gave out.")
+    return when.astimezone(UTC), item_id
+
+
+def rfc3339(when: datetime | None) -> str | None:
+    """UTC, whole seconds, ``Z``: the form times take in events."""
+    if when is None:
+        return None
+    return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

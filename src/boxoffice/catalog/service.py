@@ -1,0 +1,50 @@
+"""Assembly of catalog: its routes, its read cache, the booking client for availability, the demo seed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import structlog
+from fastapi import APIRouter
+
+from boxoffice.catalog.availability import BookingAvailability
+from boxoffice.catalog.cache import ReadCache
+from boxoffice.platform.app import Service
+from boxoffice.platform.bus.port import Bus
+from boxoffice.platform.clients import ServiceClients
+from boxoffice.platform.settings import Settings
+
+log = structlog.get_logger("boxoffice.catalog")
+
+
+class CatalogService(Service):
+    name = "catalog"
+    routes: ClassVar[tuple[str, ...]] = ("/api/events", "/api/stations", "/api/trains")
+    cache_ttl_seconds: ClassVar[float] = 10.0
+    """How late another catalog process may serve a change (see ``cache``); this process is never late."""
+    availability_timeout_seconds: ClassVar[float] = 2.0
+    """How long a read waits for booking before answering with capacity-based availability."""
+
+    def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
+        super().__init__(settings, bus=bus, clients=clients)
+        self.cache = ReadCache(ttl=self.cache_ttl_seconds)
+        self.availability = BookingAvailability(
+            lambda: clients.get("booking"), timeout=self.availability_timeout_seconds
+        )
+
+    def routers(self) -> Sequence[APIRouter]:
+        from boxoffice.catalog.api import router
+
+        return [router]
+
+    async def on_start(self) -> None:
+        if self.settings.demo:
+            counts = await self.seed_demo()
+            log.info("demo catalog ready", **counts)
+
+    async def seed_demo(self) -> dict[str, int]:
+        """Add the demo events, stations, trains and 30 days of runs that are missing; how many were added."""
+        from boxoffice.catalog.demo import seed_demo
+
+        return await seed_demo(self)

@@ -1,0 +1,276 @@
+"""What catalog answers (ARCHITECTURE.md section 5): the Out schemas, shared by handlers, cache and API.
+
+Handlers build these with capacity-based availability (what a just-published event or run has); that
+form is what the read cache keeps. Live availability from booking is laid over a copy per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from boxoffice.catalog import timetable
+from boxoffice.catalog.domain import Category, Seating, SeatStatus
+from boxoffice.catalog.timetable import TrainLayout
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class EventSummaryOut(Out):
+    id: str
+    name: str
+    category: Category
+    venue: str
+    city: str
+    starts_at: datetime
+    seating: Seating
+    currency: str
+    price_from: int
+    available: int
+
+
+class SectionOut(Out):
+    id: str
+    name: str
+    price: int
+    capacity: int
+    available: int
+
+
+class SeatOut(Out):
+    id: str
+    section_id: str
+    row: str
+    number: int
+    label: str
+    price: int
+    status: SeatStatus
+
+
+class EventOut(EventSummaryOut):
+    sections: list[SectionOut]
+    seats: list[SeatOut]  # empty for general admission
+
+
+class EventPageOut(Out):
+    items: list[EventSummaryOut]
+    next_cursor: str | None
+
+
+class StationOut(Out):
+    code: str
+    name: str
+    city: str
+
+
+class StationPageOut(Out):
+    items: list[StationOut]
+    next_cursor: str | None = None
+
+
+class ClassOptionOut(Out):
+    code: str
+    name: str
+    fare: int
+    available: int
+
+
+class TrainOptionOut(Out):
+    run_id: str
+    train_number: str
+    name: str
+    currency: str
+    origin: str
+    destination: str
+    departs_at: datetime
+    arrives_at: datetime
+    classes: list[ClassOptionOut]
+
+
+class TrainOptionPageOut(Out):
+    items: list[TrainOptionOut]
+    next_cursor: str | None = None
+
+
+class RunStopOut(Out):
+    station: str
+    arrives_at: datetime | None
+    departs_at: datetime | None
+
+
+class CoachSeatOut(Out):
+    id: str
+    label: str
+    status: SeatStatus
+
+
+class CoachOut(Out):
+    id: str
+    label: str
+    seats: list[CoachSeatOut]
+
+
+class RunClassOut(ClassOptionOut):
+    coaches: list[CoachOut]
+
+
+class RunOut(Out):
+    run_id: str
+    train_id: str
+    train_number: str
+    name: str
+    date: date
+    currency: str
+    origin: str
+    destination: str
+    departs_at: datetime
+    arrives_at: datetime
+    stops: list[RunStopOut]
+    classes: list[RunClassOut]
+
+
+class TrainStopOut(Out):
+    station: str
+    arrival_minutes: int | None
+    departure_minutes: int | None
+    distance_km: int
+
+
+class TrainCoachOut(Out):
+    id: str
+    label: str
+    seats: int
+
+
+class TrainClassOut(Out):
+    code: str
+    name: str
+    base_fare: int
+    per_km_fare: int
+    coaches: list[TrainCoachOut]
+
+
+class TrainOut(Out):
+    id: str
+    number: str
+    name: str
+    currency: str
+    departure_time: str  # "HH:MM" UTC
+    stops: list[TrainStopOut]
+    classes: list[TrainClassOut]
+
+
+class RunSummaryOut(Out):
+    run_id: str
+    date: date
+    departs_at: datetime
+    arrives_at: datetime
+
+
+class RunPageOut(Out):
+    items: list[RunSummaryOut]
+    next_cursor: str | None = None
+
+
+# Building the views from stored rows and train layouts, with capacity-based availability.
+def summary_view(row: Any) -> EventSummaryOut:
+    return EventSummaryOut(
+        id=row.id,
+        name=row.name,
+        category=row.category,
+        venue=row.venue,
+        city=row.city,
+        starts_at=row.starts_at,
+        seating=row.seating,
+        currency=row.currency,
+        price_from=row.price_from,
+        available=row.capacity,
+    )
+
+
+def event_view(row: Any, sections: Sequence[Any], seats: Sequence[Any]) -> EventOut:
+    return EventOut(
+        **summary_view(row).model_dump(),
+        sections=[
+            SectionOut(id=s.id, name=s.name, price=s.price, capacity=s.capacity, available=s.capacity) for s in sections
+        ],
+        seats=[
+            SeatOut(
+                id=t.id, section_id=t.section_id, row=t.row, number=t.number, label=t.label, price=t.price,
+                status="available",
+            )
+            for t in seats
+        ],
+    )
+
+
+def train_view(layout: TrainLayout) -> TrainOut:
+    hours, minutes = divmod(layout.departure_minute, 60)
+    return TrainOut(
+        id=layout.id,
+        number=layout.number,
+        name=layout.name,
+        currency=layout.currency,
+        departure_time=f"{hours:02d}:{minutes:02d}",
+        stops=[
+            TrainStopOut(station=s.station, arrival_minutes=s.arrival_minutes, departure_minutes=s.departure_minutes,
+                         distance_km=s.distance_km)
+            for s in layout.stops
+        ],
+        classes=[
+            TrainClassOut(
+                code=c.code, name=c.name, base_fare=c.rule.base, per_km_fare=c.rule.per_km,
+                coaches=[TrainCoachOut(id=k.id, label=k.label, seats=len(k.seats)) for k in c.coaches],
+            )
+            for c in layout.classes
+        ],
+    )
+
+
+def _segment_times(layout: TrainLayout, run: Any, start: int, end: int) -> tuple[datetime, datetime]:
+    _, departs = timetable.stop_times(run.departs_at, layout.stops[start])
+    arrives, _ = timetable.stop_times(run.departs_at, layout.stops[end])
+    assert departs is not None and arrives is not None  # a segment starts where the train leaves, ends where it arrives
+    return departs, arrives
+
+
+def train_option(layout: TrainLayout, run: Any, origin: str, destination: str) -> TrainOptionOut:
+    start, end = timetable.segment(layout.stations, origin, destination)
+    departs, arrives = _segment_times(layout, run, start, end)
+    return TrainOptionOut(
+        run_id=run.id, train_number=layout.number, name=layout.name, currency=layout.currency, origin=origin,
+        destination=destination, departs_at=departs, arrives_at=arrives,
+        classes=[
+            ClassOptionOut(code=c.code, name=c.name, fare=layout.fare(c, start, end), available=c.capacity)
+            for c in layout.classes
+        ],
+    )
+
+
+def run_view(layout: TrainLayout, run: Any, start: int, end: int) -> RunOut:
+    departs, arrives = _segment_times(layout, run, start, end)
+    stops = []
+    for stop in layout.stops:
+        arrives_at, departs_at = timetable.stop_times(run.departs_at, stop)
+        stops.append(RunStopOut(station=stop.station, arrives_at=arrives_at, departs_at=departs_at))
+    classes = [
+        RunClassOut(
+            code=c.code, name=c.name, fare=layout.fare(c, start, end), available=c.capacity,
+            coaches=[
+                CoachOut(id=k.id, label=k.label,
+                         seats=[CoachSeatOut(id=s, label=label, status="available") for s, label in k.seats])
+                for k in c.coaches
+            ],
+        )
+        for c in layout.classes
+    ]
+    return RunOut(
+        run_id=run.id, train_id=layout.id, train_number=layout.number, name=layout.name, date=run.run_date,
+        currency=layout.currency, origin=layout.stops[start].station, destination=layout.stops[end].station,
+        departs_at=departs, arrives_at=arrives, stops=stops, classes=classes,
+    )

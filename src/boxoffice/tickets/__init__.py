@@ -1,0 +1,1 @@
+"""Tickets: issued tickets with signed codes, their PDFs, check-in, and ID-proof uploads."""

@@ -1,0 +1,91 @@
+"""Assembly of tickets: routes, the consumers (ticket-bookings, object-created), the PDF renderer, start-up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import ClassVar
+
+import structlog
+from fastapi import APIRouter
+
+from boxoffice.platform.aio import wait_event
+from boxoffice.platform.app import Service, Worker
+from boxoffice.platform.bus.consumer import Handler
+from boxoffice.platform.bus.envelope import Envelope
+from boxoffice.platform.bus.port import Bus
+from boxoffice.platform.clients import ServiceClients
+from boxoffice.platform.objectstore import OBJECTS_TOPIC, ObjectStore, build_object_store
+from boxoffice.platform.settings import Settings
+from boxoffice.tickets import functions, handlers
+from boxoffice.tickets.keys import TicketKeyRing
+
+log = structlog.get_logger("boxoffice.tickets")
+
+GENERATOR_GROUP = "tickets.generator"
+UPLOAD_BODY_LIMIT = 5 * 1024 * 1024 + 64 * 1024  # the file's 5 MB plus the multipart envelope
+
+
+class TicketsService(Service):
+    name = "tickets"
+    routes: ClassVar[tuple[str, ...]] = ("/api/tickets", "/api/checkin", "/api/uploads")
+    body_limits: ClassVar[dict[str, int]] = {"/api/uploads": UPLOAD_BODY_LIMIT}
+
+    def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
+        super().__init__(settings, bus=bus, clients=clients)
+        self.objects: ObjectStore = build_object_store(settings)
+        self.pdf_signal = asyncio.Event()
+        self._keyring: TicketKeyRing | None = None
+
+    def keyring(self) -> TicketKeyRing:
+        if self._keyring is None:
+            raise RuntimeError("tickets has not started: no signing keys loaded")
+        return self._keyring
+
+    def generator_deps(self) -> functions.GeneratorDeps:
+        return functions.GeneratorDeps(
+            db=self.db, objects=self.objects, max_bytes=self.settings.tickets_max_upload_bytes, now=self.now
+        )
+
+    def routers(self) -> Sequence[APIRouter]:
+        from boxoffice.tickets.api import router
+
+        return [router]
+
+    def consumers(self) -> dict[str, tuple[Sequence[str], Handler]]:
+        return {
+            handlers.BOOKINGS_GROUP: (["ticket-bookings"], self.on_booking),
+            GENERATOR_GROUP: ([OBJECTS_TOPIC], self.on_object_created),
+        }
+
+    def extra_workers(self) -> dict[str, Worker]:
+        return {"pdf-renderer": self.render_pdfs_forever}
+
+    async def on_start(self) -> None:
+        await self.objects.start()
+        self._keyring = await handlers.load_keyring(self)
+
+    async def stop(self) -> None:
+        await self.objects.stop()
+        await super().stop()
+
+    async def on_booking(self, envelope: Envelope) -> None:
+        await handlers.apply_booking(self, envelope)
+
+    async def on_object_created(self, envelope: Envelope) -> None:
+        await functions.generate_receipts(envelope.data, self.generator_deps(), inbox=(GENERATOR_GROUP, envelope.id))
+
+    async def render_pdfs_forever(self) -> None:
+        backoff = 1.0
+        while True:
+            self.pdf_signal.clear()
+            try:
+                seen = await handlers.render_pending_pdfs(self, batch=self.settings.tickets_pdf_batch)
+                backoff = 1.0
+            except Exception as exc:
+                log.warning("ticket PDFs not rendered; will retry", error=repr(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if seen < self.settings.tickets_pdf_batch:
+                await wait_event(self.pdf_signal, 1.0)

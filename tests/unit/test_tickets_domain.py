@@ -1,0 +1,160 @@
+"""Ticket rules without I/O: the signed code, which tickets an order gets, file sniffing, receipts, the PDF."""
+
+from __future__ import annotations
+
+import io
+import string
+
+import pypdf
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from boxoffice.tickets import domain
+from boxoffice.tickets.functions import created_objects
+from boxoffice.tickets.keys import TicketKeyRing, generate_key
+from boxoffice.tickets.pdf import TicketDocument, latin1, render_ticket_pdf
+
+RING = TicketKeyRing([generate_key()])
+TICKET = "0195f1c2-aaaa-7bbb-8ccc-123456789abc"
+EVENT = "0195f1c2-aaaa-7bbb-8ccc-123456789abd"
+
+
+def a_code(holder: str = "Ann Fan", version: int = 1) -> str:
+    return RING.sign(ticket_id=TICKET, subject_id=EVENT, seat="A-12", holder=holder, version=version)
+
+
+def test_a_code_verifies_offline_and_is_short_enough_for_a_qr() -> None:
+    code = a_code()
+    claims = RING.verify(code)
+    assert (claims.ticket_id, claims.subject_id, claims.seat, claims.holder, claims.version) == (
+        TICKET,
+        EVENT,
+        "A-12",
+        "Ann Fan",
+        1,
+    )
+    assert len(code) < 320 and set(code) <= set(string.ascii_letters + string.digits + "-_.")
+
+
+def test_changing_any_character_of_a_code_makes_it_invalid() -> None:
+    code = a_code()
+    alphabet = string.ascii_letters + string.digits + "-_"
+    for i, char in enumerate(code):
+        if char == ".":
+            continue
+        for replacement in (alphabet[(alphabet.index(char) + 1) % 64], alphabet[(alphabet.index(char) + 33) % 64]):
+            with pytest.raises(domain.InvalidTicketCode):
+                RING.verify(code[:i] + replacement + code[i + 1 :])
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=400))
+def test_arbitrary_strings_are_invalid_codes_never_crashes(text: str) -> None:
+    with pytest.raises(domain.InvalidTicketCode):
+        RING.verify(text)
+
+
+def test_a_code_signed_with_another_key_is_refused() -> None:
+    other = TicketKeyRing([generate_key()])
+    forged = other.sign(ticket_id=TICKET, subject_id=EVENT, seat="A-12", holder="Ann Fan", version=1)
+    with pytest.raises(domain.InvalidTicketCode):
+        RING.verify(forged)
+    # Same payload, other key's signature, claiming our key id: still refused.
+    payload, _ = a_code().split(".")
+    with pytest.raises(domain.InvalidTicketCode):
+        RING.verify(payload + "." + forged.split(".")[1])
+
+
+def test_a_rotated_ring_still_verifies_codes_of_older_keys() -> None:
+    rotated = TicketKeyRing([generate_key(), *RING.keys])
+    assert rotated.verify(a_code()).ticket_id == TICKET
+
+
+def test_one_ticket_per_seat_or_general_admission_unit() -> None:
+    reserved = {
+        "ticket_count": 2,
+        "items": [
+            {"seat_id": "s1", "label": "A-1", "section": "Stalls", "price": 4500},
+            {"seat_id": "s2", "label": "A-2", "section": "Stalls", "price": 4500},
+        ],
+    }
+    planned = [(t.line_no, t.seat_id, t.label) for t in domain.plan_tickets(reserved)]
+    assert planned == [(1, "s1", "A-1"), (2, "s2", "A-2")]
+    general = {"ticket_count": 3, "items": [{"seat_id": None, "label": "Floor", "section": "Floor"}] * 3}
+    assert [(t.seat_id, t.label) for t in domain.plan_tickets(general)] == [(None, "Floor")] * 3
+    seeds_shape = {"ticket_count": 2}  # the seeds' record: a count, no items
+    assert [t.label for t in domain.plan_tickets(seeds_shape)] == [domain.GENERAL_ADMISSION] * 2
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"%PDF-1.7\n", "application/pdf"),
+        (b"\x89PNG\r\n\x1a\n\x00", "image/png"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpeg"),
+        (b"\x7fELF\x02\x01\x01\x00", None),
+        (b"MZ\x90\x00", None),
+        (b"%PDF", None),
+        (b"", None),
+    ],
+)
+def test_files_are_judged_by_magic_bytes(head: bytes, expected: str | None) -> None:
+    assert domain.sniff_content_type(head) == expected
+
+
+def test_the_generator_rejects_too_large_and_disguised_files() -> None:
+    assert domain.judge_upload(b"%PDF-" + b"x" * 10, max_bytes=15).status == "verified"
+    assert domain.judge_upload(b"%PDF-" + b"x" * 11, max_bytes=15).status == "rejected"
+    assert domain.judge_upload(b"\x7fELF....", max_bytes=100).status == "rejected"
+
+
+def test_receipts_are_named_like_the_seeds_and_never_trigger_the_generator() -> None:
+    assert domain.receipt_key("passport.pdf") == "tickets/passport.pdf_TICKET.txt"
+    assert domain.receipt_key("uploads/u1/0195f1c2") == "tickets/0195f1c2_TICKET.txt"
+    assert domain.is_generated(domain.receipt_key("uploads/u1/x")) and not domain.is_generated("uploads/u1/x")
+
+
+def test_s3_event_keys_are_url_decoded() -> None:
+    event = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "b"}, "object": {"key": "uploads/a+b%2Bc", "size": 3}},
+            },
+            {"eventName": "ObjectRemoved:Delete", "s3": {"bucket": {"name": "b"}, "object": {"key": "gone"}}},
+        ]
+    }
+    assert [(o.bucket, o.key, o.size) for o in created_objects(event)] == [("b", "uploads/a b+c", 3)]
+
+
+def test_the_pdf_prints_the_ticket_and_carries_the_code() -> None:
+    code = a_code("Zoë Łukasz")
+    details = {"name": "Big Concert", "venue": "Arena", "city": "Berlin", "starts_at": "2026-12-01T19:30:00Z"}
+    pdf = render_ticket_pdf(TicketDocument(TICKET, "order-7", "event", "Zoë Łukasz", code, "A-12", "Stalls", details))
+    assert pdf.startswith(b"%PDF-")
+    text = pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    for expected in ("Big Concert", "Arena, Berlin", "Stalls, seat A-12", "Zoë Lukasz", "order-7", "19:30"):
+        assert expected in text, expected
+    assert code in text.replace("\n", "")
+
+
+def test_train_tickets_print_stations_and_coach_seat() -> None:
+    details = {
+        "train_number": "12951",
+        "name": "Rajdhani Express",
+        "origin": "NDLS",
+        "destination": "BCT",
+        "class_code": "3A",
+        "departs_at": "2026-12-01T16:55:00Z",
+        "arrives_at": "2026-12-02T08:35:00Z",
+    }
+    pdf = render_ticket_pdf(TicketDocument(TICKET, "o", "train", "Ravi", a_code("Ravi"), "B1-7", "3A", details))
+    text = pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    for expected in ("12951 Rajdhani Express", "NDLS - BCT", "B1-7", "3A", "16:55"):
+        assert expected in text, expected
+
+
+def test_names_outside_latin1_are_transliterated_for_the_core_font() -> None:
+    assert latin1("Zoë Łukasz Øre") == "Zoë Lukasz Øre"
+    assert latin1("李") == "?"
