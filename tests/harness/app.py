@@ -43,7 +43,7 @@ async def running(settings: Settings, names: Sequence[str], *, workers: bool = T
     runtime = Runtime(settings, names, run_workers=workers)
     await runtime.start()
     try:
-        transport = httpx.ASGITransport(app=runtime.gateway())
+        transport = httpx.ASGITransport(app=runtime.gateway(), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://boxoffice.test") as client:
             yield Running(client, runtime)
     finally:

@@ -140,27 +140,36 @@ async def _advance(svc: PaymentsService, payment_id: str, order: dict[str, Any],
                 await uow.commit()
         payment = await _reload(svc, payment_id)
     if payment.status == PaymentStatus.AUTHORIZED:
-        await _confirm_then_capture(svc, payment, order)
+        confirmed = await _confirm_then_capture(svc, payment, order)
         payment = await _reload(svc, payment_id)
+        if confirmed and payment.status == PaymentStatus.AUTHORIZED:
+            # The order is confirmed and the money authorized; the capture is finished by the recovery worker.
+            return {"order_id": payment.order_id, "status": "confirmed", "payment_id": payment.id}
     return _outcome(payment)
 
 
-async def _confirm_then_capture(svc: PaymentsService, payment: Any, order: dict[str, Any]) -> None:
+async def _confirm_then_capture(svc: PaymentsService, payment: Any, order: dict[str, Any]) -> bool:
+    """True once booking has confirmed the order for this payment (captured now, or by recovery later)."""
     response = await svc.clients.get("booking").post(
         f"/internal/orders/{payment.order_id}/confirm",
         json={"hold_id": order["hold_id"], "hold_version": order["hold_version"], "payment_id": payment.id},
         headers={"Idempotency-Key": payment.id},  # confirmation is idempotent by payment id: safe to retry
     )
     if response.status_code == 200:
-        await svc.processor.capture(authorization_id=payment.authorization_id, amount_minor=payment.amount_minor)
+        try:
+            await svc.processor.capture(authorization_id=payment.authorization_id, amount_minor=payment.amount_minor)
+        except Exception as exc:
+            log.warning("capture failed; recovery will retry it", payment_id=payment.id, error=repr(exc))
+            return True
         await _finish(svc, payment, PaymentStatus.CAPTURED, frm={PaymentStatus.AUTHORIZED})
-    elif response.status_code in (404, 409):
+        return True
+    if response.status_code in (404, 409):
         reason = str(response.json().get("type", "")).rsplit("/", 1)[-1] or "not-confirmed"
         await svc.processor.void(authorization_id=payment.authorization_id)
         await _finish(svc, payment, PaymentStatus.VOIDED, frm={PaymentStatus.AUTHORIZED}, failure=reason)
-    else:
-        # Booking did not answer: the payment stays authorized; the retry or the recovery worker finishes it.
-        raise ServiceUnavailable("The payment is authorized but the order could not be confirmed yet; retry.")
+        return False
+    # Booking did not answer: the payment stays authorized; the retry or the recovery worker finishes it.
+    raise ServiceUnavailable("The payment is authorized but the order could not be confirmed yet; retry.")
 
 
 async def _finish(svc: PaymentsService, payment: Any, to: PaymentStatus, *, frm: set[str], **values: Any) -> None:
