@@ -39,6 +39,7 @@ from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
 from boxoffice.platform.settings import Settings
 from boxoffice.tickets.service import TicketsService
+from boxoffice.web.service import WebService
 
 SERVICES: dict[str, type[Service]] = {
     IdentityService.name: IdentityService,
@@ -46,6 +47,7 @@ SERVICES: dict[str, type[Service]] = {
     BookingService.name: BookingService,
     PaymentsService.name: PaymentsService,
     TicketsService.name: TicketsService,
+    WebService.name: WebService,
 }
 
 log = structlog.get_logger("boxoffice.cli")
@@ -68,7 +70,8 @@ def _service_class(name: str) -> type[Service]:
 
 def migrate_all(settings: Settings, names: Sequence[str] | None = None) -> None:
     for name in names or SERVICES:
-        upgrade(name, settings.database_url(name))
+        if getattr(SERVICES.get(name), "has_database", True):
+            upgrade(name, settings.database_url(name))
 
 
 def gateway_routes(service: type[Service]) -> list[str]:
@@ -151,7 +154,7 @@ class Runtime:
 
         routes = [(p, self.apps[s.name]) for s in self.services for p in gateway_routes(type(s))]
         docs = {s.name: f"/api/{s.name}/docs" for s in self.services}
-        return Gateway(routes, check_ready=self.readiness, lifespan=lifespan, docs=docs)
+        return Gateway(routes, check_ready=self.readiness, lifespan=lifespan, docs=docs, fallback=self.apps.get("web"))
 
 
 def _report_worker_exit(task: asyncio.Task[None]) -> None:
@@ -240,7 +243,8 @@ def serve(service: str, port: Annotated[int | None, typer.Option(help="default: 
             await runtime.stop()
 
     routes = [(p, runtime.apps[service]) for p in gateway_routes(SERVICES[service])]
-    _serve(Gateway(routes, check_ready=runtime.readiness, lifespan=lifespan), settings, port=port)
+    gateway = Gateway(routes, check_ready=runtime.readiness, lifespan=lifespan, fallback=runtime.apps.get("web"))
+    _serve(gateway, settings, port=port)
 
 
 @app.command()
@@ -268,7 +272,7 @@ def _run_processes(settings: Settings) -> None:
     """Each service as ``serve`` + ``worker`` processes on its own port; this process is the gateway."""
     if settings.bus == "sql" and settings.bus_database_url is None:
         log.warning("--processes with the default SQLite bus: fine on one machine; set BOXOFFICE_BUS=kafka to scale")
-    env = dict(os.environ)
+    env = {**os.environ, "BOXOFFICE_SQLITE_INLINE": "0"}  # processes may share SQLite files (the bus)
     urls = {}
     for index, name in enumerate(SERVICES):
         port = settings.services_base_port + index
@@ -296,7 +300,7 @@ def _run_processes(settings: Settings) -> None:
     routes = [(p, proxies[name]) for name, cls in SERVICES.items() for p in gateway_routes(cls)]
     docs = {name: f"/api/{name}/docs" for name in SERVICES}
     try:
-        _serve(Gateway(routes, check_ready=readiness, docs=docs), settings)
+        _serve(Gateway(routes, check_ready=readiness, docs=docs, fallback=proxies.get("web")), settings)
     finally:
         for child in children:
             child.terminate()

@@ -49,7 +49,7 @@ class Service:
         self.settings = settings
         self.bus = bus
         self.clients = clients
-        self.db = Database(settings.database_url(self.name), name=self.name)
+        self.db = Database(settings.database_url(self.name), name=self.name, sqlite_inline=settings.sqlite_inline)
         self.verifier = TokenVerifier.from_client(lambda: clients.get("identity"))
         self.relay = Relay(self.db, bus)
         self.clock: Callable[[], datetime] = utcnow

@@ -32,6 +32,7 @@ from sqlalchemy.types import TypeDecorator
 
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.bus.tables import outbox_insert
+from boxoffice.platform.sqlite_inline import inline_creator
 
 T = TypeVar("T")
 
@@ -60,7 +61,7 @@ def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
 class Database:
     """The engines of one service's database, built in the lifespan, disposed at shutdown."""
 
-    def __init__(self, url: str, *, name: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, name: str, pool_size: int = 10, sqlite_inline: bool = False) -> None:
         self.url = url
         self.name = name
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
@@ -69,8 +70,11 @@ class Database:
             database = make_url(url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
-            self.read_engine = create_async_engine(url, pool_size=4, max_overflow=4)
+            inline: dict[str, Any] = {}
+            if sqlite_inline and database and database != ":memory:":
+                inline = {"async_creator": inline_creator(database)}
+            self.engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **inline)
+            self.read_engine = create_async_engine(url, pool_size=4, max_overflow=4, **inline)
             _configure_sqlite(self.engine, immediate=True)
             _configure_sqlite(self.read_engine, immediate=False)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,10 @@ def _message(sender: str, to: str, subject: str, text: str) -> EmailMessage:
     return message
 
 
+def _address_tag(address: str) -> str:
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()[:12]
+
+
 class DevMailbox:
     """Every message is an .eml file under ``<data dir>/mailbox``; nothing leaves the machine."""
 
@@ -50,7 +55,7 @@ class DevMailbox:
 
     async def send(self, to: str, subject: str, text: str) -> None:
         message = _message(self.sender, to, subject, text)
-        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.eml"
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{_address_tag(to)}-{uuid.uuid4().hex[:8]}.eml"
         await asyncio.to_thread(self._write, name, message.as_bytes())
 
     def _write(self, name: str, data: bytes) -> None:
@@ -65,7 +70,8 @@ class DevMailbox:
             return []
         found: list[Mail] = []
         parser = BytesParser(policy=email.policy.default)
-        for path in sorted(self.directory.glob("*.eml"), reverse=True):
+        pattern = f"*-{_address_tag(to)}-*.eml" if to is not None else "*.eml"  # no need to parse everyone's mail
+        for path in sorted(self.directory.glob(pattern), reverse=True):
             message = parser.parsebytes(path.read_bytes())
             if to is not None and str(message["To"]).strip().lower() != to.strip().lower():
                 continue

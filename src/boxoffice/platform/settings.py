@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     max_body_bytes: int = 1_048_576
+    sqlite_inline: bool = True
+    """Run SQLite statements on the event loop's thread (one process only; ``run --processes`` turns it off)."""
     demo: bool = True
     """Seed demo events, stations and trains when the catalog is empty (BOXOFFICE_DEMO=0 starts empty)."""
 
@@ -104,6 +106,7 @@ class Settings(BaseSettings):
     # Tickets.
     tickets_max_upload_bytes: int = 5 * 1024 * 1024
     tickets_pdf_batch: int = 20
+    tickets_pdf_processes: int = 1
 
     # Service clients.
     client_timeout_seconds: float = 5.0

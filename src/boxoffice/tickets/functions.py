@@ -137,7 +137,11 @@ async def generate_receipts(
             upload, verdict, receipt = result.upload, result.verdict, result.receipt
             key = upload.object_key if upload is not None else receipt.key
             if upload is not None and not await store.settle_upload(
-                uow.conn, upload.id, status=verdict.status, reason=verdict.reason, receipt_key=receipt.key,
+                uow.conn,
+                upload.id,
+                status=verdict.status,
+                reason=verdict.reason,
+                receipt_key=receipt.key,
                 now=deps.now(),
             ):
                 outcomes.append(Outcome(key, "duplicate", receipt.key))  # another run settled it first

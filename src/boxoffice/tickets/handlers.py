@@ -22,7 +22,7 @@ from boxoffice.platform.objectstore import announce_object_created
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.tickets import domain, store
 from boxoffice.tickets.keys import TicketKeyRing, encrypt_private, generate_key, load_key
-from boxoffice.tickets.pdf import TicketDocument, render_ticket_pdf
+from boxoffice.tickets.pdf import TicketDocument
 
 if TYPE_CHECKING:
     from boxoffice.tickets.service import TicketsService
@@ -192,15 +192,6 @@ def _document(row: Any) -> TicketDocument:
     )
 
 
-def _render(row: Any) -> bytes | None:
-    """One ticket's PDF; None (logged) when its data cannot be rendered, so it does not hold up the others."""
-    try:
-        return render_ticket_pdf(_document(row))
-    except Exception:
-        log.exception("ticket PDF could not be rendered", ticket_id=row.id)
-        return None
-
-
 async def render_pending_pdfs(svc: TicketsService, *, batch: int) -> int:
     """Render and store the PDFs of tickets that have none; returns how many it looked at.
 
@@ -212,7 +203,8 @@ async def render_pending_pdfs(svc: TicketsService, *, batch: int) -> int:
         rows = await store.tickets_without_pdf(conn, batch)
     if not rows:
         return 0
-    pdfs = await asyncio.to_thread(lambda: [_render(row) for row in rows])
+    docs = [_document(row) for row in rows]
+    pdfs = await svc.render(docs)
     rendered = [(row, pdf) for row, pdf in zip(rows, pdfs, strict=True) if pdf is not None]
     stored = await asyncio.gather(
         *(

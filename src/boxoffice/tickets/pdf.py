@@ -8,6 +8,7 @@ Pure CPU and no I/O: the renderer worker calls it in a thread. The text uses the
 from __future__ import annotations
 
 import io
+import logging
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
@@ -123,3 +124,19 @@ def render_ticket_pdf(doc: TicketDocument) -> bytes:
     pdf.ln(1)
     pdf.cell(width, 3.5, "Show this QR code at the entrance. It is valid once; do not share it.")
     return bytes(pdf.output())
+
+
+def render_many(docs: list[TicketDocument]) -> list[bytes | None]:
+    """Render each document; None for one that cannot be rendered, so it does not hold up the others.
+
+    Runs in a worker process (the tickets service's PDF pool): rendering is pure Python and would otherwise
+    hold the interpreter lock that the service's requests need.
+    """
+    rendered: list[bytes | None] = []
+    for doc in docs:
+        try:
+            rendered.append(render_ticket_pdf(doc))
+        except Exception:
+            logging.getLogger("boxoffice.tickets.pdf").exception("ticket PDF could not be rendered: %s", doc.ticket_id)
+            rendered.append(None)
+    return rendered

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import ClassVar
 
 import structlog
@@ -19,6 +21,7 @@ from boxoffice.platform.objectstore import OBJECTS_TOPIC, ObjectStore, build_obj
 from boxoffice.platform.settings import Settings
 from boxoffice.tickets import functions, handlers
 from boxoffice.tickets.keys import TicketKeyRing
+from boxoffice.tickets.pdf import TicketDocument, render_many
 
 log = structlog.get_logger("boxoffice.tickets")
 
@@ -36,6 +39,17 @@ class TicketsService(Service):
         self.objects: ObjectStore = build_object_store(settings)
         self.pdf_signal = asyncio.Event()
         self._keyring: TicketKeyRing | None = None
+        self._pdf_pool: ProcessPoolExecutor | None = None
+
+    async def render(self, docs: list[TicketDocument]) -> list[bytes | None]:
+        """Render PDFs in a worker process (``BOXOFFICE_TICKETS_PDF_PROCESSES``, 0 = a thread of this one)."""
+        if self.settings.tickets_pdf_processes <= 0:
+            return await asyncio.to_thread(render_many, docs)
+        if self._pdf_pool is None:
+            # spawn, not fork: this process runs threads (database drivers) that a fork would copy mid-lock.
+            context = multiprocessing.get_context("spawn")
+            self._pdf_pool = ProcessPoolExecutor(self.settings.tickets_pdf_processes, mp_context=context)
+        return await asyncio.get_running_loop().run_in_executor(self._pdf_pool, render_many, docs)
 
     def keyring(self) -> TicketKeyRing:
         if self._keyring is None:
@@ -66,6 +80,9 @@ class TicketsService(Service):
         self._keyring = await handlers.load_keyring(self)
 
     async def stop(self) -> None:
+        if self._pdf_pool is not None:
+            self._pdf_pool.shutdown(wait=False, cancel_futures=True)
+            self._pdf_pool = None
         await self.objects.stop()
         await super().stop()
 

@@ -14,5 +14,8 @@ def build_bus(settings: Settings) -> Bus:
     from boxoffice.platform.bus.sql import SqlBus
 
     return SqlBus(
-        settings.bus_url(), partitions=settings.bus_partitions, poll_interval=settings.bus_poll_interval_seconds
+        settings.bus_url(),
+        partitions=settings.bus_partitions,
+        poll_interval=settings.bus_poll_interval_seconds,
+        sqlite_inline=settings.sqlite_inline,
     )

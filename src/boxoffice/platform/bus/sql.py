@@ -84,8 +84,10 @@ def _upsert(conn: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.I
 class SqlBus:
     name = "sql"
 
-    def __init__(self, url: str, *, partitions: int = 8, poll_interval: float = 0.2) -> None:
-        self.db = Database(url, name="bus")
+    def __init__(
+        self, url: str, *, partitions: int = 8, poll_interval: float = 0.2, sqlite_inline: bool = False
+    ) -> None:
+        self.db = Database(url, name="bus", sqlite_inline=sqlite_inline)
         self.partitions = partitions
         self.poll_interval = poll_interval
         self._waiters: set[asyncio.Event] = set()

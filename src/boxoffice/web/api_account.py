@@ -1,0 +1,134 @@
+"""Account pages: register, verify the e-mailed code, log in and out; the dev mailbox in dev mode."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from boxoffice.web import domain
+from boxoffice.web.handlers import ApiProblem, Tokens, Visitor
+from boxoffice.web.pages import VisitorDep, form, redirect, render, text, with_query
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/account/register")
+async def register_form(request: Request, visitor: VisitorDep) -> Response:
+    return render(request, "register.html", "register", form={}, next=request.query_params.get("next", ""))
+
+
+@router.post("/account/register")
+async def register(request: Request, visitor: VisitorDep) -> Response:
+    data = await form(request)
+    fields = {"name": text(data, "name"), "email": text(data, "email")}
+    next_url = domain.safe_next(text(data, "next"), "")
+    try:
+        await visitor.call("identity", "POST", "/api/auth/register", auth=False,
+                           json={**fields, "password": data.get("password") or ""})
+    except ApiProblem as exc:
+        if exc.status >= 500:
+            raise
+        return render(request, "register.html", "register", form=fields, error=_field_message(exc),
+                      next=next_url, status=exc.status)
+    return redirect(with_query("/account/verify", email=fields["email"], next=next_url, sent=1), request)
+
+
+def _field_message(exc: ApiProblem) -> str:
+    """Validation problems name the field; say it the way a form would."""
+    if exc.slug == "validation-error":
+        params = exc.problem.extra.get("invalid_params") or []
+        if params and isinstance(params[0], dict):
+            name = str(params[0].get("name", "")).replace("_", " ")
+            return f"Please check the {name}: {params[0].get('reason', 'it is not valid')}."
+    return exc.message
+
+
+@router.get("/account/verify")
+async def verify_form(request: Request, visitor: VisitorDep) -> Response:
+    q = request.query_params
+    return render(request, "verify.html", "verify", email=q.get("email", ""), next=q.get("next", ""),
+                  sent=q.get("sent") == "1")
+
+
+@router.post("/account/verify")
+async def verify(request: Request, visitor: VisitorDep) -> Response:
+    data = await form(request)
+    email, code, next_url = text(data, "email"), text(data, "code").replace(" ", ""), text(data, "next")
+    try:
+        pair = await visitor.call("identity", "POST", "/api/auth/verify", auth=False,
+                                  json={"email": email, "code": code})
+    except ApiProblem as exc:
+        if exc.status >= 500:
+            raise
+        return render(request, "verify.html", "verify", email=email, next=next_url, error=_field_message(exc),
+                      status=exc.status)
+    await _log_in(visitor, Tokens.from_pair(pair))
+    return redirect(domain.safe_next(next_url, "/?welcome=1"), request)
+
+
+@router.post("/account/resend")
+async def resend(request: Request, visitor: VisitorDep) -> Response:
+    data = await form(request)
+    email = text(data, "email")
+    try:
+        await visitor.call("identity", "POST", "/api/auth/resend", auth=False, json={"email": email})
+    except ApiProblem as exc:
+        if exc.status >= 500:
+            raise
+        return render(request, "verify.html", "verify", email=email, next=text(data, "next"), error=exc.message,
+                      status=exc.status)
+    return redirect(with_query("/account/verify", email=email, next=text(data, "next"), sent=1), request)
+
+
+@router.get("/account/login")
+async def login_form(request: Request, visitor: VisitorDep) -> Response:
+    return render(request, "login.html", "login", email="", next=request.query_params.get("next", ""))
+
+
+@router.post("/account/login")
+async def login(request: Request, visitor: VisitorDep) -> Response:
+    data = await form(request)
+    email, next_url = text(data, "email"), text(data, "next")
+    try:
+        pair = await visitor.call("identity", "POST", "/api/auth/login", auth=False,
+                                  json={"email": email, "password": data.get("password") or ""})
+    except ApiProblem as exc:
+        if exc.status >= 500:
+            raise
+        if exc.status == 403:
+            return redirect(with_query("/account/verify", email=email, next=next_url), request)
+        return render(request, "login.html", "login", email=email, next=next_url, error=_field_message(exc),
+                      status=exc.status)
+    await _log_in(visitor, Tokens.from_pair(pair))
+    return redirect(domain.safe_next(next_url), request)
+
+
+async def _log_in(visitor: Visitor, tokens: Tokens) -> None:
+    visitor.log_in(tokens, await visitor.svc.verifier.verify(tokens.access))
+
+
+@router.post("/account/logout")
+async def logout(request: Request, visitor: VisitorDep) -> Response:
+    await form(request)
+    if visitor.tokens is not None:
+        try:
+            await visitor.call("identity", "POST", "/api/auth/logout", auth=False,
+                               json={"refresh_token": visitor.tokens.refresh})
+        except ApiProblem:
+            pass  # the cookie goes either way; an unknown refresh token is already as good as gone
+    visitor.log_out()
+    return redirect("/", request)
+
+
+@router.get("/dev/mailbox")
+async def dev_mailbox(request: Request, visitor: VisitorDep) -> Response:
+    if not visitor.svc.dev_mode:
+        raise ApiProblem(domain.ProblemInfo(404, "not-found", "Not found", "No such page."))
+    to = request.query_params.get("to", "")
+    try:
+        box = await visitor.call("identity", "GET", "/api/dev/mailbox", params={"to": to}, auth=False)
+    except ApiProblem as exc:
+        if exc.status != 404:
+            raise
+        box = {"items": []}
+    return render(request, "mailbox.html", "mailbox", to=to, messages=box["items"])

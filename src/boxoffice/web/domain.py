@@ -1,0 +1,320 @@
+"""Pure rules of the web front end: formatting, countdowns, CSRF tokens, friendly errors, seat layouts.
+
+Nothing here does I/O; the page handlers and the templates call these, and unit tests pin them down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+CURRENCY_SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$", "INR": "₹"}
+CATEGORIES = ("concert", "theatre", "comedy", "sports", "festival")
+CURRENCIES = ("EUR", "GBP", "USD", "INR")
+TEST_CARDS = (
+    ("4242424242424242", "succeeds"),
+    ("4000000000000002", "is declined"),
+    ("4000000000009995", "is declined: insufficient funds"),
+)
+
+
+# Money and time --------------------------------------------------------------------------------------------
+
+
+def format_money(minor: int, currency: str) -> str:
+    """``format_money(269480, "INR")`` → ``"₹2,694.80"``; unknown currencies keep their code."""
+    sign = "-" if minor < 0 else ""
+    major, cents = divmod(abs(minor), 100)
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    amount = f"{major:,}.{cents:02d}"
+    return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {currency}"
+
+
+def parse_money(text: str) -> int | None:
+    """A price typed by a person (``"45"``, ``"45.5"``, ``"1,250.00"``) in minor units; None if unreadable."""
+    cleaned = text.strip().replace(",", "").replace("_", "")
+    match = re.fullmatch(r"(\d{1,9})(?:\.(\d{1,2}))?", cleaned)
+    if not match:
+        return None
+    return int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+
+
+def parse_time(value: str | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def format_when(value: str | datetime) -> str:
+    """``"Sat 28 Nov 2026, 18:00 UTC"``: every time on the site is shown in UTC, and says so."""
+    moment = parse_time(value).astimezone(UTC)
+    return moment.strftime("%a %d %b %Y, %H:%M UTC")
+
+
+def format_clock(value: str | datetime) -> str:
+    return parse_time(value).astimezone(UTC).strftime("%H:%M")
+
+
+def format_day(value: str | datetime) -> str:
+    return parse_time(value).astimezone(UTC).strftime("%a %d %b")
+
+
+def format_duration(departs: str | datetime, arrives: str | datetime) -> str:
+    minutes = max(0, int((parse_time(arrives) - parse_time(departs)).total_seconds() // 60))
+    hours, rest = divmod(minutes, 60)
+    return f"{hours}h {rest:02d}m" if hours else f"{rest}m"
+
+
+def seconds_left(expires_at: str | datetime, now: datetime) -> float:
+    """Seconds until ``expires_at``, never negative (a countdown must not end before the hold does)."""
+    return max(0.0, (parse_time(expires_at) - now).total_seconds())
+
+
+def countdown_label(seconds: float) -> str:
+    """``"9:59"``; rounds up, so it reads ``0:00`` only once the time is really up."""
+    minutes, rest = divmod(max(0, math.ceil(seconds)), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+# CSRF: a signed double-submit token ------------------------------------------------------------------------
+
+
+def _csrf_signature(secret: bytes, nonce: str) -> str:
+    return hmac.new(secret, b"boxoffice-web-csrf-v1:" + nonce.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def new_csrf_token(secret: bytes) -> str:
+    """``nonce.signature``: the cookie holds it, every form repeats it; only we can sign a nonce."""
+    nonce = secrets.token_urlsafe(18)
+    return f"{nonce}.{_csrf_signature(secret, nonce)}"
+
+
+def csrf_token_is_ours(secret: bytes, token: str | None) -> bool:
+    if not token or token.count(".") != 1:
+        return False
+    nonce, signature = token.split(".")
+    return hmac.compare_digest(signature, _csrf_signature(secret, nonce))
+
+
+def csrf_accepts(secret: bytes, cookie: str | None, submitted: str | None) -> bool:
+    """A form is ours when it repeats the cookie's token and that token carries our signature.
+
+    A cross-site page can make the browser send the cookie, but cannot read it to repeat it in the form.
+    """
+    if not cookie or not submitted or not hmac.compare_digest(cookie, submitted):
+        return False
+    return csrf_token_is_ours(secret, cookie)
+
+
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """An ``Origin`` header, when the browser sends one, must name this site."""
+    if not origin:
+        return True
+    if origin == "null" or not host:
+        return False
+    return re.sub(r"^https?://", "", origin).rstrip("/") == host
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Where to go after logging in: only a path on this site (no ``//evil.example``, no scheme)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+# Friendly errors -------------------------------------------------------------------------------------------
+
+FRIENDLY: dict[str, str] = {
+    "seat-unavailable": "Sorry, one or more of those seats were taken meanwhile. Please pick others.",
+    "sold-out": "Sorry, there are not enough tickets left for that. Try a smaller number or another section.",
+    "hold-expired": "Your hold expired before the payment went through, so the seats were released. "
+    "Nothing was charged. Please choose your seats again.",
+    "payment-declined": "Your card was declined. Nothing was charged; try another card.",
+    "invalid-credentials": "The e-mail or the password is wrong.",
+    "email-not-verified": "Please verify your e-mail address first: enter the code we sent you.",
+    "email-taken": "An account with this e-mail already exists. Log in instead?",
+    "too-many-requests": "Too many attempts at once. Please wait a moment and try again.",
+    "service-unavailable": "This part of boxoffice is briefly unavailable. Please try again in a moment.",
+    "already-used": "This ticket has been checked in before.",
+    "invalid-code": "This is not a valid boxoffice ticket: forged, altered or mistyped.",
+    "unauthorized": "Please log in to continue.",
+    "forbidden": "Your account is not allowed to do this.",
+    "not-found": "We could not find that. It may have been removed.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemInfo:
+    status: int
+    slug: str
+    title: str
+    detail: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def problem_from_body(status: int, body: Any) -> ProblemInfo:
+    """Reads an RFC 9457 problem (or anything else an API answered with) into a ``ProblemInfo``."""
+    if not isinstance(body, dict):
+        body = {}
+    slug = str(body.get("type") or "").rstrip("/").rsplit("/", 1)[-1] or f"http-{status}"
+    known = {"type", "title", "status", "detail"}
+    return ProblemInfo(
+        status=status,
+        slug=slug,
+        title=str(body.get("title") or "Something went wrong"),
+        detail=str(body.get("detail") or body.get("title") or "Something went wrong."),
+        extra={k: v for k, v in body.items() if k not in known},
+    )
+
+
+def friendly_message(problem: ProblemInfo) -> str:
+    """What the page says about an API problem: our wording for the known ones, the API's detail otherwise."""
+    if problem.slug == "payment-declined" and problem.extra.get("decline_code") == "insufficient_funds":
+        return "Your card was declined for insufficient funds. Nothing was charged; try another card."
+    if problem.slug in FRIENDLY:
+        return FRIENDLY[problem.slug]
+    if problem.slug.startswith("http-") and problem.status >= 500:
+        return "Something went wrong on our side. Please try again."
+    return problem.detail
+
+
+# Seat layouts for the SVG seat maps ------------------------------------------------------------------------
+
+SEAT = 22
+GAP = 6
+PITCH = SEAT + GAP
+ROW_LABEL = 28
+SECTION_TITLE = 30
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedSeat:
+    id: str
+    label: str
+    status: str
+    x: int
+    y: int
+    price: int | None = None
+    section: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RowLabel:
+    text: str
+    x: int
+    y: int
+
+
+@dataclass(slots=True)
+class SeatMapLayout:
+    width: int
+    height: int
+    seats: list[PlacedSeat] = field(default_factory=list)
+    labels: list[RowLabel] = field(default_factory=list)
+    titles: list[RowLabel] = field(default_factory=list)
+
+
+def layout_venue(sections: Sequence[Mapping[str, Any]], seats: Sequence[Mapping[str, Any]]) -> SeatMapLayout:
+    """Sections one below the other, each row a line of seats in number order, rows in the catalog's order."""
+    by_section: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    for seat in seats:
+        by_section.setdefault(seat["section_id"], {}).setdefault(str(seat["row"]), []).append(seat)
+    names = {s["id"]: s["name"] for s in sections}
+    widest = max((len(row) for rows in by_section.values() for row in rows.values()), default=1)
+    width = ROW_LABEL * 2 + widest * PITCH
+    layout = SeatMapLayout(width=width, height=0)
+    y = 0
+    for section_id in [s["id"] for s in sections if s["id"] in by_section]:
+        rows = by_section[section_id]
+        layout.titles.append(RowLabel(names.get(section_id, ""), width // 2, y + 20))
+        y += SECTION_TITLE
+        for row_label, row in rows.items():
+            ordered = sorted(row, key=lambda s: int(s.get("number") or 0))
+            offset = ROW_LABEL + (widest - len(ordered)) * PITCH // 2
+            layout.labels.append(RowLabel(row_label, ROW_LABEL // 2, y + SEAT - 6))
+            for index, seat in enumerate(ordered):
+                layout.seats.append(
+                    PlacedSeat(
+                        id=seat["id"],
+                        label=seat["label"],
+                        status=seat.get("status", "available"),
+                        x=offset + index * PITCH,
+                        y=y,
+                        price=seat.get("price"),
+                        section=names.get(section_id, ""),
+                    )
+                )
+            y += PITCH
+        y += GAP * 2
+    layout.height = max(y, PITCH)
+    return layout
+
+
+def layout_coach(seats: Sequence[Mapping[str, Any]], *, per_column: int = 4) -> SeatMapLayout:
+    """A coach seen from above: seats in columns of ``per_column`` across, an aisle down the middle."""
+    columns = max(1, -(-len(seats) // per_column))
+    aisle = PITCH // 2
+    width = ROW_LABEL + columns * PITCH + GAP
+    height = per_column * PITCH + aisle + GAP
+    layout = SeatMapLayout(width=width, height=height)
+    for index, seat in enumerate(seats):
+        column, place = divmod(index, per_column)
+        y = GAP + place * PITCH + (aisle if place >= per_column // 2 else 0)
+        layout.seats.append(
+            PlacedSeat(id=seat["id"], label=seat["label"], status=seat.get("status", "available"),
+                       x=ROW_LABEL + column * PITCH, y=y)
+        )
+    return layout
+
+
+def unavailable_seats(seats: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    return {s["id"]: s["status"] for s in seats if s.get("status", "available") != "available"}
+
+
+# Forms -----------------------------------------------------------------------------------------------------
+
+
+def parse_row_labels(text: str) -> list[str]:
+    """Row labels typed by an operator: ``"A-F"``, ``"A, B, C"``, ``"1-12"``, or a mix."""
+    labels: list[str] = []
+    for part in re.split(r"[,\s]+", text.strip()):
+        if not part:
+            continue
+        span = re.fullmatch(r"([A-Za-z])-([A-Za-z])|(\d{1,3})-(\d{1,3})", part)
+        if span and span.group(1):
+            first, last = ord(span.group(1).upper()), ord(span.group(2).upper())
+            labels.extend(chr(c) for c in range(first, last + 1))
+        elif span:
+            labels.extend(str(n) for n in range(int(span.group(3)), int(span.group(4)) + 1))
+        else:
+            labels.append(part.upper())
+    return list(dict.fromkeys(labels))
+
+
+def resolve_station(text: str, stations: Sequence[Mapping[str, Any]]) -> str | None:
+    """A station typed or picked: its code, its name, its city, or ``"Name (CODE)"``."""
+    wanted = text.strip()
+    if not wanted:
+        return None
+    match = re.search(r"\(([A-Za-z0-9]{2,8})\)\s*$", wanted)
+    if match:
+        wanted = match.group(1)
+    lowered = wanted.lower()
+    for key in ("code", "name", "city"):
+        for station in stations:
+            if str(station.get(key, "")).lower() == lowered:
+                return str(station["code"])
+    return None
+
+
+def attempt_key(*parts: str) -> str:
+    """An Idempotency-Key from what makes one attempt that attempt (a resubmitted form repeats it)."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]

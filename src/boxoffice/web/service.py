@@ -1,0 +1,65 @@
+"""Assembly of web: the pages, their static files and security headers; no database, no workers.
+
+Web is the gateway's fallback: every path that no API claims (``/``, ``/events``, ``/static/...``) comes
+here. It owns no data, so it runs no migrations, no outbox relay and no consumers, and it is ready when the
+services its pages call are reachable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fastapi import APIRouter, FastAPI
+from starlette.staticfiles import StaticFiles
+
+from boxoffice.platform.app import Service, Startable, Worker
+from boxoffice.platform.bus.port import Bus
+from boxoffice.platform.clients import ServiceClients
+from boxoffice.platform.settings import Settings
+from boxoffice.web.handlers import Refresher
+
+HERE = Path(__file__).parent
+
+
+class WebService(Service):
+    name = "web"
+    routes: ClassVar[tuple[str, ...]] = ()
+    has_database: ClassVar[bool] = False
+    """Web keeps nothing: ``boxoffice migrate`` skips it."""
+
+    def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
+        super().__init__(settings, bus=bus, clients=clients)
+        self.refresher = Refresher()
+        self.cache: dict[str, tuple[float, Any]] = {}
+
+    @property
+    def dev_mode(self) -> bool:
+        return self.settings.mode == "dev"
+
+    def routers(self) -> Sequence[APIRouter]:
+        from boxoffice.web.api import router
+
+        return [router]
+
+    def workers(self) -> dict[str, Worker]:
+        return {}  # no outbox to relay, nothing to consume
+
+    async def check_ready(self) -> None:
+        """Ready when identity answers (its keys sign every session); web has no database to ping."""
+        response = await self.clients.get("identity").get("/healthz")
+        response.raise_for_status()
+
+    async def stop(self) -> None:
+        await self.db.dispose()  # never connected; disposing an unused engine costs nothing
+
+    def create_app(self, *, manage: Sequence[Startable] = ()) -> FastAPI:
+        from boxoffice.web.api import install_page_handlers
+        from boxoffice.web.security import SecurityMiddleware
+
+        app = super().create_app(manage=manage)
+        app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+        install_page_handlers(app)
+        app.add_middleware(SecurityMiddleware, secret=self.settings.secret, secure=not self.dev_mode)
+        return app
