@@ -9,6 +9,7 @@ import pytest
 
 from tests.harness.postgres import create_database, postgres_server
 from tests.harness.smtp import Inbox, smtp_server
+from tests.harness.tansu import Tansu, tansu_broker
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +49,22 @@ def smtp() -> Iterator[Inbox]:
     """A real SMTP server (aiosmtpd) on loopback; ``smtp.messages`` is what it received."""
     with smtp_server() as inbox:
         yield inbox
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[Tansu]:
+    with tansu_broker() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: Tansu) -> str:
+    """``127.0.0.1:PORT`` of a Tansu broker shared by the session (tests use their own topics and groups)."""
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture
+def own_kafka_broker() -> Iterator[Tansu]:
+    """A broker of this test alone, for tests that stop and restart it."""
+    with tansu_broker() as broker:
+        yield broker

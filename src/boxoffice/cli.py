@@ -242,8 +242,8 @@ def serve(service: str, port: Annotated[int | None, typer.Option(help="default: 
         finally:
             await runtime.stop()
 
-    routes = [(p, runtime.apps[service]) for p in gateway_routes(SERVICES[service])]
-    gateway = Gateway(routes, check_ready=runtime.readiness, lifespan=lifespan, fallback=runtime.apps.get("web"))
+    # Served alone, the service gets every path: its public API and the /internal/ calls of other services.
+    gateway = Gateway([], check_ready=runtime.readiness, lifespan=lifespan, fallback=runtime.apps[service])
     _serve(gateway, settings, port=port)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from boxoffice.booking import domain, inventory, store
@@ -99,7 +100,8 @@ async def place_hold(
                 "expires_at": expires_at.isoformat(),
             },
         )
-        return hold_out(await store.hold_row(uow.conn, hold_id), now)
+        placed = SimpleNamespace(**values, id=hold_id, status=HoldStatus.ACTIVE, version=1, expires_at=expires_at)
+        return hold_out(placed, now)
 
     try:
         answer = await run_idempotent(
@@ -138,9 +140,14 @@ async def _claim(
         raise domain.InvalidSelection("This section does not exist at this event.")
     if event.seating == "reserved":
         raise domain.InvalidSelection("This event has reserved seating: choose seats (seat_ids).")
-    await _expire_section_holds(uow, section.section_id, now)
     quantity = r.quantity or 0
-    await inventory.claim_general(conn, section.section_id, quantity)
+    try:
+        await inventory.claim_general(conn, section.section_id, quantity)
+    except domain.SoldOut:
+        # Expired holds count as free at once (invariant 3): give theirs back, then try once more.
+        if not await _expire_section_holds(uow, section.section_id, now):
+            raise
+        await inventory.claim_general(conn, section.section_id, quantity)
     items = [{"seat_id": None, "label": section.name, "price": section.price, "section": section.name}] * quantity
     return _hold_values(HoldKind.GENERAL, event.event_id, items, event.currency, section_id=section.section_id)
 
@@ -200,10 +207,12 @@ def _hold_values(
     }
 
 
-async def _expire_section_holds(uow: UnitOfWork, section_id: str, now: datetime) -> None:
-    """Expired holds count as free at once: give their tickets back before claiming (invariant 3)."""
-    for hold_id in await store.expired_hold_ids(uow.conn, now, section_id=section_id, limit=50):
-        await _end_hold(uow, hold_id, to=HoldStatus.EXPIRED, now=now)
+async def _expire_section_holds(uow: UnitOfWork, section_id: str, now: datetime) -> int:
+    """End the section's holds whose time ran out, giving their tickets back; returns how many."""
+    ended = 0
+    for hold_id in await store.expired_hold_ids(uow.conn, now, section_id=section_id, limit=500):
+        ended += await _end_hold(uow, hold_id, to=HoldStatus.EXPIRED, now=now)
+    return ended
 
 
 async def _end_hold(uow: UnitOfWork, hold_id: str, *, to: HoldStatus, now: datetime) -> bool:
@@ -292,24 +301,22 @@ async def place_order(
         if existing is not None:
             raise domain.HoldAlreadyOrdered("This hold already has an order.", order_id=existing.id)
         order_id = uuid7()
-        await store.insert_order(
-            uow.conn,
-            {
-                "id": order_id,
-                "hold_id": hold.id,
-                "user_id": user.id,
-                "holder_name": user.name or user.email,
-                "status": OrderStatus.PENDING_PAYMENT,
-                "kind": "train" if hold.kind == HoldKind.TRAIN else "event",
-                "event_id": hold.event_id,
-                "total": hold.total,
-                "currency": hold.currency,
-                "items": hold.items,
-                "created_at": now,
-            },
-        )
+        order = {
+            "id": order_id,
+            "hold_id": hold.id,
+            "user_id": user.id,
+            "holder_name": user.name or user.email,
+            "status": OrderStatus.PENDING_PAYMENT,
+            "kind": "train" if hold.kind == HoldKind.TRAIN else "event",
+            "event_id": hold.event_id,
+            "total": hold.total,
+            "currency": hold.currency,
+            "items": hold.items,
+            "created_at": now,
+        }
+        await store.insert_order(uow.conn, order)
         ORDERS.labels(OrderStatus.PENDING_PAYMENT).inc()
-        return order_out(await store.order_row(uow.conn, order_id), hold.expires_at, now)
+        return order_out(SimpleNamespace(**order, payment_id=None), hold.expires_at, now)
 
     return await run_idempotent(
         svc.db, work, owner=user.id, scope="orders", key=idempotency_key, body=body, status_code=201, now=svc.now

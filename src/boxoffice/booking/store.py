@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    case,
     func,
     insert,
     or_,
@@ -240,21 +241,18 @@ async def lock_customer(conn: AsyncConnection, user_id: str) -> None:
 
 
 async def customer_usage(conn: AsyncConnection, user_id: str, event_id: str, now: datetime) -> tuple[int, int]:
-    """(live holds of this customer, tickets held or bought for this event)."""
+    """(live holds of this customer, tickets held or bought for this event), in one query."""
     live = and_(holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at > now)
-    active = (
-        await conn.execute(select(func.count()).select_from(holds).where(holds.c.user_id == user_id, live))
-    ).scalar_one()
-    tickets = (
+    for_event = and_(holds.c.event_id == event_id, or_(live, holds.c.status == HoldStatus.CONFIRMED))
+    row = (
         await conn.execute(
-            select(func.coalesce(func.sum(holds.c.quantity), 0)).where(
-                holds.c.user_id == user_id,
-                holds.c.event_id == event_id,
-                or_(live, holds.c.status == HoldStatus.CONFIRMED),
-            )
+            select(
+                func.coalesce(func.sum(case((live, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((for_event, holds.c.quantity), else_=0)), 0),
+            ).where(holds.c.user_id == user_id, holds.c.status.in_([HoldStatus.ACTIVE, HoldStatus.CONFIRMED]))
         )
-    ).scalar_one()
-    return int(active), int(tickets)
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 # Holds and orders.
