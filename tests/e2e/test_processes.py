@@ -53,22 +53,24 @@ def test_buyer_journey_on_separate_processes(tmp_path: Path, postgres_admin_url:
             for name in SERVICES
         },
     }
-    with boxoffice_run(tmp_path / "var", env=env, args=("--processes",), timeout=120) as server:
-        with httpx.Client(base_url=server.url, timeout=20) as client:
-            buyer = sign_up(client, "distributed@example.com")
-            events = client.get("/api/events", params={"category": "concert", "limit": 50}).json()["items"]
-            event = next(e for e in events if e["seating"] == "general")
-            section = client.get(f"/api/events/{event['id']}").json()["sections"][0]
-            body = {"event_id": event["id"], "section_id": section["id"], "quantity": 1}
+    with (
+        boxoffice_run(tmp_path / "var", env=env, args=("--processes",), timeout=120) as server,
+        httpx.Client(base_url=server.url, timeout=20) as client,
+    ):
+        buyer = sign_up(client, "distributed@example.com")
+        events = client.get("/api/events", params={"category": "concert", "limit": 50}).json()["items"]
+        event = next(e for e in events if e["seating"] == "general")
+        section = client.get(f"/api/events/{event['id']}").json()["sections"][0]
+        body = {"event_id": event["id"], "section_id": section["id"], "quantity": 1}
 
-            def on_sale() -> httpx.Response | None:
-                # The catalog's demo events reach booking over Kafka: on sale once its consumer has them.
-                response = client.post("/api/holds", json=body, headers=buyer)
-                return response if response.status_code == 201 else None
+        def on_sale() -> httpx.Response | None:
+            # The catalog's demo events reach booking over Kafka: on sale once its consumer has them.
+            response = client.post("/api/holds", json=body, headers=buyer)
+            return response if response.status_code == 201 else None
 
-            hold = eventually(on_sale, timeout=60)
-            paid = pay(client, hold.json(), buyer)
-            [ticket] = tickets_of(client, paid["order_id"], buyer, 1)
-            gate = admin_headers(client)
-            assert client.post("/api/checkin", json={"code": ticket["code"]}, headers=gate).status_code == 200
-            assert client.get("/readyz").json() == {"status": "ready"}
+        hold = eventually(on_sale, timeout=60)
+        paid = pay(client, hold.json(), buyer)
+        [ticket] = tickets_of(client, paid["order_id"], buyer, 1)
+        gate = admin_headers(client)
+        assert client.post("/api/checkin", json={"code": ticket["code"]}, headers=gate).status_code == 200
+        assert client.get("/readyz").json() == {"status": "ready"}

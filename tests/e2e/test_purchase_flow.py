@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.harness.server import Server, boxoffice_run
 
 ADMIN = {"email": "admin@example.com", "password": "admin-password-2026"}

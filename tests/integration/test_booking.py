@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from boxoffice.platform.settings import Settings
 from tests.harness.app import FakeClock, Running, running, wait_for
 from tests.harness.booking import (
     CARD_DECLINED,
@@ -20,8 +22,6 @@ from tests.harness.booking import (
     token_for,
     train_run,
 )
-
-from boxoffice.platform.settings import Settings
 
 
 @pytest.fixture

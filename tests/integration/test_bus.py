@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
-from tests.harness.postgres import create_database
-from tests.harness.tansu import Tansu
 
 from boxoffice.platform.bus.consumer import run_consumer
 from boxoffice.platform.bus.envelope import Envelope
@@ -30,6 +28,8 @@ from boxoffice.platform.bus.sql import SqlBus
 from boxoffice.platform.bus.tables import add_messaging_tables, claim_inbox, outbox_backlog, outbox_batch
 from boxoffice.platform.db import Database
 from boxoffice.platform.settings import Settings
+from tests.harness.postgres import create_database
+from tests.harness.tansu import Tansu
 
 pytestmark = pytest.mark.timeout(90)
 

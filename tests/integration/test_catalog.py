@@ -15,11 +15,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from tests.harness.app import Running, running, wait_for
 
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.tables import outbox_backlog
 from boxoffice.platform.settings import Settings
+from tests.harness.app import Running, running, wait_for
 
 ADMIN = {"email": "admin@example.com", "password": "admin-password-2026"}
 

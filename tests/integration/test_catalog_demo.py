@@ -8,15 +8,14 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.harness.app import running
-from tests.integration.test_catalog import catalog_settings, published
-
 from boxoffice.catalog import demo
 from boxoffice.catalog.service import CatalogService
 from boxoffice.platform.bus.sql import SqlBus
 from boxoffice.platform.bus.tables import outbox_backlog
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.migrate import upgrade
+from tests.harness.app import running
+from tests.integration.test_catalog import catalog_settings, published
 
 
 async def test_demo_seeds_events_stations_trains_and_a_month_of_runs(tmp_path: Path, sqlite_url: str) -> None:

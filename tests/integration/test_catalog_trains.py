@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
 from tests.harness.app import Running, running
 from tests.integration.test_catalog import (
     admin_headers,

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from tests.harness.app import Running, running, wait_for
-from tests.harness.booking import CARD_DECLINED, CARD_OK, general_event, publish_event, reserved_event, token_for
 
 from boxoffice.booking import store as booking_store
 from boxoffice.payments import store as payments_store
 from boxoffice.platform.settings import Settings
+from tests.harness.app import Running, running, wait_for
+from tests.harness.booking import CARD_DECLINED, CARD_OK, general_event, publish_event, reserved_event, token_for
 
 BUYERS = 64
 ATTEMPTS = 300

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from tests.harness.app import FakeClock, Running, running, wait_for
 
 from boxoffice.platform.settings import Settings
+from tests.harness.app import FakeClock, Running, running, wait_for
 
 PASSWORD = "a-long-ticket-password"
 

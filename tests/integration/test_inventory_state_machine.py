@@ -22,8 +22,6 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule
-from tests.harness.app import FakeClock
-from tests.harness.booking import general_event, reserved_event, train_run
 
 from boxoffice.booking import availability, catalog_feed, domain, handlers
 from boxoffice.cli import Runtime, migrate_all
@@ -31,6 +29,8 @@ from boxoffice.platform.auth import Principal
 from boxoffice.platform.bus.envelope import new_event
 from boxoffice.platform.problems import Problem
 from boxoffice.platform.settings import Settings
+from tests.harness.app import FakeClock
+from tests.harness.booking import general_event, reserved_event, train_run
 
 TTL = 300
 GA_CAPACITY = 6

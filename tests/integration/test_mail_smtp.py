@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.harness.app import running, wait_for
-from tests.harness.smtp import Inbox
-
 from boxoffice.platform.mail import SmtpMailer
 from boxoffice.platform.settings import Settings
+from tests.harness.app import running, wait_for
+from tests.harness.smtp import Inbox
 
 
 async def test_smtp_mailer_delivers(smtp: Inbox) -> None:

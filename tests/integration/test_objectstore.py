@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from tests.harness.s3 import S3Server, s3_server
 
 from boxoffice.platform.objectstore import (
     InvalidObjectKey,
@@ -17,6 +16,7 @@ from boxoffice.platform.objectstore import (
     object_created_event,
 )
 from boxoffice.platform.settings import Settings
+from tests.harness.s3 import S3Server, s3_server
 
 
 @pytest.fixture(scope="module")

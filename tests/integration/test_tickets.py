@@ -20,12 +20,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from tests.harness.app import Running, running, wait_for
 
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.settings import Settings
 from boxoffice.tickets.domain import b64url_decode_strict, verify_code
+from tests.harness.app import Running, running, wait_for
 
 PASSWORD = "a-long-ticket-password"
 ADMIN = {"email": "boss@example.com", "password": "boss-password-2026"}

@@ -12,12 +12,12 @@ from typing import Any
 
 import boto3
 import pytest
-from tests.harness.app import Running, running
-from tests.harness.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
-from tests.integration.test_tickets import PDF, booking_stand_in, customer, upload
 
 from boxoffice.platform.settings import Settings
 from boxoffice.tickets.functions import generate_receipts, handle
+from tests.harness.app import Running, running
+from tests.harness.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
+from tests.integration.test_tickets import PDF, booking_stand_in, customer, upload
 
 
 @pytest.fixture(scope="module")
