@@ -35,7 +35,10 @@ CARD = {"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "c
 
 @dataclass
 class Stats:
-    latencies: dict[str, list[float]] = field(default_factory=lambda: {"hold": [], "order": [], "pay": [], "flow": []})
+    latencies: dict[str, list[float]] = field(
+        default_factory=lambda: {"hold": [], "order": [], "pay": [], "flow": [], "pdf_ready": []}
+    )
+    watchers: list[asyncio.Task[None]] = field(default_factory=list)
     paid: int = 0
     sold_out: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -63,7 +66,7 @@ async def register_customer(client: httpx.AsyncClient, run_id: str, n: int) -> s
         "/api/auth/register", json={"email": email, "password": f"flash-sale-{run_id}-pw", "name": f"Buyer {n}"}
     )
     response.raise_for_status()
-    for _ in range(100):
+    for _ in range(600):
         items = (await client.get("/api/dev/mailbox", params={"to": email})).json()["items"]
         if items:
             code = re.search(r"\b(\d{6})\b", items[0]["text"]).group(1)  # type: ignore[union-attr]
@@ -98,8 +101,27 @@ async def create_sale(client: httpx.AsyncClient, admin_token: str, tickets: int)
     raise RuntimeError("the event never went on sale")
 
 
+async def watch_pdf(
+    client: httpx.AsyncClient, order_id: str, headers: dict[str, str], paid_at: float, stats: Stats
+) -> None:
+    """Time from the payment's answer until the order's ticket PDF can be downloaded."""
+    deadline = paid_at + 120
+    while time.perf_counter() < deadline:
+        tickets = (await client.get(f"/api/orders/{order_id}", headers=headers)).json().get("tickets", [])
+        if tickets and all(t.get("pdf_url") for t in tickets):
+            stats.latencies["pdf_ready"].append(time.perf_counter() - paid_at)
+            return
+        await asyncio.sleep(0.05)
+    stats.error("pdf never ready")
+
+
 async def buyer(
-    client: httpx.AsyncClient, tokens: asyncio.Queue[str], hold_body: dict[str, Any], stats: Stats, stop: asyncio.Event
+    client: httpx.AsyncClient,
+    tokens: asyncio.Queue[str],
+    hold_body: dict[str, Any],
+    stats: Stats,
+    stop: asyncio.Event,
+    sample_every: int,
 ) -> None:
     while not stop.is_set():
         token = await tokens.get()
@@ -137,6 +159,11 @@ async def buyer(
                 continue
             stats.paid += 1
             stats.latencies["flow"].append(time.perf_counter() - start)
+            if stats.paid % sample_every == 0:
+                order_id = order.json()["id"]
+                stats.watchers.append(
+                    asyncio.create_task(watch_pdf(client, order_id, headers, time.perf_counter(), stats))
+                )
         except httpx.HTTPError as exc:
             stats.error(type(exc).__name__)
         finally:
@@ -165,12 +192,17 @@ async def main(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         hold_body = {"event_id": event_id, "section_id": section_id, "quantity": 1}
         started = time.perf_counter()
-        buyers = [asyncio.create_task(buyer(client, tokens, hold_body, stats, stop)) for _ in range(args.buyers)]
+        sample_every = max(1, args.tickets // max(1, args.pdf_samples))
+        buyers = [
+            asyncio.create_task(buyer(client, tokens, hold_body, stats, stop, sample_every)) for _ in range(args.buyers)
+        ]
         _, pending = await asyncio.wait(buyers, timeout=args.max_seconds)
         stop.set()
         for task in pending:
             task.cancel()
         elapsed = time.perf_counter() - started
+        if stats.watchers:
+            await asyncio.wait(stats.watchers, timeout=130)
 
         event = (await client.get(f"/api/events/{event_id}")).json()
         available = sum(section["available"] for section in event["sections"])
@@ -209,6 +241,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--tickets", type=int, default=2000, help="tickets on sale (N)")
     parser.add_argument("--per-customer", type=int, default=10, help="the server's tickets-per-event limit")
     parser.add_argument("--max-seconds", type=float, default=120.0)
+    parser.add_argument("--pdf-samples", type=int, default=20, help="orders whose payment-to-PDF time is measured")
     parser.add_argument("--admin-email", default="admin@example.com")
     parser.add_argument("--admin-password", default="admin-password-2026")
     parser.add_argument("--label", default="", help="a name for this run in the output")
