@@ -19,7 +19,7 @@ Id = Annotated[str, Field(min_length=1, max_length=64)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def _service(request: Request) -> BookingService:
+async def _service(request: Request) -> BookingService:
     svc: BookingService = request.app.state.service
     return svc
 

@@ -396,7 +396,9 @@ async def confirm_order(
         if not await inventory.sell(uow.conn, hold, now):
             raise domain.HoldExpired("These seats went to another customer after the hold expired.")
         await store.set_order(uow.conn, order.id, status=OrderStatus.CONFIRMED, payment_id=payment_id, confirmed_at=now)
-        order = await store.order_row(uow.conn, order_id)
+        order = SimpleNamespace(
+            **{**order._asdict(), "status": OrderStatus.CONFIRMED, "payment_id": payment_id, "confirmed_at": now}
+        )
         record = _booking_record(order, hold, "confirmed", now, await _details(uow, hold))
         uow.publish(BOOKINGS_TOPIC, "booking.order-confirmed", key=order.event_id, data=record)
         return order_out(order, hold.expires_at, now)

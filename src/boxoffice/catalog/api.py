@@ -33,7 +33,7 @@ from boxoffice.platform.auth import require_role
 from boxoffice.platform.bus.envelope import uuid7
 
 
-def _service(request: Request) -> CatalogService:
+async def _service(request: Request) -> CatalogService:
     svc: CatalogService = request.app.state.service
     return svc
 

@@ -15,7 +15,7 @@ from boxoffice.platform.mail import DevMailbox
 from boxoffice.platform.problems import NotFound
 
 
-def _service(request: Request) -> IdentityService:
+async def _service(request: Request) -> IdentityService:
     svc: IdentityService = request.app.state.service
     return svc
 

@@ -14,7 +14,7 @@ from boxoffice.platform.auth import CurrentUser
 from boxoffice.platform.problems import NotFound
 
 
-def _service(request: Request) -> PaymentsService:
+async def _service(request: Request) -> PaymentsService:
     svc: PaymentsService = request.app.state.service
     return svc
 

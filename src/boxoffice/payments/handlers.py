@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -77,79 +78,70 @@ async def pay_order(
         payment = await _create(svc, user, order, card, key, body_hash)
     elif payment.request_hash != body_hash:
         raise IdempotencyMismatch("This Idempotency-Key was used for another payment.")
-    return await _advance(svc, payment.id, order, card)
+    return await _advance(svc, payment, order, card)
 
 
 async def _create(
     svc: PaymentsService, user: Principal, order: dict[str, Any], card: Card, key: str, body_hash: str
 ) -> Any:
     now = svc.now()
-    payment_id = uuid7()
+    values = {
+        "id": uuid7(),
+        "order_id": order["id"],
+        "user_id": user.id,
+        "idempotency_key": key,
+        "request_hash": body_hash,
+        "amount_minor": order["total"],
+        "currency": order["currency"],
+        "status": PaymentStatus.AUTHORIZING,
+        "card_last4": card.last4,
+        "created_at": now,
+        "updated_at": now,
+    }
     try:
         async with svc.db.uow() as uow:
-            await store.insert_payment(
-                uow.conn,
-                {
-                    "id": payment_id,
-                    "order_id": order["id"],
-                    "user_id": user.id,
-                    "idempotency_key": key,
-                    "request_hash": body_hash,
-                    "amount_minor": order["total"],
-                    "currency": order["currency"],
-                    "status": PaymentStatus.AUTHORIZING,
-                    "card_last4": card.last4,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
+            await store.insert_payment(uow.conn, values)
             await uow.commit()
     except IntegrityError:
-        pass  # the same key raced us: continue with the payment it created
-    async with svc.db.read() as conn:
-        return await store.payment_by_key(conn, user.id, key)
+        # The same key raced us: continue with the payment it created.
+        async with svc.db.read() as conn:
+            return await store.payment_by_key(conn, user.id, key)
+    return SimpleNamespace(**values, authorization_id=None, decline_code=None, failure=None)
 
 
-async def _advance(svc: PaymentsService, payment_id: str, order: dict[str, Any], card: Card | None) -> dict[str, Any]:
+async def _advance(svc: PaymentsService, payment: Any, order: dict[str, Any], card: Card | None) -> dict[str, Any]:
     """Take a payment from wherever it stands to its end; each step may be repeated safely."""
-    async with svc.db.read() as conn:
-        payment = await store.payment_row(conn, payment_id)
     if payment.status == PaymentStatus.AUTHORIZING:
         if card is None:  # only the customer's request has the card; without it the attempt is abandoned
-            await _finish(
+            payment = await _finish(
                 svc, payment, PaymentStatus.DECLINED, frm={PaymentStatus.AUTHORIZING}, decline_code="abandoned"
             )
-            return _outcome(await _reload(svc, payment_id))
+            return _outcome(payment)
         auth = await svc.processor.authorize(
             payment_id=payment.id, amount_minor=payment.amount_minor, currency=payment.currency, card=card
         )
-        if not auth.approved:
-            await _finish(
-                svc, payment, PaymentStatus.DECLINED, frm={PaymentStatus.AUTHORIZING}, decline_code=auth.decline_code
+        if auth.approved:
+            payment = await _finish(
+                svc,
+                payment,
+                PaymentStatus.AUTHORIZED,
+                frm={PaymentStatus.AUTHORIZING},
+                authorization_id=auth.authorization_id,
             )
         else:
-            async with svc.db.uow() as uow:
-                await store.move(
-                    uow.conn,
-                    payment.id,
-                    frm={PaymentStatus.AUTHORIZING},
-                    to=PaymentStatus.AUTHORIZED,
-                    now=svc.now(),
-                    authorization_id=auth.authorization_id,
-                )
-                await uow.commit()
-        payment = await _reload(svc, payment_id)
+            payment = await _finish(
+                svc, payment, PaymentStatus.DECLINED, frm={PaymentStatus.AUTHORIZING}, decline_code=auth.decline_code
+            )
     if payment.status == PaymentStatus.AUTHORIZED:
-        confirmed = await _confirm_then_capture(svc, payment, order)
-        payment = await _reload(svc, payment_id)
+        confirmed, payment = await _confirm_then_capture(svc, payment, order)
         if confirmed and payment.status == PaymentStatus.AUTHORIZED:
             # The order is confirmed and the money authorized; the capture is finished by the recovery worker.
             return {"order_id": payment.order_id, "status": "confirmed", "payment_id": payment.id}
     return _outcome(payment)
 
 
-async def _confirm_then_capture(svc: PaymentsService, payment: Any, order: dict[str, Any]) -> bool:
-    """True once booking has confirmed the order for this payment (captured now, or by recovery later)."""
+async def _confirm_then_capture(svc: PaymentsService, payment: Any, order: dict[str, Any]) -> tuple[bool, Any]:
+    """(whether booking confirmed the order for this payment, the payment afterwards)."""
     response = await svc.clients.get("booking").post(
         f"/internal/orders/{payment.order_id}/confirm",
         json={"hold_id": order["hold_id"], "hold_version": order["hold_version"], "payment_id": payment.id},
@@ -160,30 +152,32 @@ async def _confirm_then_capture(svc: PaymentsService, payment: Any, order: dict[
             await svc.processor.capture(authorization_id=payment.authorization_id, amount_minor=payment.amount_minor)
         except Exception as exc:
             log.warning("capture failed; recovery will retry it", payment_id=payment.id, error=repr(exc))
-            return True
-        await _finish(svc, payment, PaymentStatus.CAPTURED, frm={PaymentStatus.AUTHORIZED})
-        return True
+            return True, payment
+        return True, await _finish(svc, payment, PaymentStatus.CAPTURED, frm={PaymentStatus.AUTHORIZED})
     if response.status_code in (404, 409):
         reason = str(response.json().get("type", "")).rsplit("/", 1)[-1] or "not-confirmed"
         await svc.processor.void(authorization_id=payment.authorization_id)
-        await _finish(svc, payment, PaymentStatus.VOIDED, frm={PaymentStatus.AUTHORIZED}, failure=reason)
-        return False
+        voided = await _finish(svc, payment, PaymentStatus.VOIDED, frm={PaymentStatus.AUTHORIZED}, failure=reason)
+        return False, voided
     # Booking did not answer: the payment stays authorized; the retry or the recovery worker finishes it.
     raise ServiceUnavailable("The payment is authorized but the order could not be confirmed yet; retry.")
 
 
-async def _finish(svc: PaymentsService, payment: Any, to: PaymentStatus, *, frm: set[str], **values: Any) -> None:
+async def _finish(svc: PaymentsService, payment: Any, to: PaymentStatus, *, frm: set[str], **values: Any) -> Any:
+    """Move the payment to ``to`` and return it as it now stands (as someone else left it, if they were
+    first: the move is conditional)."""
     async with svc.db.uow() as uow:
-        if await store.move(uow.conn, payment.id, frm=frm, to=to, now=svc.now(), **values):
+        moved = await store.move(uow.conn, payment.id, frm=frm, to=to, now=svc.now(), **values)
+        if moved:
             if to in (PaymentStatus.CAPTURED, PaymentStatus.VOIDED, PaymentStatus.REFUNDED):
                 _publish(uow, to.value, payment)
             await uow.commit()
-            PAYMENTS.labels(to.value).inc()
-
-
-async def _reload(svc: PaymentsService, payment_id: str) -> Any:
-    async with svc.db.read() as conn:
-        return await store.payment_row(conn, payment_id)
+    if not moved:
+        async with svc.db.read() as conn:
+            return await store.payment_row(conn, payment.id)
+    PAYMENTS.labels(to.value).inc()
+    fields = payment._asdict() if hasattr(payment, "_asdict") else dict(vars(payment))
+    return SimpleNamespace(**{**fields, **values, "status": to})
 
 
 def _outcome(payment: Any) -> dict[str, Any]:
@@ -214,7 +208,7 @@ async def recover_stuck_payments(svc: PaymentsService, *, older_than: timedelta 
         if order is None:
             continue
         try:
-            await _advance(svc, payment.id, order, card=None)
+            await _advance(svc, payment, order, card=None)
         except Exception as exc:
             log.info("recovered payment", payment_id=payment.id, outcome=type(exc).__name__)
     return len(rows)

@@ -11,7 +11,7 @@ SQLite specifics, and why:
   of the main file, and a second process (a CLI command, a migration) waits instead of failing.
 - Write transactions start with ``BEGIN IMMEDIATE`` on a pool of ONE connection: SQLite has one writer
   anyway, so writers queue in-process on the pool instead of spinning on ``SQLITE_BUSY``, and a read-then-
-  write transaction can never fail to upgrade its lock. Reads use a separate pool with deferred begins.
+  write transaction can never fail to upgrade its lock. Reads use a separate pool, statement by statement.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, writer: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit begins are wrong for us).
@@ -55,7 +55,10 @@ def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Readers issue no BEGIN: each SELECT then reads its own snapshot, which is all a read needs, and a
+        # read costs one statement instead of three.
+        if writer:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -75,8 +78,8 @@ class Database:
                 inline = {"async_creator": inline_creator(database)}
             self.engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **inline)
             self.read_engine = create_async_engine(url, pool_size=4, max_overflow=4, **inline)
-            _configure_sqlite(self.engine, immediate=True)
-            _configure_sqlite(self.read_engine, immediate=False)
+            _configure_sqlite(self.engine, writer=True)
+            _configure_sqlite(self.read_engine, writer=False)
         else:
             self.engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=30

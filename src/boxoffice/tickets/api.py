@@ -12,7 +12,7 @@ from boxoffice.tickets import domain, handlers
 from boxoffice.tickets.service import TicketsService
 
 
-def _service(request: Request) -> TicketsService:
+async def _service(request: Request) -> TicketsService:
     svc: TicketsService = request.app.state.service
     return svc
 

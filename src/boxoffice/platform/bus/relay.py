@@ -28,11 +28,16 @@ log = structlog.get_logger("boxoffice.relay")
 
 
 class Relay:
-    def __init__(self, db: Database, bus: Bus, *, batch_size: int = 500, idle_interval: float = 0.5) -> None:
+    def __init__(
+        self, db: Database, bus: Bus, *, batch_size: int = 500, idle_interval: float = 0.5, linger: float = 0.01
+    ) -> None:
         self.db = db
         self.bus = bus
         self.batch_size = batch_size
         self.idle_interval = idle_interval
+        self.linger = linger
+        """After a wake-up, wait this long for more commits so that one publish carries many events (Kafka's
+        linger.ms): under load the bus then does one write for dozens of events instead of one each."""
         self._leader: AsyncConnection | None = None
 
     async def relay_once(self) -> int:
@@ -80,7 +85,8 @@ class Relay:
                     backoff = self.idle_interval
                     if moved == self.batch_size:
                         continue
-                    await wait_event(self.db.outbox_signal, self.idle_interval)
+                    if await wait_event(self.db.outbox_signal, self.idle_interval) and self.linger:
+                        await asyncio.sleep(self.linger)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
