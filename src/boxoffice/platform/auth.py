@@ -61,6 +61,8 @@ class TokenVerifier:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
+        self._verified: dict[str, tuple[Principal, float]] = {}
+        self.cache_size = 50_000
 
     @classmethod
     def from_client(cls, client: Callable[[], ServiceClient]) -> TokenVerifier:
@@ -92,6 +94,18 @@ class TokenVerifier:
             raise Unauthorized("The access token was signed with an unknown key.", slug="invalid-token") from None
 
     async def verify(self, token: str) -> Principal:
+        """The token's principal. A token verified before is answered from memory until it expires: a
+        buyer's requests carry the same token, and checking it again costs more than the query it guards."""
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
+        principal, expires = await self._verify(token)
+        if len(self._verified) >= self.cache_size:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -114,12 +128,13 @@ class TokenVerifier:
             raise Unauthorized("The access token is invalid.", slug="invalid-token") from None
         if claims.get("typ") != "access":
             raise Unauthorized("This is not an access token.", slug="invalid-token")
-        return Principal(
+        principal = Principal(
             id=str(claims["sub"]),
             email=str(claims.get("email", "")),
             name=str(claims.get("name", "")),
             roles=tuple(claims.get("roles", ())),
         )
+        return principal, float(claims["exp"])
 
 
 def _bearer(request: Request) -> str | None:
