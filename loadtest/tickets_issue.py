@@ -29,9 +29,17 @@ def confirmed_order(seats: int) -> Envelope:
     event_id = str(uuid.uuid4())
     items = [{"seat_id": f"s{n}", "label": f"R-{n}", "section": "Stalls", "price": 5000} for n in range(seats)]
     data = {
-        "event_id": event_id, "user_id": str(uuid.uuid4()), "order_id": str(uuid.uuid4()), "ticket_count": seats,
-        "amount_minor": 5000 * seats, "currency": "EUR", "status": "confirmed", "timestamp": "2026-11-22T10:00:00Z",
-        "kind": "event", "holder_name": "Load Test", "items": items,
+        "event_id": event_id,
+        "user_id": str(uuid.uuid4()),
+        "order_id": str(uuid.uuid4()),
+        "ticket_count": seats,
+        "amount_minor": 5000 * seats,
+        "currency": "EUR",
+        "status": "confirmed",
+        "timestamp": "2026-11-22T10:00:00Z",
+        "kind": "event",
+        "holder_name": "Load Test",
+        "items": items,
         "event": {"name": "Benchmark Night", "venue": "Arena", "city": "Berlin", "starts_at": "2026-12-01T19:30:00Z"},
     }
     return new_event("booking.order-confirmed", source="booking", key=event_id, data=data, topic="ticket-bookings")
@@ -53,9 +61,9 @@ async def main(orders: int, seats: int, data_dir: Path) -> None:
         while True:
             async with service.db.read() as conn:
                 count = (await conn.execute(select(func.count()).select_from(tickets))).scalar_one()
-                done = (await conn.execute(
-                    select(func.count()).select_from(tickets).where(tickets.c.pdf_key.is_not(None))
-                )).scalar_one()
+                done = (
+                    await conn.execute(select(func.count()).select_from(tickets).where(tickets.c.pdf_key.is_not(None)))
+                ).scalar_one()
             if first_ticket is None and count:
                 first_ticket = time.perf_counter() - started
             if done >= total:

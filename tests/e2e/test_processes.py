@@ -6,7 +6,6 @@ database per service and the kafka bus; the buyer's journey works exactly as in 
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import httpx
@@ -14,26 +13,9 @@ import pytest
 
 from boxoffice.cli import SERVICES
 from tests.e2e.test_purchase_flow import ADMIN, admin_headers, eventually, pay, sign_up, tickets_of
+from tests.harness.net import free_port_range
 from tests.harness.postgres import create_database
 from tests.harness.server import boxoffice_run
-
-
-def free_port_range(count: int) -> int:
-    """A first port such that ``count`` consecutive loopback ports are free."""
-    for base in range(21000, 60000, 97):
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free port range")
 
 
 @pytest.mark.postgres

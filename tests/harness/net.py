@@ -21,3 +21,21 @@ def wait_for_port(port: int, *, timeout: float = 20.0, host: str = "127.0.0.1") 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+def free_port_range(count: int) -> int:
+    """A first port such that ``count`` consecutive loopback ports are free (for ``run --processes``)."""
+    for base in range(21000, 60000, 97):
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free port range")

@@ -1,0 +1,170 @@
+"""The flash sale in each mode, side by side, on this machine, in one run (ratios beat absolute figures here).
+
+    .venv/bin/python loadtest/compare.py --modes embedded,processes --tickets 2000 --buyers 64 --pgbench
+
+- ``embedded``: ``boxoffice run`` (SQLite, the SQL bus), fresh data dir.
+- ``processes``: ``boxoffice run --processes`` on a PostgreSQL started for the run (one database per service)
+  and the bus chosen with ``--bus`` (``kafka``: a Tansu broker started for the run; ``sql``: the bus in
+  PostgreSQL).
+- ``--pgbench``: the database's own limit for the same booking path (``../shared/bench/pg-flow-limit.sql``
+  run by pgbench with 64 clients on the same PostgreSQL), the reference ARCHITECTURE's target is set against.
+
+Each mode runs ``loadtest/flash_sale.py`` against its own server on 127.0.0.1 and prints its JSON; a summary
+table closes the run. Everything started here is stopped before the next mode starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from boxoffice.cli import SERVICES  # noqa: E402
+from tests.harness.net import free_port, free_port_range  # noqa: E402
+from tests.harness.postgres import create_database, postgres_server  # noqa: E402
+from tests.harness.tansu import tansu_broker  # noqa: E402
+
+ADMIN = ("admin@example.com", "admin-password-2026")
+
+
+@contextlib.contextmanager
+def server(env: dict[str, str], args: list[str], data_dir: Path) -> Iterator[str]:
+    port = free_port()
+    full = {
+        **os.environ,
+        "BOXOFFICE_PORT": str(port),
+        "BOXOFFICE_DATA_DIR": str(data_dir),
+        "BOXOFFICE_DEMO": "0",
+        "BOXOFFICE_LOG_LEVEL": "WARNING",
+        "BOXOFFICE_ADMIN_EMAIL": ADMIN[0],
+        "BOXOFFICE_ADMIN_PASSWORD": ADMIN[1],
+        **env,
+    }
+    log = (data_dir / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "boxoffice.cli", "run", *args],
+        env=full,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start; see {data_dir / 'server.log'}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def flash_sale(url: str, args: argparse.Namespace, label: str) -> dict[str, object]:
+    command = [
+        sys.executable,
+        str(ROOT / "loadtest" / "flash_sale.py"),
+        "--url",
+        url,
+        "--buyers",
+        str(args.buyers),
+        "--tickets",
+        str(args.tickets),
+        "--admin-email",
+        ADMIN[0],
+        "--admin-password",
+        ADMIN[1],
+        "--label",
+        label,
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+    print(out.stdout, flush=True)
+    if out.returncode not in (0, 1):
+        print(out.stderr[-3000:], file=sys.stderr)
+    result: dict[str, object] = json.loads(out.stdout[out.stdout.index("{") :])
+    return result
+
+
+def pgbench(admin_url: str, seconds: int) -> float:
+    """tps of ../shared/bench/pg-flow-limit.sql with 64 clients: flows per second PostgreSQL itself manages."""
+    script = ROOT.parent / "shared" / "bench" / "pg-flow-limit.sql"
+    setup = [line.removeprefix("--").strip() for line in script.read_text().splitlines() if line.startswith("--   ")]
+    url = create_database(admin_url, prefix="pgbench").replace("+asyncpg", "")
+    psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))[-1]
+    subprocess.run([psql, url, "-q", "-c", " ".join(setup)], check=True, capture_output=True)
+    bench = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"))[-1]
+    out = subprocess.run(
+        [bench, "-n", "-c", "64", "-j", "2", "-T", str(seconds), "-f", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"tps = ([\d.]+)", out)
+    return float(match.group(1)) if match else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modes", default="embedded,processes")
+    parser.add_argument("--bus", choices=["kafka", "sql"], default="kafka", help="the bus of the processes mode")
+    parser.add_argument("--buyers", type=int, default=64)
+    parser.add_argument("--tickets", type=int, default=2000)
+    parser.add_argument("--timeout", type=int, default=600)
+    parser.add_argument("--pgbench", action="store_true")
+    args = parser.parse_args()
+    results: list[dict[str, object]] = []
+    limit = None
+    with contextlib.ExitStack() as stack:
+        for mode in args.modes.split(","):
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{mode}-")))
+            if mode == "embedded":
+                with server({}, [], data_dir) as url:
+                    results.append(flash_sale(url, args, "embedded (SQLite, sql bus)"))
+                continue
+            admin_url = stack.enter_context(postgres_server())
+            env = {f"BOXOFFICE_{s.upper()}_DATABASE_URL": create_database(admin_url, prefix=s) for s in SERVICES}
+            if args.bus == "kafka":
+                broker = stack.enter_context(tansu_broker())
+                env |= {"BOXOFFICE_BUS": "kafka", "BOXOFFICE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}
+            else:
+                env |= {"BOXOFFICE_BUS_DATABASE_URL": create_database(admin_url, prefix="bus")}
+            env["BOXOFFICE_SERVICES_BASE_PORT"] = str(free_port_range(len(SERVICES)))
+            with server(env, ["--processes"], data_dir) as url:
+                results.append(flash_sale(url, args, f"processes (PostgreSQL, {args.bus} bus)"))
+            if args.pgbench:
+                limit = pgbench(admin_url, 15)
+    print("\nmode                                   flows/s  hold p50/p99 ms   flow p50 ms   pdf p50/p99 ms  oversold")
+    for r in results:
+        hold, flow, pdf = r["hold_ms"], r["flow_ms"], r["pdf_ready_ms"]
+        print(
+            f"{r['mode']:<38} {r['flows_per_second']:>7}  {hold['p50']:>6}/{hold['p99']:<8}  {flow['p50']:>10}"  # type: ignore[index]
+            f"   {pdf['p50']}/{pdf['p99']}  {r['oversold']:>8}"  # type: ignore[index]
+        )
+    if limit is not None:
+        print(f"\nPostgreSQL's own limit for the booking path (pgbench, 64 clients): {limit:.0f} flows/s")
+
+
+if __name__ == "__main__":
+    main()
