@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -65,21 +66,24 @@ async def pay(request: Request, hold_id: str, visitor: VisitorDep) -> Response:
         "cvc": text(data, "cvc"),
     }
     attempt = text(data, "attempt") or secrets.token_urlsafe(12)
+    order_id: str | None = None
     try:
         # The same hold always makes the same order: a retry after a decline pays the order placed before.
         order = await visitor.call("booking", "POST", "/api/orders", json={"hold_id": hold_id},
                                    idempotency_key=domain.attempt_key("order", user.id, hold_id))
-        await visitor.call("payments", "POST", f"/api/orders/{order['id']}/payment", json=card,
-                           idempotency_key=domain.attempt_key("pay", order["id"], attempt))
+        order_id = str(order["id"])
+        # One key per rendering of the form: a double click pays once, a new card after a decline is new.
+        await visitor.call("payments", "POST", f"/api/orders/{order_id}/payment", json=card,
+                           idempotency_key=domain.attempt_key("pay", order_id, attempt))
     except ApiProblem as exc:
         if exc.status >= 500 or exc.status in (401, 403):
             raise
-        if exc.slug == "order-not-payable" and order_confirmed(await _orders_for(visitor, hold_id)):
-            return redirect(f"/orders/{order['id']}", request)
+        if order_id and exc.slug == "order-not-payable" and order_confirmed(await _orders_for(visitor, hold_id)):
+            return redirect(f"/orders/{order_id}", request)  # paid already (another tab, a resubmission)
         expired = exc.slug in EXPIRED_SLUGS
         message = domain.FRIENDLY["hold-expired"] if expired else exc.message
         return await _checkout_page(request, visitor, hold, error=message, expired=expired, status=exc.status)
-    return redirect(f"/orders/{order['id']}?confirmed=1", request)
+    return redirect(f"/orders/{order_id}?confirmed=1", request)
 
 
 async def _orders_for(visitor: Visitor, hold_id: str) -> list[dict[str, Any]]:
@@ -151,6 +155,11 @@ def qr_codes(order: dict[str, Any]) -> dict[str, str]:
 async def ticket_pdf(request: Request, order_id: str, ticket_id: str, visitor: VisitorDep) -> Response:
     visitor.require_user()
     response = await visitor.raw("tickets", "GET", f"/api/tickets/{ticket_id}/pdf")
+    for _ in range(10):  # a PDF is rendered moments after its ticket: wait a little rather than fail
+        if domain.problem_from_body(response.status_code, _json_or_none(response)).slug != "pdf-not-ready":
+            break
+        await asyncio.sleep(0.3)
+        response = await visitor.raw("tickets", "GET", f"/api/tickets/{ticket_id}/pdf")
     if response.status_code != 200:
         raise ApiProblem(domain.problem_from_body(response.status_code, _json_or_none(response)))
     return Response(
