@@ -70,7 +70,7 @@ def _service_class(name: str) -> type[Service]:
 
 def migrate_all(settings: Settings, names: Sequence[str] | None = None) -> None:
     for name in names or SERVICES:
-        if getattr(SERVICES.get(name), "has_database", True):
+        if SERVICES[name].has_database:
             upgrade(name, settings.database_url(name))
 
 
@@ -283,7 +283,8 @@ def _run_processes(settings: Settings) -> None:
         port = settings.services_base_port + index
         command = [sys.executable, "-m", "boxoffice.cli"]
         children.append(subprocess.Popen([*command, "serve", name, "--port", str(port)], env=env))
-        children.append(subprocess.Popen([*command, "worker", name], env=env))
+        if SERVICES[name].has_workers:
+            children.append(subprocess.Popen([*command, "worker", name], env=env))
     proxies = {name: HttpProxy(url) for name, url in urls.items()}
 
     async def readiness() -> dict[str, str]:

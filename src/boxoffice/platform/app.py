@@ -44,6 +44,10 @@ class Service:
     routes: ClassVar[tuple[str, ...]] = ()
     """Path patterns the gateway sends here; ``{}`` stands for one path segment."""
     body_limits: ClassVar[dict[str, int]] = {}
+    has_database: ClassVar[bool] = True
+    """False for a service that keeps nothing (web): no migrations, no outbox relay."""
+    has_workers: ClassVar[bool] = True
+    """False for a service with nothing to run in the background: ``run --processes`` starts no worker."""
 
     def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
         self.settings = settings
@@ -74,7 +78,9 @@ class Service:
 
     # The same for every service.
     def workers(self) -> dict[str, Worker]:
-        workers: dict[str, Worker] = {"relay": self.relay.run}
+        if not self.has_workers:
+            return {}
+        workers: dict[str, Worker] = {"relay": self.relay.run} if self.has_database else {}
         for group, (topics, handler) in self.consumers().items():
             workers[group] = _consumer_worker(self.bus, group, topics, handler)
         workers.update(self.extra_workers())

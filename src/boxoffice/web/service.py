@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from fastapi import APIRouter, FastAPI
 from starlette.staticfiles import StaticFiles
 
-from boxoffice.platform.app import Service, Startable, Worker
+from boxoffice.platform.app import Service, Startable
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.settings import Settings
@@ -26,8 +26,8 @@ HERE = Path(__file__).parent
 class WebService(Service):
     name = "web"
     routes: ClassVar[tuple[str, ...]] = ()
-    has_database: ClassVar[bool] = False
-    """Web keeps nothing: ``boxoffice migrate`` skips it."""
+    has_database: ClassVar[bool] = False  # web keeps nothing: ``boxoffice migrate`` skips it
+    has_workers: ClassVar[bool] = False  # no outbox to relay, nothing to consume
 
     def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
         super().__init__(settings, bus=bus, clients=clients)
@@ -42,9 +42,6 @@ class WebService(Service):
         from boxoffice.web.api import router
 
         return [router]
-
-    def workers(self) -> dict[str, Worker]:
-        return {}  # no outbox to relay, nothing to consume
 
     async def check_ready(self) -> None:
         """Ready when identity answers (its keys sign every session); web has no database to ping."""
