@@ -47,7 +47,10 @@ def _address_tag(address: str) -> str:
 
 
 class DevMailbox:
-    """Every message is an .eml file under ``<data dir>/mailbox``; nothing leaves the machine."""
+    """Every message is an .eml file under ``<data dir>/mailbox/<recipient tag>/``; nothing leaves the machine.
+
+    One folder per recipient, so reading one person's mail does not list everyone's (a load test registers
+    thousands of customers)."""
 
     def __init__(self, directory: Path, *, sender: str) -> None:
         self.directory = directory
@@ -55,14 +58,14 @@ class DevMailbox:
 
     async def send(self, to: str, subject: str, text: str) -> None:
         message = _message(self.sender, to, subject, text)
-        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{_address_tag(to)}-{uuid.uuid4().hex[:8]}.eml"
-        await asyncio.to_thread(self._write, name, message.as_bytes())
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.eml"
+        await asyncio.to_thread(self._write, self.directory / _address_tag(to), name, message.as_bytes())
 
-    def _write(self, name: str, data: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        partial = self.directory / f".{name}.tmp"
+    def _write(self, folder: Path, name: str, data: bytes) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{name}.tmp"
         partial.write_bytes(data)
-        partial.rename(self.directory / name)  # readers never see half a message
+        partial.rename(folder / name)  # readers never see half a message
 
     def messages(self, to: str | None = None, *, limit: int = 50) -> list[Mail]:
         """Newest first, optionally only those addressed to ``to`` (case-insensitive)."""
@@ -70,8 +73,8 @@ class DevMailbox:
             return []
         found: list[Mail] = []
         parser = BytesParser(policy=email.policy.default)
-        pattern = f"*-{_address_tag(to)}-*.eml" if to is not None else "*.eml"  # no need to parse everyone's mail
-        for path in sorted(self.directory.glob(pattern), reverse=True):
+        paths = (self.directory / _address_tag(to)).glob("*.eml") if to is not None else self.directory.glob("*/*.eml")
+        for path in sorted(paths, key=lambda p: p.name, reverse=True):
             message = parser.parsebytes(path.read_bytes())
             if to is not None and str(message["To"]).strip().lower() != to.strip().lower():
                 continue
