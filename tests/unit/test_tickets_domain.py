@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from boxoffice.platform.keys import generate_key
 from boxoffice.tickets import domain
 from boxoffice.tickets.functions import created_objects
-from boxoffice.tickets.keys import TicketKeyRing, generate_key
+from boxoffice.tickets.keys import TicketKeyRing
 from boxoffice.tickets.pdf import TicketDocument, latin1, render_ticket_pdf
 
 RING = TicketKeyRing([generate_key()])

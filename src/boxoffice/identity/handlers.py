@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,8 +18,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from boxoffice.identity import domain, store
-from boxoffice.identity.keys import KeyRing, encrypt_private, generate_key, load_key
+from boxoffice.identity.keys import KeyRing
 from boxoffice.platform.bus.envelope import uuid7
+from boxoffice.platform.keys import load_or_create_keys
 from boxoffice.platform.metrics import counter
 
 if TYPE_CHECKING:
@@ -244,21 +244,7 @@ async def _issue_tokens(svc: IdentityService, conn: Any, user: Any, *, family_id
 
 async def load_keyring(svc: IdentityService) -> KeyRing:
     """The active signing keys; the first start makes one."""
-    secret = svc.settings.secret
-    async with svc.db.uow() as uow:
-        rows = await store.active_signing_keys(uow.conn)
-        if not rows:
-            key = generate_key()
-            await store.insert_signing_key(
-                uow.conn,
-                kid=key.kid,
-                private_pem=encrypt_private(key, secret),
-                public_jwk=json.dumps(key.public_jwk),
-                created_at=svc.now(),
-            )
-            await uow.commit()
-            return KeyRing([key])
-    return KeyRing([load_key(r.kid, r.private_pem, r.public_jwk, secret) for r in rows])
+    return KeyRing(await load_or_create_keys(svc.db, svc.settings.secret, now=svc.now()))
 
 
 async def ensure_admin(svc: IdentityService, *, email: str, password: str) -> None:

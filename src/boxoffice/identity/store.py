@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from boxoffice.identity.domain import OtpState
 from boxoffice.platform.bus.tables import BigId, add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
+from boxoffice.platform.keys import add_signing_keys_table
 
 metadata = MetaData()
 
@@ -66,15 +67,7 @@ refresh_tokens = Table(
     Index("ix_refresh_tokens_family_id", "family_id"),
 )
 
-signing_keys = Table(
-    "signing_keys",
-    metadata,
-    Column("kid", String(64), primary_key=True),
-    Column("private_pem", Text, nullable=False),  # PKCS#8, encrypted with BOXOFFICE_SECRET_KEY
-    Column("public_jwk", Text, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("retired_at", UtcDateTime, nullable=True),
-)
+signing_keys = add_signing_keys_table(metadata)
 
 # E-mails waiting to be sent, written in the transaction that decided to send them (an outbox for mail:
 # the one-time code must not travel on the shared bus). A row is deleted once the message is sent.
@@ -157,17 +150,6 @@ async def mark_refresh_used(conn: AsyncConnection, token_id: str, now: datetime)
 
 async def revoke_family(conn: AsyncConnection, family_id: str) -> None:
     await conn.execute(update(refresh_tokens).where(refresh_tokens.c.family_id == family_id).values(revoked=True))
-
-
-async def active_signing_keys(conn: AsyncConnection) -> list[Any]:
-    rows = await conn.execute(
-        select(signing_keys).where(signing_keys.c.retired_at.is_(None)).order_by(signing_keys.c.created_at.desc())
-    )
-    return list(rows)
-
-
-async def insert_signing_key(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(signing_keys).values(**values))
 
 
 async def pending_mail(conn: AsyncConnection, limit: int) -> list[Any]:

@@ -17,11 +17,12 @@ import structlog
 from boxoffice.platform.auth import Principal
 from boxoffice.platform.bus.envelope import Envelope, uuid7
 from boxoffice.platform.bus.tables import claim_inbox
+from boxoffice.platform.keys import load_or_create_keys
 from boxoffice.platform.metrics import counter
 from boxoffice.platform.objectstore import announce_object_created
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.tickets import domain, store
-from boxoffice.tickets.keys import TicketKeyRing, encrypt_private, generate_key, load_key
+from boxoffice.tickets.keys import TicketKeyRing
 from boxoffice.tickets.pdf import TicketDocument
 
 if TYPE_CHECKING:
@@ -40,22 +41,8 @@ _ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 async def load_keyring(svc: TicketsService) -> TicketKeyRing:
-    """The active ticket keys; the first start makes one."""
-    secret = svc.settings.secret
-    async with svc.db.uow() as uow:
-        rows = await store.active_signing_keys(uow.conn)
-        if not rows:
-            key = generate_key()
-            await store.insert_signing_key(
-                uow.conn,
-                kid=key.kid,
-                private_pem=encrypt_private(key, secret),
-                public_jwk=json.dumps(key.public_jwk),
-                created_at=svc.now(),
-            )
-            await uow.commit()
-            return TicketKeyRing([key])
-    return TicketKeyRing([load_key(r.kid, r.private_pem, r.public_jwk, secret) for r in rows])
+    """The active ticket keys; the first start makes one (short key ids: one travels in every code)."""
+    return TicketKeyRing(await load_or_create_keys(svc.db, svc.settings.secret, now=svc.now(), kid_length=12))
 
 
 # ticket-bookings.

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.platform.bus.tables import add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
+from boxoffice.platform.keys import add_signing_keys_table
 
 metadata = MetaData()
 
@@ -87,15 +88,7 @@ uploads = Table(
     Column("checked_at", UtcDateTime, nullable=True),
 )
 
-signing_keys = Table(
-    "signing_keys",
-    metadata,
-    Column("kid", String(64), primary_key=True),
-    Column("private_pem", Text, nullable=False),  # PKCS#8, encrypted with BOXOFFICE_SECRET_KEY
-    Column("public_jwk", Text, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("retired_at", UtcDateTime, nullable=True),
-)
+signing_keys = add_signing_keys_table(metadata)
 
 outbox, inbox = add_messaging_tables(metadata)
 
@@ -201,15 +194,3 @@ async def settle_upload(
         .values(status=status, reason=reason[:200], receipt_key=receipt_key, checked_at=now)
     )
     return bool(result.rowcount == 1)
-
-
-# Keys.
-async def active_signing_keys(conn: AsyncConnection) -> list[Any]:
-    rows = await conn.execute(
-        select(signing_keys).where(signing_keys.c.retired_at.is_(None)).order_by(signing_keys.c.created_at.desc())
-    )
-    return list(rows)
-
-
-async def insert_signing_key(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(signing_keys).values(**values))
