@@ -90,7 +90,7 @@ class SqlBus:
         self.db = Database(url, name="bus", sqlite_inline=sqlite_inline)
         self.partitions = partitions
         self.poll_interval = poll_interval
-        self._waiters: set[asyncio.Event] = set()
+        self._waiters: dict[asyncio.Event, frozenset[str]] = {}  # in-process consumers and their topics
 
     async def start(self) -> None:
         async with self.db.engine.begin() as conn:
@@ -139,8 +139,10 @@ class SqlBus:
                         for i, e in enumerate(items)
                     ],
                 )
-        for waiter in self._waiters:
-            waiter.set()
+        topics = {envelope.topic for envelope in envelopes}
+        for waiter, wanted in self._waiters.items():
+            if wanted & topics:  # wake only the consumers of these topics
+                waiter.set()
 
     def consumer(self, group: str, topics: Sequence[str]) -> SqlConsumer:
         return SqlConsumer(self, group, topics)
@@ -159,10 +161,10 @@ class SqlConsumer:
         self._lease_until = 0.0
 
     async def start(self) -> None:
-        self.bus._waiters.add(self._wakeup)
+        self.bus._waiters[self._wakeup] = frozenset(self.topics)
 
     async def stop(self) -> None:
-        self.bus._waiters.discard(self._wakeup)
+        self.bus._waiters.pop(self._wakeup, None)
         if self._lease_until > time.time():
             async with self.bus.db.engine.begin() as conn:
                 await conn.execute(
