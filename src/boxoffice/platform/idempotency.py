@@ -117,12 +117,12 @@ async def run_idempotent(
     if len(key) > MAX_KEY_LENGTH:
         raise BadRequest(f"Idempotency-Key must be at most {MAX_KEY_LENGTH} characters.")
     body_hash = request_hash(body)
-    async with db.read() as conn:
-        found = await find(conn, owner=owner, scope=scope, key=key, body_hash=body_hash)
-    if found is not None:
-        return found
 
-    async def work_and_record(uow: UnitOfWork) -> Any:
+    async def work_and_record(uow: UnitOfWork) -> StoredResponse:
+        # Looked up in the same transaction as the work: one round of the database instead of two.
+        found = await find(uow.conn, owner=owner, scope=scope, key=key, body_hash=body_hash)
+        if found is not None:
+            return found
         answer = await work(uow)
         await record(
             uow.conn,
@@ -134,10 +134,10 @@ async def run_idempotent(
             body=answer,
             now=now(),
         )
-        return answer
+        return StoredResponse(status_code, answer)
 
     try:
-        return StoredResponse(status_code, await db.transact(work_and_record))
+        return await db.transact(work_and_record)
     except IntegrityError:
         # A concurrent request with the same key committed first: answer what it answered.
         async with db.read() as conn:
