@@ -40,7 +40,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
-    for noisy in ("uvicorn.access", "aiokafka", "aiosqlite", "sqlalchemy.engine"):
+    for noisy in ("uvicorn.access", "aiokafka", "aiosqlite", "sqlalchemy.engine", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
