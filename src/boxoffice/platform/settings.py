@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     bus_database_url: str | None = None
     bus_partitions: int = 8
     bus_poll_interval_seconds: float = 0.2
+    bus_retention_hours: float = 168.0
+    """How long the sql bus keeps events (0 keeps them for ever)."""
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 1_000

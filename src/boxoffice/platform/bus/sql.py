@@ -13,12 +13,14 @@ kafka backend is for.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
+import structlog
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -29,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    delete,
     insert,
     select,
     update,
@@ -41,6 +44,7 @@ from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Record
 from boxoffice.platform.db import Database
 
+log = structlog.get_logger("boxoffice.bus")
 metadata = MetaData()
 
 bus_log = Table(
@@ -85,19 +89,53 @@ class SqlBus:
     name = "sql"
 
     def __init__(
-        self, url: str, *, partitions: int = 8, poll_interval: float = 0.2, sqlite_inline: bool = False
+        self,
+        url: str,
+        *,
+        partitions: int = 8,
+        poll_interval: float = 0.2,
+        sqlite_inline: bool = False,
+        retention_seconds: float = 7 * 24 * 3600,
     ) -> None:
         self.db = Database(url, name="bus", sqlite_inline=sqlite_inline)
         self.partitions = partitions
         self.poll_interval = poll_interval
+        self.retention_seconds = retention_seconds
         self._waiters: dict[asyncio.Event, frozenset[str]] = {}  # in-process consumers and their topics
+        self._trimmer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         async with self.db.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
+        if self.retention_seconds > 0:
+            self._trimmer = asyncio.create_task(self._trim_forever(), name="bus:trim")
 
     async def stop(self) -> None:
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._trimmer
+            self._trimmer = None
         await self.db.dispose()
+
+    async def trim(self, *, now: float | None = None) -> int:
+        """Delete events older than the retention, as Kafka's retention.ms does; returns how many.
+
+        Offsets are never reused (the heads keep counting), so consumers' positions stay valid; a group that
+        lags behind by more than the retention misses what was deleted, as it would on Kafka.
+        """
+        cutoff = (now if now is not None else time.time()) - self.retention_seconds
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(delete(bus_log).where(bus_log.c.appended_at < cutoff))
+        return int(result.rowcount or 0)
+
+    async def _trim_forever(self, every: float = 3600.0) -> None:
+        while True:
+            try:
+                await self.trim()
+            except Exception as exc:  # a failed trim only delays the next one
+                log.warning("could not trim the bus log", error=repr(exc))
+            await asyncio.sleep(every)
 
     async def ping(self) -> None:
         await self.db.ping()
