@@ -131,14 +131,17 @@ async def test_expired_holds_are_free_before_the_sweeper_runs(app: Running) -> N
     booking.clock = clock
     event = general_event(capacity=2)
     await publish_event(app, event)
-    held = await hold_general(app, event, 2, token_for(app))
+    owner = token_for(app)
+    held = await hold_general(app, event, 2, owner)
     assert held.status_code == 201
     assert (await hold_general(app, event, 1, token_for(app))).status_code == 409
     clock.advance(seconds=601)  # the sweeper runs on real time, which has not moved: only the clock says expired
     assert (await availability(app, event["event_id"]))["available"] == 2
     assert (await hold_general(app, event, 2, token_for(app))).status_code == 201
-    stale = await app.client.get(f"/api/holds/{held.json()['id']}", headers={})
-    assert stale.status_code == 401
+    stale = await app.client.get(f"/api/holds/{held.json()['id']}", headers=owner)
+    assert stale.json()["status"] == "expired"
+    too_late = await app.client.post("/api/orders", json={"hold_id": held.json()["id"]}, headers=owner)
+    assert too_late.status_code == 409 and kind(too_late) == "hold-expired"
 
 
 async def test_release_frees_at_once_and_the_sweeper_announces_expiry(app: Running) -> None:

@@ -6,12 +6,13 @@ import base64
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from boxoffice.booking import availability, handlers, store
 from boxoffice.booking.service import BookingService
+from boxoffice.platform.app import running_service
 from boxoffice.platform.auth import CurrentUser, require_internal
 from boxoffice.platform.problems import BadRequest, NotFound
 
@@ -19,12 +20,7 @@ Id = Annotated[str, Field(min_length=1, max_length=64)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-async def _service(request: Request) -> BookingService:
-    svc: BookingService = request.app.state.service
-    return svc
-
-
-Svc = Annotated[BookingService, Depends(_service)]
+Svc = Annotated[BookingService, Depends(running_service(BookingService))]
 
 
 class In(BaseModel):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from datetime import date as Day  # RunsIn has a field called date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from boxoffice.catalog import handlers, timetable
@@ -29,16 +29,11 @@ from boxoffice.catalog.views import (
     TrainOptionPageOut,
     TrainOut,
 )
+from boxoffice.platform.app import running_service
 from boxoffice.platform.auth import require_role
 from boxoffice.platform.bus.envelope import uuid7
 
-
-async def _service(request: Request) -> CatalogService:
-    svc: CatalogService = request.app.state.service
-    return svc
-
-
-Svc = Annotated[CatalogService, Depends(_service)]
+Svc = Annotated[CatalogService, Depends(running_service(CatalogService))]
 ADMIN = [Depends(require_role("admin"))]
 
 # JSON numbers only (no "12" strings, no true/false) for counts and money.

@@ -5,22 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from boxoffice.identity import handlers, store
 from boxoffice.identity.service import IdentityService
+from boxoffice.platform.app import running_service
 from boxoffice.platform.auth import CurrentUser
 from boxoffice.platform.mail import DevMailbox
 from boxoffice.platform.problems import NotFound
 
-
-async def _service(request: Request) -> IdentityService:
-    svc: IdentityService = request.app.state.service
-    return svc
-
-
-Svc = Annotated[IdentityService, Depends(_service)]
+Svc = Annotated[IdentityService, Depends(running_service(IdentityService))]
 
 
 class In(BaseModel):

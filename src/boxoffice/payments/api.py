@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field
 
 from boxoffice.payments import handlers, store
 from boxoffice.payments.domain import Card
 from boxoffice.payments.service import PaymentsService
+from boxoffice.platform.app import running_service
 from boxoffice.platform.auth import CurrentUser
 from boxoffice.platform.problems import NotFound
 
-
-async def _service(request: Request) -> PaymentsService:
-    svc: PaymentsService = request.app.state.service
-    return svc
-
-
-Svc = Annotated[PaymentsService, Depends(_service)]
+Svc = Annotated[PaymentsService, Depends(running_service(PaymentsService))]
 
 
 class PaymentIn(BaseModel):

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -159,6 +159,19 @@ def health_router(check_ready: Callable[[], Awaitable[None]]) -> APIRouter:
     return router
 
 
-def service_of(request: Request) -> Any:
-    """The running ``Service`` behind this request (services narrow the type with their own dependency)."""
-    return request.app.state.service
+S = TypeVar("S", bound=Service)
+
+
+def running_service(cls: type[S]) -> Callable[[Request], Awaitable[S]]:
+    """A FastAPI dependency giving the running service behind the request, typed as ``cls``.
+
+    Async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request.
+    """
+
+    async def dependency(request: Request) -> S:
+        service = request.app.state.service
+        if not isinstance(service, cls):
+            raise TypeError(f"this app runs {type(service).__name__}, not {cls.__name__}")
+        return service
+
+    return dependency

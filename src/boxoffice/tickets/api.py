@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
+from boxoffice.platform.app import running_service
 from boxoffice.platform.auth import CurrentUser, Principal, require_internal, require_role
 from boxoffice.tickets import domain, handlers
 from boxoffice.tickets.service import TicketsService
 
-
-async def _service(request: Request) -> TicketsService:
-    svc: TicketsService = request.app.state.service
-    return svc
-
-
-Svc = Annotated[TicketsService, Depends(_service)]
+Svc = Annotated[TicketsService, Depends(running_service(TicketsService))]
 Gate = Annotated[Principal, Depends(require_role("admin", "staff"))]
 
 
