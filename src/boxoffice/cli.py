@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -37,7 +37,7 @@ from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.gateway import Gateway, HttpProxy
 from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
-from boxoffice.platform.settings import Settings
+from boxoffice.platform.settings import ServiceSettings, Settings, location
 from boxoffice.tickets.service import TicketsService
 from boxoffice.web.service import WebService
 
@@ -68,10 +68,28 @@ def _service_class(name: str) -> type[Service]:
         raise typer.BadParameter(f"unknown service {name!r}; one of {', '.join(SERVICES)}") from None
 
 
-def migrate_all(settings: Settings, names: Sequence[str] | None = None) -> None:
+Configs = Mapping[str, ServiceSettings]
+"""Services' own settings by name, where a caller (a test) gives them; the others read the environment."""
+
+
+def service_config(name: str, configs: Configs | None = None) -> ServiceSettings:
+    given = (configs or {}).get(name)
+    return given if given is not None else SERVICES[name].settings_class()
+
+
+def database_url(settings: Settings, name: str, configs: Configs | None = None) -> str:
+    return service_config(name, configs).database_url or settings.sqlite_url(name)
+
+
+def migrate_all(settings: Settings, names: Sequence[str] | None = None, configs: Configs | None = None) -> None:
     for name in names or SERVICES:
         if SERVICES[name].has_database:
-            upgrade(name, settings.database_url(name))
+            upgrade(name, database_url(settings, name, configs))
+
+
+def remote_urls(names: Sequence[str]) -> dict[str, str]:
+    """Where the services that do not live in this process answer (``BOXOFFICE_<SERVICE>_URL``)."""
+    return {name: url for name in SERVICES if name not in names and (url := location(name).url)}
 
 
 def gateway_routes(service: type[Service]) -> list[str]:
@@ -82,11 +100,16 @@ def gateway_routes(service: type[Service]) -> list[str]:
 class Runtime:
     """Everything one process runs: the bus, the services living here, and (optionally) their workers."""
 
-    def __init__(self, settings: Settings, names: Sequence[str], *, run_workers: bool) -> None:
+    def __init__(
+        self, settings: Settings, names: Sequence[str], *, run_workers: bool, configs: Configs | None = None
+    ) -> None:
         self.settings = settings
         self.bus: Bus = build_bus(settings)
-        self.clients = ServiceClients(settings)
-        self.services = [SERVICES[name](settings, bus=self.bus, clients=self.clients) for name in names]
+        self.clients = ServiceClients(settings, remote_urls(names))
+        self.services = [
+            SERVICES[name](settings, bus=self.bus, clients=self.clients, config=service_config(name, configs))
+            for name in names
+        ]
         self.apps: dict[str, ASGIApp] = {}
         for service in self.services:
             service_app = service.create_app()
@@ -196,7 +219,7 @@ def seed() -> None:
     migrate_all(settings, [CatalogService.name])
 
     async def main() -> dict[str, int]:
-        bus, clients = build_bus(settings), ServiceClients(settings)
+        bus, clients = build_bus(settings), ServiceClients(settings, remote_urls([CatalogService.name]))
         catalog = CatalogService(settings, bus=bus, clients=clients)
         await bus.start()
         try:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from boxoffice.cli import Runtime, migrate_all
+from boxoffice.cli import Configs, Runtime, migrate_all
 from boxoffice.platform.settings import Settings
 
 
@@ -38,9 +38,11 @@ class Running:
 
 
 @asynccontextmanager
-async def running(settings: Settings, names: Sequence[str], *, workers: bool = True) -> AsyncIterator[Running]:
-    await asyncio.to_thread(migrate_all, settings, names)
-    runtime = Runtime(settings, names, run_workers=workers)
+async def running(
+    settings: Settings, names: Sequence[str], *, workers: bool = True, configs: Configs | None = None
+) -> AsyncIterator[Running]:
+    await asyncio.to_thread(migrate_all, settings, names, configs)
+    runtime = Runtime(settings, names, run_workers=workers, configs=configs)
     await runtime.start()
     try:
         transport = httpx.ASGITransport(app=runtime.gateway(), raise_app_exceptions=False)

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from boxoffice.booking.deps import BookingSettings
+from boxoffice.payments.deps import PaymentsSettings
 from boxoffice.platform.settings import Settings
 from tests.harness.app import FakeClock, Running, running, wait_for
 from tests.harness.booking import (
@@ -26,13 +28,12 @@ from tests.harness.booking import (
 
 @pytest.fixture
 async def app(tmp_path: Path, db_factory: Callable[[str], str]) -> AsyncIterator[Running]:
-    settings = Settings(
-        data_dir=tmp_path,
-        booking_database_url=db_factory("booking"),
-        payments_database_url=db_factory("payments"),
-        demo=False,
-    )
-    async with running(settings, ["identity", "booking", "payments"]) as app:
+    settings = Settings(data_dir=tmp_path, demo=False)
+    configs = {
+        "booking": BookingSettings(database_url=db_factory("booking")),
+        "payments": PaymentsSettings(database_url=db_factory("payments")),
+    }
+    async with running(settings, ["identity", "booking", "payments"], configs=configs) as app:
         yield app
 
 

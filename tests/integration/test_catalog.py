@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from boxoffice.catalog.deps import CatalogSettings
+from boxoffice.cli import Configs
+from boxoffice.identity.deps import IdentitySettings
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.tables import outbox_backlog
 from boxoffice.platform.settings import Settings
@@ -24,21 +28,25 @@ from tests.harness.app import Running, running, wait_for
 ADMIN = {"email": "admin@example.com", "password": "admin-password-2026"}
 
 
-def catalog_settings(tmp_path: Path, db_url: str, **extra: Any) -> Settings:
-    values: dict[str, Any] = {
-        "data_dir": tmp_path,
-        "catalog_database_url": db_url,
-        "admin_email": ADMIN["email"],
-        "admin_password": ADMIN["password"],
-        "demo": False,
-        **extra,
+def catalog_settings(tmp_path: Path, db_url: str, *, demo: bool = False) -> tuple[Settings, Configs]:
+    """The process's settings and the services' own: catalog on ``db_url``, identity with an admin."""
+    configs: Configs = {
+        "catalog": CatalogSettings(database_url=db_url),
+        "identity": IdentitySettings(admin_email=ADMIN["email"], admin_password=ADMIN["password"]),
     }
-    return Settings(**values)
+    return Settings(data_dir=tmp_path, demo=demo), configs
+
+
+@asynccontextmanager
+async def running_catalog(tmp_path: Path, db_url: str, *, demo: bool = False) -> AsyncIterator[Running]:
+    settings, configs = catalog_settings(tmp_path, db_url, demo=demo)
+    async with running(settings, ["catalog", "identity"], configs=configs) as app:
+        yield app
 
 
 @pytest.fixture
 async def app(tmp_path: Path, db_url: str) -> AsyncIterator[Running]:
-    async with running(catalog_settings(tmp_path, db_url), ["catalog", "identity"]) as app:
+    async with running_catalog(tmp_path, db_url) as app:
         yield app
 
 

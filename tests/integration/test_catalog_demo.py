@@ -14,13 +14,11 @@ from boxoffice.platform.bus.sql import SqlBus
 from boxoffice.platform.bus.tables import outbox_backlog
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.migrate import upgrade
-from tests.harness.app import running
-from tests.integration.test_catalog import catalog_settings, published
+from tests.integration.test_catalog import catalog_settings, published, running_catalog
 
 
 async def test_demo_seeds_events_stations_trains_and_a_month_of_runs(tmp_path: Path, sqlite_url: str) -> None:
-    settings = catalog_settings(tmp_path, sqlite_url, demo=True)
-    async with running(settings, ["catalog", "identity"]) as app:
+    async with running_catalog(tmp_path, sqlite_url, demo=True) as app:
         events: list[dict[str, object]] = []
         cursor = None
         while True:
@@ -56,11 +54,11 @@ async def test_demo_seeds_events_stations_trains_and_a_month_of_runs(tmp_path: P
 
 
 async def test_two_processes_starting_at_once_seed_once_and_fast(tmp_path: Path, sqlite_url: str) -> None:
-    settings = catalog_settings(tmp_path, sqlite_url, demo=True)
+    settings, configs = catalog_settings(tmp_path, sqlite_url, demo=True)
     await asyncio.to_thread(upgrade, "catalog", sqlite_url)
     bus = SqlBus(settings.bus_url())
     await bus.start()
-    first, second = (CatalogService(settings, bus=bus, clients=ServiceClients(settings)) for _ in range(2))
+    first, second = (CatalogService(settings, bus=bus, clients=ServiceClients(settings), config=configs["catalog"]) for _ in range(2))
     try:
         started = time.monotonic()
         a, b = await asyncio.gather(first.seed_demo(), second.seed_demo())
@@ -77,7 +75,7 @@ async def test_two_processes_starting_at_once_seed_once_and_fast(tmp_path: Path,
 
 
 async def test_without_demo_nothing_is_seeded(tmp_path: Path, sqlite_url: str) -> None:
-    async with running(catalog_settings(tmp_path, sqlite_url), ["catalog", "identity"]) as app:
+    async with running_catalog(tmp_path, sqlite_url) as app:
         assert (await app.client.get("/api/events")).json()["items"] == []
         assert (await app.client.get("/api/stations")).json()["items"] == []
         async with app.service("catalog").db.read() as conn:

@@ -15,13 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.harness.app import Running, running
+from tests.harness.app import Running
 from tests.integration.test_catalog import (
     admin_headers,
-    catalog_settings,
     customer_headers,
     problem_type,
     published,
+    running_catalog,
 )
 
 STATIONS = [
@@ -81,7 +81,7 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path, db_url: str) -> AsyncIterator[World]:
-    async with running(catalog_settings(tmp_path, db_url), ["catalog", "identity"]) as app:
+    async with running_catalog(tmp_path, db_url) as app:
         admin = await admin_headers(app.client)
         for code, name, city in STATIONS:
             response = await app.client.post(

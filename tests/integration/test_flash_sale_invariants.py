@@ -18,7 +18,10 @@ import pytest
 from sqlalchemy import select
 
 from boxoffice.booking import store as booking_store
+from boxoffice.booking.deps import BookingSettings
+from boxoffice.cli import Configs
 from boxoffice.payments import store as payments_store
+from boxoffice.payments.deps import PaymentsSettings
 from boxoffice.platform.settings import Settings
 from tests.harness.app import Running, running, wait_for
 from tests.harness.booking import CARD_DECLINED, CARD_OK, general_event, publish_event, reserved_event, token_for
@@ -27,20 +30,17 @@ BUYERS = 64
 ATTEMPTS = 300
 
 
-def settings_for(tmp_path: Path, db_factory: Callable[[str], str], **overrides: Any) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        booking_database_url=db_factory("booking"),
-        payments_database_url=db_factory("payments"),
-        demo=False,
-        booking_sweep_interval_seconds=0.2,
-        **overrides,
-    )
+def configs_for(db_factory: Callable[[str], str], **booking: Any) -> Configs:
+    return {
+        "booking": BookingSettings(database_url=db_factory("booking"), sweep_interval_seconds=0.2, **booking),
+        "payments": PaymentsSettings(database_url=db_factory("payments")),
+    }
 
 
 @pytest.fixture
 async def app(tmp_path: Path, db_factory: Callable[[str], str]) -> AsyncIterator[Running]:
-    async with running(settings_for(tmp_path, db_factory), ["identity", "booking", "payments"]) as app:
+    settings = Settings(data_dir=tmp_path, demo=False)
+    async with running(settings, ["identity", "booking", "payments"], configs=configs_for(db_factory)) as app:
         yield app
 
 
@@ -195,8 +195,8 @@ async def test_reserved_block_flash_sale_sells_each_seat_once(app: Running) -> N
 
 async def test_payments_racing_the_expiry_instant(tmp_path: Path, db_factory: Callable[[str], str]) -> None:
     """Holds last one second and buyers pay around that instant while others grab the freed seats."""
-    settings = settings_for(tmp_path, db_factory, booking_hold_ttl_seconds=1)
-    async with running(settings, ["identity", "booking", "payments"]) as app:
+    configs = configs_for(db_factory, hold_ttl_seconds=1)
+    async with running(Settings(data_dir=tmp_path, demo=False), ["identity", "booking", "payments"], configs=configs) as app:
         event = reserved_event(rows=2, per_row=10)
         await publish_event(app, event)
         seat_ids = [s["seat_id"] for s in event["sections"][0]["seats"]]

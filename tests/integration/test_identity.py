@@ -11,6 +11,7 @@ import httpx
 import jwt
 import pytest
 
+from boxoffice.identity.deps import IdentitySettings
 from boxoffice.platform.settings import Settings
 from tests.harness.app import FakeClock, Running, running, wait_for
 
@@ -19,13 +20,10 @@ PASSWORD = "a-long-ticket-password"
 
 @pytest.fixture
 async def app(tmp_path: Path, db_url: str) -> AsyncIterator[Running]:
-    settings = Settings(
-        data_dir=tmp_path,
-        identity_database_url=db_url,
-        admin_email="boss@example.com",
-        admin_password="boss-password-2026",
+    identity = IdentitySettings(
+        database_url=db_url, admin_email="boss@example.com", admin_password="boss-password-2026"
     )
-    async with running(settings, ["identity"]) as app:
+    async with running(Settings(data_dir=tmp_path), ["identity"], configs={"identity": identity}) as app:
         yield app
 
 

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule
 
 from boxoffice.booking import availability, catalog_feed, domain, handlers
+from boxoffice.booking.deps import BookingSettings
 from boxoffice.cli import Runtime, migrate_all
 from boxoffice.platform.auth import Principal
 from boxoffice.platform.bus.envelope import new_event
@@ -65,15 +66,10 @@ class Shared:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.dir = Path(tempfile.mkdtemp(prefix="boxoffice-sm-"))
-        config = Settings(
-            data_dir=self.dir,
-            demo=False,
-            booking_hold_ttl_seconds=TTL,
-            booking_max_active_holds=10_000,
-            booking_max_tickets_per_event=10_000,
-        )
+        config = Settings(data_dir=self.dir, demo=False)
+        booking = BookingSettings(hold_ttl_seconds=TTL, max_active_holds=10_000, max_tickets_per_event=10_000)
         migrate_all(config, ["booking"])
-        self.runtime = Runtime(config, ["booking"], run_workers=False)
+        self.runtime = Runtime(config, ["booking"], run_workers=False, configs={"booking": booking})
         self.loop.run_until_complete(self.runtime.bus.start())
 
     def close(self) -> None:

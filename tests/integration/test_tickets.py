@@ -21,9 +21,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from boxoffice.identity.deps import IdentitySettings
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.settings import Settings
+from boxoffice.tickets.deps import TicketsSettings
 from boxoffice.tickets.domain import b64url_decode_strict, verify_code
 from tests.harness.app import Running, running, wait_for
 
@@ -32,19 +34,21 @@ ADMIN = {"email": "boss@example.com", "password": "boss-password-2026"}
 MB = 1024 * 1024
 
 
+def admin_identity() -> IdentitySettings:
+    return IdentitySettings(admin_email=ADMIN["email"], admin_password=ADMIN["password"])
+
+
 @pytest.fixture
 async def app(tmp_path: Path, db_url: str) -> AsyncIterator[Running]:
-    settings = Settings(
-        data_dir=tmp_path, tickets_database_url=db_url, admin_email=ADMIN["email"], admin_password=ADMIN["password"]
-    )
-    async with running(settings, ["identity", "tickets"]) as app:
+    configs = {"identity": admin_identity(), "tickets": TicketsSettings(database_url=db_url)}
+    async with running(Settings(data_dir=tmp_path), ["identity", "tickets"], configs=configs) as app:
         yield app
 
 
 @pytest.fixture
 async def sqlite_app(tmp_path: Path) -> AsyncIterator[Running]:
-    settings = Settings(data_dir=tmp_path, admin_email=ADMIN["email"], admin_password=ADMIN["password"])
-    async with running(settings, ["identity", "tickets"]) as app:
+    configs = {"identity": admin_identity()}
+    async with running(Settings(data_dir=tmp_path), ["identity", "tickets"], configs=configs) as app:
         yield app
 
 

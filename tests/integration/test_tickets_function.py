@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from boxoffice.platform.settings import Settings
+from boxoffice.tickets.deps import TicketsSettings
 from boxoffice.tickets.functions import generate_receipts, handle
 from tests.harness.app import Running, running
 from tests.harness.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
@@ -41,10 +42,11 @@ async def app(tmp_path: Path, s3: S3Server, bucket: str, monkeypatch: pytest.Mon
         "BOXOFFICE_DATA_DIR": str(tmp_path),
     }.items():
         monkeypatch.setenv(name, value)
-    settings = Settings(data_dir=tmp_path, tickets_database_url=db_url, **s3.settings(bucket))  # type: ignore[arg-type]
+    settings = Settings(data_dir=tmp_path, **s3.settings(bucket))  # type: ignore[arg-type]
     # No tickets workers: the Lambda, not the embedded consumer, reacts to these uploads. Identity's mail
     # sender runs (sign-up needs its e-mail).
-    async with running(settings, ["identity", "tickets"], workers=False) as app:
+    configs = {"tickets": TicketsSettings(database_url=db_url)}
+    async with running(settings, ["identity", "tickets"], workers=False, configs=configs) as app:
         mail = asyncio.create_task(app.service("identity").send_mail_forever())
         try:
             yield app

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from boxoffice.cli import SERVICES, migrate_all
+from boxoffice.identity.deps import IdentitySettings
 from boxoffice.platform.settings import Settings
 from boxoffice.web.handlers import SESSION_COOKIE
 from tests.harness.app import Running, running
@@ -20,14 +21,10 @@ ADMIN = {"email": "admin@example.com", "password": "admin-password-2026"}
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[Running]:
-    settings = Settings(
-        data_dir=tmp_path,
-        demo=False,
-        admin_email=ADMIN["email"],
-        admin_password=ADMIN["password"],
-        identity_access_token_ttl_seconds=1,
-    )
-    async with running(settings, ["identity", "catalog", "booking", "payments", "tickets", "web"]) as app:
+    settings = Settings(data_dir=tmp_path, demo=False)
+    identity = IdentitySettings(admin_email=ADMIN["email"], admin_password=ADMIN["password"], access_token_ttl_seconds=1)
+    names = ["identity", "catalog", "booking", "payments", "tickets", "web"]
+    async with running(settings, names, configs={"identity": identity}) as app:
         yield app
 
 

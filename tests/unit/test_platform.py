@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from boxoffice.booking.deps import BookingSettings
+from boxoffice.cli import database_url
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.clients import CircuitBreaker, CircuitOpen
 from boxoffice.platform.gateway import compile_pattern
@@ -19,9 +21,10 @@ def test_production_refuses_default_secret_and_dev_mailbox() -> None:
 
 
 def test_database_urls_default_to_sqlite_in_the_data_dir(tmp_path: object) -> None:
-    settings = Settings(data_dir="/srv/box", booking_database_url="postgresql+asyncpg://db/booking")
-    assert settings.database_url("identity") == "sqlite+aiosqlite:////srv/box/identity.db"
-    assert settings.database_url("booking") == "postgresql+asyncpg://db/booking"
+    settings = Settings(data_dir="/srv/box")
+    booking = BookingSettings(database_url="postgresql+asyncpg://db/booking")
+    assert database_url(settings, "identity") == "sqlite+aiosqlite:////srv/box/identity.db"
+    assert database_url(settings, "booking", {"booking": booking}) == "postgresql+asyncpg://db/booking"
 
 
 class Clock:

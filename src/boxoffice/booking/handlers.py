@@ -67,7 +67,7 @@ async def place_hold(
     async def work(uow: UnitOfWork) -> dict[str, Any]:
         now = svc.now()
         hold_id = uuid7()
-        expires_at = now + timedelta(seconds=svc.settings.booking_hold_ttl_seconds)
+        expires_at = now + timedelta(seconds=svc.config.hold_ttl_seconds)
         # The customer's own lock first and the contended inventory row last, so that row stays locked
         # only for the claim and the commit.
         await store.lock_customer(uow.conn, user.id)

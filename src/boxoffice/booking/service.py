@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -10,11 +9,13 @@ import structlog
 from fastapi import APIRouter
 
 from boxoffice.booking import catalog_feed, domain, handlers
+from boxoffice.booking.deps import BookingSettings
 from boxoffice.platform.app import Service, Worker
 from boxoffice.platform.bus.consumer import Handler
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
+from boxoffice.platform.periodic import repeat
 from boxoffice.platform.settings import Settings
 
 log = structlog.get_logger("boxoffice.booking")
@@ -22,13 +23,17 @@ log = structlog.get_logger("boxoffice.booking")
 
 class BookingService(Service):
     name = "booking"
+    settings_class = BookingSettings
+    config: BookingSettings
     routes: ClassVar[tuple[str, ...]] = ("/api/holds", "/api/orders")
 
-    def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
-        super().__init__(settings, bus=bus, clients=clients)
+    def __init__(
+        self, settings: Settings, *, bus: Bus, clients: ServiceClients, config: BookingSettings | None = None
+    ) -> None:
+        super().__init__(settings, bus=bus, clients=clients, config=config)
         self.limits = domain.Limits(
-            max_tickets_per_event=settings.booking_max_tickets_per_event,
-            max_active_holds=settings.booking_max_active_holds,
+            max_tickets_per_event=self.config.max_tickets_per_event,
+            max_active_holds=self.config.max_active_holds,
         )
 
     def routers(self) -> Sequence[APIRouter]:
@@ -46,13 +51,10 @@ class BookingService(Service):
         return {"hold-sweeper": self.sweep_forever}
 
     async def sweep_forever(self) -> None:
-        while True:
-            try:
-                while await handlers.sweep_expired_holds(self) > 0:
-                    pass
-            except Exception as exc:
-                log.warning("sweeping expired holds failed; will retry", error=repr(exc))
-            await asyncio.sleep(self.settings.booking_sweep_interval_seconds)
+        async def sweep() -> bool:
+            return await handlers.sweep_expired_holds(self) > 0
+
+        await repeat("booking.hold-sweeper", sweep, interval=self.config.sweep_interval_seconds)
 
     async def tickets_of(self, order_id: str) -> list[dict[str, Any]]:
         """The order's tickets from the tickets service; [] while it has none or cannot be reached."""

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from boxoffice.catalog.availability import BookingAvailability
 from boxoffice.catalog.cache import ReadCache
+from boxoffice.catalog.deps import CatalogSettings
 from boxoffice.platform.app import Service
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
@@ -20,14 +21,18 @@ log = structlog.get_logger("boxoffice.catalog")
 
 class CatalogService(Service):
     name = "catalog"
+    settings_class = CatalogSettings
+    config: CatalogSettings
     routes: ClassVar[tuple[str, ...]] = ("/api/events", "/api/stations", "/api/trains")
     cache_ttl_seconds: ClassVar[float] = 10.0
     """How late another catalog process may serve a change (see ``cache``); this process is never late."""
     availability_timeout_seconds: ClassVar[float] = 2.0
     """How long a read waits for booking before answering with capacity-based availability."""
 
-    def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
-        super().__init__(settings, bus=bus, clients=clients)
+    def __init__(
+        self, settings: Settings, *, bus: Bus, clients: ServiceClients, config: CatalogSettings | None = None
+    ) -> None:
+        super().__init__(settings, bus=bus, clients=clients, config=config)
         self.cache = ReadCache(ttl=self.cache_ttl_seconds)
         self.availability = BookingAvailability(
             lambda: clients.get("booking"), timeout=self.availability_timeout_seconds

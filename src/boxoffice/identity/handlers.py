@@ -72,7 +72,7 @@ def _otp_mail(name: str, code: str, minutes: int) -> tuple[str, str]:
 async def _send_new_code(svc: IdentityService, conn: Any, user: Any) -> None:
     now = svc.now()
     code = domain.new_otp_code()
-    ttl = svc.settings.identity_otp_ttl_seconds
+    ttl = svc.config.otp_ttl_seconds
     await store.replace_otp(
         conn,
         user.id,
@@ -118,7 +118,7 @@ async def resend_code(svc: IdentityService, *, email: str) -> None:
         user = await store.user_by_email(uow.conn, domain.normalize_email(email))
         if user is None or user.verified:
             return
-        interval = timedelta(seconds=svc.settings.identity_otp_resend_interval_seconds)
+        interval = timedelta(seconds=svc.config.otp_resend_interval_seconds)
         wait = domain.resend_wait(await store.otp_state(uow.conn, user.id), now=svc.now(), interval=interval)
         if wait:
             message = f"A code was sent less than a minute ago; try again in {wait} s."
@@ -134,7 +134,7 @@ async def verify_email(svc: IdentityService, *, email: str, code: str) -> TokenP
         state = await store.otp_state(uow.conn, user.id) if user is not None else None
         digest = domain.otp_digest(svc.settings.secret, user.id, code) if user is not None else ""
         try:
-            domain.check_otp(state, digest=digest, now=svc.now(), max_attempts=svc.settings.identity_otp_max_attempts)
+            domain.check_otp(state, digest=digest, now=svc.now(), max_attempts=svc.config.otp_max_attempts)
         except domain.InvalidCode:
             if state is not None:
                 await store.count_otp_attempt(uow.conn, user.id)
@@ -169,8 +169,8 @@ async def login(svc: IdentityService, *, email: str, password: str) -> TokenPair
             locked_until = domain.lockout_after_failure(
                 failures,
                 now=now,
-                max_failures=svc.settings.identity_login_max_failures,
-                lockout=timedelta(seconds=svc.settings.identity_login_lockout_seconds),
+                max_failures=svc.config.login_max_failures,
+                lockout=timedelta(seconds=svc.config.login_lockout_seconds),
             )
             await store.update_user(uow.conn, user.id, failed_logins=failures, locked_until=locked_until)
             await uow.commit()
@@ -219,7 +219,7 @@ async def logout(svc: IdentityService, *, refresh_token: str) -> None:
 
 async def _issue_tokens(svc: IdentityService, conn: Any, user: Any, *, family_id: str | None) -> TokenPair:
     now = svc.now()
-    ttl = svc.settings.identity_access_token_ttl_seconds
+    ttl = svc.config.access_token_ttl_seconds
     access = svc.keyring().issue_access_token(
         user_id=user.id,
         email=user.email,
@@ -235,7 +235,7 @@ async def _issue_tokens(svc: IdentityService, conn: Any, user: Any, *, family_id
         family_id=family_id or str(uuid.uuid4()),
         user_id=user.id,
         token_hash=domain.refresh_digest(secret),
-        expires_at=now + timedelta(seconds=svc.settings.identity_refresh_token_ttl_seconds),
+        expires_at=now + timedelta(seconds=svc.config.refresh_token_ttl_seconds),
         revoked=False,
         created_at=now,
     )

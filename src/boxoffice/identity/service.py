@@ -10,12 +10,13 @@ import structlog
 from fastapi import APIRouter
 
 from boxoffice.identity import handlers
+from boxoffice.identity.deps import IdentitySettings
 from boxoffice.identity.keys import KeyRing
-from boxoffice.platform.aio import wait_event
 from boxoffice.platform.app import Service, Worker
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.mail import Mailer, build_mailer
+from boxoffice.platform.periodic import repeat
 from boxoffice.platform.settings import Settings
 
 log = structlog.get_logger("boxoffice.identity")
@@ -23,10 +24,14 @@ log = structlog.get_logger("boxoffice.identity")
 
 class IdentityService(Service):
     name = "identity"
+    settings_class = IdentitySettings
+    config: IdentitySettings
     routes: ClassVar[tuple[str, ...]] = ("/api/auth", "/api/me", "/.well-known/jwks.json", "/api/dev/mailbox")
 
-    def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
-        super().__init__(settings, bus=bus, clients=clients)
+    def __init__(
+        self, settings: Settings, *, bus: Bus, clients: ServiceClients, config: IdentitySettings | None = None
+    ) -> None:
+        super().__init__(settings, bus=bus, clients=clients, config=config)
         self.mailer: Mailer = build_mailer(settings)
         self.mail_signal = asyncio.Event()
         self._keyring: KeyRing | None = None
@@ -46,21 +51,12 @@ class IdentityService(Service):
 
     async def on_start(self) -> None:
         self._keyring = await handlers.load_keyring(self)
-        s = self.settings
+        s = self.config
         if s.admin_email and s.admin_password:
             await handlers.ensure_admin(self, email=s.admin_email, password=s.admin_password.get_secret_value())
 
     async def send_mail_forever(self) -> None:
-        backoff = 1.0
-        while True:
-            self.mail_signal.clear()
-            try:
-                sent = await handlers.send_pending_mail(self)
-                backoff = 1.0
-            except Exception as exc:
-                log.warning("mail not sent; will retry", error=repr(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60.0)
-                continue
-            if not sent:
-                await wait_event(self.mail_signal, 1.0)
+        async def send() -> int:
+            return await handlers.send_pending_mail(self)
+
+        await repeat("identity.mail-sender", send, interval=1.0, wake=self.mail_signal, max_backoff=60.0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -10,12 +9,14 @@ import structlog
 from fastapi import APIRouter
 
 from boxoffice.payments import handlers
+from boxoffice.payments.deps import PaymentsSettings
 from boxoffice.payments.domain import CardProcessor, CardProcessorSimulator
 from boxoffice.platform.app import Service, Worker
 from boxoffice.platform.bus.consumer import Handler
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
+from boxoffice.platform.periodic import repeat
 from boxoffice.platform.settings import Settings
 
 log = structlog.get_logger("boxoffice.payments")
@@ -24,10 +25,14 @@ REFUNDS_GROUP = "payments.refunds"
 
 class PaymentsService(Service):
     name = "payments"
+    settings_class = PaymentsSettings
+    config: PaymentsSettings
     routes: ClassVar[tuple[str, ...]] = ("/api/orders/{}/payment", "/api/payments")
 
-    def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
-        super().__init__(settings, bus=bus, clients=clients)
+    def __init__(
+        self, settings: Settings, *, bus: Bus, clients: ServiceClients, config: PaymentsSettings | None = None
+    ) -> None:
+        super().__init__(settings, bus=bus, clients=clients, config=config)
         self.processor: CardProcessor = CardProcessorSimulator(settings.secret)
 
     def routers(self) -> Sequence[APIRouter]:
@@ -45,9 +50,7 @@ class PaymentsService(Service):
         return {"recovery": self.recover_forever}
 
     async def recover_forever(self) -> None:
-        while True:
-            await asyncio.sleep(10)
-            try:
-                await handlers.recover_stuck_payments(self)
-            except Exception as exc:
-                log.warning("payment recovery failed; will retry", error=repr(exc))
+        async def recover() -> None:
+            await handlers.recover_stuck_payments(self)
+
+        await repeat("payments.recovery", recover, interval=10.0, initial_delay=10.0)

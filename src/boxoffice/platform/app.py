@@ -28,7 +28,7 @@ from boxoffice.platform.metrics import MetricsMiddleware, metrics_response
 from boxoffice.platform.observability import RequestIdMiddleware
 from boxoffice.platform.problem_http import install_problem_handlers, problem_response
 from boxoffice.platform.problems import ServiceUnavailable
-from boxoffice.platform.settings import Settings
+from boxoffice.platform.settings import ServiceSettings, Settings
 
 Worker = Callable[[], Coroutine[Any, Any, None]]
 
@@ -48,12 +48,20 @@ class Service:
     """False for a service that keeps nothing (web): no migrations, no outbox relay."""
     has_workers: ClassVar[bool] = True
     """False for a service with nothing to run in the background: ``run --processes`` starts no worker."""
+    settings_class: ClassVar[type[ServiceSettings]] = ServiceSettings
+    """This service's own settings (``BOXOFFICE_<SERVICE>_*``)."""
 
-    def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
+    def __init__(
+        self, settings: Settings, *, bus: Bus, clients: ServiceClients, config: ServiceSettings | None = None
+    ) -> None:
         self.settings = settings
+        self.config = config if config is not None else self.settings_class()
+        """This service's own settings; ``settings`` holds what every service of the process shares."""
+        if settings.mode == "production" and (problems := self.config.check_production()):
+            raise ValueError(f"refusing to start {self.name} in production mode: " + "; ".join(problems))
         self.bus = bus
         self.clients = clients
-        self.db = Database(settings.database_url(self.name), name=self.name, sqlite_inline=settings.sqlite_inline)
+        self.db = Database(self.database_url, name=self.name, sqlite_inline=settings.sqlite_inline)
         self.verifier = TokenVerifier.from_client(lambda: clients.get("identity"))
         self.relay = Relay(self.db, bus)
         self.clock: Callable[[], datetime] = utcnow
@@ -61,6 +69,10 @@ class Service:
 
     def now(self) -> datetime:
         return self.clock()
+
+    @property
+    def database_url(self) -> str:
+        return self.config.database_url or self.settings.sqlite_url(self.name)
 
     # What a service fills in.
     def routers(self) -> Sequence[APIRouter]:
@@ -160,6 +172,25 @@ def health_router(check_ready: Callable[[], Awaitable[None]]) -> APIRouter:
 
 
 S = TypeVar("S", bound=Service)
+D = TypeVar("D")
+
+
+def provide(kind: type[D]) -> Callable[[Request], Awaitable[D]]:
+    """A FastAPI dependency giving a route its service's dependencies object (``service.deps``), typed.
+
+        BookingDepsDep = Annotated[BookingDeps, Depends(provide(BookingDeps))]
+
+    Routes take the explicit dependencies, never the service object, so ``api.py`` does not import
+    ``service.py`` (no import cycle) and a route's signature says what it may touch.
+    """
+
+    async def dependency(request: Request) -> D:
+        deps = getattr(request.app.state.service, "deps", None)
+        if not isinstance(deps, kind):
+            raise TypeError(f"this app's service provides {type(deps).__name__}, not {kind.__name__}")
+        return deps
+
+    return dependency
 
 
 def running_service(cls: type[S]) -> Callable[[Request], Awaitable[S]]:

@@ -138,8 +138,10 @@ class ServiceClient:
 class ServiceClients:
     """Clients for every service, in-process where that service's app lives here, HTTP otherwise."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, urls: Mapping[str, str] | None = None) -> None:
+        """``urls``: where services outside this process answer (the composition root reads them)."""
         self.settings = settings
+        self.urls = dict(urls or {})
         self._local: dict[str, ASGIApp] = {}
         self._clients: dict[str, ServiceClient] = {}
 
@@ -158,7 +160,7 @@ class ServiceClients:
             }
             if name in self._local:
                 client = ServiceClient(name, app=self._local[name], breaker=breaker, **options)
-            elif url := s.service_url(name):
+            elif url := self.urls.get(name):
                 client = ServiceClient(name, base_url=url, breaker=breaker, **options)
             else:
                 raise LookupError(f"no way to reach {name}: not in this process and BOXOFFICE_{name.upper()}_URL unset")

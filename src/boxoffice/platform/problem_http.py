@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -70,3 +71,42 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled error", path=request.url.path, exc_info=exc)
         return problem_response(Problem("An unexpected error occurred; it has been logged."))
+
+
+class ProblemDocument(BaseModel):
+    """RFC 9457 problem details, as every error of every service is answered (for OpenAPI)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+
+
+_REASONS = {
+    400: "Bad request",
+    401: "Not signed in, or the token is invalid",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict with the current state",
+    410: "Gone",
+    412: "Precondition failed",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Validation error",
+    429: "Too many requests",
+    503: "A service it depends on is unavailable",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route's errors: ``@router.post(..., responses=problem_responses(404, 409))``."""
+    return {
+        status: {
+            "description": _REASONS.get(status, "Error"),
+            "model": ProblemDocument,
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}},
+        }
+        for status in statuses
+    }

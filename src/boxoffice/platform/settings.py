@@ -10,8 +10,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - the placeholder production refuses
 
-SERVICES = ("identity", "catalog", "booking", "payments", "tickets", "analytics", "tracking", "music", "web")
-
 
 class Settings(BaseSettings):
     """What one boxoffice process runs with. ``production`` refuses the development defaults."""
@@ -31,28 +29,8 @@ class Settings(BaseSettings):
     demo: bool = True
     """Seed demo events, stations and trains when the catalog is empty (BOXOFFICE_DEMO=0 starts empty)."""
 
-    # Databases: SQLite per service under data_dir unless a URL is given (postgresql+asyncpg://...).
-    identity_database_url: str | None = None
-    catalog_database_url: str | None = None
-    booking_database_url: str | None = None
-    payments_database_url: str | None = None
-    tickets_database_url: str | None = None
-    analytics_database_url: str | None = None
-    tracking_database_url: str | None = None
-    music_database_url: str | None = None
-    web_database_url: str | None = None
-
-    # Where each service answers in distributed mode; unset means "in this process".
-    identity_url: str | None = None
-    catalog_url: str | None = None
-    booking_url: str | None = None
-    payments_url: str | None = None
-    tickets_url: str | None = None
-    analytics_url: str | None = None
-    tracking_url: str | None = None
-    music_url: str | None = None
-    web_url: str | None = None
     services_base_port: int = 8100
+    """``run --processes``: the first service's port; the others follow in the composition root's order."""
 
     # Event bus.
     bus: Literal["sql", "kafka"] = "sql"
@@ -76,23 +54,6 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 10.0
 
-    # Identity.
-    admin_email: str | None = None
-    admin_password: SecretStr | None = None
-    identity_access_token_ttl_seconds: int = 900
-    identity_refresh_token_ttl_seconds: int = 30 * 24 * 3600
-    identity_otp_ttl_seconds: int = 600
-    identity_otp_max_attempts: int = 5
-    identity_otp_resend_interval_seconds: int = 60
-    identity_login_max_failures: int = 5
-    identity_login_lockout_seconds: int = 300
-
-    # Booking.
-    booking_hold_ttl_seconds: int = 600
-    booking_max_tickets_per_event: int = 10
-    booking_max_active_holds: int = 3
-    booking_sweep_interval_seconds: float = 1.0
-
     # Object store: a folder under the data dir (fs) or the S3 API (AWS S3, MinIO, moto).
     object_store: Literal["fs", "s3"] = "fs"
     object_store_dir: Path | None = None
@@ -104,11 +65,6 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
     s3_create_bucket: bool = False
     """Create the bucket at start-up when missing (dev and tests; production buckets come from terraform)."""
-
-    # Tickets.
-    tickets_max_upload_bytes: int = 5 * 1024 * 1024
-    tickets_pdf_batch: int = 20
-    tickets_pdf_processes: int = 1
 
     # Service clients.
     client_timeout_seconds: float = 5.0
@@ -125,25 +81,46 @@ class Settings(BaseSettings):
             problems.append("BOXOFFICE_SECRET_KEY must be set to a random value of at least 32 characters")
         if self.mail_backend == "dev":
             problems.append("BOXOFFICE_MAIL_BACKEND=dev (the dev mailbox) is not allowed in production")
-        if self.admin_password is not None and len(self.admin_password.get_secret_value()) < 10:
-            problems.append("BOXOFFICE_ADMIN_PASSWORD is too short")
         if problems:
             raise ValueError("refusing to start in production mode: " + "; ".join(problems))
         return self
 
-    def database_url(self, service: str) -> str:
-        url: str | None = getattr(self, f"{service}_database_url")
-        if url:
-            return url
-        return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+    def sqlite_url(self, name: str) -> str:
+        """The default database of ``name``: a SQLite file in the data dir."""
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{name}.db').resolve()}"
 
     def bus_url(self) -> str:
-        return self.bus_database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'bus.db').resolve()}"
-
-    def service_url(self, service: str) -> str | None:
-        url: str | None = getattr(self, f"{service}_url")
-        return url
+        return self.bus_database_url or self.sqlite_url("bus")
 
     @property
     def secret(self) -> bytes:
         return self.secret_key.get_secret_value().encode()
+
+
+class ServiceSettings(BaseSettings):
+    """What one service runs with: ``BOXOFFICE_<SERVICE>_*``. Each service subclasses it with its prefix.
+
+        class BookingSettings(ServiceSettings):
+            model_config = service_config("booking")
+            hold_ttl_seconds: int = 600
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str | None = None
+    """``BOXOFFICE_<SERVICE>_DATABASE_URL``: e.g. postgresql+asyncpg://...; unset: SQLite in the data dir."""
+    url: str | None = None
+    """``BOXOFFICE_<SERVICE>_URL``: where the service answers in distributed mode; unset: in this process."""
+
+    def check_production(self) -> list[str]:
+        """What this service refuses in production mode (one reason per problem); nothing by default."""
+        return []
+
+
+def service_config(name: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=f"BOXOFFICE_{name.upper()}_", extra="ignore", frozen=True)
+
+
+def location(name: str) -> ServiceSettings:
+    """Where another service lives (``BOXOFFICE_<NAME>_URL``), read without knowing its settings class."""
+    return ServiceSettings(_env_prefix=f"BOXOFFICE_{name.upper()}_")

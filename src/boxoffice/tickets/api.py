@@ -132,7 +132,7 @@ async def create_upload(
 ) -> Any:
     # Read one byte past the limit, never the whole of an oversized part (it is spooled to disk meanwhile;
     # the platform's body limit already stopped anything much larger before it was parsed).
-    data = await file.read(svc.settings.tickets_max_upload_bytes + 1)
+    data = await file.read(svc.config.max_upload_bytes + 1)
     row = await handlers.create_upload(svc, user, order_id=order_id, filename=file.filename or "", data=data)
     return UploadCreated(id=row.id, status=row.status, size=row.size, content_type=row.content_type)
 

@@ -37,6 +37,7 @@ from boxoffice.platform.objectstore import ObjectNotFound, ObjectStore, StoredOb
 from boxoffice.platform.objectstore import build_object_store as _build_object_store
 from boxoffice.platform.settings import Settings
 from boxoffice.tickets import domain, store
+from boxoffice.tickets.deps import TicketsSettings
 
 log = structlog.get_logger("boxoffice.tickets.generator")
 
@@ -155,16 +156,16 @@ async def generate_receipts(
 
 
 # AWS Lambda.
-def build_deps(settings: Settings) -> GeneratorDeps:
+def build_deps(settings: Settings, config: TicketsSettings) -> GeneratorDeps:
     return GeneratorDeps(
-        db=Database(settings.database_url("tickets"), name="tickets", pool_size=2),
+        db=Database(config.database_url or settings.sqlite_url("tickets"), name="tickets", pool_size=2),
         objects=_build_object_store(settings),
-        max_bytes=settings.tickets_max_upload_bytes,
+        max_bytes=config.max_upload_bytes,
     )
 
 
 async def _run(event: Mapping[str, Any]) -> list[Outcome]:
-    deps = build_deps(Settings())
+    deps = build_deps(Settings(), TicketsSettings())
     await deps.objects.start()
     try:
         return await generate_receipts(event, deps)

@@ -294,7 +294,7 @@ async def _owned_order(svc: TicketsService, order_id: str, user: Principal) -> N
 
 async def create_upload(svc: TicketsService, user: Principal, *, order_id: str, filename: str, data: bytes) -> Any:
     """Store an ID proof for the caller's order; the ticket generator verifies it after the commit."""
-    limit = svc.settings.tickets_max_upload_bytes
+    limit = svc.config.max_upload_bytes
     if len(data) > limit:
         raise domain.UploadTooLarge(f"The file is larger than {limit // (1024 * 1024)} MB.")
     content_type = domain.sniff_content_type(data[: domain.SNIFF_BYTES])

@@ -11,15 +11,16 @@ from typing import ClassVar
 import structlog
 from fastapi import APIRouter
 
-from boxoffice.platform.aio import wait_event
 from boxoffice.platform.app import Service, Worker
 from boxoffice.platform.bus.consumer import Handler
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.objectstore import OBJECTS_TOPIC, ObjectStore, build_object_store
+from boxoffice.platform.periodic import repeat
 from boxoffice.platform.settings import Settings
 from boxoffice.tickets import functions, handlers
+from boxoffice.tickets.deps import TicketsSettings
 from boxoffice.tickets.keys import TicketKeyRing
 from boxoffice.tickets.pdf import TicketDocument, render_many
 
@@ -31,11 +32,15 @@ UPLOAD_BODY_LIMIT = 5 * 1024 * 1024 + 64 * 1024  # the file's 5 MB plus the mult
 
 class TicketsService(Service):
     name = "tickets"
+    settings_class = TicketsSettings
+    config: TicketsSettings
     routes: ClassVar[tuple[str, ...]] = ("/api/tickets", "/api/checkin", "/api/uploads")
     body_limits: ClassVar[dict[str, int]] = {"/api/uploads": UPLOAD_BODY_LIMIT}
 
-    def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
-        super().__init__(settings, bus=bus, clients=clients)
+    def __init__(
+        self, settings: Settings, *, bus: Bus, clients: ServiceClients, config: TicketsSettings | None = None
+    ) -> None:
+        super().__init__(settings, bus=bus, clients=clients, config=config)
         self.objects: ObjectStore = build_object_store(settings)
         self.pdf_signal = asyncio.Event()
         self._keyring: TicketKeyRing | None = None
@@ -43,12 +48,12 @@ class TicketsService(Service):
 
     async def render(self, docs: list[TicketDocument]) -> list[bytes | None]:
         """Render PDFs in a worker process (``BOXOFFICE_TICKETS_PDF_PROCESSES``, 0 = a thread of this one)."""
-        if self.settings.tickets_pdf_processes <= 0:
+        if self.config.pdf_processes <= 0:
             return await asyncio.to_thread(render_many, docs)
         if self._pdf_pool is None:
             # spawn, not fork: this process runs threads (database drivers) that a fork would copy mid-lock.
             context = multiprocessing.get_context("spawn")
-            self._pdf_pool = ProcessPoolExecutor(self.settings.tickets_pdf_processes, mp_context=context)
+            self._pdf_pool = ProcessPoolExecutor(self.config.pdf_processes, mp_context=context)
         return await asyncio.get_running_loop().run_in_executor(self._pdf_pool, render_many, docs)
 
     def keyring(self) -> TicketKeyRing:
@@ -58,7 +63,7 @@ class TicketsService(Service):
 
     def generator_deps(self) -> functions.GeneratorDeps:
         return functions.GeneratorDeps(
-            db=self.db, objects=self.objects, max_bytes=self.settings.tickets_max_upload_bytes, now=self.now
+            db=self.db, objects=self.objects, max_bytes=self.config.max_upload_bytes, now=self.now
         )
 
     def routers(self) -> Sequence[APIRouter]:
@@ -93,16 +98,7 @@ class TicketsService(Service):
         await functions.generate_receipts(envelope.data, self.generator_deps(), inbox=(GENERATOR_GROUP, envelope.id))
 
     async def render_pdfs_forever(self) -> None:
-        backoff = 1.0
-        while True:
-            self.pdf_signal.clear()
-            try:
-                seen = await handlers.render_pending_pdfs(self, batch=self.settings.tickets_pdf_batch)
-                backoff = 1.0
-            except Exception as exc:
-                log.warning("ticket PDFs not rendered; will retry", error=repr(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            if seen < self.settings.tickets_pdf_batch:
-                await wait_event(self.pdf_signal, 1.0)
+        async def render_batch() -> bool:
+            return await handlers.render_pending_pdfs(self, batch=self.config.pdf_batch) >= self.config.pdf_batch
+
+        await repeat("tickets.pdf-renderer", render_batch, interval=1.0, wake=self.pdf_signal)

@@ -75,7 +75,7 @@ async def _event_page(request: Request, visitor: Visitor, event_id: str, *, erro
     return render(
         request, "event.html", "event", event=event, seatmap=seatmap, error=error, status=status,
         created=request.query_params.get("created") == "1",
-        max_quantity=visitor.svc.settings.booking_max_tickets_per_event,
+        max_quantity=visitor.svc.config.max_quantity,
     )
 
 
@@ -176,7 +176,7 @@ async def _run_page(request: Request, visitor: Visitor, run_id: str, origin: str
     return render(
         request, "run.html", "run", run=run, names=names, chosen=chosen, coaches=coaches, error=error, status=status,
         origin=run.get("origin") or origin, destination=run.get("destination") or destination, segment=segment,
-        max_quantity=visitor.svc.settings.booking_max_tickets_per_event,
+        max_quantity=visitor.svc.config.max_quantity,
     )
 
 

@@ -18,6 +18,7 @@ from boxoffice.platform.app import Service, Startable
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.settings import Settings
+from boxoffice.web.deps import WebSettings
 from boxoffice.web.handlers import Refresher
 
 HERE = Path(__file__).parent
@@ -25,12 +26,16 @@ HERE = Path(__file__).parent
 
 class WebService(Service):
     name = "web"
+    settings_class = WebSettings
+    config: WebSettings
     routes: ClassVar[tuple[str, ...]] = ()
     has_database: ClassVar[bool] = False  # web keeps nothing: ``boxoffice migrate`` skips it
     has_workers: ClassVar[bool] = False  # no outbox to relay, nothing to consume
 
-    def __init__(self, settings: Settings, *, bus: Bus, clients: ServiceClients) -> None:
-        super().__init__(settings, bus=bus, clients=clients)
+    def __init__(
+        self, settings: Settings, *, bus: Bus, clients: ServiceClients, config: WebSettings | None = None
+    ) -> None:
+        super().__init__(settings, bus=bus, clients=clients, config=config)
         self.refresher = Refresher()
         self.cache: dict[str, tuple[float, Any]] = {}
 
