@@ -57,7 +57,10 @@ app = typer.Typer(help="boxoffice: tickets for events and trains.", no_args_is_h
 def _settings() -> Settings:
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Databases, the mailbox (sign-up codes) and stored objects are the user's alone: files this process
+    # and its children create are not readable by group or others.
+    os.umask(0o077)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return settings
 
 

@@ -23,6 +23,7 @@ from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.bus.relay import Relay
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.db import Database, utcnow
+from boxoffice.platform.headers import SecurityHeadersMiddleware, UnexpectedErrorMiddleware
 from boxoffice.platform.limits import BodyLimitMiddleware
 from boxoffice.platform.metrics import MetricsMiddleware, metrics_response
 from boxoffice.platform.observability import RequestIdMiddleware
@@ -136,7 +137,9 @@ class Service:
         app.include_router(health_router(self.check_ready))
         for router in self.routers():
             app.include_router(router)
+        app.add_middleware(UnexpectedErrorMiddleware)  # innermost: its answer passes every other middleware
         app.add_middleware(BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, overrides=self.body_limits)
+        app.add_middleware(SecurityHeadersMiddleware, production=self.settings.mode == "production")
         app.add_middleware(MetricsMiddleware, service=self.name)
         app.add_middleware(RequestIdMiddleware)
         return app
