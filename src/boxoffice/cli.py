@@ -34,11 +34,14 @@ from boxoffice.platform.app import Service
 from boxoffice.platform.bus.factory import build_bus
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
+from boxoffice.platform.db import Database, utcnow
 from boxoffice.platform.gateway import Gateway, HttpProxy
 from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
 from boxoffice.platform.settings import ServiceSettings, Settings, location
 from boxoffice.tickets.service import TicketsService
+from boxoffice.waitingroom import fairness
+from boxoffice.waitingroom.deps import WaitingRoomDeps, WaitingRoomSettings
 from boxoffice.waitingroom.service import WaitingRoomService
 from boxoffice.web.service import WebService
 
@@ -239,6 +242,31 @@ def seed() -> None:
 
     counts = asyncio.run(main())
     typer.echo("seeded: " + ", ".join(f"{name}={count}" for name, count in counts.items()))
+
+
+@app.command("queue-audit")
+def queue_audit(event_id: str) -> None:
+    """Replay a waiting room's record: who was admitted when and why, and whether the line's rules held."""
+    settings = _settings()
+    config = WaitingRoomSettings()
+    db = Database(config.database_url or settings.sqlite_url(WaitingRoomService.name), name=WaitingRoomService.name)
+    deps = WaitingRoomDeps(db=db, config=config, secret=settings.secret, now=utcnow)
+
+    async def main() -> fairness.Replay:
+        try:
+            return await fairness.replay_line(deps, event_id)
+        finally:
+            await db.dispose()
+
+    replay = asyncio.run(main())
+    typer.echo(f"line {replay.event_id}: pre-queue of {replay.prequeue} drawn with seed {replay.seed}")
+    for step in replay.steps:
+        at = step.at.isoformat()
+        typer.echo(f"{step.seq:>7} {at} position {step.position:>6} {step.outcome:<9} {step.user_id} {step.why}")
+    for violation in replay.violations:
+        typer.echo(f"VIOLATION: {violation}")
+    typer.echo("fair: every rule held" if replay.fair else f"NOT FAIR: {len(replay.violations)} violations")
+    raise typer.Exit(0 if replay.fair else 1)
 
 
 @app.command()

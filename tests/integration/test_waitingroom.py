@@ -4,6 +4,9 @@ admission at the rate, expiry, sold-out closing the line, a restart keeping it, 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -266,3 +269,38 @@ def test_draw_and_token_bucket_rules() -> None:
     assert domain.admit_count(60, 3600, 0.0)[0] == 5  # a stalled loop does not release an hour at once
     assert domain.adapt_rate(600, 0, floor=30, ceiling=1000) == 600
     assert domain.adapt_rate(600, 100, floor=30, ceiling=1000) == pytest.approx(0.5 * 600 + 0.5 * 125)
+
+
+async def test_the_audit_command_replays_the_record_from_the_data_dir(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, demo=False)
+    event = queued_event(on_sale_at=datetime.now(UTC) + timedelta(minutes=1), admit_per_minute=600)
+    async with running(settings, ["identity", "waitingroom"], workers=False) as app:
+        deps = app.service("waitingroom").deps
+        await handlers.apply_catalog_event(deps, published(event))
+        for _ in range(12):
+            await join(app, event["event_id"], token_for(app))
+        app.service("waitingroom").clock = FakeClock(datetime.now(UTC) + timedelta(minutes=1))
+        await handlers.tick_rooms(deps)
+        app.service("waitingroom").clock.advance(seconds=1)
+        await handlers.tick_rooms(deps)
+
+    def audit() -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "BOXOFFICE_DATA_DIR": str(tmp_path), "BOXOFFICE_LOG_LEVEL": "WARNING"}
+        return subprocess.run(
+            [sys.executable, "-m", "boxoffice.cli", "queue-audit", event["event_id"]],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )
+
+    fair = await asyncio.to_thread(audit)
+    assert fair.returncode == 0, fair.stdout + fair.stderr
+    # 10 a second: the first tick admits 10, the second the last 2.
+    assert "pre-queue of 12" in fair.stdout and fair.stdout.count(" admitted ") == 12
+    assert fair.stdout.count("at tick 1,") == 10 and fair.stdout.count("at tick 2,") == 2
+    assert "fair: every rule held" in fair.stdout
+    async with running(settings, ["waitingroom"], workers=False) as app:
+        uow = app.service("waitingroom").deps.db.uow()
+        async with uow:  # an admission out of turn
+            await uow.conn.execute(update(store.admissions).where(store.admissions.c.seq == 2).values(position=99))
+            await uow.commit()
+    tampered = await asyncio.to_thread(audit)
+    assert tampered.returncode == 1 and "went in after position 99" in tampered.stdout
