@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     demo: bool = True
     """Seed demo events, stations and trains when the catalog is empty (BOXOFFICE_DEMO=0 starts empty)."""
 
+    idempotency_ttl_hours: float = 24.0
+    """How long an ``Idempotency-Key``'s answer is kept for replays; purged within ten minutes after."""
+
     services_base_port: int = 8100
     """``run --processes``: the first service's port; the others follow in the composition root's order."""
 
