@@ -51,7 +51,12 @@ SERVICES: dict[str, type[Service]] = {
 }
 
 log = structlog.get_logger("boxoffice.cli")
-app = typer.Typer(help="boxoffice: tickets for events and trains.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="boxoffice: tickets for events and trains.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # a crash is one JSON log line (configure_logging), not a framed traceback
+)
 
 
 def _settings() -> Settings:

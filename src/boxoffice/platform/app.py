@@ -26,7 +26,7 @@ from boxoffice.platform.db import Database, utcnow
 from boxoffice.platform.idempotency import KeyPurge, ReplayHeaderMiddleware
 from boxoffice.platform.limits import BodyLimitMiddleware
 from boxoffice.platform.metrics import MetricsMiddleware, metrics_response
-from boxoffice.platform.observability import RequestIdMiddleware
+from boxoffice.platform.observability import AccessLogMiddleware, RequestIdMiddleware
 from boxoffice.platform.periodic import repeat
 from boxoffice.platform.problem_http import install_problem_handlers, problem_response
 from boxoffice.platform.problems import ServiceUnavailable
@@ -152,6 +152,7 @@ class Service:
         app.add_middleware(BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, overrides=self.body_limits)
         app.add_middleware(ReplayHeaderMiddleware)
         app.add_middleware(MetricsMiddleware, service=self.name)
+        app.add_middleware(AccessLogMiddleware, service=self.name)
         app.add_middleware(RequestIdMiddleware)
         return app
 
