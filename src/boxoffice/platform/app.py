@@ -28,7 +28,7 @@ from boxoffice.platform.limits import BodyLimitMiddleware
 from boxoffice.platform.metrics import MetricsMiddleware, metrics_response
 from boxoffice.platform.observability import AccessLogMiddleware, RequestIdMiddleware
 from boxoffice.platform.periodic import repeat
-from boxoffice.platform.problem_http import install_problem_handlers, problem_response
+from boxoffice.platform.problem_http import install_problem_handlers, problem_openapi, problem_response
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.platform.settings import ServiceSettings, Settings
 
@@ -145,6 +145,7 @@ class Service:
             redoc_url=None,
         )
         app.state.service = self
+        app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
         install_problem_handlers(app)
         app.include_router(health_router(self.check_ready))
         for router in self.routers():
