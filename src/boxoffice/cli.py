@@ -6,6 +6,8 @@
     boxoffice worker SERVICE    one service's workers (relay, consumers, senders)
     boxoffice migrate           bring every service's database to the newest schema
     boxoffice seed              add the demo catalog (events, stations, trains, runs) and publish it
+    boxoffice bus dead-letters  list the events consumer groups gave up on
+    boxoffice bus replay ID     hand one dead letter to its group's handler again
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from boxoffice.catalog.service import CatalogService
 from boxoffice.identity.service import IdentityService
 from boxoffice.payments.service import PaymentsService
 from boxoffice.platform.app import Service
+from boxoffice.platform.bus.deadletters import DeadLetter, DeadLetters, describe
 from boxoffice.platform.bus.factory import build_bus
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
+from boxoffice.platform.db import Database
 from boxoffice.platform.gateway import Gateway, HttpProxy
 from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
@@ -338,6 +342,91 @@ def _run_processes(settings: Settings) -> None:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+bus_app = typer.Typer(help="The event bus: events consumer groups gave up on.", no_args_is_help=True)
+app.add_typer(bus_app, name="bus")
+
+
+async def _find_dead_letters(
+    settings: Settings, names: Sequence[str], *, group: str | None = None, dead_letter_id: str | None = None
+) -> list[tuple[str, DeadLetter]]:
+    """Dead letters in the databases of ``names`` (each service keeps its groups' own)."""
+    found: list[tuple[str, DeadLetter]] = []
+    for name in names:
+        if not SERVICES[name].has_database:
+            continue
+        db = Database(database_url(settings, name), name=name)
+        try:
+            store = DeadLetters(db)
+            if not await store.exists():
+                continue
+            if dead_letter_id is not None:
+                letter = await store.get(dead_letter_id)
+                found.extend([(name, letter)] if letter is not None else [])
+            else:
+                found.extend((name, letter) for letter in await store.list(group=group))
+        finally:
+            await db.dispose()
+    return found
+
+
+@bus_app.command("dead-letters")
+def dead_letters_command(
+    service: Annotated[str | None, typer.Option(help="only this service's groups")] = None,
+    group: Annotated[str | None, typer.Option(help="only this consumer group")] = None,
+) -> None:
+    """List the events consumer groups gave up on after BOXOFFICE_BUS_MAX_ATTEMPTS attempts."""
+    settings = _settings()
+    names = [_service_class(service).name] if service else list(SERVICES)
+    letters = asyncio.run(_find_dead_letters(settings, names, group=group))
+    if not letters:
+        typer.echo("no dead letters")
+        return
+    columns = ["id", "service", "group", "topic", "partition", "offset", "event", "attempts", "failed_at", "error"]
+    typer.echo("\t".join(columns))
+    for name, letter in letters:
+        error = letter.error.strip().splitlines()[-1] if letter.error.strip() else ""
+        row = [letter.id, name, letter.group, letter.topic, letter.partition, letter.offset]
+        row += [f"{letter.event_type} {letter.event_id}", letter.attempts, letter.failed_at.isoformat(), error]
+        typer.echo("\t".join(str(cell) for cell in row))
+
+
+@bus_app.command()
+def replay(dead_letter_id: str) -> None:
+    """Hand one dead letter to its consumer group's handler again; remove it once the handler succeeds."""
+    settings = _settings().model_copy(update={"sqlite_inline": False})  # the running service shares the files
+
+    async def main() -> int:
+        found = await _find_dead_letters(settings, list(SERVICES), dead_letter_id=dead_letter_id)
+        if not found:
+            typer.echo(f"no dead letter {dead_letter_id}", err=True)
+            return 2
+        owner, letter = found[0]
+        # The handler may call other services: those that do not answer elsewhere live in this process.
+        names = [owner, *(name for name in SERVICES if name != owner and name not in remote_urls([owner]))]
+        runtime = Runtime(settings, names, run_workers=False)
+        await runtime.start()
+        try:
+            service = runtime.services[0]
+            consumer = service.consumers().get(letter.group)
+            if consumer is None:
+                typer.echo(f"{owner} has no consumer group {letter.group!r} any more", err=True)
+                return 2
+            store = DeadLetters(service.db)
+            try:
+                await consumer[1](letter.envelope())
+            except Exception as exc:
+                await store.failed_again(letter.id, error=describe(exc))
+                typer.echo(f"replay of {letter.id} failed again: {exc!r}", err=True)
+                return 1
+            await store.remove(letter.id)
+            typer.echo(f"replayed {letter.id} ({letter.event_type} {letter.event_id}) to {letter.group}")
+            return 0
+        finally:
+            await runtime.stop()
+
+    raise typer.Exit(asyncio.run(main()))
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from boxoffice.platform.auth import TokenVerifier
 from boxoffice.platform.bus.consumer import Handler, run_consumer
+from boxoffice.platform.bus.deadletters import DeadLetters
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.bus.relay import Relay
 from boxoffice.platform.clients import ServiceClients
@@ -103,8 +104,9 @@ class Service:
         if self.has_database:
             workers["relay"] = self.relay.run
             workers["idempotency-purge"] = self._purge_idempotency_keys_forever
+        dead_letters = DeadLetters(self.db) if self.has_database else None
         for group, (topics, handler) in self.consumers().items():
-            workers[group] = _consumer_worker(self.bus, group, topics, handler)
+            workers[group] = _consumer_worker(self.bus, group, topics, handler, self.settings, dead_letters)
         workers.update(self.extra_workers())
         return workers
 
@@ -158,9 +160,22 @@ class Service:
         return app
 
 
-def _consumer_worker(bus: Bus, group: str, topics: Sequence[str], handler: Handler) -> Worker:
+def _consumer_worker(
+    bus: Bus,
+    group: str,
+    topics: Sequence[str],
+    handler: Handler,
+    settings: Settings,
+    dead_letters: DeadLetters | None,
+) -> Worker:
     async def run() -> None:
-        await run_consumer(bus.consumer(group, topics), handler)
+        await run_consumer(
+            bus.consumer(group, topics),
+            handler,
+            max_attempts=settings.bus_max_attempts,
+            dead_letters=dead_letters,
+            backoff=settings.bus_retry_backoff_seconds,
+        )
 
     return run
 
