@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
 import structlog
@@ -348,15 +349,20 @@ bus_app = typer.Typer(help="The event bus: events consumer groups gave up on.", 
 app.add_typer(bus_app, name="bus")
 
 
-async def _find_dead_letters(
-    settings: Settings, names: Sequence[str], *, group: str | None = None, dead_letter_id: str | None = None
+async def find_dead_letters(
+    settings: Settings,
+    names: Sequence[str] | None = None,
+    *,
+    group: str | None = None,
+    dead_letter_id: str | None = None,
+    configs: Configs | None = None,
 ) -> list[tuple[str, DeadLetter]]:
-    """Dead letters in the databases of ``names`` (each service keeps its groups' own)."""
+    """Dead letters in the databases of ``names`` (each service keeps its own groups'), with their service."""
     found: list[tuple[str, DeadLetter]] = []
-    for name in names:
+    for name in names or SERVICES:
         if not SERVICES[name].has_database:
             continue
-        db = Database(database_url(settings, name), name=name)
+        db = Database(database_url(settings, name, configs), name=name)
         try:
             store = DeadLetters(db)
             if not await store.exists():
@@ -371,6 +377,40 @@ async def _find_dead_letters(
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayOutcome:
+    exit_code: int
+    """0 replayed (and removed), 1 the handler failed again (kept, attempts + 1), 2 nothing to replay."""
+    message: str
+
+
+async def replay_dead_letter(settings: Settings, dead_letter_id: str, configs: Configs | None = None) -> ReplayOutcome:
+    """Hand a dead letter to its group's handler in this process; remove it once the handler succeeds."""
+    found = await find_dead_letters(settings, dead_letter_id=dead_letter_id, configs=configs)
+    if not found:
+        return ReplayOutcome(2, f"no dead letter {dead_letter_id}")
+    owner, letter = found[0]
+    # The handler may call other services: those that do not answer elsewhere live in this process.
+    names = [owner, *(name for name in SERVICES if name != owner and name not in remote_urls([owner]))]
+    runtime = Runtime(settings, names, run_workers=False, configs=configs)
+    await runtime.start()
+    try:
+        service = runtime.services[0]
+        consumer = service.consumers().get(letter.group)
+        if consumer is None:
+            return ReplayOutcome(2, f"{owner} has no consumer group {letter.group!r} any more")
+        store = DeadLetters(service.db)
+        try:
+            await consumer[1](letter.envelope())
+        except Exception as exc:
+            await store.failed_again(letter.id, error=describe(exc))
+            return ReplayOutcome(1, f"replay of {letter.id} failed again: {exc!r}")
+        await store.remove(letter.id)
+        return ReplayOutcome(0, f"replayed {letter.id} ({letter.event_type} {letter.event_id}) to {letter.group}")
+    finally:
+        await runtime.stop()
+
+
 @bus_app.command("dead-letters")
 def dead_letters_command(
     service: Annotated[str | None, typer.Option(help="only this service's groups")] = None,
@@ -379,7 +419,7 @@ def dead_letters_command(
     """List the events consumer groups gave up on after BOXOFFICE_BUS_MAX_ATTEMPTS attempts."""
     settings = _settings()
     names = [_service_class(service).name] if service else list(SERVICES)
-    letters = asyncio.run(_find_dead_letters(settings, names, group=group))
+    letters = asyncio.run(find_dead_letters(settings, names, group=group))
     if not letters:
         typer.echo("no dead letters")
         return
@@ -395,38 +435,10 @@ def dead_letters_command(
 @bus_app.command()
 def replay(dead_letter_id: str) -> None:
     """Hand one dead letter to its consumer group's handler again; remove it once the handler succeeds."""
-    settings = _settings().model_copy(update={"sqlite_inline": False})  # the running service shares the files
-
-    async def main() -> int:
-        found = await _find_dead_letters(settings, list(SERVICES), dead_letter_id=dead_letter_id)
-        if not found:
-            typer.echo(f"no dead letter {dead_letter_id}", err=True)
-            return 2
-        owner, letter = found[0]
-        # The handler may call other services: those that do not answer elsewhere live in this process.
-        names = [owner, *(name for name in SERVICES if name != owner and name not in remote_urls([owner]))]
-        runtime = Runtime(settings, names, run_workers=False)
-        await runtime.start()
-        try:
-            service = runtime.services[0]
-            consumer = service.consumers().get(letter.group)
-            if consumer is None:
-                typer.echo(f"{owner} has no consumer group {letter.group!r} any more", err=True)
-                return 2
-            store = DeadLetters(service.db)
-            try:
-                await consumer[1](letter.envelope())
-            except Exception as exc:
-                await store.failed_again(letter.id, error=describe(exc))
-                typer.echo(f"replay of {letter.id} failed again: {exc!r}", err=True)
-                return 1
-            await store.remove(letter.id)
-            typer.echo(f"replayed {letter.id} ({letter.event_type} {letter.event_id}) to {letter.group}")
-            return 0
-        finally:
-            await runtime.stop()
-
-    raise typer.Exit(asyncio.run(main()))
+    settings = _settings().model_copy(update={"sqlite_inline": False})  # a running service shares the files
+    outcome = asyncio.run(replay_dead_letter(settings, dead_letter_id))
+    typer.echo(outcome.message, err=outcome.exit_code != 0)
+    raise typer.Exit(outcome.exit_code)
 
 
 def main() -> None:
