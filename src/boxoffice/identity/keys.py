@@ -43,3 +43,18 @@ class KeyRing:
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, signer.private_key, algorithm=ALGORITHM, headers={"kid": signer.kid})
+
+
+class KeyRingHolder:
+    """Where the key ring lives: the dependencies exist before start-up reads the keys from the database."""
+
+    def __init__(self) -> None:
+        self._ring: KeyRing | None = None
+
+    def load(self, ring: KeyRing) -> None:
+        self._ring = ring
+
+    def current(self) -> KeyRing:
+        if self._ring is None:
+            raise RuntimeError("identity has not started: no signing keys loaded")
+        return self._ring
