@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from boxoffice.web import domain
+from boxoffice.web import domain, seatmap
 from boxoffice.web.clients import at
 from boxoffice.web.resources import CoachSeat, Seat, Section, Station
 
@@ -107,21 +107,21 @@ def test_a_venue_seat_map_puts_every_seat_once_in_its_row() -> None:
     seats = [Seat(id=f"{sec}-{row}{n}", section_id=sec, row=row, number=n, label=f"{row}-{n}",
                   status="sold" if n == 2 else "available")
              for sec, rows, per_row in (("s1", "AB", 5), ("s2", "A", 3)) for row in rows for n in range(1, per_row + 1)]
-    layout = domain.layout_venue(sections, list(reversed(seats)))
+    layout = seatmap.layout_venue(sections, list(reversed(seats)))
     assert sorted(s.id for s in layout.seats) == sorted(s.id for s in seats)
     row_a = [s for s in layout.seats if s.id.startswith("s1-A")]
     assert [s.label for s in sorted(row_a, key=lambda s: s.x)] == ["A-1", "A-2", "A-3", "A-4", "A-5"]
     assert len({(s.x, s.y) for s in layout.seats}) == len(seats)
     assert all(0 <= s.x < layout.width and 0 <= s.y < layout.height for s in layout.seats)
     assert [t.text for t in layout.titles] == ["Stalls", "Box"]
-    assert domain.unavailable_seats(seats) == {s.id: "sold" for s in seats if s.number == 2}
+    assert seatmap.unavailable_seats(seats) == {s.id: "sold" for s in seats if s.number == 2}
 
 
 def test_a_coach_layout_has_an_aisle_and_no_overlaps() -> None:
     seats = [CoachSeat(id=str(i), label=f"B1-{i}") for i in range(1, 65)]
-    layout = domain.layout_coach(seats)
+    layout = seatmap.layout_coach(seats)
     assert len({(s.x, s.y) for s in layout.seats}) == 64
-    assert all(s.x + domain.SEAT <= layout.width and s.y + domain.SEAT <= layout.height for s in layout.seats)
+    assert all(s.x + seatmap.SEAT <= layout.width and s.y + seatmap.SEAT <= layout.height for s in layout.seats)
 
 
 def test_only_a_uuid_is_an_id() -> None:
@@ -147,3 +147,4 @@ def test_a_session_cookie_round_trips_and_garbage_is_no_session(access: str, ref
     assert domain.Tokens.decode(tokens.encode()) == tokens
     assert domain.Tokens.decode("not base64 json!") is None
     assert domain.Tokens.decode("") is None
+

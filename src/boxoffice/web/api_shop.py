@@ -8,7 +8,7 @@ from datetime import date
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from boxoffice.web import domain, handlers
+from boxoffice.web import domain, handlers, seatmap
 from boxoffice.web.handlers import ApiProblem, Visitor, page_id
 from boxoffice.web.pages import VisitorDep, form, redirect, render, text, with_query
 from boxoffice.web.resources import EventFilter, EventPage, EventSummary, HoldRequest, Run, TrainOption
@@ -73,9 +73,9 @@ async def event_page(request: Request, event_id: str, visitor: VisitorDep) -> Re
 async def _event_page(request: Request, visitor: Visitor, event_id: str, *, error: str | None = None,
                       status: int = 200) -> Response:
     event = await visitor.catalog.event(event_id)
-    seatmap = domain.layout_venue(event.sections, event.seats) if event.seats else None
+    venue = seatmap.layout_venue(event.sections, event.seats) if event.seats else None
     return render(
-        request, "event.html", "event", event=event, seatmap=seatmap, error=error, status=status,
+        request, "event.html", "event", event=event, seatmap=venue, error=error, status=status,
         created=request.query_params.get("created") == "1",
         max_quantity=visitor.deps.config.max_quantity,
     )
@@ -85,7 +85,7 @@ async def _event_page(request: Request, visitor: Visitor, event_id: str, *, erro
 async def event_availability(request: Request, event_id: str, visitor: VisitorDep) -> Response:
     """Polled by the event page: seat states and what is left per section."""
     event = await visitor.catalog.event(page_id(event_id))
-    taken = domain.unavailable_seats(event.seats)
+    taken = seatmap.unavailable_seats(event.seats)
     return render(request, "_availability.html", "event", event=event, taken=taken)
 
 
@@ -168,7 +168,7 @@ async def _run_page(request: Request, visitor: Visitor, run_id: str, origin: str
                                          handlers.list_stations(visitor))
     names = {s.code: s.name for s in stations}
     chosen = next((c for c in run.classes if c.code == class_code), run.classes[0] if run.classes else None)
-    coaches = [(coach, domain.layout_coach(coach.seats)) for coach in (chosen.coaches if chosen else [])]
+    coaches = [(coach, seatmap.layout_coach(coach.seats)) for coach in (chosen.coaches if chosen else [])]
     segment = {run.origin or origin, run.destination or destination}
     return render(
         request, "run.html", "run", run=run, names=names, chosen=chosen, coaches=coaches, error=error, status=status,
@@ -184,7 +184,7 @@ async def run_availability(request: Request, run_id: str, visitor: VisitorDep) -
     chosen = next((c for c in run.classes if c.code == q.get("class")), None)
     seats = [seat for coach in (chosen.coaches if chosen else []) for seat in coach.seats]
     return render(request, "_run_availability.html", "run", run=run, chosen=chosen,
-                  taken=domain.unavailable_seats(seats))
+                  taken=seatmap.unavailable_seats(seats))
 
 
 @router.post("/trains/runs/{run_id}/hold")

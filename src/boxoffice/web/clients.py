@@ -47,6 +47,7 @@ log = structlog.get_logger("boxoffice.web")
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+Renew = Callable[[], Awaitable[str | None]]
 
 
 class ApiProblem(Exception):
@@ -88,14 +89,18 @@ def _json_or_none(response: httpx.Response) -> Any:
 class ServiceApi:
     """One service's public API as web calls it, as a visitor (``as_visitor``) or anonymously."""
 
-    def __init__(self, name: str, client: Callable[[], ServiceClient], *, token: str | None = None) -> None:
+    def __init__(self, name: str, client: Callable[[], ServiceClient]) -> None:
         self.name = name
         self._client = client
-        self._token = token
+        self._token: str | None = None
+        self._renew: Renew | None = None
 
-    def as_visitor(self, tokens: Tokens | None) -> Self:
+    def as_visitor(self, tokens: Tokens | None, renew: Renew | None = None) -> Self:
+        """This API as the holder of ``tokens``; ``renew`` gives a fresh access token when a service says
+        the one sent has expired (it may expire between web's check and the service's)."""
         bound = copy.copy(self)
         bound._token = tokens.access if tokens is not None else None
+        bound._renew = renew
         return bound
 
     async def send(
@@ -110,15 +115,25 @@ class ServiceApi:
     ) -> httpx.Response:
         """The raw answer, whatever its status; ``ApiProblem`` (503) only when the service cannot be reached."""
         headers: dict[str, str] = {}
-        if auth and self._token is not None:
-            headers["Authorization"] = f"Bearer {self._token}"
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
-        try:
-            return await self._client().request(method, path, json=json, headers=headers, params=clean)
-        except Problem as exc:  # the client's own failures: unreachable, circuit open
-            raise ApiProblem(ProblemInfo(exc.status, exc.slug, exc.title, exc.detail)) from exc
+        signed = auth and self._token is not None
+        for last in (False, True):
+            if signed:
+                headers["Authorization"] = f"Bearer {self._token}"
+            try:
+                response = await self._client().request(method, path, json=json, headers=headers, params=clean)
+            except Problem as exc:  # the client's own failures: unreachable, circuit open
+                raise ApiProblem(ProblemInfo(exc.status, exc.slug, exc.title, exc.detail)) from exc
+            # A 401 is answered before the service does anything, so sending again with a fresh token is safe.
+            if last or not signed or response.status_code != 401 or self._renew is None:
+                return response
+            fresh = await self._renew()
+            if fresh is None:
+                return response
+            self._token = fresh
+        raise AssertionError("unreachable")
 
     def check(self, response: httpx.Response, path: str) -> httpx.Response:
         """The response if it succeeded, else its problem as ``ApiProblem``."""

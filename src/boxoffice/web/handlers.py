@@ -83,10 +83,7 @@ class Visitor:
                 if exc.status == 503:
                     raise
             else:
-                if tokens is self.tokens:
-                    self.user = user
-                else:
-                    self.log_in(tokens, user)
+                self._identified(tokens, user)
                 return
             fresh = await self.deps.refresher.refresh(tokens.refresh)
             if fresh is None:
@@ -94,29 +91,48 @@ class Visitor:
             tokens = fresh
         self.log_out()
 
+    def _identified(self, tokens: Tokens, user: Principal) -> None:
+        if tokens is self.tokens:
+            self.user = user
+        else:
+            self.log_in(tokens, user)
+
     async def log_in_with(self, tokens: Tokens) -> None:
         self.log_in(tokens, await self.deps.verifier.verify(tokens.access))
+
+    async def renew(self) -> str | None:
+        """A fresh access token after a service found this one expired; None when the session is over."""
+        if self.tokens is None:
+            return None
+        fresh = await self.deps.refresher.refresh(self.tokens.refresh)
+        if fresh is None:
+            return None
+        try:
+            self.log_in(fresh, await self.deps.verifier.verify(fresh.access))
+        except Problem:
+            return None
+        return fresh.access
 
     # The services, as this visitor.
     @property
     def identity(self) -> IdentityApi:
-        return self.deps.identity.as_visitor(self.tokens)
+        return self.deps.identity.as_visitor(self.tokens, self.renew)
 
     @property
     def catalog(self) -> CatalogApi:
-        return self.deps.catalog.as_visitor(self.tokens)
+        return self.deps.catalog.as_visitor(self.tokens, self.renew)
 
     @property
     def booking(self) -> BookingApi:
-        return self.deps.booking.as_visitor(self.tokens)
+        return self.deps.booking.as_visitor(self.tokens, self.renew)
 
     @property
     def payments(self) -> PaymentsApi:
-        return self.deps.payments.as_visitor(self.tokens)
+        return self.deps.payments.as_visitor(self.tokens, self.renew)
 
     @property
     def tickets(self) -> TicketsApi:
-        return self.deps.tickets.as_visitor(self.tokens)
+        return self.deps.tickets.as_visitor(self.tokens, self.renew)
 
     async def call(
         self,
@@ -133,7 +149,7 @@ class Visitor:
 
         For a page whose service has no typed client in ``clients`` yet; build ``path`` with ``clients.at``.
         """
-        api = self.deps.service(service).as_visitor(self.tokens)
+        api = self.deps.service(service).as_visitor(self.tokens, self.renew)
         response = await api.call(method, path, json=json, params=params, idempotency_key=idempotency_key, auth=auth)
         if response.status_code == 204 or not response.content:
             return None
@@ -141,7 +157,7 @@ class Visitor:
 
     async def raw(self, service: str, method: str, path: str, **options: Any) -> httpx.Response:
         """Like ``call``, but the response whatever its status."""
-        return await self.deps.service(service).as_visitor(self.tokens).send(method, path, **options)
+        return await self.deps.service(service).as_visitor(self.tokens, self.renew).send(method, path, **options)
 
 
 # What the pages ask for ------------------------------------------------------------------------------------
