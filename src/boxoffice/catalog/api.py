@@ -115,7 +115,7 @@ async def get_run(
     return await handlers.get_run(deps, run_id, origin=_code(origin), destination=_code(destination))
 
 
-@router.get("/api/trains/{train_id}", responses=problem_responses(404))
+@router.get("/api/trains/{train_id}", responses=problem_responses(404, 422))
 async def get_train(train_id: str, deps: Deps) -> TrainOut:
     return await handlers.get_train(deps, train_id)
 

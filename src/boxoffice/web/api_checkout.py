@@ -55,29 +55,17 @@ async def pay(request: Request, hold_id: str, visitor: VisitorDep) -> Response:
         cvc=text(data, "cvc"),
     )
     attempt = text(data, "attempt") or secrets.token_urlsafe(12)
-    order_id: str | None = None
     try:
-        # The same hold always makes the same order: a retry after a decline pays the order placed before.
-        order_key = domain.attempt_key("order", user.id, hold_id)
-        order = await visitor.booking.place_order(hold_id, idempotency_key=order_key)
-        order_id = order.id
-        # One key per rendering of the form: a double click pays once, a new card after a decline is new.
-        await visitor.payments.pay(order_id, card, idempotency_key=domain.attempt_key("pay", order_id, attempt))
+        paid = await handlers.pay_for_hold(visitor, user.id, hold_id, card, attempt=attempt)
     except ApiProblem as exc:
         if exc.status >= 500 or exc.status in (401, 403):
             raise
-        if order_id and exc.slug == "order-not-payable" and order_confirmed(
-            await handlers.orders_for_hold(visitor, hold_id)
-        ):
-            return redirect(f"/orders/{order_id}", request)  # paid already (another tab, a resubmission)
         expired = exc.slug in EXPIRED_SLUGS
         message = domain.FRIENDLY["hold-expired"] if expired else exc.message
         return await _checkout_page(request, visitor, hold, error=message, expired=expired, status=exc.status)
-    return redirect(f"/orders/{order_id}?confirmed=1", request)
-
-
-def order_confirmed(orders: list[Order]) -> bool:
-    return any(o.status == "confirmed" for o in orders)
+    if paid.earlier:
+        return redirect(f"/orders/{paid.order_id}", request)  # paid already (another tab, a resubmission)
+    return redirect(f"/orders/{paid.order_id}?confirmed=1", request)
 
 
 @router.post("/checkout/{hold_id}/release")

@@ -21,7 +21,7 @@ from boxoffice.web import domain
 from boxoffice.web.clients import ApiProblem, BookingApi, CatalogApi, IdentityApi, PaymentsApi, TicketsApi, not_found
 from boxoffice.web.deps import WebDeps
 from boxoffice.web.domain import CSRF_COOKIE, SESSION_COOKIE, ProblemInfo, Tokens
-from boxoffice.web.resources import Hold, Order, Station
+from boxoffice.web.resources import Card, Hold, Order, Station
 
 __all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "ApiProblem", "LoginRequired", "Tokens", "Visitor"]
 
@@ -221,6 +221,32 @@ async def wait_for_tickets(visitor: Visitor, order_id: str) -> Order:
         await asyncio.sleep(0.1)
         order = await visitor.booking.order(order_id)
     return order
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    order_id: str
+    earlier: bool = False
+    """Paid before this attempt (another tab, a resubmitted form): nothing was charged now."""
+
+
+async def pay_for_hold(visitor: Visitor, user_id: str, hold_id: str, card: Card, *, attempt: str) -> Payment:
+    """Order the hold and pay the order; the service's refusal as ``ApiProblem``."""
+    order_id: str | None = None
+    try:
+        # The same hold always makes the same order: a retry after a decline pays the order placed before.
+        order_key = domain.attempt_key("order", user_id, hold_id)
+        order_id = (await visitor.booking.place_order(hold_id, idempotency_key=order_key)).id
+        # One key per rendering of the form: a double click pays once, a new card after a decline is new.
+        await visitor.payments.pay(order_id, card, idempotency_key=domain.attempt_key("pay", order_id, attempt))
+    except ApiProblem as exc:
+        paid_before = order_id is not None and exc.slug == "order-not-payable" and any(
+            o.status == "confirmed" for o in await orders_for_hold(visitor, hold_id)
+        )
+        if order_id is not None and paid_before:
+            return Payment(order_id, earlier=True)
+        raise
+    return Payment(order_id)
 
 
 async def orders_for_hold(visitor: Visitor, hold_id: str) -> list[Order]:
