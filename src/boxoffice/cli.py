@@ -39,6 +39,7 @@ from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
 from boxoffice.platform.settings import ServiceSettings, Settings, location
 from boxoffice.tickets.service import TicketsService
+from boxoffice.tracking.service import TrackingService
 from boxoffice.web.service import WebService
 
 SERVICES: dict[str, type[Service]] = {
@@ -47,6 +48,7 @@ SERVICES: dict[str, type[Service]] = {
     BookingService.name: BookingService,
     PaymentsService.name: PaymentsService,
     TicketsService.name: TicketsService,
+    TrackingService.name: TrackingService,
     WebService.name: WebService,
 }
 
