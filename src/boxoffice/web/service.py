@@ -45,8 +45,10 @@ class WebService(Service):
 
     def routers(self) -> Sequence[APIRouter]:
         from boxoffice.web.api import router
+        from boxoffice.web.api_db import router as databases
+        from boxoffice.web.api_tracker import router as tracker
 
-        return [router]
+        return [router, tracker, databases]
 
     async def check_ready(self) -> None:
         """Ready when identity answers (its keys sign every session); web has no database to ping."""
