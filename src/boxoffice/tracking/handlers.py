@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import structlog
-from pydantic import ValidationError
 
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.problems import ServiceUnavailable
@@ -19,6 +18,7 @@ from boxoffice.tracking.domain import (
     EVENT_TYPE,
     TOPIC,
     ClientFlooding,
+    CollectedEvent,
     CollectResult,
     Cursor,
     EventFilter,
@@ -65,15 +65,16 @@ async def collect_events(deps: TrackingDeps, cmd: CollectCommand) -> CollectResu
         _charge(deps, cmd.client, 1)
         raise
     _charge(deps, cmd.client, len(parsed.accepted) + len(parsed.rejected))
+    received_at = now.astimezone(UTC).isoformat()
     envelopes = [
         new_event(
             EVENT_TYPE,
             source="tracking",
             key=event.session_id,
-            data=domain.collected(event, received_at=now, user_agent=cmd.user_agent),
+            data=domain.collected(event, sent, received_at=received_at, user_agent=cmd.user_agent),
             topic=TOPIC,
         )
-        for event in parsed.accepted
+        for event, sent in parsed.accepted
     ]
     try:
         await deps.publisher.publish(envelopes)
@@ -90,11 +91,8 @@ def _charge(deps: TrackingDeps, client: str, events: int) -> None:
         raise ClientFlooding(f"Too many events from this client; retry in {retry} s.", retry_after=retry)
 
 
-def enrich(deps: TrackingDeps, envelope: Envelope) -> StoredEvent:
-    """The stored form of one bus record; raises ``ValueError`` (or pydantic's) when it is not an event."""
-    if envelope.type != EVENT_TYPE:
-        raise ValueError(f"unexpected record type {envelope.type!r}")
-    event = COLLECTED.validate_python(envelope.data)
+def enrich(deps: TrackingDeps, event: CollectedEvent) -> StoredEvent:
+    """The stored form of one collected event: its agent read, its bot flag and its page's subject."""
     agent = parse_agent(event.user_agent)
     too_fast = deps.rates.observe(event.session_id, event.ts)
     subject = domain.page_subject(event.url)
@@ -122,13 +120,6 @@ def enrich(deps: TrackingDeps, envelope: Envelope) -> StoredEvent:
     )
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    return str(exc) or type(exc).__name__
-
-
 async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
     """The processor's step: validate, enrich and store a batch in one transaction; returns how many were new.
 
@@ -138,13 +129,14 @@ async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
     good: list[StoredEvent] = []
     bad: list[tuple[str | None, str, str]] = []
     oldest = domain.day_of(deps.now()) - timedelta(days=deps.config.retention_days)
-    for envelope in envelopes:
-        try:
-            event = enrich(deps, envelope)
-        except (ValueError, ValidationError) as exc:
+    checked = COLLECTED.validate_python([e.data if e.type == EVENT_TYPE else None for e in envelopes])
+    for envelope, item in zip(envelopes, checked, strict=True):
+        if not isinstance(item, CollectedEvent):
             event_id = envelope.data.get("event_id") if isinstance(envelope.data, dict) else None
-            bad.append((str(event_id)[:64] if event_id else None, _reason(exc), envelope.to_json().decode()))
+            reason = item.reason if envelope.type == EVENT_TYPE else f"unexpected record type {envelope.type!r}"
+            bad.append((str(event_id)[:64] if event_id else None, reason, envelope.to_json().decode()))
             continue
+        event = enrich(deps, item)
         if event.ts < oldest:
             bad.append((event.event_id, "ts: older than the retention period", envelope.to_json().decode()))
             continue

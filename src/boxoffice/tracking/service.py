@@ -75,7 +75,8 @@ class TrackingService(Service):
             return len(records) >= self.config.processor_batch
 
         try:
-            await repeat("tracking.processor", step, interval=0.0)
+            # After a partial batch, let the next one gather for a moment: fewer, larger transactions.
+            await repeat("tracking.processor", step, interval=0.2)
         finally:
             await consumer.stop()
 

@@ -32,7 +32,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
@@ -88,6 +87,11 @@ outbox, inbox = add_messaging_tables(metadata)
 
 COLUMNS = [column.name for column in events.columns]
 PARTITION_PREFIX = "tracking_events_p"
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+_SQLITE_INSERT = (
+    f"INSERT INTO tracking_events ({', '.join(COLUMNS)}) "  # noqa: S608 - column names are ours
+    f"VALUES ({', '.join('?' for _ in COLUMNS)}) ON CONFLICT DO NOTHING"
+)
 
 
 def _row(event: StoredEvent) -> dict[str, Any]:
@@ -122,7 +126,12 @@ async def insert_events(conn: AsyncConnection, batch: Sequence[StoredEvent]) -> 
     rows = [_row(event) for event in batch]
     if conn.dialect.name == "postgresql":
         return await _copy_events(conn, rows)
-    result = await conn.execute(sqlite.insert(events).on_conflict_do_nothing(), rows)
+    # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing would cost more than
+    # SQLite's insert. Timestamps are written in the format ``UtcDateTime`` uses on SQLite (naive UTC).
+    for row in rows:
+        row["ts"] = row["ts"].strftime(_SQLITE_TIME)
+        row["received_at"] = row["received_at"].strftime(_SQLITE_TIME)
+    result = await conn.exec_driver_sql(_SQLITE_INSERT, [tuple(row[c] for c in COLUMNS) for row in rows])
     return int(result.rowcount or 0)
 
 
