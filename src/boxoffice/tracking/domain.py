@@ -221,7 +221,10 @@ _SUBJECTS = (
 
 def page_subject(url: str) -> tuple[str, str] | None:
     """``("event", id)`` or ``("run", id)`` when the URL is the page of one; None otherwise."""
-    path = urlsplit(url).path
+    return path_subject(urlsplit(url).path)
+
+
+def path_subject(path: str) -> tuple[str, str] | None:
     for pattern, kind in _SUBJECTS:
         if match := pattern.match(path):
             return kind, match.group(1)
@@ -230,6 +233,10 @@ def page_subject(url: str) -> tuple[str, str] | None:
 
 def url_path(url: str) -> str:
     return urlsplit(url).path or "/"
+
+
+def as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 class TokenBucket:

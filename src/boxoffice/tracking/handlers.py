@@ -95,21 +95,23 @@ def enrich(deps: TrackingDeps, event: CollectedEvent) -> StoredEvent:
     """The stored form of one collected event: its agent read, its bot flag and its page's subject."""
     agent = parse_agent(event.user_agent)
     too_fast = deps.rates.observe(event.session_id, event.ts)
-    subject = domain.page_subject(event.url)
+    path = domain.url_path(event.url)
+    subject = domain.path_subject(path)
+    element = event.element
     return StoredEvent(
         event_id=event.event_id,
         type=event.type,
         name=event.name,
-        ts=event.ts.astimezone(UTC),
-        received_at=event.received_at.astimezone(UTC),
+        ts=domain.as_utc(event.ts),
+        received_at=domain.as_utc(event.received_at),
         user_id=event.user_id,
         session_id=event.session_id,
         anonymous_id=event.anonymous_id,
         url=event.url,
-        path=domain.url_path(event.url)[:2048],
+        path=path[:2048],
         referrer=event.referrer,
         title=event.title,
-        element=event.element.model_dump() if event.element else None,
+        element={"tag": element.tag, "text": element.text, "track": element.track} if element else None,
         props=event.props,
         browser=agent.browser,
         os=agent.os,

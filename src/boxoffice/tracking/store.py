@@ -87,7 +87,6 @@ outbox, inbox = add_messaging_tables(metadata)
 
 COLUMNS = [column.name for column in events.columns]
 PARTITION_PREFIX = "tracking_events_p"
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 _SQLITE_INSERT = (
     f"INSERT INTO tracking_events ({', '.join(COLUMNS)}) "  # noqa: S608 - column names are ours
     f"VALUES ({', '.join('?' for _ in COLUMNS)}) ON CONFLICT DO NOTHING"
@@ -129,10 +128,15 @@ async def insert_events(conn: AsyncConnection, batch: Sequence[StoredEvent]) -> 
     # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing would cost more than
     # SQLite's insert. Timestamps are written in the format ``UtcDateTime`` uses on SQLite (naive UTC).
     for row in rows:
-        row["ts"] = row["ts"].strftime(_SQLITE_TIME)
-        row["received_at"] = row["received_at"].strftime(_SQLITE_TIME)
+        row["ts"] = _sqlite_time(row["ts"])
+        row["received_at"] = _sqlite_time(row["received_at"])
     result = await conn.exec_driver_sql(_SQLITE_INSERT, [tuple(row[c] for c in COLUMNS) for row in rows])
     return int(result.rowcount or 0)
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """As ``UtcDateTime`` stores it on SQLite: naive UTC, microseconds always written."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 async def _copy_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
