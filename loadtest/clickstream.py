@@ -178,6 +178,12 @@ def kafka_env(bus: str, bootstrap: str | None) -> Iterator[dict[str, str]]:
         yield {"BOXOFFICE_BUS": "kafka", "BOXOFFICE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its reaped children (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -200,6 +206,7 @@ def run(args: argparse.Namespace) -> None:
             host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
             counter = StoredCounter(data_dir, args.database_url)
             baseline = counter.count()
+            cpu_before = cpu_seconds(server.process.pid)
             per = max(1, args.browsers // args.processes)
             jobs = [(host, port, p * per, per, args.seconds, args.batch) for p in range(args.processes)]
             started = time.monotonic()
@@ -224,6 +231,8 @@ def run(args: argparse.Namespace) -> None:
                 time.sleep(0.25)
                 stored = counter.count() - baseline
             end_to_end = time.monotonic() - started
+            server_cpu = cpu_seconds(server.process.pid) - cpu_before
+            load = os.getloadavg()[0]
         requests = len(latencies)
         print(f"mode: {args.bus} bus, tracking on {'PostgreSQL' if args.database_url else 'SQLite'}; "
               f"{args.browsers} browsers in {args.processes} load processes, batches of {args.batch}, "
@@ -238,6 +247,11 @@ def run(args: argparse.Namespace) -> None:
         complete = "all" if stored >= accepted else f"only {stored}"
         print(f"stored end to end: {complete} of {accepted} in {end_to_end:.1f} s "
               f"({stored / end_to_end:,.0f} events/s)")
+        # The machine may be shared: what one event costs the server says more than the wall-clock rates.
+        per_event = server_cpu / max(1, stored)
+        print(f"server CPU: {server_cpu:.1f} s for collecting and storing {stored} events = {per_event * 1e6:.0f} us "
+              f"per event (one fully available core: ~{1 / per_event if per_event else 0:,.0f} events/s end to end); "
+              f"load average {load:.1f}")
 
 
 def main() -> None:
