@@ -194,3 +194,39 @@ def test_where_consent_is_required_nothing_is_sent_before_it(browser: Browser, c
         assert len(sent) == 1
     finally:
         context.close()
+
+
+def test_admins_inspect_every_database_on_one_page(page: Page, server: Server) -> None:
+    log_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.get_by_test_id("nav-admin-db").click()
+    expect(page.locator("body")).to_have_attribute("data-page", "admin-db")
+    services = page.locator("[data-testid=db-service]")
+    names = [services.nth(i).get_attribute("data-service") for i in range(services.count())]
+    assert {"identity", "catalog", "booking", "payments", "tickets", "tracking"} <= set(names)
+    assert "web" not in names  # web keeps no data
+    users = page.locator("[data-service=identity] [data-table=users]")
+    expect(users.locator("td.num")).not_to_have_text("0")
+
+    page.get_by_test_id("db-console-service").select_option("tracking")
+    page.get_by_test_id("db-console-sql").fill("SELECT type, count(*) AS n FROM tracking_events GROUP BY type")
+    page.get_by_test_id("db-console-run").click()
+    expect(page.get_by_test_id("db-console-result")).to_contain_text("page_view")
+
+    page.get_by_test_id("db-console-service").select_option("identity")
+    page.get_by_test_id("db-console-sql").fill("DELETE FROM users")
+    page.get_by_test_id("db-console-run").click()
+    expect(page.get_by_test_id("db-console-error")).to_contain_text("refused")
+
+    page.goto("/admin/db/identity/users?where_column=email&where_value=admin@")
+    rows = page.get_by_test_id("db-rows")
+    expect(rows).to_contain_text(ADMIN_EMAIL)
+    expect(rows).to_contain_text("••••••")
+    expect(rows).not_to_contain_text("$argon2")
+
+
+def test_customers_cannot_open_the_database_page(page: Page, server: Server) -> None:
+    email = "curious@example.com"
+    create_user(server, email)
+    log_in(page, email)
+    response = page.goto("/admin/db")
+    assert response is not None and response.status == 403
