@@ -188,3 +188,17 @@ async def test_the_console_caps_rows_and_stops_slow_statements(app: Running) -> 
     assert stopped.status_code == 400 and "was stopped" in stopped.json()["detail"], stopped.text
     broken = await console(app.client, headers, "tracking", "SELEC nonsense")
     assert broken.status_code == 400
+
+
+async def test_every_service_with_a_database_answers_at_its_own_path(tmp_path: Path) -> None:
+    """No route of a service may shadow its inspector (payments has /api/payments/{id}, for one)."""
+    from boxoffice.cli import SERVICES
+
+    names = [name for name, cls in SERVICES.items() if cls.has_database]
+    configs = {"identity": IdentitySettings(admin_email=ADMIN["email"], admin_password=ADMIN["password"])}
+    async with running(Settings(data_dir=tmp_path), names, configs=configs, workers=False) as app:
+        headers = await admin_headers(app.client)
+        for name in names:
+            response = await app.client.get(f"/api/{name}/db", headers=headers)
+            assert response.status_code == 200, (name, response.text)
+            assert response.json()["service"] == name and response.json()["tables"]

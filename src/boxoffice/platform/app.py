@@ -135,10 +135,10 @@ class Service:
         app.state.service = self
         install_problem_handlers(app)
         app.include_router(health_router(self.check_ready))
+        if self.has_database:  # /api/<service>/db: the inspector of its own database; first, so no route shadows it
+            app.include_router(inspector_router(self.name))
         for router in self.routers():
             app.include_router(router)
-        if self.has_database:  # /api/<service>/db: the read-only inspector of its own database (admins)
-            app.include_router(inspector_router(self.name))
         app.add_middleware(BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, overrides=self.body_limits)
         app.add_middleware(MetricsMiddleware, service=self.name)
         app.add_middleware(RequestIdMiddleware)
