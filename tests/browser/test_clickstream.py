@@ -200,6 +200,7 @@ def test_admins_inspect_every_database_on_one_page(page: Page, server: Server) -
     log_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
     page.get_by_test_id("nav-admin-db").click()
     expect(page.locator("body")).to_have_attribute("data-page", "admin-db")
+    expect(page.locator("[data-testid=db-service][data-service=tracking]")).to_be_visible()
     services = page.locator("[data-testid=db-service]")
     names = [services.nth(i).get_attribute("data-service") for i in range(services.count())]
     assert {"identity", "catalog", "booking", "payments", "tickets", "tracking"} <= set(names)

@@ -26,7 +26,9 @@ PAGE = 50
 class DbPageSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOXOFFICE_WEB_", extra="ignore", frozen=True)
 
-    db_services: list[str] = ["identity", "catalog", "booking", "payments", "tickets", "tracking", "analytics", "music"]
+    db_services: list[str] = [
+        "identity", "catalog", "booking", "payments", "tickets", "tracking", "waitingroom", "analytics", "music"
+    ]
 
 
 @functools.cache
