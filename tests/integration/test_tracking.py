@@ -209,6 +209,8 @@ async def test_limits_content_types_and_access(tmp_path: Path, sqlite_url: str) 
         assert form.status_code == 415 and form.headers["content-type"].startswith("application/problem+json")
         malformed = await app.client.post("/collect", content=b"{not json", headers={"content-type": "application/json"})
         assert malformed.status_code == 400
+        not_a_batch = await app.client.post("/collect", json={"events": "many"})
+        assert not_a_batch.status_code == 422 and not_a_batch.json()["type"].endswith("/invalid-batch")
 
         foreign = await post(app, batch(event("x")), origin="https://evil.example")
         assert foreign.status_code == 403

@@ -77,9 +77,12 @@ def test_batches_over_the_limits_are_refused_whole() -> None:
         parse_batch(body(*[event() for _ in range(501)]), limits=LIMITS, now=NOW)
     with pytest.raises(domain.BatchTooLarge):
         parse_batch(b" " * 65_537, limits=LIMITS, now=NOW)
-    for bad in (b"", b"{", b"[]", b'{"events": 3}', b'{"sent_at": "yesterday", "events": []}'):
+    for bad in (b"", b"{", b"\xff"):
         with pytest.raises(domain.MalformedBatch):
             parse_batch(bad, limits=LIMITS, now=NOW)
+    for wrong in (b"[]", b'{"events": 3}', b'{"sent_at": "yesterday", "events": []}'):
+        with pytest.raises(domain.InvalidBatch):
+            parse_batch(wrong, limits=LIMITS, now=NOW)
 
 
 def test_the_bucket_lets_a_burst_through_then_asks_to_wait() -> None:

@@ -60,7 +60,7 @@ async def collect_preflight(request: Request, deps: Deps, response: Response) ->
     "/collect",
     status_code=202,
     response_model=CollectOut,
-    responses=problem_responses(400, 403, 413, 415, 429, 503),
+    responses=problem_responses(400, 403, 413, 415, 422, 429, 503),
     openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}},
 )
 async def collect(request: Request, deps: Deps) -> Response:

@@ -32,7 +32,13 @@ from pydantic import (
 )
 
 from boxoffice.platform.jsonutil import loads
-from boxoffice.platform.problems import BadRequest, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
+from boxoffice.platform.problems import (
+    BadRequest,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 
 TOPIC = "user-tracking-events"
 EVENT_TYPE = "tracking.event-collected"
@@ -55,6 +61,10 @@ class UnsupportedBody(UnsupportedMediaType):
 
 class MalformedBatch(BadRequest):
     slug = "malformed-batch"
+
+
+class InvalidBatch(Unprocessable):
+    slug = "invalid-batch"
 
 
 class ClientFlooding(TooManyRequests):
@@ -156,10 +166,14 @@ def parse_batch(body: bytes, *, limits: Limits, now: datetime) -> ParsedBatch:
         raise BatchTooLarge(f"A batch may be at most {limits.max_bytes} bytes.")
     try:
         raw = loads(body)
+    except ValueError:
+        raise MalformedBatch("The body is not valid JSON.") from None
+    try:
         batch = BATCH.validate_python(raw)
-    except (ValueError, ValidationError) as exc:
-        why = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else "not valid JSON"
-        raise MalformedBatch(f"The body is not a batch of events: {why}.") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidBatch(f"The body is not a batch of events: {where}: {first['msg']}.") from None
     if len(batch.events) > limits.max_events:
         raise BatchTooLarge(f"A batch may hold at most {limits.max_events} events.")
     accepted: list[tuple[TrackedEvent, dict[str, Any]]] = []
