@@ -44,6 +44,7 @@ from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
 from boxoffice.platform.settings import ServiceSettings, Settings, location
 from boxoffice.tickets.service import TicketsService
+from boxoffice.tracking.service import TrackingService
 from boxoffice.waitingroom import fairness
 from boxoffice.waitingroom.deps import WaitingRoomDeps, WaitingRoomSettings
 from boxoffice.waitingroom.service import WaitingRoomService
@@ -55,6 +56,7 @@ SERVICES: dict[str, type[Service]] = {
     BookingService.name: BookingService,
     PaymentsService.name: PaymentsService,
     TicketsService.name: TicketsService,
+    TrackingService.name: TrackingService,
     WaitingRoomService.name: WaitingRoomService,
     WebService.name: WebService,
 }

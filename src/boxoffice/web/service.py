@@ -19,6 +19,8 @@ from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.settings import Settings
 from boxoffice.web.api import install_page_handlers, router
+from boxoffice.web.api_db import router as databases
+from boxoffice.web.api_tracker import router as tracker
 from boxoffice.web.clients import (
     BookingApi,
     CatalogApi,
@@ -68,7 +70,7 @@ class WebService(Service):
         return self.settings.mode == "dev"
 
     def routers(self) -> Sequence[APIRouter]:
-        return [router]
+        return [router, tracker, databases]
 
     async def check_ready(self) -> None:
         """Ready when identity answers (its keys sign every session); web has no database to ping."""
