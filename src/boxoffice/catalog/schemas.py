@@ -9,7 +9,15 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from boxoffice.catalog import timetable
-from boxoffice.catalog.domain import MAX_SECTION_CAPACITY, Category, EventDraft, RowDraft, SectionDraft, Station
+from boxoffice.catalog.domain import (
+    MAX_SECTION_CAPACITY,
+    Category,
+    EventDraft,
+    QueueDraft,
+    RowDraft,
+    SectionDraft,
+    Station,
+)
 from boxoffice.catalog.timetable import FareRule, Stop, TrainClass, TrainLayout
 from boxoffice.platform.bus.envelope import uuid7
 
@@ -45,6 +53,13 @@ class SectionIn(In):
         return self
 
 
+class QueueIn(In):
+    on_sale_at: AwareDatetime = Field(description="when the line opens; earlier arrivals are drawn at random")
+    admit_per_minute: int | None = Field(
+        default=None, strict=True, ge=1, le=100_000, description="unset: adapt to what booking sustains"
+    )
+
+
 class EventIn(In):
     name: Name
     category: Category
@@ -53,6 +68,7 @@ class EventIn(In):
     starts_at: AwareDatetime
     currency: Currency
     sections: list[SectionIn] = Field(min_length=1, max_length=50)
+    queue: QueueIn | None = Field(default=None, description="a queued sale behind the waiting room")
 
     def draft(self) -> EventDraft:
         sections = tuple(
@@ -65,7 +81,11 @@ class EventIn(In):
             for s in self.sections
         )
         starts_at = self.starts_at.astimezone(UTC).replace(microsecond=0)
-        return EventDraft(self.name, self.category, self.venue, self.city, starts_at, self.currency, sections)
+        queue = None
+        if self.queue is not None:
+            on_sale_at = self.queue.on_sale_at.astimezone(UTC).replace(microsecond=0)
+            queue = QueueDraft(on_sale_at, self.queue.admit_per_minute)
+        return EventDraft(self.name, self.category, self.venue, self.city, starts_at, self.currency, sections, queue)
 
 
 class StationIn(In):

@@ -67,7 +67,9 @@ async def insert_event(conn: AsyncConnection, plan: EventPlan, *, venue_id: str,
     d = plan.draft
     await _insert(conn, events, [dict(
         id=plan.id, name=d.name, category=d.category, venue_id=venue_id, starts_at=d.starts_at, currency=d.currency,
-        seating=d.seating, price_from=plan.price_from, capacity=plan.capacity, created_at=now)])
+        seating=d.seating, price_from=plan.price_from, capacity=plan.capacity, created_at=now,
+        on_sale_at=d.queue.on_sale_at if d.queue else None,
+        admit_per_minute=d.queue.admit_per_minute if d.queue else None)])
     await _insert(conn, sections, [
         dict(id=s.id, event_id=plan.id, position=i, name=s.name, price=s.price, capacity=s.capacity)
         for i, s in enumerate(plan.sections)])
@@ -84,6 +86,7 @@ def _event(row: Row[Any]) -> EventRecord:
     return EventRecord(
         id=row.id, name=row.name, category=row.category, venue=row.venue, city=row.city, starts_at=row.starts_at,
         seating=row.seating, currency=row.currency, price_from=row.price_from, capacity=row.capacity,
+        on_sale_at=row.on_sale_at, admit_per_minute=row.admit_per_minute,
     )
 
 

@@ -36,6 +36,8 @@ events = Table(
     Column("price_from", Integer, nullable=False),
     Column("capacity", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("on_sale_at", UtcDateTime, nullable=True),  # a queued sale (waiting room) opens then
+    Column("admit_per_minute", Integer, nullable=True),
     Index("ix_events_starts_at_id", "starts_at", "id"),
     Index("ix_events_category_starts_at", "category", "starts_at"),
 )

@@ -31,6 +31,8 @@ class EventSummaryOut(Out):
     currency: str
     price_from: int
     available: int
+    queued: bool = False  # a queued sale: buyers join the waiting room's line (docs/waiting-room.md)
+    on_sale_at: datetime | None = None
 
 
 class SectionOut(Out):
@@ -189,6 +191,8 @@ def summary_view(row: EventRecord) -> EventSummaryOut:
         currency=row.currency,
         price_from=row.price_from,
         available=row.capacity,
+        queued=row.on_sale_at is not None,
+        on_sale_at=row.on_sale_at,
     )
 
 
