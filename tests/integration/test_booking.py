@@ -168,7 +168,8 @@ async def test_release_frees_at_once_and_the_sweeper_announces_expiry(app: Runni
 
     async def announced() -> bool:
         async with app.service("booking").db.read() as conn:
-            return (await store.hold_row(conn, second["id"])).status == "expired"
+            hold = await store.hold_of(conn, second["id"])
+            return hold is not None and hold.status == "expired"
 
     await wait_for(announced)
 

@@ -14,6 +14,7 @@ release and expiry race on that row and exactly one of them wins.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +37,22 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.booking.domain import HoldStatus
+from boxoffice.booking.domain import (
+    Event,
+    HistoryEntry,
+    Hold,
+    HoldKind,
+    HoldStatus,
+    Item,
+    Order,
+    OrderKind,
+    OrderStatus,
+    Run,
+    Section,
+    Segment,
+    Stop,
+)
+from boxoffice.platform.audit import add_audit_table
 from boxoffice.platform.bus.tables import add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
 from boxoffice.platform.idempotency import add_idempotency_table
@@ -169,6 +185,7 @@ customer_locks = Table("customer_locks", metadata, Column("user_id", String(36),
 
 idempotency_keys = add_idempotency_table(metadata)
 outbox, inbox = add_messaging_tables(metadata)
+audit_log = add_audit_table(metadata)
 
 
 def _insert(conn: AsyncConnection, table: Table) -> Any:
@@ -216,12 +233,21 @@ async def insert_missing_train_seats(conn: AsyncConnection, rows: list[dict[str,
         await conn.execute(_insert(conn, train_seats).on_conflict_do_nothing(), rows)
 
 
-async def event_row(conn: AsyncConnection, event_id: str) -> Any:
-    return (await conn.execute(select(events).where(events.c.event_id == event_id))).first()
+async def event_of(conn: AsyncConnection, event_id: str) -> Event | None:
+    row = (await conn.execute(select(events).where(events.c.event_id == event_id))).first()
+    if row is None:
+        return None
+    return Event(row.event_id, row.name, row.venue, row.city, row.starts_at, row.currency, row.seating)
 
 
-async def run_row(conn: AsyncConnection, run_id: str) -> Any:
-    return (await conn.execute(select(runs).where(runs.c.run_id == run_id))).first()
+def run_from(row: Any) -> Run:
+    stops = tuple(Stop(str(s["station"]), int(s["index"]), s.get("arrives_at"), s.get("departs_at")) for s in row.stops)
+    return Run(row.run_id, row.train_number, row.name, row.currency, stops, row.fares, row.class_names)
+
+
+async def run_of(conn: AsyncConnection, run_id: str) -> Run | None:
+    row = (await conn.execute(select(runs).where(runs.c.run_id == run_id))).first()
+    return None if row is None else run_from(row)
 
 
 async def section_names(conn: AsyncConnection, event_id: str) -> dict[str, str]:
@@ -229,8 +255,9 @@ async def section_names(conn: AsyncConnection, event_id: str) -> dict[str, str]:
     return {row.section_id: row.name for row in rows}
 
 
-async def section_row(conn: AsyncConnection, section_id: str) -> Any:
-    return (await conn.execute(select(sections).where(sections.c.section_id == section_id))).first()
+async def section_of(conn: AsyncConnection, section_id: str) -> Section | None:
+    row = (await conn.execute(select(sections).where(sections.c.section_id == section_id))).first()
+    return None if row is None else Section(row.section_id, row.event_id, row.name, row.price)
 
 
 # Customers' limits.
@@ -256,15 +283,69 @@ async def customer_usage(conn: AsyncConnection, user_id: str, event_id: str, now
 
 
 # Holds and orders.
-async def insert_hold(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(holds).values(values))
+def _items_json(items: tuple[Item, ...]) -> list[dict[str, Any]]:
+    return [{"seat_id": i.seat_id, "label": i.label, "price": i.price, "section": i.section} for i in items]
 
 
-async def hold_row(conn: AsyncConnection, hold_id: str, *, for_update: bool = False) -> Any:
+def _items(value: list[dict[str, Any]]) -> tuple[Item, ...]:
+    return tuple(Item(i.get("seat_id"), i["label"], i["price"], i["section"]) for i in value)
+
+
+def _hold(row: Any) -> Hold:
+    segment = None
+    if row.kind == HoldKind.TRAIN:
+        segment = Segment(row.origin, row.destination, row.from_index, row.to_index)
+    return Hold(
+        id=row.id,
+        user_id=row.user_id,
+        kind=HoldKind(row.kind),
+        event_id=row.event_id,
+        section_id=row.section_id,
+        quantity=row.quantity,
+        status=HoldStatus(row.status),
+        version=row.version,
+        expires_at=row.expires_at,
+        total=row.total,
+        currency=row.currency,
+        items=_items(row.items),
+        created_at=row.created_at,
+        class_code=row.class_code,
+        segment=segment,
+    )
+
+
+async def insert_hold(conn: AsyncConnection, hold: Hold) -> None:
+    segment = hold.segment
+    await conn.execute(
+        insert(holds).values(
+            id=hold.id,
+            user_id=hold.user_id,
+            kind=hold.kind,
+            event_id=hold.event_id,
+            section_id=hold.section_id,
+            class_code=hold.class_code,
+            origin=segment.origin if segment else None,
+            destination=segment.destination if segment else None,
+            from_index=segment.from_index if segment else None,
+            to_index=segment.to_index if segment else None,
+            quantity=hold.quantity,
+            status=hold.status,
+            version=hold.version,
+            expires_at=hold.expires_at,
+            total=hold.total,
+            currency=hold.currency,
+            items=_items_json(hold.items),
+            created_at=hold.created_at,
+        )
+    )
+
+
+async def hold_of(conn: AsyncConnection, hold_id: str, *, for_update: bool = False) -> Hold | None:
     stmt = select(holds).where(holds.c.id == hold_id)
     if for_update and is_postgres(conn):
         stmt = stmt.with_for_update()
-    return (await conn.execute(stmt)).first()
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else _hold(row)
 
 
 async def end_hold(
@@ -299,37 +380,105 @@ async def expired_hold_ids(
     return [row.id for row in rows]
 
 
-async def insert_order(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(orders).values(values))
+def _order(row: Any) -> Order:
+    return Order(
+        id=row.id,
+        hold_id=row.hold_id,
+        user_id=row.user_id,
+        holder_name=row.holder_name,
+        status=OrderStatus(row.status),
+        kind=OrderKind(row.kind),
+        event_id=row.event_id,
+        total=row.total,
+        currency=row.currency,
+        items=_items(row.items),
+        payment_id=row.payment_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        hold_version=row.hold_version,
+    )
 
 
-async def order_row(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Any:
-    stmt = select(orders).where(orders.c.id == order_id)
+def _orders_with_hold() -> Any:
+    return select(orders, holds.c.expires_at, holds.c.version.label("hold_version")).join(
+        holds, holds.c.id == orders.c.hold_id
+    )
+
+
+async def insert_order(conn: AsyncConnection, order: Order) -> None:
+    await conn.execute(
+        insert(orders).values(
+            id=order.id,
+            hold_id=order.hold_id,
+            user_id=order.user_id,
+            holder_name=order.holder_name,
+            status=order.status,
+            kind=order.kind,
+            event_id=order.event_id,
+            total=order.total,
+            currency=order.currency,
+            items=_items_json(order.items),
+            payment_id=order.payment_id,
+            created_at=order.created_at,
+        )
+    )
+
+
+async def order_of(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Order | None:
+    """The order with its hold's expiry and version; ``for_update`` locks the order's row only."""
+    stmt = _orders_with_hold().where(orders.c.id == order_id)
     if for_update and is_postgres(conn):
-        stmt = stmt.with_for_update()
-    return (await conn.execute(stmt)).first()
+        stmt = stmt.with_for_update(of=orders)
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else _order(row)
 
 
-async def order_for_hold(conn: AsyncConnection, hold_id: str) -> Any:
-    return (await conn.execute(select(orders).where(orders.c.hold_id == hold_id))).first()
+async def order_for_hold(conn: AsyncConnection, hold_id: str) -> Order | None:
+    row = (await conn.execute(_orders_with_hold().where(orders.c.hold_id == hold_id))).first()
+    return None if row is None else _order(row)
 
 
-async def set_order(conn: AsyncConnection, order_id: str, **values: Any) -> None:
-    await conn.execute(update(orders).where(orders.c.id == order_id).values(**values))
+async def set_order(
+    conn: AsyncConnection,
+    order_id: str,
+    *,
+    status: OrderStatus,
+    payment_id: str | None = None,
+    confirmed_at: datetime | None = None,
+    cancelled_at: datetime | None = None,
+) -> None:
+    values: dict[str, object] = {"status": status}
+    if payment_id is not None:
+        values.update(payment_id=payment_id, confirmed_at=confirmed_at)
+    if cancelled_at is not None:
+        values["cancelled_at"] = cancelled_at
+    await conn.execute(update(orders).where(orders.c.id == order_id).values(values))
 
 
 async def orders_of(
     conn: AsyncConnection, user_id: str, *, before: tuple[datetime, str] | None, limit: int
-) -> list[Any]:
-    stmt = (
-        select(orders, holds.c.expires_at)
-        .join(holds, holds.c.id == orders.c.hold_id)
-        .where(orders.c.user_id == user_id)
-    )
+) -> list[Order]:
+    stmt = _orders_with_hold().where(orders.c.user_id == user_id)
     if before is not None:
         created, order_id = before
         stmt = stmt.where(
             or_(orders.c.created_at < created, and_(orders.c.created_at == created, orders.c.id < order_id))
         )
     stmt = stmt.order_by(orders.c.created_at.desc(), orders.c.id.desc()).limit(limit)
-    return list(await conn.execute(stmt))
+    return [_order(row) for row in await conn.execute(stmt)]
+
+
+# The audit trail (platform.audit writes it).
+async def order_audit(conn: AsyncConnection, order_id: str, hold_id: str) -> list[HistoryEntry]:
+    """Booking's entries for an order, oldest first: the order's, and its hold's from before the order."""
+    rows = await conn.execute(
+        select(audit_log.c.at, audit_log.c.actor, audit_log.c.action, audit_log.c.detail)
+        .where(
+            or_(
+                audit_log.c.order_id == order_id,
+                and_(audit_log.c.entity == "hold", audit_log.c.entity_id == hold_id),
+            )
+        )
+        .order_by(audit_log.c.id)
+    )
+    return [HistoryEntry(r.at, r.actor, r.action, json.loads(r.detail)) for r in rows]

@@ -8,16 +8,13 @@ seats; what is held or sold is never reset.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking import store
+from boxoffice.booking.deps import BookingDeps
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.tables import claim_inbox
-
-if TYPE_CHECKING:
-    from boxoffice.booking.service import BookingService
 
 GROUP = "booking.catalog"
 
@@ -26,10 +23,10 @@ def _time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-async def apply_catalog_event(svc: BookingService, envelope: Envelope) -> None:
+async def apply_catalog_event(deps: BookingDeps, envelope: Envelope) -> None:
     if envelope.type not in ("catalog.event-published", "catalog.run-published"):
         return
-    async with svc.db.uow() as uow:
+    async with deps.db.uow() as uow:
         if not await claim_inbox(uow.conn, GROUP, envelope.id):
             return
         if envelope.type == "catalog.event-published":
