@@ -62,12 +62,12 @@ async def place_hold(body: HoldIn, user: CurrentUser, deps: Deps, key: Idempoten
     return _answer(stored)
 
 
-@router.get("/api/holds/{hold_id}", responses=problem_responses(401, 404))
+@router.get("/api/holds/{hold_id}", responses=problem_responses(401, 404, 422))
 async def get_hold(hold_id: PathId, user: CurrentUser, deps: Deps) -> HoldOut:
     return hold_out(await holds.get_hold(deps, hold_id, user=user))
 
 
-@router.delete("/api/holds/{hold_id}", status_code=204, responses=problem_responses(401, 404, 409))
+@router.delete("/api/holds/{hold_id}", status_code=204, responses=problem_responses(401, 404, 409, 422))
 async def release_hold(hold_id: PathId, user: CurrentUser, deps: Deps) -> Response:
     await holds.release_hold(deps, hold_id, user=user)
     return Response(status_code=204)
@@ -96,22 +96,22 @@ async def list_orders(
     return OrderListOut.of(await orders.list_orders(deps, user=user, before=decode_cursor(cursor), limit=limit))
 
 
-@router.get("/api/orders/{order_id}", responses=problem_responses(401, 404))
+@router.get("/api/orders/{order_id}", responses=problem_responses(401, 404, 422))
 async def get_order(order_id: PathId, user: CurrentUser, deps: Deps) -> CustomerOrderOut:
     return CustomerOrderOut.with_tickets(await orders.get_order(deps, order_id, user=user))
 
 
-@router.post("/api/orders/{order_id}/cancel", responses=problem_responses(401, 404, 409))
+@router.post("/api/orders/{order_id}/cancel", responses=problem_responses(401, 404, 409, 422))
 async def cancel_order(order_id: PathId, user: CurrentUser, deps: Deps) -> OrderOut:
     return OrderOut.of(await orders.cancel_order(deps, order_id, user=user))
 
 
-@router.get("/api/orders/{order_id}/history", responses=problem_responses(401, 404))
+@router.get("/api/orders/{order_id}/history", responses=problem_responses(401, 404, 422))
 async def order_history(order_id: PathId, user: CurrentUser, deps: Deps) -> HistoryOut:
     return HistoryOut.of(await history.get_order_history(deps, order_id, user=user))
 
 
-@internal.get("/orders/{order_id}", responses=problem_responses(403, 404))
+@internal.get("/orders/{order_id}", responses=problem_responses(403, 404, 422))
 async def internal_order(order_id: PathId, deps: Deps) -> OrderDetailOut:
     return OrderDetailOut.of(await orders.read_order(deps, order_id))
 

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking import domain
+from boxoffice.booking.catalog_copy import run_from
 from boxoffice.booking.domain import EventAvailability, HoldKind, HoldStatus, RunAvailability
-from boxoffice.booking.store import events, holds, run_from, runs, seats, sections, train_claims, train_seats
+from boxoffice.booking.tables import events, holds, runs, seats, sections, train_claims, train_seats
 
 
 async def for_events(conn: AsyncConnection, event_ids: list[str], now: datetime) -> dict[str, EventAvailability]:

@@ -212,6 +212,7 @@ class Section:
     event_id: str
     name: str
     price: int
+    capacity: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking.domain import Hold, HoldKind, InvalidSelection, Seat, SeatUnavailable, Segment, SoldOut
-from boxoffice.booking.store import is_postgres, seats, sections, train_claims, train_seats
+from boxoffice.booking.tables import is_postgres, seats, sections, train_claims, train_seats
 
 
 # General admission.

@@ -18,27 +18,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    and_,
-    case,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking.domain import (
-    Event,
     HistoryEntry,
     Hold,
     HoldKind,
@@ -47,223 +30,22 @@ from boxoffice.booking.domain import (
     Order,
     OrderKind,
     OrderStatus,
-    Run,
-    Section,
     Segment,
-    Stop,
 )
-from boxoffice.platform.audit import add_audit_table
-from boxoffice.platform.bus.tables import add_messaging_tables
-from boxoffice.platform.db import UtcDateTime
-from boxoffice.platform.idempotency import add_idempotency_table
-
-metadata = MetaData()
-
-events = Table(
-    "events",
-    metadata,
-    Column("event_id", String(64), primary_key=True),
-    Column("name", String(300), nullable=False),
-    Column("venue", String(300), nullable=False),
-    Column("city", String(200), nullable=False),
-    Column("starts_at", UtcDateTime, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("seating", String(16), nullable=False),
+from boxoffice.booking.tables import (
+    audit_log,
+    customer_locks,
+    holds,
+    is_postgres,
+    orders,
+    upsert_into,
 )
-
-sections = Table(
-    "sections",
-    metadata,
-    Column("section_id", String(64), primary_key=True),
-    Column("event_id", String(64), nullable=False, index=True),
-    Column("name", String(200), nullable=False),
-    Column("price", Integer, nullable=False),
-    Column("capacity", Integer, nullable=False),
-    Column("held", Integer, nullable=False, server_default="0"),
-    Column("sold", Integer, nullable=False, server_default="0"),
-)
-
-seats = Table(
-    "seats",
-    metadata,
-    Column("seat_id", String(64), primary_key=True),
-    Column("event_id", String(64), nullable=False),
-    Column("section_id", String(64), nullable=False),
-    Column("label", String(64), nullable=False),
-    Column("price", Integer, nullable=False),
-    Column("status", String(16), nullable=False, server_default="available"),
-    Column("hold_id", String(36), nullable=True),
-    Column("expires_at", UtcDateTime, nullable=True),
-    Index("ix_seats_event_status", "event_id", "status"),
-    Index("ix_seats_hold_id", "hold_id"),
-)
-
-runs = Table(
-    "runs",
-    metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("train_number", String(32), nullable=False),
-    Column("name", String(200), nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("stops", JSON, nullable=False),
-    Column("fares", JSON, nullable=False),  # {class_code: {"A>B": amount}}
-    Column("class_names", JSON, nullable=False),  # {class_code: name}
-)
-
-train_seats = Table(
-    "train_seats",
-    metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("seat_id", String(64), primary_key=True),
-    Column("class_code", String(16), nullable=False),
-    Column("label", String(64), nullable=False),
-    Index("ix_train_seats_class", "run_id", "class_code"),
-)
-
-train_claims = Table(
-    "train_claims",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), nullable=False),
-    Column("seat_id", String(64), nullable=False),
-    Column("from_index", Integer, nullable=False),
-    Column("to_index", Integer, nullable=False),
-    Column("hold_id", String(36), nullable=False, index=True),
-    Column("status", String(16), nullable=False),  # held | sold
-    Column("expires_at", UtcDateTime, nullable=True),
-    Index("ix_train_claims_seat", "run_id", "seat_id"),
-)
-
-holds = Table(
-    "holds",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("user_id", String(36), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("event_id", String(64), nullable=False),  # the run id for trains
-    Column("section_id", String(64), nullable=True),
-    Column("class_code", String(16), nullable=True),
-    Column("origin", String(16), nullable=True),
-    Column("destination", String(16), nullable=True),
-    Column("from_index", Integer, nullable=True),
-    Column("to_index", Integer, nullable=True),
-    Column("quantity", Integer, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("version", Integer, nullable=False, server_default="1"),
-    Column("expires_at", UtcDateTime, nullable=False),
-    Column("total", Integer, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("items", JSON, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Index("ix_holds_user_status", "user_id", "status"),
-    Index("ix_holds_section_status", "section_id", "status", "expires_at"),
-    Index("ix_holds_status_expires", "status", "expires_at"),
-)
-
-orders = Table(
-    "orders",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("hold_id", String(36), nullable=False, unique=True),
-    Column("user_id", String(36), nullable=False, index=True),
-    Column("holder_name", String(200), nullable=False),
-    Column("status", String(20), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("event_id", String(64), nullable=False),
-    Column("total", Integer, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("items", JSON, nullable=False),
-    Column("payment_id", String(64), nullable=True),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("confirmed_at", UtcDateTime, nullable=True),
-    Column("cancelled_at", UtcDateTime, nullable=True),
-)
-
-# One row per customer: locked (PostgreSQL) while their limits are checked, so two concurrent holds of one
-# customer cannot both pass the check.
-customer_locks = Table("customer_locks", metadata, Column("user_id", String(36), primary_key=True))
-
-idempotency_keys = add_idempotency_table(metadata)
-outbox, inbox = add_messaging_tables(metadata)
-audit_log = add_audit_table(metadata)
-
-
-def _insert(conn: AsyncConnection, table: Table) -> Any:
-    return postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
-
-
-def is_postgres(conn: AsyncConnection) -> bool:
-    return conn.dialect.name == "postgresql"
-
-
-# Inventory built from catalog events.
-async def upsert_event(conn: AsyncConnection, data: dict[str, Any], starts_at: datetime) -> None:
-    values = {
-        "event_id": data["event_id"],
-        "name": data["name"],
-        "venue": data["venue"],
-        "city": data["city"],
-        "starts_at": starts_at,
-        "currency": data["currency"],
-        "seating": data["seating"],
-    }
-    stmt = _insert(conn, events).values(values)
-    await conn.execute(stmt.on_conflict_do_update(index_elements=["event_id"], set_=values))
-
-
-async def upsert_section(conn: AsyncConnection, event_id: str, section: dict[str, Any]) -> None:
-    """New sections start empty; a republished one keeps what is held and sold (capacity may change)."""
-    values = {"name": section["name"], "price": section["price"], "capacity": section["capacity"]}
-    stmt = _insert(conn, sections).values(section_id=section["section_id"], event_id=event_id, held=0, sold=0, **values)
-    await conn.execute(stmt.on_conflict_do_update(index_elements=["section_id"], set_=values))
-
-
-async def insert_missing_seats(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(_insert(conn, seats).on_conflict_do_nothing(), rows)
-
-
-async def upsert_run(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    stmt = _insert(conn, runs).values(values)
-    await conn.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_=values))
-
-
-async def insert_missing_train_seats(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(_insert(conn, train_seats).on_conflict_do_nothing(), rows)
-
-
-async def event_of(conn: AsyncConnection, event_id: str) -> Event | None:
-    row = (await conn.execute(select(events).where(events.c.event_id == event_id))).first()
-    if row is None:
-        return None
-    return Event(row.event_id, row.name, row.venue, row.city, row.starts_at, row.currency, row.seating)
-
-
-def run_from(row: Any) -> Run:
-    stops = tuple(Stop(str(s["station"]), int(s["index"]), s.get("arrives_at"), s.get("departs_at")) for s in row.stops)
-    return Run(row.run_id, row.train_number, row.name, row.currency, stops, row.fares, row.class_names)
-
-
-async def run_of(conn: AsyncConnection, run_id: str) -> Run | None:
-    row = (await conn.execute(select(runs).where(runs.c.run_id == run_id))).first()
-    return None if row is None else run_from(row)
-
-
-async def section_names(conn: AsyncConnection, event_id: str) -> dict[str, str]:
-    rows = await conn.execute(select(sections.c.section_id, sections.c.name).where(sections.c.event_id == event_id))
-    return {row.section_id: row.name for row in rows}
-
-
-async def section_of(conn: AsyncConnection, section_id: str) -> Section | None:
-    row = (await conn.execute(select(sections).where(sections.c.section_id == section_id))).first()
-    return None if row is None else Section(row.section_id, row.event_id, row.name, row.price)
 
 
 # Customers' limits.
 async def lock_customer(conn: AsyncConnection, user_id: str) -> None:
     if is_postgres(conn):
-        await conn.execute(_insert(conn, customer_locks).values(user_id=user_id).on_conflict_do_nothing())
+        await conn.execute(upsert_into(conn, customer_locks).values(user_id=user_id).on_conflict_do_nothing())
         await conn.execute(select(customer_locks).where(customer_locks.c.user_id == user_id).with_for_update())
 
 

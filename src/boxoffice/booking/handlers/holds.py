@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from pydantic import JsonValue
 
-from boxoffice.booking import domain, inventory, store
+from boxoffice.booking import catalog_copy, domain, inventory, store
 from boxoffice.booking.deps import BookingDeps
 from boxoffice.booking.domain import Hold, HoldKind, HoldStatus, Item, Segment
 from boxoffice.booking.handlers.common import HOLDS, HOLDS_TOPIC, iso, owned_hold, record_hold
@@ -125,18 +125,18 @@ async def _claim(uow: UnitOfWork, cmd: PlaceHold, *, hold_id: str, expires_at: d
     """Claim the inventory a hold asks for, or raise why not (the transaction then rolls back)."""
     if cmd.run_id is not None:
         return await _claim_train(uow, cmd, hold_id=hold_id, expires_at=expires_at, now=now)
-    event = await store.event_of(uow.conn, cmd.event_id or "")
+    event = await catalog_copy.event_of(uow.conn, cmd.event_id or "")
     if event is None:
         raise domain.UnknownInventory("This event is not on sale (yet).")
     if cmd.seat_ids:
         seat_ids = list(cmd.seat_ids)
         seats = await inventory.seats_for(uow.conn, event.event_id, seat_ids)
         await inventory.claim_seats(uow.conn, event.event_id, seat_ids, hold_id=hold_id, expires_at=expires_at, now=now)
-        names = await store.section_names(uow.conn, event.event_id)
+        names = await catalog_copy.section_names(uow.conn, event.event_id)
         items = tuple(Item(s.seat_id, s.label, s.price, names[s.section_id or ""]) for s in seats)
         section_id = seats[0].section_id if len({s.section_id for s in seats}) == 1 else None
         return _Claim(HoldKind.SEATS, event.event_id, event.currency, items, section_id=section_id)
-    section = await store.section_of(uow.conn, cmd.section_id or "")
+    section = await catalog_copy.section_of(uow.conn, cmd.section_id or "")
     if section is None or section.event_id != event.event_id:
         raise domain.InvalidSelection("This section does not exist at this event.")
     if event.seating == "reserved":
@@ -155,7 +155,7 @@ async def _claim(uow: UnitOfWork, cmd: PlaceHold, *, hold_id: str, expires_at: d
 
 async def _claim_train(uow: UnitOfWork, cmd: PlaceHold, *, hold_id: str, expires_at: datetime, now: datetime) -> _Claim:
     conn = uow.conn
-    run = await store.run_of(conn, cmd.run_id or "")
+    run = await catalog_copy.run_of(conn, cmd.run_id or "")
     if run is None:
         raise domain.UnknownInventory("This train run is not on sale (yet).")
     class_code = cmd.class_code or ""

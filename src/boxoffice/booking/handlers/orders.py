@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import JsonValue
 
-from boxoffice.booking import domain, inventory, store
+from boxoffice.booking import catalog_copy, domain, inventory, store
 from boxoffice.booking.clients import PeerUnavailable
 from boxoffice.booking.deps import BookingDeps
 from boxoffice.booking.domain import (
@@ -237,7 +237,7 @@ def booking_record(
 async def _details(uow: UnitOfWork, hold: Hold) -> dict[str, object]:
     """What tickets print: the event, or the train journey (event-carried state, docs/contracts.md)."""
     if hold.kind == domain.HoldKind.TRAIN:
-        run = await store.run_of(uow.conn, hold.event_id)
+        run = await catalog_copy.run_of(uow.conn, hold.event_id)
         assert run is not None and hold.segment is not None and hold.class_code is not None
         origin, destination = hold.segment.origin, hold.segment.destination
         return {
@@ -253,6 +253,6 @@ async def _details(uow: UnitOfWork, hold: Hold) -> dict[str, object]:
                 "arrives_at": run.stop(destination).arrives_at,
             }
         }
-    event = await store.event_of(uow.conn, hold.event_id)
+    event = await catalog_copy.event_of(uow.conn, hold.event_id)
     assert event is not None
     return {"event": {"name": event.name, "venue": event.venue, "city": event.city, "starts_at": iso(event.starts_at)}}
