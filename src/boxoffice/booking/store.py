@@ -1,4 +1,5 @@
-"""Booking's tables and the conditional writes that keep the invariants.
+"""Booking's queries on holds, orders and the audit trail, returning domain types; the conditional writes
+that keep the invariants (tables in tables.py, claims on inventory in inventory.py).
 
 Every claim on inventory is ONE conditional write that fails rather than oversells:
 
