@@ -17,6 +17,7 @@ import jwt
 import pytest
 from sqlalchemy import update
 
+from boxoffice.booking.deps import BookingSettings
 from boxoffice.platform.admission import admitted
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.settings import Settings
@@ -304,3 +305,49 @@ async def test_the_audit_command_replays_the_record_from_the_data_dir(tmp_path: 
             await uow.commit()
     tampered = await asyncio.to_thread(audit)
     assert tampered.returncode == 1 and "went in after position 99" in tampered.stdout
+
+
+async def test_a_queued_sale_sells_only_to_buyers_the_room_admitted(tmp_path: Path, db_factory: Any) -> None:
+    """Catalog publishes the queued sale, the room opens its line, booking refuses holds without admission."""
+    configs = {
+        "booking": BookingSettings(database_url=db_factory("booking")),
+        "waitingroom": WaitingRoomSettings(database_url=db_factory("waitingroom"), tick_seconds=0.1),
+    }
+    names = ["identity", "catalog", "booking", "waitingroom"]
+    async with running(Settings(data_dir=tmp_path, demo=False), names, configs=configs) as app:
+        admin = token_for(app, roles=("admin",))
+        on_sale = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+        body = {
+            "name": "Reunion Tour", "category": "concert", "venue": "Arena", "city": "Glasgow", "currency": "GBP",
+            "starts_at": (on_sale + timedelta(days=30)).isoformat(),
+            "sections": [{"name": "Floor", "price": 9000, "capacity": 50}],
+            "queue": {"on_sale_at": on_sale.isoformat(), "admit_per_minute": 600},
+        }
+        created = await app.client.post("/api/events", json=body, headers=admin)
+        assert created.status_code == 201, created.text
+        event_id, section_id = created.json()["id"], created.json()["sections"][0]["id"]
+        hold = {"event_id": event_id, "section_id": section_id, "quantity": 2}
+        ann, bob = token_for(app), token_for(app)
+
+        async def line_exists() -> bool:
+            return (await app.client.post(f"/api/queue/{event_id}/join", headers=ann)).status_code == 200
+
+        await wait_for(line_exists)
+
+        async def refused_without_admission() -> bool:  # once booking has the event from the bus
+            response = await app.client.post("/api/holds", json=hold, headers=ann)
+            return response.status_code == 403 and response.json()["type"].endswith("/not-admitted")
+
+        await wait_for(refused_without_admission)
+
+        async def admitted_place() -> dict[str, Any] | None:
+            place = await me(app, event_id, ann)
+            return place if place["admission"] else None
+
+        token = (await wait_for(admitted_place))["admission"]["token"]
+        with_admission = await app.client.post("/api/holds", json=hold, headers={**ann, "X-Admission": token})
+        assert with_admission.status_code == 201, with_admission.text
+        borrowed = await app.client.post("/api/holds", json=hold, headers={**bob, "X-Admission": token})
+        assert borrowed.status_code == 403  # an admission is for one account
+        forged = await app.client.post("/api/holds", json=hold, headers={**ann, "X-Admission": token[:-3] + "abc"})
+        assert forged.status_code == 403

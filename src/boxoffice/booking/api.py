@@ -39,6 +39,9 @@ from boxoffice.platform.problems import BadRequest
 
 Deps = Annotated[BookingDeps, Depends(provide(BookingDeps))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+Admission = Annotated[
+    str | None, Header(alias="X-Admission", max_length=512, description="the waiting room's admission (queued sales)")
+]
 PathId = Annotated[str, Id]
 
 router = APIRouter(tags=["booking"])
@@ -53,11 +56,13 @@ def _answer(stored: StoredResponse) -> JSONResponse:
     "/api/holds",
     status_code=201,
     response_model=HoldOut,
-    responses=problem_responses(400, 401, 404, 409, 422, 429),
+    responses=problem_responses(400, 401, 403, 404, 409, 422, 429),
 )
-async def place_hold(body: HoldIn, user: CurrentUser, deps: Deps, key: IdempotencyKey = None) -> JSONResponse:
+async def place_hold(
+    body: HoldIn, user: CurrentUser, deps: Deps, key: IdempotencyKey = None, admission: Admission = None
+) -> JSONResponse:
     stored = await holds.place_hold(
-        deps, body.command(), user=user, idempotency_key=key, body=body.model_dump(), render=hold_json
+        deps, body.command(admission), user=user, idempotency_key=key, body=body.model_dump(), render=hold_json
     )
     return _answer(stored)
 

@@ -24,6 +24,7 @@ async def upsert_event(conn: AsyncConnection, event: Event) -> None:
         "starts_at": event.starts_at,
         "currency": event.currency,
         "seating": event.seating,
+        "on_sale_at": event.on_sale_at,
     }
     stmt = upsert_into(conn, events).values(values)
     await conn.execute(stmt.on_conflict_do_update(index_elements=["event_id"], set_=values))
@@ -82,7 +83,7 @@ async def event_of(conn: AsyncConnection, event_id: str) -> Event | None:
     row = (await conn.execute(select(events).where(events.c.event_id == event_id))).first()
     if row is None:
         return None
-    return Event(row.event_id, row.name, row.venue, row.city, row.starts_at, row.currency, row.seating)
+    return Event(row.event_id, row.name, row.venue, row.city, row.starts_at, row.currency, row.seating, row.on_sale_at)
 
 
 def run_from(row: Any) -> Run:

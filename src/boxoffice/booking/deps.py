@@ -29,5 +29,6 @@ class BookingDeps:
     config: BookingSettings
     now: Callable[[], datetime]  # the service's clock; tests move it instead of sleeping
     limits: Limits
+    secret: bytes  # checks the waiting room's admissions (platform/admission.py)
     tickets: TicketsClient
     payments: PaymentsClient

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from boxoffice.platform.problems import BadRequest, Conflict, NotFound, TooManyRequests, Unprocessable
+from boxoffice.platform.problems import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 
 
 class HoldStatus(StrEnum):
@@ -88,6 +88,12 @@ class OrderNotCancellable(Conflict):
 
 class LimitReached(TooManyRequests):
     slug, title = "limit-reached", "Per-customer limit reached"
+
+
+class NotAdmitted(Forbidden):
+    """A queued sale's holds need the waiting room's admission (docs/waiting-room.md)."""
+
+    slug, title = "not-admitted", "Not admitted yet"
 
 
 class UnknownInventory(NotFound):
@@ -204,6 +210,7 @@ class Event:
     starts_at: datetime
     currency: str
     seating: str  # general | reserved
+    on_sale_at: datetime | None = None  # a queued sale: holds need an admission from the waiting room
 
 
 @dataclass(frozen=True, slots=True)

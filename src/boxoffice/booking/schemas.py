@@ -61,8 +61,9 @@ class HoldIn(In):
             raise ValueError("give either quantity or seat_ids, not both")
         return self
 
-    def command(self) -> PlaceHold:
+    def command(self, admission: str | None = None) -> PlaceHold:
         return PlaceHold(
+            admission=admission,
             event_id=self.event_id,
             section_id=self.section_id,
             quantity=self.quantity,

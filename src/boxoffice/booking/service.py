@@ -34,6 +34,7 @@ class BookingService(Service):
             db=self.db,
             config=self.config,
             now=self.now,  # reads self.clock on every call, so a test that swaps the clock moves booking's time
+            secret=settings.secret,
             limits=domain.Limits(
                 max_tickets_per_event=self.config.max_tickets_per_event,
                 max_active_holds=self.config.max_active_holds,

@@ -27,6 +27,7 @@ events = Table(
     Column("starts_at", UtcDateTime, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("seating", String(16), nullable=False),
+    Column("on_sale_at", UtcDateTime, nullable=True),  # a queued sale (the waiting room's line)
 )
 
 sections = Table(

@@ -40,6 +40,10 @@ class _SectionIn(_Wire):
     seats: list[_SeatIn] | None = None  # empty (or absent) for general admission
 
 
+class _QueueIn(_Wire):
+    on_sale_at: datetime
+
+
 class EventPublished(_Wire):
     event_id: str
     name: str
@@ -49,6 +53,7 @@ class EventPublished(_Wire):
     currency: str
     seating: str
     sections: list[_SectionIn]
+    queue: _QueueIn | None = None  # a queued sale
 
 
 class _StopIn(_Wire):
@@ -92,7 +97,10 @@ async def apply_catalog_event(deps: BookingDeps, envelope: Envelope) -> None:
 
 
 async def _apply_event(conn: AsyncConnection, data: EventPublished) -> None:
-    event = Event(data.event_id, data.name, data.venue, data.city, data.starts_at, data.currency, data.seating)
+    on_sale_at = data.queue.on_sale_at if data.queue else None
+    event = Event(
+        data.event_id, data.name, data.venue, data.city, data.starts_at, data.currency, data.seating, on_sale_at
+    )
     await catalog_copy.upsert_event(conn, event)
     for s in data.sections:
         await catalog_copy.upsert_section(conn, Section(s.section_id, event.event_id, s.name, s.price, s.capacity))

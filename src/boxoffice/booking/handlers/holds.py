@@ -13,6 +13,7 @@ from boxoffice.booking.deps import BookingDeps
 from boxoffice.booking.domain import Hold, HoldKind, HoldStatus, Item, Segment
 from boxoffice.booking.handlers.common import HOLDS, HOLDS_TOPIC, iso, owned_hold, record_hold
 from boxoffice.booking.handlers.expiry import end_hold, expire_section_holds
+from boxoffice.platform.admission import ADMISSION_HEADER, admitted
 from boxoffice.platform.auth import Principal
 from boxoffice.platform.bus.envelope import uuid7
 from boxoffice.platform.db import UnitOfWork
@@ -32,6 +33,7 @@ class PlaceHold:
     class_code: str | None = None
     origin: str | None = None
     destination: str | None = None
+    admission: str | None = None  # the waiting room's token (X-Admission), needed for a queued sale
 
     @property
     def requested(self) -> int:
@@ -69,15 +71,30 @@ async def place_hold(
         answer = await run_idempotent(
             deps.db, work, owner=user.id, scope="holds", key=idempotency_key, body=body, status_code=201, now=deps.now
         )
-    except (domain.SoldOut, domain.SeatUnavailable, domain.LimitReached) as refused:
+    except (domain.SoldOut, domain.SeatUnavailable, domain.LimitReached, domain.NotAdmitted) as refused:
         HOLDS.labels(refused.slug).inc()
         raise
     HOLDS.labels("placed").inc()
     return answer
 
 
+async def _check_admission(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal, now: datetime) -> None:
+    """A queued sale sells only to buyers the waiting room admitted: its signed token, for this sale and buyer."""
+    if cmd.event_id is None:
+        return
+    event = await catalog_copy.event_of(uow.conn, cmd.event_id)
+    if event is None or event.on_sale_at is None:
+        return
+    if not admitted(deps.secret, cmd.admission, event_id=event.event_id, user_id=user.id, now=now):
+        raise domain.NotAdmitted(
+            "This sale has a waiting room: join the line, and hold seats once you are admitted "
+            f"(send the admission in the {ADMISSION_HEADER} header)."
+        )
+
+
 async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal) -> Hold:
     now = deps.now()
+    await _check_admission(uow, deps, cmd, user, now)
     hold_id = uuid7()
     expires_at = now + timedelta(seconds=deps.config.hold_ttl_seconds)
     # The customer's own lock first and the contended inventory row last, so that row stays locked
