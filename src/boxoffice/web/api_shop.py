@@ -104,7 +104,9 @@ async def hold_event(request: Request, event_id: str, visitor: VisitorDep) -> Re
                                      status=422)
         wanted = HoldRequest(event_id=event_id, section_id=text(data, "section_id"), quantity=quantity)
     try:
-        hold = await visitor.booking.place_hold(wanted)
+        hold = await handlers.place_event_hold(visitor, wanted)
+    except handlers.WaitInLine:
+        return redirect(f"/queue/{event_id}", request)
     except ApiProblem as exc:
         if exc.status >= 500 or exc.status in (401, 403):
             raise

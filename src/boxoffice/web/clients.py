@@ -36,6 +36,8 @@ from boxoffice.web.resources import (
     Mailbox,
     Order,
     OrderPage,
+    QueueLine,
+    QueuePlace,
     Registration,
     Run,
     StationPage,
@@ -112,9 +114,10 @@ class ServiceApi:
         params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         auth: bool = True,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """The raw answer, whatever its status; ``ApiProblem`` (503) only when the service cannot be reached."""
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = dict(extra_headers or {})
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
@@ -153,8 +156,12 @@ class ServiceApi:
         params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         auth: bool = True,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        response = await self.send(method, path, json=json, params=params, idempotency_key=idempotency_key, auth=auth)
+        response = await self.send(
+            method, path, json=json, params=params, idempotency_key=idempotency_key, auth=auth,
+            extra_headers=extra_headers,
+        )
         return self.check(response, path)
 
     async def read(self, model: type[M], method: str, path: str, **options: Any) -> M:
@@ -233,8 +240,10 @@ class CatalogApi(ServiceApi):
 
 
 class BookingApi(ServiceApi):
-    async def place_hold(self, request: HoldRequest) -> Hold:
-        return await self.read(Hold, "POST", "/api/holds", json=_body(request))
+    async def place_hold(self, request: HoldRequest, *, admission: str | None = None) -> Hold:
+        """``admission``: the waiting room's token, for a queued sale."""
+        headers = {"X-Admission": admission} if admission else None
+        return await self.read(Hold, "POST", "/api/holds", json=_body(request), extra_headers=headers)
 
     async def hold(self, hold_id: str) -> Hold:
         return await self.read(Hold, "GET", at("/api/holds/{}", hold_id))
@@ -253,6 +262,19 @@ class BookingApi(ServiceApi):
 
     async def cancel_order(self, order_id: str) -> None:
         await self.call("POST", at("/api/orders/{}/cancel", order_id))
+
+
+class QueueApi(ServiceApi):
+    """The waiting room (``/api/queue``)."""
+
+    async def join(self, event_id: str) -> QueuePlace:
+        return await self.read(QueuePlace, "POST", at("/api/queue/{}/join", event_id))
+
+    async def place(self, event_id: str) -> QueuePlace:
+        return await self.read(QueuePlace, "GET", at("/api/queue/{}/me", event_id))
+
+    async def line(self, event_id: str) -> QueueLine:
+        return await self.read(QueueLine, "GET", at("/api/queue/{}", event_id))
 
 
 class PaymentsApi(ServiceApi):

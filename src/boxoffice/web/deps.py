@@ -14,6 +14,7 @@ from boxoffice.web.clients import (
     CatalogApi,
     IdentityApi,
     PaymentsApi,
+    QueueApi,
     Refresher,
     Remembered,
     ServiceApi,
@@ -48,6 +49,7 @@ class WebDeps:
     booking: BookingApi
     payments: PaymentsApi
     tickets: TicketsApi
+    queue: QueueApi
     refresher: Refresher
     stations: Remembered[list[Station]]
     service: Callable[[str], ServiceApi]

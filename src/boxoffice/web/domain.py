@@ -113,6 +113,18 @@ def format_duration(departs: str | datetime, arrives: str | datetime) -> str:
     return f"{hours}h {rest:02d}m" if hours else f"{rest}m"
 
 
+def format_wait(seconds: int | float | None) -> str:
+    """An estimated wait as a person says it: "under a minute", "about 4 minutes", "about 2 hours"."""
+    if seconds is None:
+        return "unknown"
+    if seconds < 60:
+        return "under a minute"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    return f"about {round(minutes / 60)} hours"
+
+
 def seconds_left(expires_at: str | datetime, now: datetime) -> float:
     """Seconds until ``expires_at``, never negative (a countdown must not end before the hold does)."""
     return max(0.0, (parse_time(expires_at) - now).total_seconds())

@@ -18,10 +18,19 @@ import httpx
 from boxoffice.platform.auth import Principal
 from boxoffice.platform.problems import Problem
 from boxoffice.web import domain
-from boxoffice.web.clients import ApiProblem, BookingApi, CatalogApi, IdentityApi, PaymentsApi, TicketsApi, not_found
+from boxoffice.web.clients import (
+    ApiProblem,
+    BookingApi,
+    CatalogApi,
+    IdentityApi,
+    PaymentsApi,
+    QueueApi,
+    TicketsApi,
+    not_found,
+)
 from boxoffice.web.deps import WebDeps
 from boxoffice.web.domain import CSRF_COOKIE, SESSION_COOKIE, ProblemInfo, Tokens
-from boxoffice.web.resources import Card, Hold, Order, Station
+from boxoffice.web.resources import Card, Hold, HoldRequest, Order, Station
 
 __all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "ApiProblem", "LoginRequired", "Tokens", "Visitor"]
 
@@ -133,6 +142,10 @@ class Visitor:
     @property
     def tickets(self) -> TicketsApi:
         return self.deps.tickets.as_visitor(self.tokens, self.renew)
+
+    @property
+    def queue(self) -> QueueApi:
+        return self.deps.queue.as_visitor(self.tokens, self.renew)
 
     async def call(
         self,
@@ -264,3 +277,29 @@ async def ticket_pdf(visitor: Visitor, ticket_id: str) -> bytes:
                 raise
         await asyncio.sleep(0.3)
     return await visitor.tickets.pdf(ticket_id)
+
+
+class WaitInLine(Exception):
+    """A queued sale's hold needs an admission this visitor does not have yet: the waiting page is next."""
+
+
+async def place_event_hold(visitor: Visitor, wanted: HoldRequest) -> Hold:
+    """Hold seats of an event; for a queued sale, with the waiting room's admission (docs/waiting-room.md).
+
+    Booking alone knows whether a sale is queued, so the hold is tried first; booking's ``not-admitted``
+    answer sends the visitor's admission along, or the visitor to the line.
+    """
+    try:
+        return await visitor.booking.place_hold(wanted)
+    except ApiProblem as exc:
+        if exc.slug != "not-admitted" or wanted.event_id is None:
+            raise
+    try:
+        place = await visitor.queue.place(wanted.event_id)
+    except ApiProblem as exc:
+        if exc.status == 404:
+            raise WaitInLine from None
+        raise
+    if place.admission is None:
+        raise WaitInLine
+    return await visitor.booking.place_hold(wanted, admission=place.admission.token)

@@ -33,6 +33,7 @@ def templates() -> Jinja2Templates:
         when=domain.format_when,
         clock=domain.format_clock,
         day=domain.format_day,
+        wait=domain.format_wait,
     )
     env.env.globals.update(duration=domain.format_duration, categories=domain.CATEGORIES)
     return env

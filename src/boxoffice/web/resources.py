@@ -58,6 +58,8 @@ class EventSummary(Answer):
     currency: str
     price_from: int
     available: int
+    queued: bool = False  # a queued sale: buyers go through the waiting room
+    on_sale_at: str | None = None
 
 
 class Section(Answer):
@@ -259,3 +261,35 @@ class Card(Request):
 # tickets
 class Admission(Answer):
     ticket_id: str
+
+
+# waiting room
+class QueueAdmission(Answer):
+    token: str
+    expires_at: str
+
+
+class QueuePlace(Answer):
+    event_id: str
+    status: str  # waiting | admitted | closed
+    reason: str | None = None
+    position: int | None = None
+    ahead: int = 0
+    eta_seconds: int | None = None
+    on_sale_at: str
+    admission: QueueAdmission | None = None
+
+
+class QueueLine(Answer):
+    event_id: str
+    name: str
+    status: str
+    on_sale_at: str
+    waiting: int
+    admitted: int
+    admitted_per_minute: int
+    rate_per_minute: float
+    eta_clear_seconds: int | None = None
+    abandoned: int
+    capacity: int
+    sold: int

@@ -20,12 +20,14 @@ from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.settings import Settings
 from boxoffice.web.api import install_page_handlers, router
 from boxoffice.web.api_db import router as databases
+from boxoffice.web.api_queue import router as queue
 from boxoffice.web.api_tracker import router as tracker
 from boxoffice.web.clients import (
     BookingApi,
     CatalogApi,
     IdentityApi,
     PaymentsApi,
+    QueueApi,
     Refresher,
     Remembered,
     ServiceApi,
@@ -60,6 +62,7 @@ class WebService(Service):
             booking=BookingApi("booking", lambda: clients.get("booking")),
             payments=PaymentsApi("payments", lambda: clients.get("payments")),
             tickets=TicketsApi("tickets", lambda: clients.get("tickets")),
+            queue=QueueApi("waitingroom", lambda: clients.get("waitingroom")),
             refresher=Refresher(identity),
             stations=Remembered(seconds=60),
             service=lambda name: ServiceApi(name, lambda: clients.get(name)),
@@ -70,7 +73,7 @@ class WebService(Service):
         return self.settings.mode == "dev"
 
     def routers(self) -> Sequence[APIRouter]:
-        return [router, tracker, databases]
+        return [router, tracker, databases, queue]
 
     async def check_ready(self) -> None:
         """Ready when identity answers (its keys sign every session); web has no database to ping."""
