@@ -26,6 +26,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from boxoffice.analytics.service import AnalyticsService
 from boxoffice.booking.service import BookingService
 from boxoffice.catalog.service import CatalogService
 from boxoffice.identity.service import IdentityService
@@ -47,6 +48,7 @@ SERVICES: dict[str, type[Service]] = {
     BookingService.name: BookingService,
     PaymentsService.name: PaymentsService,
     TicketsService.name: TicketsService,
+    AnalyticsService.name: AnalyticsService,
     WebService.name: WebService,
 }
 
