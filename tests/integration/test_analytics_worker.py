@@ -234,7 +234,7 @@ async def test_a_worker_killed_at_any_moment_gives_the_results_of_an_uninterrupt
         async with analytics(setup, bus, clock, batch_size=60) as whole:
             await wait_until(lambda: all_consumed(whole, len(stream)))
             clock.advance(days=1)
-            await wait_until(lambda: _no_pending(whole))
+            await wait_until(lambda: no_pending(whole))
             reference, reference_state = await emissions(whole), await state(whole)
 
         # The same stream counted by `boxoffice worker analytics` processes, each killed (SIGKILL) at a
@@ -260,7 +260,7 @@ async def test_a_worker_killed_at_any_moment_gives_the_results_of_an_uninterrupt
         assert kills == 3
         async with analytics(setup, bus, clock, db_url=killed_url, batch_size=60) as survivor:
             clock.advance(days=1)
-            await wait_until(lambda: _no_pending(survivor))
+            await wait_until(lambda: no_pending(survivor))
             replayed, replayed_state = await emissions(survivor), await state(survivor)
     finally:
         await bus.stop()
@@ -290,7 +290,7 @@ async def state(service: AnalyticsService) -> tuple[list[tuple[object, ...]], li
     return [tuple(t) for t in tallies], [tuple(c) for c in corrections]
 
 
-async def _no_pending(service: AnalyticsService) -> bool:
+async def no_pending(service: AnalyticsService) -> bool:
     async with service.db.read() as conn:
         pending = await conn.execute(select(func.count()).select_from(store.windows).where(store.windows.c.revision == 0))
         return pending.scalar_one() == 0
