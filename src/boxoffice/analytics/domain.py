@@ -111,9 +111,12 @@ def parse_booking(data: object) -> Booking:
 
 def window_start(at: datetime, size: timedelta) -> datetime:
     """The start of the tumbling window holding ``at``: windows are aligned to the epoch, like Flink's."""
-    step = int(size.total_seconds() * 1_000_000)
-    since = (at - EPOCH) // timedelta(microseconds=1)
+    step = round(size.total_seconds() * 1_000_000)
+    since = (at - EPOCH) // _MICROSECOND
     return EPOCH + timedelta(microseconds=since - since % step)
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(slots=True)

@@ -328,12 +328,12 @@ async def save_tallies(conn: AsyncConnection, changed: Iterable[EventTally]) -> 
 
 async def already_counted(conn: AsyncConnection, bookings: Sequence[Booking]) -> set[tuple[str, bool]]:
     """Which of these (order, confirmed|cancelled) were counted before: a booking the relay published twice."""
-    keys = sorted({(b.order_id, b.cancelled) for b in bookings})
+    orders = sorted({b.order_id for b in bookings})
     seen: set[tuple[str, bool]] = set()
-    for chunk in range(0, len(keys), 500):
+    for chunk in range(0, len(orders), 1000):
         rows = await conn.execute(
             select(counted_bookings.c.order_id, counted_bookings.c.cancelled).where(
-                tuple_(counted_bookings.c.order_id, counted_bookings.c.cancelled).in_(keys[chunk : chunk + 500])
+                counted_bookings.c.order_id.in_(orders[chunk : chunk + 1000])
             )
         )
         seen.update((order_id, bool(cancelled)) for order_id, cancelled in rows)
@@ -341,9 +341,16 @@ async def already_counted(conn: AsyncConnection, bookings: Sequence[Booking]) ->
 
 
 async def mark_counted(conn: AsyncConnection, keys: Iterable[tuple[str, bool]]) -> None:
-    rows = [{"order_id": order_id, "cancelled": cancelled} for order_id, cancelled in keys]
+    """One row per counted booking, written with the driver's executemany: this runs for every booking, and
+    building a SQLAlchemy parameter set per row would cost more than the insert."""
+    rows = list(keys)
     if rows:
-        await conn.execute(insert(counted_bookings), rows)
+        sql = _MARK_COUNTED_PG if conn.dialect.name == "postgresql" else _MARK_COUNTED
+        await conn.exec_driver_sql(sql, rows)
+
+
+_MARK_COUNTED = "INSERT INTO counted_bookings (order_id, cancelled) VALUES (?, ?)"
+_MARK_COUNTED_PG = "INSERT INTO counted_bookings (order_id, cancelled) VALUES ($1, $2)"
 
 
 async def record_corrections(conn: AsyncConnection, found: Sequence[Correction], now: datetime) -> None:

@@ -7,14 +7,14 @@ sell-through % (a line) and the sold-out moment (a marker on every chart). Pure:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from boxoffice.web.domain import format_clock, format_money, parse_time
 
 WIDTH, HEIGHT = 720, 200
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 84, 12, 14, 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,7 @@ class Chart:
     height: int = HEIGHT
     bars: list[Bar] = field(default_factory=list)
     line: str = ""  # SVG polyline points
+    left: int = LEFT
     y_ticks: list[tuple[float, str]] = field(default_factory=list)
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
     marker: tuple[float, str] | None = None  # the sold-out moment
@@ -85,14 +86,17 @@ class _Frame:
         return TOP + (HEIGHT - TOP - BOTTOM) * (self.high - value) / (self.high - self.low)
 
     def x_ticks(self, windows: Sequence[Window]) -> list[tuple[float, str]]:
-        every = max(1, len(windows) // 6)
-        return [(round(self.x(w.start), 1), format_clock(w.start)) for w in windows[::every]]
+        every = max(1, -(-len(windows) // 5))
+        short = any((w.end - w.start).total_seconds() < 60 for w in windows)  # windows shorter than a minute
+        return [(round(self.x(w.start), 1), w.start.strftime("%H:%M:%S") if short else format_clock(w.start))
+                for w in windows[::every]]
 
 
 def _bars(key: str, title: str, windows: Sequence[Window], value: Callable[[Window], float],
           label: Callable[[float], str], frame_of: Callable[[float, float], _Frame]) -> Chart:
     values = [value(w) for w in windows]
-    low, high = min(0.0, -_nice(-min(values))), _nice(max(values))
+    low = 0.0 if min(values) >= 0 else -_nice(-min(values))
+    high = _nice(max(values)) if max(values) > 0 else 0.0
     frame = frame_of(low, high)
     zero = frame.y(0)
     bars = []
@@ -101,7 +105,7 @@ def _bars(key: str, title: str, windows: Sequence[Window], value: Callable[[Wind
         top = frame.y(v)
         bars.append(Bar(round(x0 + 1, 1), round(min(top, zero), 1), round(max(1.0, x1 - x0 - 2), 1),
                         round(abs(zero - top), 1), f"{format_clock(w.start)}: {label(v)}", v < 0))
-    ticks = [(round(frame.y(t), 1), label(t)) for t in (low, (low + high) / 2, high) if t != low or low < 0]
+    ticks = [(round(frame.y(t), 1), label(t)) for t in sorted({low, 0.0, high})]
     return Chart(key, title, bars=bars, y_ticks=ticks, x_ticks=frame.x_ticks(windows), baseline=round(zero, 1))
 
 
@@ -122,7 +126,7 @@ def sales_charts(items: Sequence[Mapping[str, Any]], summary: Mapping[str, Any])
     tickets = _bars("tickets", "Tickets per minute", windows, lambda w: w.tickets * w.per_minute,
                     lambda v: f"{v:g}", frame_of)
     revenue = _bars("revenue", "Revenue per minute", windows, lambda w: w.revenue * w.per_minute,
-                    lambda v: format_money(round(v), currency), frame_of)
+                    lambda v: _short_money(round(v), currency), frame_of)
     charts = [tickets, revenue]
     capacity = summary.get("capacity")
     if capacity:
@@ -140,6 +144,11 @@ def sales_charts(items: Sequence[Mapping[str, Any]], summary: Mapping[str, Any])
     return charts
 
 
+def _short_money(minor: int, currency: str) -> str:
+    """An axis label: whole units once they are large (``€2,000`` rather than ``€2,000.00``)."""
+    text = format_money(minor, currency)
+    return text.replace(".00", "") if abs(minor) >= 10_000 else text
+
+
 def _with_marker(chart: Chart, marker: tuple[float, str]) -> Chart:
-    return Chart(chart.key, chart.title, chart.width, chart.height, chart.bars, chart.line, chart.y_ticks,
-                 chart.x_ticks, marker, chart.baseline)
+    return replace(chart, marker=marker)
