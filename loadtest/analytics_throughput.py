@@ -85,18 +85,19 @@ async def throughput(args: argparse.Namespace, workdir: Path) -> str:
         await bus.publish(stream[i : i + 5000])
     clock = Clock(stream[0].time)  # replaying history: the watermark, not the wall clock, closes windows
     service, tasks = await start(workdir, "throughput", bus, clock, batch_size=args.batch_size)
-    begun = time.perf_counter()  # the workers' tasks start running at the next await
+    begun, cpu = time.perf_counter(), time.process_time()  # the workers' tasks start running at the next await
     try:
         while await counted(service) < len(stream):  # noqa: ASYNC110 - the count is in another database
             await asyncio.sleep(0.02)
-        elapsed = time.perf_counter() - begun
+        elapsed, cpu = time.perf_counter() - begun, time.process_time() - cpu
         async with service.db.read() as conn:
             results = await store.count_rows(conn, store.emissions)
     finally:
         await stop(service, tasks)
         await bus.stop()
     return (f"throughput: {len(stream):,} bookings in {elapsed:.2f} s = {len(stream) / elapsed:,.0f} bookings/s "
-            f"(batch {args.batch_size}, {results:,} window results published)")
+            f"(batch {args.batch_size}, {results:,} window results published); this process used {cpu:.2f} s of "
+            f"CPU = {len(stream) / cpu:,.0f} bookings per CPU-second")
 
 
 async def latency(args: argparse.Namespace, workdir: Path) -> str:
