@@ -64,8 +64,8 @@ class AnalyticsService(Service):
             try:
                 records = await consumer.poll(max_records=size, timeout=idle)
                 if records:
-                    await handlers.aggregate_bookings(self.deps, records, caught_up=len(records) < size)
-                if len(records) < size:
+                    await handlers.aggregate_bookings(self.deps, records, caught_up=consumer.caught_up())
+                if consumer.caught_up():
                     await handlers.close_idle_windows(self.deps, consumer.owned())
             except Exception:
                 consumer.rewind()  # read again from what the last committed batch stored

@@ -12,7 +12,9 @@ record is applied twice or lost. This module gives such a consumer its records:
   is) and moves the in-memory positions past them. The caller stores ``record.offset + 1`` with its effects;
   if its transaction fails it calls ``rewind()`` and the next poll starts again from what it stored.
 - ``owned()`` is the set of partitions this member reads at the moment (all of them on the sql backend,
-  while it holds the group's lease; Kafka's assignment otherwise).
+  while it holds the group's lease; Kafka's assignment otherwise). ``caught_up()`` says whether the last
+  poll reached the end of each of them: a stream processor closes windows by the wall clock only then,
+  never while it works through a backlog.
 
 Nothing is committed to the bus's own group positions; two members that briefly both believe they own a
 partition (a rebalance, a lease taken over) are fenced by the caller's compare-and-set of its stored
@@ -71,6 +73,9 @@ class PositionedConsumer(Protocol):
     def rewind(self) -> None:
         """Forget the in-memory positions: the next poll loads them again from the caller's store."""
 
+    def caught_up(self) -> bool:
+        """Whether the last poll reached the end of every owned partition (nothing more was there)."""
+
     async def poll(self, *, max_records: int = 1000, timeout: float = 1.0) -> list[RawRecord]:
         """Records after the positions, in log order per partition; [] after ``timeout`` seconds."""
 
@@ -100,6 +105,7 @@ class SqlPositionedConsumer:
         self._positions: Positions | None = None
         self._partitions: frozenset[Partition] = frozenset()
         self._lease_until = 0.0
+        self._caught_up = False
 
     async def start(self) -> None:
         self.bus._waiters[self._wakeup] = frozenset(self.topics)
@@ -120,6 +126,9 @@ class SqlPositionedConsumer:
 
     def rewind(self) -> None:
         self._positions = None
+
+    def caught_up(self) -> bool:
+        return self._caught_up and bool(self.owned())
 
     async def _hold_lease(self) -> bool:
         now = time.time()
@@ -184,12 +193,14 @@ class SqlPositionedConsumer:
                 records.extend(RawRecord(topic, partition, offset, payload) for offset, payload in rows)
         for record in records:
             positions[(record.topic, record.partition)] = record.offset + 1
+        self._caught_up = all(positions.get(tp, 0) >= head for tp, head in heads.items())
         return records
 
     async def poll(self, *, max_records: int = 1000, timeout: float = 1.0) -> list[RawRecord]:
         deadline = time.monotonic() + timeout
         while True:
             self._wakeup.clear()
+            self._caught_up = False
             if await self._hold_lease():
                 records = await self._fetch(max_records)
                 if records:
@@ -222,6 +233,7 @@ class KafkaPositionedConsumer:
         self.load_positions = load_positions
         self._consumer: AIOKafkaConsumer | None = None
         self._assigned: frozenset[Partition] = frozenset()
+        self._next: dict[TopicPartition, int] = {}
         self._stale = False
 
     async def start(self) -> None:
@@ -229,6 +241,7 @@ class KafkaPositionedConsumer:
 
     async def stop(self) -> None:
         consumer, self._consumer, self._assigned = self._consumer, None, frozenset()
+        self._next = {}
         await _close(consumer)
 
     def owned(self) -> frozenset[Partition]:
@@ -237,13 +250,24 @@ class KafkaPositionedConsumer:
     def rewind(self) -> None:
         self._stale = True
 
+    def caught_up(self) -> bool:
+        consumer = self._consumer
+        if consumer is None or not self._assigned or self._stale:
+            return False
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)  # known once a fetch for the partition has answered
+            if end is None or self._next.get(tp, 0) < end:
+                return False
+        return True
+
     async def _seek(self, assigned: set[TopicPartition]) -> None:
         consumer = self._consumer
         if consumer is None:
             return
         positions = await self.load_positions(sorted((tp.topic, tp.partition) for tp in assigned))
         for tp in assigned:
-            consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
+            self._next[tp] = positions.get((tp.topic, tp.partition), 0)
+            consumer.seek(tp, self._next[tp])
         self._assigned = frozenset((tp.topic, tp.partition) for tp in assigned)
         self._stale = False
 
@@ -256,12 +280,15 @@ class KafkaPositionedConsumer:
         except Exception:
             await self.stop()  # rejoin, and seek to the stored positions again, on the next poll
             raise
-        return [
+        records = [
             RawRecord(tp.topic, tp.partition, message.offset, message.value)
             for tp, messages in batches.items()
             if (tp.topic, tp.partition) in self._assigned
             for message in messages
         ]
+        for record in records:
+            self._next[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        return records
 
     async def _client(self) -> AIOKafkaConsumer:
         if self._consumer is None:
