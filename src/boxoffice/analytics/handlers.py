@@ -169,8 +169,11 @@ async def close_idle_windows(deps: AnalyticsDeps, owned: frozenset[Partition]) -
 
     async def work(uow: UnitOfWork) -> list[WindowResult]:
         pending = await store.load_windows(uow.conn, (), pending_in=sorted({p for _, p in owned}))
-        published = Batch(config, pending, {}, {}, partitions={}).close_idle(now)
-        await store.save_windows(uow.conn, [w for w in pending.values() if w.revision], now)
+        published = [
+            result
+            for result in Batch(config, pending, {}, {}, partitions={}).close_idle(now)
+            if await store.claim_first_emission(uow.conn, result, now)
+        ]
         _publish(uow, published)
         await store.record_emissions(uow.conn, published, now)
         return published

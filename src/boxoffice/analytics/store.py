@@ -262,6 +262,26 @@ async def save_windows(conn: AsyncConnection, changed: Iterable[Window], now: da
     )
 
 
+async def claim_first_emission(conn: AsyncConnection, result: WindowResult, now: datetime) -> bool:
+    """Mark a window published (revision 1) if it is still unpublished with exactly these totals: of two
+    members that both closed it by the clock (a rebalance), one publishes it."""
+    claimed = await conn.execute(
+        update(windows)
+        .where(
+            and_(
+                windows.c.event_id == result.event_id,
+                windows.c.window_start == result.window_start,
+                windows.c.revision == 0,
+                windows.c.total_tickets == result.total_tickets,
+                windows.c.orders == result.orders,
+                windows.c.revenue_minor == result.revenue_minor,
+            )
+        )
+        .values(revision=1, emitted_at=now)
+    )
+    return bool(claimed.rowcount == 1)
+
+
 async def record_emissions(conn: AsyncConnection, results: Sequence[WindowResult], now: datetime) -> None:
     if results:
         await conn.execute(
