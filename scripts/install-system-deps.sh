@@ -2,6 +2,7 @@
 # Installs the Debian packages the test suite needs and does nothing when they are already there:
 #   postgresql   a real PostgreSQL the integration tests start on loopback (as the postgres user)
 #   chromium     the browser the Playwright tests (tests/browser) drive, with fonts to render the pages
+#   java 17      the JVM PyFlink starts for the Flink SQL differential test (deploy/flink/)
 set -euo pipefail
 
 need=()
@@ -10,6 +11,7 @@ command -v runuser >/dev/null || need+=(util-linux)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -d /usr/share/fonts/truetype/liberation ] || need+=(fonts-liberation)
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

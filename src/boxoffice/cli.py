@@ -29,6 +29,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from boxoffice.analytics.service import AnalyticsService
 from boxoffice.booking.service import BookingService
 from boxoffice.catalog.service import CatalogService
 from boxoffice.identity.service import IdentityService
@@ -58,6 +59,7 @@ SERVICES: dict[str, type[Service]] = {
     TicketsService.name: TicketsService,
     TrackingService.name: TrackingService,
     WaitingRoomService.name: WaitingRoomService,
+    AnalyticsService.name: AnalyticsService,
     WebService.name: WebService,
 }
 

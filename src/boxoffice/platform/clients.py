@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp
 
+from boxoffice.platform.asgi_stream import StreamingASGITransport
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.platform.settings import Settings
@@ -130,9 +132,32 @@ class ServiceClient:
             headers=dict(headers or {}),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
+        # Streams (server-sent events) wait for the body as long as it lasts, and in-process need a transport
+        # that hands over each chunk as it is sent rather than the body once the app has finished.
+        self._streams = httpx.AsyncClient(
+            base_url=base_url or f"http://{name}.internal",
+            transport=StreamingASGITransport(app) if app is not None else None,
+            timeout=httpx.Timeout(timeout, read=None),
+            headers=dict(headers or {}),
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._streams.aclose()
+
+    @asynccontextmanager
+    async def stream(
+        self, path: str, *, headers: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """``GET path`` with the body read as it arrives (``response.aiter_bytes()``); not retried."""
+        self.breaker.before_call()
+        try:
+            async with self._streams.stream("GET", path, headers=headers, params=params) as response:
+                self.breaker.record_success()
+                yield response
+        except httpx.TransportError as exc:
+            self.breaker.record_failure()
+            raise ServiceUnavailable(f"{self.name} could not be reached") from exc
 
     async def request(
         self,

@@ -97,6 +97,10 @@ class ServiceApi:
         self._token: str | None = None
         self._renew: Renew | None = None
 
+    def transport(self) -> ServiceClient:
+        """The platform's client underneath, for what the typed calls do not cover (relaying a stream)."""
+        return self._client()
+
     def as_visitor(self, tokens: Tokens | None, renew: Renew | None = None) -> Self:
         """This API as the holder of ``tokens``; ``renew`` gives a fresh access token when a service says
         the one sent has expired (it may expire between web's check and the service's)."""

@@ -19,6 +19,7 @@ from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.settings import Settings
 from boxoffice.web.api import install_page_handlers, router
+from boxoffice.web.api_analytics import router as analytics
 from boxoffice.web.api_db import router as databases
 from boxoffice.web.api_queue import router as queue
 from boxoffice.web.api_tracker import router as tracker
@@ -73,7 +74,7 @@ class WebService(Service):
         return self.settings.mode == "dev"
 
     def routers(self) -> Sequence[APIRouter]:
-        return [router, tracker, databases, queue]
+        return [router, tracker, databases, queue, analytics]
 
     async def check_ready(self) -> None:
         """Ready when identity answers (its keys sign every session); web has no database to ping."""

@@ -1,0 +1,163 @@
+"""Analytics' API over HTTP (through the gateway, in process): who may call it, what bad input gets, and the
+sales, summary and stream of a sale whose bookings arrive on the bus, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from boxoffice.analytics.deps import AnalyticsSettings
+from boxoffice.platform.asgi_stream import StreamingASGITransport
+from boxoffice.platform.bus.envelope import Envelope, new_event
+from boxoffice.platform.settings import Settings
+from tests.harness.app import FakeClock, Running, running, wait_for
+from tests.harness.booking import general_event, token_for
+from tests.harness.booking_stream import START
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+async def app(tmp_path: Path, db_factory: Callable[[str], str]) -> AsyncIterator[Running]:
+    configs = {"analytics": AnalyticsSettings(database_url=db_factory("analytics"), idle_check_seconds=0.05,
+                                              stream_poll_seconds=0.05)}
+    async with running(Settings(data_dir=tmp_path, demo=False), ["identity", "analytics"], configs=configs) as app:
+        app.service("analytics").clock = FakeClock(START)  # frozen: only the watermark closes windows
+        yield app
+
+
+def stamp(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def booking(event: dict[str, Any], order_id: str, tickets: int, second: float, *, cancelled: bool = False) -> Envelope:
+    price = event["sections"][0]["price"]
+    data = {"event_id": event["event_id"], "user_id": "u-1", "order_id": order_id, "ticket_count": tickets,
+            "amount_minor": tickets * price, "currency": event["currency"],
+            "status": "cancelled" if cancelled else "confirmed", "timestamp": stamp(START + timedelta(seconds=second)),
+            "kind": "event", "holder_name": "Ann Fan", "items": []}
+    kind = "booking.order-cancelled" if cancelled else "booking.order-confirmed"
+    return new_event(kind, source="booking", key=event["event_id"], data=data, topic="ticket-bookings")
+
+
+def kind(response: httpx.Response) -> str:
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    return str(response.json()["type"]).rsplit("/", 1)[-1]
+
+
+async def test_only_admins_may_read_analytics(app: Running) -> None:
+    customer = token_for(app)
+    for path in ("/api/analytics/sales?event_id=x", "/api/analytics/events/x/summary", "/api/analytics/stream",
+                 "/api/analytics/events"):
+        anonymous = await app.client.get(path)
+        assert anonymous.status_code == 401 and kind(anonymous) == "unauthorized"
+        forbidden = await app.client.get(path, headers=customer)
+        assert forbidden.status_code == 403 and kind(forbidden) == "forbidden"
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "slug"),
+    [
+        ("", 422, None),
+        ("?event_id=", 422, None),
+        ("?event_id=e&from=yesterday", 422, None),
+        ("?event_id=e&from=2026-12-01T10:00:00", 422, None),  # no time zone
+        ("?event_id=e&from=2026-12-01T11:00:00Z&to=2026-12-01T10:00:00Z", 400, "invalid-range"),
+        ("?event_id=e&cursor=garbage", 400, "invalid-cursor"),
+        ("?event_id=e&limit=0", 422, None),
+        ("?event_id=e&limit=100000", 422, None),
+    ],
+)
+async def test_bad_queries_get_a_problem(app: Running, query: str, status: int, slug: str | None) -> None:
+    admin = token_for(app, roles=("admin",))
+    response = await app.client.get(f"/api/analytics/sales{query}", headers=admin)
+    assert response.status_code == status, response.text
+    problem = kind(response)
+    assert slug is None or problem == slug
+    unknown = await app.client.get("/api/analytics/events/nope/summary", headers=admin)
+    assert unknown.status_code == 404 and kind(unknown) == "not-found"
+
+
+async def test_a_sale_in_windows_its_summary_and_the_live_stream(app: Running) -> None:
+    admin = token_for(app, roles=("admin",))
+    event = general_event(capacity=10, price=2500)
+    bus = app.runtime.bus
+    await bus.publish([new_event("catalog.event-published", source="catalog", key=event["event_id"], data=event,
+                                 topic="catalog.events")])
+    transport = StreamingASGITransport(app.runtime.gateway())
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://boxoffice.test") as streaming,
+        streaming.stream("GET", "/api/analytics/stream", params={"event_id": event["event_id"]}, headers=admin) as live,
+    ):
+        assert live.status_code == 200 and live.headers["content-type"].startswith("text/event-stream")
+        lines = live.aiter_lines()
+        assert await anext(lines) == "retry: 2000"
+        a, b = str(uuid.uuid4()), str(uuid.uuid4())
+        await bus.publish([booking(event, a, 4, 10), booking(event, b, 6, 20)])
+
+        async def sold_out() -> dict[str, Any] | None:
+            response = await app.client.get(f"/api/analytics/events/{event['event_id']}/summary", headers=admin)
+            body: dict[str, Any] = response.json()
+            return body if response.status_code == 200 and body["sold"] == 10 and body["capacity"] else None
+
+        summary = await wait_for(sold_out)
+        assert summary["sold_out_at"] == stamp(START + timedelta(seconds=20))
+        assert summary["sell_through"] == 1.0
+
+        # A cancellation a minute later, then a booking whose time moves the watermark past both windows.
+        await bus.publish([booking(event, a, 4, 70, cancelled=True), booking(event, str(uuid.uuid4()), 1, 130)])
+        received = []
+        while len(received) < 2:
+            line = await anext(lines)
+            if line.startswith("data: "):
+                received.append(httpx.Response(200, content=line[6:]).json())
+        assert [(r["window_start"], r["total_tickets"], r["orders"], r["revision"]) for r in received] == [
+            (stamp(START), 10, 2, 1), (stamp(START + timedelta(minutes=1)), -4, -1, 1)]
+        assert all(r["event_id"] == event["event_id"] and r["currency"] == "EUR" for r in received)
+
+    sales = await app.client.get("/api/analytics/sales", params={"event_id": event["event_id"]}, headers=admin)
+    assert sales.status_code == 200
+    assert sales.json() == {"items": [
+        {"window_start": stamp(START), "window_end": stamp(START + timedelta(minutes=1)), "total_tickets": 10,
+         "orders": 2, "revenue_minor": 25000, "currency": "EUR", "revision": 1},
+        {"window_start": stamp(START + timedelta(minutes=1)), "window_end": stamp(START + timedelta(minutes=2)),
+         "total_tickets": -4, "orders": -1, "revenue_minor": -10000, "currency": "EUR", "revision": 1},
+    ], "next_cursor": None}
+    first = await app.client.get("/api/analytics/sales", params={"event_id": event["event_id"], "limit": 1},
+                                 headers=admin)
+    rest = await app.client.get("/api/analytics/sales", params={"event_id": event["event_id"], "limit": 1,
+                                                                "cursor": first.json()["next_cursor"]}, headers=admin)
+    assert [w["window_start"] for w in first.json()["items"] + rest.json()["items"]] == [
+        stamp(START), stamp(START + timedelta(minutes=1))]
+    assert rest.json()["next_cursor"] is None
+    later = await app.client.get("/api/analytics/sales", headers=admin, params={
+        "event_id": event["event_id"], "from": stamp(START + timedelta(minutes=1)), "to": stamp(START + timedelta(hours=1))})
+    assert [w["total_tickets"] for w in later.json()["items"]] == [-4]
+
+    summary = (await app.client.get(f"/api/analytics/events/{event['event_id']}/summary", headers=admin)).json()
+    assert summary == {"event_id": event["event_id"], "capacity": 10, "sold": 7, "sell_through": 0.7,
+                       "revenue_minor": 17500, "currency": "EUR", "first_sale_at": stamp(START + timedelta(seconds=10)),
+                       "sold_out_at": None, "peak_tickets_per_minute": 10.0}
+    tracked = (await app.client.get("/api/analytics/events", headers=admin)).json()["items"]
+    assert {"event_id": event["event_id"], "kind": "event", "name": event["name"], "capacity": 10, "sold": 7}.items() <= (
+        next(t for t in tracked if t["event_id"] == event["event_id"]).items())
+
+    # A stream resumed with Last-Event-ID replays what came after that id.
+    async with (
+        httpx.AsyncClient(transport=StreamingASGITransport(app.runtime.gateway()), base_url="http://boxoffice.test")
+        as streaming,
+        streaming.stream("GET", "/api/analytics/stream", headers={**admin, "Last-Event-ID": "0"}) as again,
+    ):
+        ids = []
+        async for line in again.aiter_lines():
+            if line.startswith("id: "):
+                ids.append(int(line[4:]))
+            if len(ids) == 2:
+                break
+    assert ids == sorted(ids) and len(set(ids)) == 2
