@@ -105,7 +105,7 @@ def embedded() -> Iterator[Embedded]:
 def token(runtime: Runtime, roles: tuple[str, ...]) -> dict[str, str]:
     identity = next(s for s in runtime.services if s.name == "identity")
     user_id = str(uuid.uuid4())
-    signed = identity.keyring().issue_access_token(  # type: ignore[attr-defined]
+    signed = identity.keyring().issue_access_token(
         user_id=user_id,
         email=f"{user_id[:8]}@example.com",
         name="Schemathesis",
