@@ -52,11 +52,15 @@ def test_boxoffice_run_writes_only_json_lines_and_one_access_line_per_request(tm
 
 SCRIPT = textwrap.dedent(
     """
-    import logging, warnings
+    import logging, multiprocessing, warnings
+    from concurrent.futures import ProcessPoolExecutor
     import structlog
-    from boxoffice.platform.observability import configure_logging
+    from boxoffice.platform.observability import configure_logging, configure_worker_logging
 
     configure_logging("INFO")
+    context = multiprocessing.get_context("spawn")  # as the tickets service renders PDFs
+    with ProcessPoolExecutor(1, mp_context=context, initializer=configure_worker_logging) as pool:
+        pool.submit(logging.getLogger("fpdf.worker").warning, "a warning in a worker process").result()
     logging.getLogger("fpdf.output").warning("a warning from a library, %s", "formatted")
     try:
         1 / 0
@@ -83,5 +87,6 @@ def test_stdlib_logs_warnings_and_tracebacks_are_single_json_lines() -> None:
         assert failed["level"] == "error"
         assert failed["exception"].startswith("Traceback") and "ZeroDivisionError" in failed["exception"]
     assert any("something is deprecated" in line["event"] for line in lines)
+    assert events["a warning in a worker process"]["logger"] == "fpdf.worker"
     crash = events["uncaught exception"]
     assert crash["level"] == "critical" and "RuntimeError: the process dies" in crash["exception"]

@@ -69,6 +69,11 @@ async def delete_thing(thing_id: str) -> None:
     return None
 
 
+@router.post("/api/things", status_code=201)
+async def make_thing(body: ThingOut) -> ThingOut:
+    return body
+
+
 @router.get("/api/open")
 async def open_route() -> ThingOut:
     return ThingOut(id="x")
@@ -93,5 +98,7 @@ def test_declared_problems_and_those_of_dependencies_are_problem_json_only(tmp_p
     delete = document["paths"]["/api/things/{thing_id}"]["delete"]["responses"]
     assert {"401", "403"} <= set(delete)  # needs the admin role
     assert set(document["paths"]["/api/open"]["get"]["responses"]) == {"200"}
+    # A body may be malformed JSON (400) or too large (413): the platform answers those for every route.
+    assert set(document["paths"]["/api/things"]["post"]["responses"]) == {"201", "400", "413", "422"}
     problem = document["components"]["schemas"]["ProblemDocument"]
     assert set(problem["required"]) == {"type", "title", "status"}

@@ -163,13 +163,16 @@ async def run_idempotent(
 
 async def purge_expired(db: Database, *, before: datetime, batch: int = 1000) -> int:
     """Delete up to ``batch`` records created before ``before``; returns how many (0 without the table)."""
-    async with db.read() as conn:
-        if not await conn.run_sync(lambda sync: inspect(sync).has_table(IDEMPOTENCY.name)):
-            return 0
-    pk = tuple_(IDEMPOTENCY.c.owner, IDEMPOTENCY.c.scope, IDEMPOTENCY.c.key)
     expired = select(IDEMPOTENCY.c.owner, IDEMPOTENCY.c.scope, IDEMPOTENCY.c.key).where(
         IDEMPOTENCY.c.created_at < before
     )
+    async with db.read() as conn:
+        if not await conn.run_sync(lambda sync: inspect(sync).has_table(IDEMPOTENCY.name)):
+            return 0
+        # Looked for on the read pool first: no write transaction (SQLite's one writer) when nothing expired.
+        if (await conn.execute(expired.limit(1))).first() is None:
+            return 0
+    pk = tuple_(IDEMPOTENCY.c.owner, IDEMPOTENCY.c.scope, IDEMPOTENCY.c.key)
     async with db.uow() as uow:
         result = await uow.conn.execute(delete(IDEMPOTENCY).where(pk.in_(expired.limit(batch))))
         await uow.commit()

@@ -77,6 +77,12 @@ def configure_logging(level: str = "INFO", *, json: bool = True, stream: TextIO 
     sys.excepthook = _log_uncaught
 
 
+def configure_worker_logging(level: str = "INFO", json: bool = True) -> None:
+    """``configure_logging`` for a process pool's ``initializer`` (positional arguments, importable by name):
+    a spawned process starts with Python's default logging, whose warnings are plain text."""
+    configure_logging(level, json=json)
+
+
 def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
     if issubclass(kind, KeyboardInterrupt):
         sys.__excepthook__(kind, exc, tb)

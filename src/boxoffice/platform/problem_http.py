@@ -163,7 +163,8 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
     - every 4xx/5xx response, FastAPI's own 422 included, is ``application/problem+json`` with the
       ``ProblemDocument`` schema, and nothing else; ``HTTPValidationError`` is gone;
     - a route declares what its dependencies may answer (``raises``): 401 for one needing a user, 403 for
-      one needing a role, without each route repeating it.
+      one needing a role, without each route repeating it; and one with a body the 400 (malformed JSON)
+      and 413 (too large) that the platform answers for it.
     """
     if app.openapi_schema:
         return app.openapi_schema
@@ -178,6 +179,8 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
         if not route.include_in_schema:
             continue
         statuses = _dependency_statuses(route.dependant)
+        if route.body_field is not None:
+            statuses |= {400, 413}  # a body that is not JSON (install_problem_handlers), or too large (limits)
         for method in route.methods or ():
             operation = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
             if operation is not None:
