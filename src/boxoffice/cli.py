@@ -29,6 +29,7 @@ from starlette.types import ASGIApp
 from boxoffice.booking.service import BookingService
 from boxoffice.catalog.service import CatalogService
 from boxoffice.identity.service import IdentityService
+from boxoffice.music.service import MusicService
 from boxoffice.payments.service import PaymentsService
 from boxoffice.platform.app import Service
 from boxoffice.platform.bus.factory import build_bus
@@ -47,6 +48,7 @@ SERVICES: dict[str, type[Service]] = {
     BookingService.name: BookingService,
     PaymentsService.name: PaymentsService,
     TicketsService.name: TicketsService,
+    MusicService.name: MusicService,
     WebService.name: WebService,
 }
 

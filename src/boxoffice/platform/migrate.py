@@ -9,6 +9,7 @@ import asyncio
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.runtime.environment import IncludeNameFn
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -30,8 +31,9 @@ def upgrade(service: str, url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(service, url), revision)
 
 
-def run_migrations(metadata: MetaData) -> None:
-    """The body of every service's env.py."""
+def run_migrations(metadata: MetaData, *, include_name: IncludeNameFn | None = None) -> None:
+    """The body of every service's env.py. ``include_name``: Alembic's filter, for objects a service creates
+    outside its metadata (SQLite FTS5 tables, a PostgreSQL generated column) that comparison must skip."""
     url: str = context.config.attributes["url"]
 
     def do_run(connection: Connection) -> None:
@@ -41,6 +43,7 @@ def run_migrations(metadata: MetaData) -> None:
             render_as_batch=connection.dialect.name == "sqlite",
             version_table=f"alembic_version_{context.config.attributes['service']}",
             compare_type=True,
+            include_name=include_name,
         )
         with context.begin_transaction():
             context.run_migrations()
