@@ -222,3 +222,34 @@ async def test_playlist_positions_versions_limits_and_privacy(app: Running) -> N
     assert (await client.get(f"/api/playlists/{pid}", headers=owner)).status_code == 404
     changes = [e.data["change"] for e in await published(app, "music.playlists", 12)]
     assert changes[0] == "created" and changes[-1] == "deleted"
+
+
+async def test_demo_concerts_and_festivals_get_their_lineups(tmp_path: Path, db_url: str) -> None:
+    configs = {"music": MusicSettings(database_url=db_url), "catalog": CatalogSettings(),
+               "identity": IdentitySettings()}
+    async with running(Settings(data_dir=tmp_path, demo=True), ["identity", "catalog", "music"],
+                       configs=configs) as app:
+        client = app.client
+        events = (await client.get("/api/events", params={"limit": 100})).json()["items"]
+        musical = [e for e in events if e["category"] in ("concert", "festival")]
+        assert len(musical) >= 10
+
+        async def lineups() -> dict[str, list[dict[str, Any]]] | None:
+            found = {}
+            for event in events:
+                response = await client.get(f"/api/lineups/{event['id']}")
+                if response.status_code != 200:
+                    return None
+                found[event["id"]] = response.json()["artists"]
+            return found
+
+        by_event = await wait_for(lineups, timeout=30)
+        for event in events:
+            expected = {"concert": 3, "festival": 8}.get(event["category"], 0)
+            assert len(by_event[event["id"]]) == expected, event["name"]
+        jazz = next(e for e in events if e["name"] == "Jazz at Blue Note")
+        assert all("jazz" in a["genres"] for a in by_event[jazz["id"]])
+        artists = (await client.get("/api/artists", params={"limit": 100})).json()["items"]
+        assert len(artists) >= 50
+        headliner = (await client.get(f"/api/artists/{by_event[jazz['id']][0]['id']}")).json()
+        assert jazz["id"] in [e["event_id"] for e in headliner["upcoming_events"]]
