@@ -45,8 +45,9 @@ class WebService(Service):
 
     def routers(self) -> Sequence[APIRouter]:
         from boxoffice.web.api import router
+        from boxoffice.web.api_music import router as music
 
-        return [router]
+        return [router, music]
 
     async def check_ready(self) -> None:
         """Ready when identity answers (its keys sign every session); web has no database to ping."""
