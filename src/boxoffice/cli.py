@@ -179,7 +179,9 @@ class Runtime:
 
         routes = [(p, self.apps[s.name]) for s in self.services for p in gateway_routes(type(s))]
         docs = {s.name: f"/api/{s.name}/docs" for s in self.services}
-        return Gateway(routes, check_ready=self.readiness, lifespan=lifespan, docs=docs, fallback=self.apps.get("web"))
+        owners = {p: s.name for s in self.services for p in gateway_routes(type(s))}
+        return Gateway(routes, check_ready=self.readiness, lifespan=lifespan, docs=docs, fallback=self.apps.get("web"),
+                       owners=owners, secret=self.settings.secret)
 
 
 def _report_worker_exit(task: asyncio.Task[None]) -> None:
@@ -326,7 +328,10 @@ def _run_processes(settings: Settings) -> None:
     routes = [(p, proxies[name]) for name, cls in SERVICES.items() for p in gateway_routes(cls)]
     docs = {name: f"/api/{name}/docs" for name in SERVICES}
     try:
-        _serve(Gateway(routes, check_ready=readiness, docs=docs, fallback=proxies.get("web")), settings)
+        owners = {p: name for name, cls in SERVICES.items() for p in gateway_routes(cls)}
+        gateway = Gateway(routes, check_ready=readiness, docs=docs, fallback=proxies.get("web"), owners=owners,
+                          peers=urls, secret=settings.secret)
+        _serve(gateway, settings)
     finally:
         for child in children:
             child.terminate()

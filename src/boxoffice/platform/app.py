@@ -23,6 +23,7 @@ from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.bus.relay import Relay
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.db import Database, utcnow
+from boxoffice.platform.faults import FaultInjectionMiddleware
 from boxoffice.platform.limits import BodyLimitMiddleware
 from boxoffice.platform.metrics import MetricsMiddleware, metrics_response
 from boxoffice.platform.observability import RequestIdMiddleware
@@ -136,6 +137,7 @@ class Service:
         app.include_router(health_router(self.check_ready))
         for router in self.routers():
             app.include_router(router)
+        app.add_middleware(FaultInjectionMiddleware, service=self.name, secret=self.settings.secret)
         app.add_middleware(BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, overrides=self.body_limits)
         app.add_middleware(MetricsMiddleware, service=self.name)
         app.add_middleware(RequestIdMiddleware)
