@@ -32,6 +32,8 @@ class EventSummaryOut(Out):
     currency: str
     price_from: int
     available: int
+    availability_stale: bool = False
+    """True when booking did not answer in time: ``available`` is the last count seen (or the capacity)."""
 
 
 class SectionOut(Out):

@@ -17,6 +17,14 @@ from boxoffice.web.pages import VisitorDep, form, number, redirect, render, text
 
 router = APIRouter(include_in_schema=False)
 EXPIRED_SLUGS = {"hold-expired", "hold-not-active"}
+# When a service behind checkout fails (down, too slow), the buyer learns which step to retry and that a retry
+# is safe: the order is idempotent per hold, the payment per rendering of the form (kept for the retry).
+RETRY = {
+    "order": "We could not place your order: booking did not answer in time. Nothing was charged and your seats "
+             "stay held until the timer runs out. Press “Pay” again to retry.",
+    "payment": "The payment service did not answer in time, so your payment is not confirmed yet. Press “Pay” "
+               "again to retry: the same payment is never taken twice.",
+}
 
 
 async def _hold_title(visitor: Visitor, hold: dict[str, Any]) -> tuple[str, str]:
@@ -43,14 +51,14 @@ async def checkout(request: Request, hold_id: str, visitor: VisitorDep) -> Respo
 
 
 async def _checkout_page(request: Request, visitor: Visitor, hold: dict[str, Any], *, error: str | None = None,
-                         expired: bool = False, status: int = 200) -> Response:
+                         expired: bool = False, status: int = 200, attempt: str | None = None) -> Response:
     title, back = await _hold_title(visitor, hold)
     left = domain.seconds_left(hold["expires_at"], datetime.now(UTC))
     expired = expired or hold["status"] != "active" or left <= 0
     return render(
         request, "checkout.html", "checkout", hold=hold, title=title, back=back, error=error, status=status,
         expired=expired, ms_left=0 if expired else int(left * 1000), countdown=domain.countdown_label(left),
-        attempt=secrets.token_urlsafe(12), test_cards=domain.TEST_CARDS, year=datetime.now(UTC).year,
+        attempt=attempt or secrets.token_urlsafe(12), test_cards=domain.TEST_CARDS, year=datetime.now(UTC).year,
     )
 
 
@@ -76,8 +84,11 @@ async def pay(request: Request, hold_id: str, visitor: VisitorDep) -> Response:
         await visitor.call("payments", "POST", f"/api/orders/{order_id}/payment", json=card,
                            idempotency_key=domain.attempt_key("pay", order_id, attempt))
     except ApiProblem as exc:
-        if exc.status >= 500 or exc.status in (401, 403):
+        if exc.status in (401, 403):
             raise
+        if exc.status >= 500:
+            return await _checkout_page(request, visitor, hold, error=RETRY["payment" if order_id else "order"],
+                                        status=503, attempt=attempt)
         if order_id and exc.slug == "order-not-payable" and order_confirmed(await _orders_for(visitor, hold_id)):
             return redirect(f"/orders/{order_id}", request)  # paid already (another tab, a resubmission)
         expired = exc.slug in EXPIRED_SLUGS
