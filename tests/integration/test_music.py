@@ -14,6 +14,7 @@ from boxoffice.catalog.deps import CatalogSettings
 from boxoffice.identity.deps import IdentitySettings
 from boxoffice.music import handlers
 from boxoffice.music.deps import MusicSettings
+from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.settings import Settings
 from tests.harness.app import Running, running, wait_for
 from tests.integration.test_catalog import ADMIN, admin_headers, customer_headers, published
@@ -253,3 +254,43 @@ async def test_demo_concerts_and_festivals_get_their_lineups(tmp_path: Path, db_
         assert len(artists) >= 50
         headliner = (await client.get(f"/api/artists/{by_event[jazz['id']][0]['id']}")).json()
         assert jazz["id"] in [e["event_id"] for e in headliner["upcoming_events"]]
+
+
+def _published(event_id: str, name: str, envelope_id: str) -> Envelope:
+    data = {"event_id": event_id, "name": name, "category": "concert", "venue": "Blue Note", "city": "Milan",
+            "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat().replace("+00:00", "Z"),
+            "currency": "EUR", "seating": "general", "sections": []}
+    return Envelope(id=envelope_id, type="catalog.event-published", source="catalog", time=datetime.now(UTC),
+                    key=event_id, data=data, topic="catalog.events")
+
+
+async def test_catalog_events_are_applied_once_and_the_demo_lineup_given_once(tmp_path: Path, db_url: str) -> None:
+    async with running(Settings(data_dir=tmp_path, demo=True), ["music"],
+                       configs={"music": MusicSettings(database_url=db_url)}, workers=False) as app:
+        deps = app.service("music").deps
+        first = _published("ev-1", "Jazz at Blue Note", "00000000-0000-7000-8000-000000000001")
+        await handlers.apply_catalog_event(deps, first)
+        assert len((await handlers.get_lineup(deps, "ev-1")).artists) == 3
+        await handlers.set_lineup(deps, "ev-1", [])  # the admins' choice from now on
+        await handlers.apply_catalog_event(deps, first)  # delivered again: already applied (inbox)
+        again = _published("ev-1", "Jazz at Blue Note (late show)", "00000000-0000-7000-8000-000000000002")
+        await handlers.apply_catalog_event(deps, again)  # republished: the event changes, the line-up stays
+        lineup = await handlers.get_lineup(deps, "ev-1")
+        assert lineup.artists == () and lineup.event.name == "Jazz at Blue Note (late show)"
+
+
+@pytest.mark.kafka
+async def test_music_learns_events_over_kafka(tmp_path: Path, kafka_bootstrap: str) -> None:
+    settings = Settings(data_dir=tmp_path, demo=False, bus="kafka", kafka_bootstrap_servers=kafka_bootstrap,
+                        kafka_session_timeout_ms=2_000, kafka_heartbeat_interval_ms=300,
+                        kafka_rebalance_timeout_ms=1_000)
+    configs = {"identity": IdentitySettings(admin_email=ADMIN["email"], admin_password=ADMIN["password"])}
+    async with running(settings, ["identity", "catalog", "music"], configs=configs) as app:
+        client = app.client
+        event_id = await _event(client, await admin_headers(client), "Kafka Jazz Night")
+
+        async def learned() -> bool:
+            response = await client.get(f"/api/lineups/{event_id}")
+            return response.status_code == 200 and response.json()["event"]["name"] == "Kafka Jazz Night"
+
+        await wait_for(learned, timeout=40)
