@@ -151,3 +151,22 @@ def test_smooth_weighted_round_robin_gives_exact_shares() -> None:
     spread = ups(90, 10)
     first_ten = [spread.pick().version for _ in range(10)]
     assert first_ten.count("v1") == 1
+
+
+async def test_an_exhausted_connection_pool_is_a_503_to_retry_not_a_500() -> None:
+    from fastapi import FastAPI
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from boxoffice.platform.problem_http import install_problem_handlers
+
+    api = FastAPI()
+    install_problem_handlers(api)
+
+    @api.get("/busy")
+    async def busy() -> None:
+        raise PoolTimeout("QueuePool limit of size 4 overflow 4 reached, connection timed out, timeout 30.00")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as client:
+        response = await client.get("/busy")
+    assert response.status_code == 503 and response.headers["retry-after"] == "2"
+    assert response.json()["type"].endswith("/overloaded")
