@@ -90,6 +90,7 @@ class Load:
 
 
 @pytest.mark.postgres
+@pytest.mark.timeout(360)  # three processes to start on a shared machine, then ~900 requests
 def test_shift_music_from_v1_to_v2_under_load(tmp_path: Path, postgres_admin_url: str) -> None:
     music_db = create_database(postgres_admin_url, prefix="music")
     env = {"BOXOFFICE_ADMIN_EMAIL": ADMIN["email"], "BOXOFFICE_ADMIN_PASSWORD": ADMIN["password"],
@@ -139,4 +140,16 @@ async def _shift_under_load(server: Server, v1: str, v2: str) -> Load:
         routes = (await client.get("/api/admin/routes", headers=admin)).json()["items"]
         music = next(r for r in routes if r["service"] == "music")
         assert [u["weight"] for u in music["upstreams"]] == [0, 100]
+
+        # Faults set at the gateway reach the music processes (pushed to their /internal/faults).
+        rules = {"rules": [{"service": "music", "path_prefix": "/api/tracks", "abort_status": 503,
+                            "abort_percent": 100}]}
+        pushed = await client.put("/api/admin/faults", json=rules, headers=admin)
+        assert pushed.status_code == 200 and pushed.json()["pushed"] == {"music@v1": "ok", "music@v2": "ok"}
+        aborted = await client.get("/api/tracks")
+        assert aborted.status_code == 503 and aborted.headers["x-boxoffice-version"] == "v2"
+        assert aborted.json()["type"].endswith("/injected-fault")
+        assert (await client.get("/api/artists")).status_code == 200
+        assert (await client.delete("/api/admin/faults", headers=admin)).status_code == 204
+        assert (await client.get("/api/tracks")).status_code == 200
     return load

@@ -21,6 +21,22 @@ from boxoffice.web.pages import VisitorDep, form, redirect, render, text, with_q
 router = APIRouter(include_in_schema=False)
 ARTISTS_PER_PAGE = 24
 GENRES = ("pop", "rock", "indie", "folk", "jazz", "classical", "electronic", "hip-hop", "r&b", "bollywood")
+# Why "Add to playlist" failed, by problem type: the page is reached by a redirect, which carries only the type
+# (a message in the address could be anyone's text).
+ADD_FAILED = {
+    "playlist-full": "That playlist is full: a playlist holds at most 1,000 songs.",
+    "playlist-not-found": "That playlist no longer exists.",
+    "unknown-tracks": "That song no longer exists.",
+}
+
+
+def _added(playlists: list[dict[str, Any]], playlist_id: str | None) -> str | None:
+    """The name of the visitor's playlist a song was just added to (by id, from the redirect)."""
+    return next((str(p["name"]) for p in playlists if p["id"] == playlist_id), None)
+
+
+def _add_failed(slug: str | None) -> str | None:
+    return None if not slug else ADD_FAILED.get(slug, "The song could not be added. Please try again.")
 
 
 async def _my_playlists(visitor: Visitor) -> list[dict[str, Any]]:
@@ -67,7 +83,7 @@ async def artists(request: Request, visitor: VisitorDep) -> Response:
     return render(
         request, "artists.html", "artists", artists=page["items"], tracks=tracks["items"], filters=shown,
         genres=GENRES, next_url=next_url, first_url=with_query("/artists", **shown) if q.get("cursor") else None,
-        playlists=playlists, error=error or q.get("error"), added=q.get("added"),
+        playlists=playlists, error=error or _add_failed(q.get("error")), added=_added(playlists, q.get("added")),
         here=with_query("/artists", **shown, cursor=q.get("cursor")),
     )
 
@@ -78,8 +94,8 @@ async def artist_page(request: Request, artist_id: str, visitor: VisitorDep) -> 
         visitor.call("music", "GET", f"/api/artists/{artist_id}", auth=False), _my_playlists(visitor)
     )
     return render(request, "artist.html", "artist", artist=artist, playlists=playlists,
-                  here=f"/artists/{artist_id}", added=request.query_params.get("added"),
-                  error=request.query_params.get("error"))
+                  here=f"/artists/{artist_id}", added=_added(playlists, request.query_params.get("added")),
+                  error=_add_failed(request.query_params.get("error")))
 
 
 @router.get("/playlists")
@@ -120,8 +136,8 @@ async def add_to_playlist(request: Request, visitor: VisitorDep) -> Response:
     except ApiProblem as exc:
         if exc.status >= 500 or exc.status == 401:
             raise
-        return redirect(_with(back, error=exc.message), request)
-    return redirect(_with(back, added=playlist["name"]), request)
+        return redirect(_with(back, error=exc.slug), request)
+    return redirect(_with(back, added=playlist["id"]), request)
 
 
 def _with(url: str, **params: str) -> str:
@@ -145,7 +161,7 @@ async def _playlist(request: Request, visitor: Visitor, playlist_id: str, *, err
         found = (await visitor.call("music", "GET", "/api/tracks", params={"q": query, "limit": 10},
                                     auth=False))["items"]
     return render(request, "playlist.html", "playlist", playlist=playlist, owner=owner, query=query, found=found,
-                  error=error or request.query_params.get("error"), status=status,
+                  error=error, status=status,
                   share_url=str(request.base_url).rstrip("/") + playlist["share_url"])
 
 
