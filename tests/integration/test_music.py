@@ -50,11 +50,13 @@ async def _track(client: httpx.AsyncClient, admin: dict[str, str], artist_id: st
     return dict(response.json())
 
 
-async def _all_pages(client: httpx.AsyncClient, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+async def _all_pages(client: httpx.AsyncClient, path: str, params: dict[str, Any],
+                     headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     cursor = None
     for _ in range(100):
-        page = (await client.get(path, params={**params, **({"cursor": cursor} if cursor else {})})).json()
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get(path, params=query, headers=headers)).json()
         items.extend(page["items"])
         cursor = page["next_cursor"]
         if not cursor:
@@ -318,3 +320,14 @@ async def test_music_learns_events_over_kafka(tmp_path: Path, kafka_bootstrap: s
             return response.status_code == 200 and response.json()["event"]["name"] == "Kafka Jazz Night"
 
         await wait_for(learned, timeout=40)
+
+
+async def test_my_playlists_are_paged_oldest_first(app: Running) -> None:
+    client = app.client
+    fan = await customer_headers(client, "pager@example.com")
+    made = [(await client.post("/api/playlists", json={"name": f"Mix {i}"}, headers=fan)).json()["id"]
+            for i in range(5)]
+    pages = await _all_pages(client, "/api/playlists", {"limit": 2}, headers=fan)
+    assert [p["id"] for p in pages] == made
+    assert (await client.get("/api/playlists", params={"cursor": "x"}, headers=fan)).status_code == 400
+    assert (await client.get("/api/playlists")).status_code == 401
