@@ -45,6 +45,7 @@ from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
 from boxoffice.platform.settings import ServiceSettings, Settings, location
 from boxoffice.tickets.service import TicketsService
+from boxoffice.tracking.service import TrackingService
 from boxoffice.waitingroom import fairness
 from boxoffice.waitingroom.deps import WaitingRoomDeps, WaitingRoomSettings
 from boxoffice.waitingroom.service import WaitingRoomService
@@ -57,6 +58,7 @@ SERVICES: dict[str, type[Service]] = {
     PaymentsService.name: PaymentsService,
     TicketsService.name: TicketsService,
     MusicService.name: MusicService,
+    TrackingService.name: TrackingService,
     WaitingRoomService.name: WaitingRoomService,
     WebService.name: WebService,
 }

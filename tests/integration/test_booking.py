@@ -168,7 +168,8 @@ async def test_release_frees_at_once_and_the_sweeper_announces_expiry(app: Runni
 
     async def announced() -> bool:
         async with app.service("booking").db.read() as conn:
-            return (await store.hold_row(conn, second["id"])).status == "expired"
+            hold = await store.hold_of(conn, second["id"])
+            return hold is not None and hold.status == "expired"
 
     await wait_for(announced)
 
@@ -316,3 +317,85 @@ async def test_unknown_event_and_section(app: Running) -> None:
         "/api/holds", json={"event_id": event["event_id"], "section_id": "s", "quantity": 1}, headers=token_for(app)
     )
     assert wrong_section.status_code == 400 and kind(wrong_section) == "invalid-selection"
+
+
+def booking_entries(history: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["action"], e["actor"]) for e in history["items"] if e["action"].startswith(("hold.", "order."))]
+
+
+async def test_order_history_is_the_audit_trail_of_every_change(app: Running) -> None:
+    event = general_event(capacity=5)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    hold = (await hold_general(app, event, 2, buyer)).json()
+    paid = (await buy(app, hold, buyer)).json()
+    order_id, payment_id = paid["order_id"], paid["payment_id"]
+    user_id = (await app.client.get(f"/api/orders/{order_id}", headers=buyer)).json()["user_id"]
+    assert (await app.client.post(f"/api/orders/{order_id}/cancel", headers=buyer)).status_code == 200
+
+    response = await app.client.get(f"/api/orders/{order_id}/history", headers=buyer)
+    assert response.status_code == 200
+    history = response.json()
+    assert booking_entries(history) == [
+        ("hold.placed", user_id),
+        ("order.placed", user_id),
+        ("hold.confirmed", f"payment:{payment_id}"),
+        ("order.confirmed", f"payment:{payment_id}"),
+        ("hold.cancelled", user_id),
+        ("order.cancelled", user_id),
+    ]
+    assert [e["at"] for e in history["items"]] == sorted(e["at"] for e in history["items"])
+    assert history["items"][0]["detail"]["quantity"] == 2
+    assert all(set(e) == {"at", "actor", "action", "detail"} for e in history["items"])
+    # tickets does not run in this test: its part is missing, and the answer says so.
+    assert "tickets" in history["incomplete"]
+    payments_audit = await app.runtime.clients.get("payments").get(f"/internal/orders/{order_id}/audit")
+    if payments_audit.status_code == 200:  # payments keeps its own trail (docs/contracts.md)
+        assert "payments" not in history["incomplete"]
+        assert any(e["action"].startswith("payment") for e in history["items"])
+    else:
+        assert "payments" in history["incomplete"]
+
+
+async def test_order_history_is_for_its_customer_and_admins_only(app: Running) -> None:
+    event = general_event(capacity=5)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    hold = (await hold_general(app, event, 1, buyer)).json()
+    order = (await app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=buyer)).json()
+    url = f"/api/orders/{order['id']}/history"
+    assert (await app.client.get(url, headers=token_for(app))).status_code == 404
+    assert (await app.client.get(url)).status_code == 401
+    assert (await app.client.get("/api/orders/nope/history", headers=buyer)).status_code == 404
+    admin = await app.client.get(url, headers=token_for(app, roles=("admin",)))
+    assert admin.status_code == 200 and [a for a, _ in booking_entries(admin.json())] == ["hold.placed", "order.placed"]
+
+
+async def test_expiry_is_recorded_as_done_by_the_system(app: Running) -> None:
+    event = general_event(capacity=1)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    hold = (await hold_general(app, event, 1, buyer)).json()
+    order = (await app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=buyer)).json()
+    clock = FakeClock()
+    clock.advance(seconds=601)
+    app.service("booking").clock = clock
+    url = f"/api/orders/{order['id']}/history"
+
+    async def swept() -> bool:
+        return len(booking_entries((await app.client.get(url, headers=buyer)).json())) == 4
+
+    await wait_for(swept)  # the sweeper ends the hold and its pending order
+    entries = booking_entries((await app.client.get(url, headers=buyer)).json())
+    assert entries[2:] == [("hold.expired", "system"), ("order.expired", "system")]
+
+
+async def test_an_order_is_shown_without_tickets_while_tickets_cannot_be_reached(app: Running) -> None:
+    event = general_event(capacity=2)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    hold = (await hold_general(app, event, 1, buyer)).json()
+    paid = (await buy(app, hold, buyer)).json()
+    shown = await app.client.get(f"/api/orders/{paid['order_id']}", headers=buyer)
+    assert shown.status_code == 200  # tickets does not run here
+    assert shown.json()["status"] == "confirmed" and shown.json()["tickets"] == []

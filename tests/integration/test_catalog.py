@@ -163,6 +163,8 @@ async def test_admin_publishes_a_general_admission_event(app: Running) -> None:
                 "price_from",
                 "available",
                 "availability_stale",
+                "queued",
+                "on_sale_at",
             )
         }
     ]
@@ -345,3 +347,29 @@ async def test_without_booking_availability_is_the_capacity(app: Running) -> Non
     detail = await app.client.get(f"/api/events/{event['id']}")
     assert detail.status_code == 200 and detail.json()["available"] == 140
     assert detail.json()["availability_stale"] is True  # said, so that pages can say it
+
+
+async def test_a_queued_sale_is_published_with_its_line(app: Running) -> None:
+    admin = await admin_headers(app.client)
+    on_sale = at(2, hour=9)
+    created = await app.client.post(
+        "/api/events", json=general("Reunion Tour", queue={"on_sale_at": on_sale, "admit_per_minute": 120}), headers=admin
+    )
+    assert created.status_code == 201, created.text
+    event = created.json()
+    assert event["queued"] is True and event["on_sale_at"] == on_sale
+    listed = (await app.client.get("/api/events", params={"q": "Reunion"})).json()["items"][0]
+    assert listed["queued"] is True and listed["on_sale_at"] == on_sale
+    envelope = next(e for e in await published(app, "catalog.events", 1) if e.data["event_id"] == event["id"])
+    assert envelope.data["queue"] == {"on_sale_at": on_sale, "admit_per_minute": 120}
+
+    plain = (await app.client.post("/api/events", json=general("Open Sale"), headers=admin)).json()
+    assert plain["queued"] is False and plain["on_sale_at"] is None
+    late = await app.client.post(
+        "/api/events", json=general("Too Late", queue={"on_sale_at": at(20)}), headers=admin
+    )
+    assert late.status_code == 422 and problem_type(late).endswith("/on-sale-after-start")
+    odd = await app.client.post(
+        "/api/events", json=general("Odd", queue={"on_sale_at": on_sale, "admit_per_minute": "5"}), headers=admin
+    )
+    assert odd.status_code == 422

@@ -118,6 +118,7 @@ async def test_event_pages_checkout_and_breakers_under_faults(app: Running) -> N
     statuses.append(refused.status_code)
     assert refused.status_code == 503 and 'data-page="checkout"' in refused.text
     assert "Press “Pay” again to retry: the same payment is never taken twice." in refused.text
+    assert "Your seats stay held" in refused.text
     assert f'name="attempt" value="{attempt.group(1)}"' in refused.text
 
     await _set(client, admin, SLOW_BOOKING, TICKETS_DOWN)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from boxoffice.booking import store as booking_store
+from boxoffice.booking import tables as booking_tables
 from boxoffice.booking.deps import BookingSettings
 from boxoffice.cli import Configs
 from boxoffice.payments import store as payments_store
@@ -111,10 +111,10 @@ async def check_books(app: Running) -> dict[str, int]:
     payments = app.service("payments")
     now = booking.now()
     async with booking.db.read() as conn:
-        sections = list(await conn.execute(select(booking_store.sections)))
-        holds = list(await conn.execute(select(booking_store.holds)))
-        orders = list(await conn.execute(select(booking_store.orders)))
-        seats = list(await conn.execute(select(booking_store.seats)))
+        sections = list(await conn.execute(select(booking_tables.sections)))
+        holds = list(await conn.execute(select(booking_tables.holds)))
+        orders = list(await conn.execute(select(booking_tables.orders)))
+        seats = list(await conn.execute(select(booking_tables.seats)))
     async with payments.db.read() as conn:
         charges = list(await conn.execute(select(payments_store.payments)))
 

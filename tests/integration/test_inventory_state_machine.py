@@ -23,8 +23,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule
 
-from boxoffice.booking import availability, catalog_feed, domain, handlers
+from boxoffice.booking import availability, domain, store
 from boxoffice.booking.deps import BookingSettings
+from boxoffice.booking.handlers import catalog_feed, expiry, holds, orders
+from boxoffice.booking.schemas import hold_json, order_json
 from boxoffice.cli import Runtime, migrate_all
 from boxoffice.platform.auth import Principal
 from boxoffice.platform.bus.envelope import new_event
@@ -102,6 +104,7 @@ class InventoryMachine(RuleBasedStateMachine):
         self.svc = self.runtime.services[0]
         self.clock = FakeClock()
         self.svc.clock = self.clock
+        self.deps = self.svc.deps
         self.ga = general_event(capacity=GA_CAPACITY)
         self.reserved = reserved_event(rows=1, per_row=5)
         self.run = train_run(seats_per_class=3)
@@ -118,17 +121,19 @@ class InventoryMachine(RuleBasedStateMachine):
             key = data.get("event_id") or data["run_id"]
             self.do(
                 catalog_feed.apply_catalog_event(
-                    self.svc, new_event(kind, source="catalog", key=key, data=data, topic=topic)
+                    self.deps, new_event(kind, source="catalog", key=key, data=data, topic=topic)
                 )
             )
 
     def do(self, coroutine: Any) -> Any:
         return self.loop.run_until_complete(coroutine)
 
-    def try_hold(self, request: handlers.HoldRequest) -> str | None:
+    def try_hold(self, request: holds.PlaceHold) -> str | None:
         user = Principal(id=str(uuid.uuid4()), email="b@example.com", name="B", roles=("customer",))
         try:
-            answer = self.do(handlers.place_hold(self.svc, user, request, idempotency_key=None, body=None))
+            answer = self.do(
+                holds.place_hold(self.deps, request, user=user, idempotency_key=None, body=None, render=hold_json)
+            )
         except (domain.SoldOut, domain.SeatUnavailable):
             return None
         self.owners[answer.body["id"]] = user
@@ -139,9 +144,7 @@ class InventoryMachine(RuleBasedStateMachine):
         now = self.clock()
         taken = sum(h.quantity for h in self.model.taking(now) if h.kind == "general")
         section = self.ga["sections"][0]["section_id"]
-        hold_id = self.try_hold(
-            handlers.HoldRequest(event_id=self.ga["event_id"], section_id=section, quantity=quantity)
-        )
+        hold_id = self.try_hold(holds.PlaceHold(event_id=self.ga["event_id"], section_id=section, quantity=quantity))
         assert (hold_id is not None) == (taken + quantity <= GA_CAPACITY)
         if hold_id is None:
             return multiple()  # nothing to add to the bundle
@@ -153,7 +156,7 @@ class InventoryMachine(RuleBasedStateMachine):
         now = self.clock()
         wanted = tuple(self.seat_ids[i] for i in seats)
         busy = {s for h in self.model.taking(now) if h.kind == "seats" for s in h.seats}
-        hold_id = self.try_hold(handlers.HoldRequest(event_id=self.reserved["event_id"], seat_ids=wanted))
+        hold_id = self.try_hold(holds.PlaceHold(event_id=self.reserved["event_id"], seat_ids=wanted))
         assert (hold_id is not None) == (not busy & set(wanted))
         if hold_id is None:
             return multiple()
@@ -163,7 +166,7 @@ class InventoryMachine(RuleBasedStateMachine):
     @rule(target=holds, seat=st.integers(0, 2), a=st.integers(0, 3), b=st.integers(0, 3))
     def hold_train(self, seat: int, a: int, b: int) -> Any:
         now = self.clock()
-        request = handlers.HoldRequest(
+        request = holds.PlaceHold(
             run_id=self.run["run_id"],
             class_code="3A",
             origin=self.stations[a],
@@ -194,7 +197,8 @@ class InventoryMachine(RuleBasedStateMachine):
         hold = self.model.holds[hold_id]
         live = hold.status == "active" and self.clock() < hold.expires_at
         try:
-            self.do(handlers.release_hold(self.svc, Principal("admin", "a@example.com", "A", ("admin",)), hold_id))
+            admin = Principal("admin", "a@example.com", "A", ("admin",))
+            self.do(holds.release_hold(self.deps, hold_id, user=admin))
             released = True
         except Problem:
             released = False
@@ -209,7 +213,9 @@ class InventoryMachine(RuleBasedStateMachine):
         live = hold.status == "active" and now < hold.expires_at
         try:
             order = self.do(
-                handlers.place_order(self.svc, self.owners[hold_id], hold_id, idempotency_key=None, body=None)
+                orders.place_order(
+                    self.deps, hold_id, user=self.owners[hold_id], idempotency_key=None, body=None, render=order_json
+                )
             ).body
         except Problem:
             assert not live or hold.order_id is not None
@@ -217,11 +223,7 @@ class InventoryMachine(RuleBasedStateMachine):
         assert live
         hold.order_id = order["id"]
         held = self.do(self.svc.db.transact(lambda uow: _version(uow, hold_id)))
-        self.do(
-            handlers.confirm_order(
-                self.svc, order["id"], hold_id=hold_id, hold_version=held, payment_id="pay-" + hold_id
-            )
-        )
+        self.do(orders.confirm_order(self.deps, orders.ConfirmOrder(order["id"], hold_id, held, "pay-" + hold_id)))
         hold.status = "confirmed"
 
     @rule(hold_id=holds)
@@ -230,7 +232,8 @@ class InventoryMachine(RuleBasedStateMachine):
         if hold.order_id is None:
             return
         try:
-            self.do(handlers.cancel_order(self.svc, Principal("x", "x@example.com", "X", ("admin",)), hold.order_id))
+            admin = Principal("x", "x@example.com", "X", ("admin",))
+            self.do(orders.cancel_order(self.deps, hold.order_id, user=admin))
             cancelled = True
         except Problem:
             cancelled = False
@@ -244,7 +247,7 @@ class InventoryMachine(RuleBasedStateMachine):
 
     @rule()
     def sweep(self) -> None:
-        self.do(handlers.sweep_expired_holds(self.svc))
+        self.do(expiry.sweep_expired_holds(self.deps))
         now = self.clock()
         for hold in self.model.holds.values():
             if hold.status == "active" and now >= hold.expires_at:
@@ -255,7 +258,7 @@ class InventoryMachine(RuleBasedStateMachine):
         now = self.clock()
         taking = self.model.taking(now)
 
-        async def read() -> tuple[dict[str, Any], dict[str, Any]]:
+        async def read() -> tuple[dict[str, domain.EventAvailability], dict[str, domain.RunAvailability]]:
             async with self.svc.db.read() as conn:
                 events = await availability.for_events(conn, [self.ga["event_id"], self.reserved["event_id"]], now)
                 runs = await availability.for_runs(conn, [self.run["run_id"]], None, None, now)
@@ -263,29 +266,29 @@ class InventoryMachine(RuleBasedStateMachine):
 
         events, _ = self.do(read())
         ga_taken = sum(h.quantity for h in taking if h.kind == "general")
-        assert events[self.ga["event_id"]]["available"] == GA_CAPACITY - ga_taken
+        assert events[self.ga["event_id"]].available == GA_CAPACITY - ga_taken
         expected_seats = {
             s: ("sold" if h.status == "confirmed" else "held") for h in taking if h.kind == "seats" for s in h.seats
         }
-        assert events[self.reserved["event_id"]]["seats"] == expected_seats
+        assert events[self.reserved["event_id"]].seats == expected_seats
         for a, b in ((0, 1), (1, 3), (0, 3)):
             self.check_segment(a, b, taking, now)
 
     def check_segment(self, a: int, b: int, taking: list[ModelHold], now: Any) -> None:
-        async def read() -> dict[str, Any]:
+        async def read() -> dict[str, domain.RunAvailability]:
             async with self.svc.db.read() as conn:
                 return await availability.for_runs(conn, [self.run["run_id"]], self.stations[a], self.stations[b], now)
 
         runs = self.do(read())
         busy = {s for h in taking if h.kind == "train" and domain.overlaps(a, b, *h.span) for s in h.seats}
-        assert set(runs[self.run["run_id"]]["seats"]) == busy
-        assert runs[self.run["run_id"]]["classes"]["3A"] == 3 - len(busy)
+        assert set(runs[self.run["run_id"]].seats) == busy
+        assert runs[self.run["run_id"]].classes["3A"] == 3 - len(busy)
 
 
 async def _version(uow: Any, hold_id: str) -> int:
-    from boxoffice.booking import store
-
-    return int((await store.hold_row(uow.conn, hold_id)).version)
+    hold = await store.hold_of(uow.conn, hold_id)
+    assert hold is not None
+    return hold.version
 
 
 InventoryMachine.TestCase.settings = settings(

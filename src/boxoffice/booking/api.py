@@ -1,168 +1,124 @@
-"""Booking's HTTP API: holds and orders for customers, and the ``/internal/`` endpoints other services use."""
+"""Booking's HTTP API: holds and orders for customers, and the ``/internal/`` endpoints other services use.
+
+Each route parses, calls one handler and maps its result to a response model (schemas.py); errors are
+domain exceptions, answered as problem+json by the platform.
+"""
 
 from __future__ import annotations
 
-import base64
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from boxoffice.booking import availability, handlers, store
-from boxoffice.booking.service import BookingService
-from boxoffice.platform.app import running_service
+from boxoffice.booking.deps import BookingDeps
+from boxoffice.booking.handlers import history, holds, orders, stock
+from boxoffice.booking.schemas import (
+    ConfirmIn,
+    CustomerOrderOut,
+    EventsAvailabilityOut,
+    HistoryOut,
+    HoldIn,
+    HoldOut,
+    Id,
+    OrderDetailOut,
+    OrderIn,
+    OrderListOut,
+    OrderOut,
+    RunsAvailabilityOut,
+    decode_cursor,
+    hold_json,
+    hold_out,
+    order_json,
+)
+from boxoffice.platform.app import provide
 from boxoffice.platform.auth import CurrentUser, require_internal
-from boxoffice.platform.problems import BadRequest, NotFound
+from boxoffice.platform.idempotency import StoredResponse
+from boxoffice.platform.problem_http import problem_responses
+from boxoffice.platform.problems import BadRequest
 
-Id = Annotated[str, Field(min_length=1, max_length=64)]
+Deps = Annotated[BookingDeps, Depends(provide(BookingDeps))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
-
-
-Svc = Annotated[BookingService, Depends(running_service(BookingService))]
-
-
-class In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class HoldIn(In):
-    """One of: ``{event_id, section_id, quantity}``, ``{event_id, seat_ids}``,
-    ``{run_id, class_code, origin, destination, quantity | seat_ids}``."""
-
-    event_id: Id | None = None
-    section_id: Id | None = None
-    quantity: int | None = Field(default=None, ge=1, le=100)
-    seat_ids: list[Id] | None = Field(default=None, min_length=1, max_length=100)
-    run_id: Id | None = None
-    class_code: Annotated[str, Field(max_length=16)] | None = None
-    origin: Annotated[str, Field(max_length=16)] | None = None
-    destination: Annotated[str, Field(max_length=16)] | None = None
-
-    @model_validator(mode="after")
-    def _one_shape(self) -> HoldIn:
-        if self.seat_ids is not None and len(set(self.seat_ids)) != len(self.seat_ids):
-            raise ValueError("seat_ids must not repeat a seat")
-        if self.run_id is not None:
-            if self.event_id or self.section_id:
-                raise ValueError("a train hold has run_id, class_code, origin, destination and quantity or seat_ids")
-            if not (self.class_code and self.origin and self.destination):
-                raise ValueError("a train hold needs class_code, origin and destination")
-        elif self.event_id is None:
-            raise ValueError("give event_id (an event) or run_id (a train)")
-        elif self.seat_ids is None and not (self.section_id and self.quantity):
-            raise ValueError("an event hold needs section_id and quantity, or seat_ids")
-        if (self.seat_ids is None) == (self.quantity is None):
-            raise ValueError("give either quantity or seat_ids, not both")
-        return self
-
-
-class OrderIn(In):
-    hold_id: Id
-
-
-class ConfirmIn(In):
-    hold_id: Id
-    hold_version: int
-    payment_id: Id
-
+PathId = Annotated[str, Id]
 
 router = APIRouter(tags=["booking"])
 internal = APIRouter(prefix="/internal", dependencies=[Depends(require_internal)], include_in_schema=False)
 
 
-def _answer(stored: Any) -> JSONResponse:
+def _answer(stored: StoredResponse) -> JSONResponse:
     return JSONResponse(stored.body, status_code=stored.status_code)
 
 
-@router.post("/api/holds", status_code=201)
-async def place_hold(body: HoldIn, user: CurrentUser, svc: Svc, key: IdempotencyKey = None) -> JSONResponse:
-    request = handlers.HoldRequest(**{**body.model_dump(exclude={"seat_ids"}), "seat_ids": tuple(body.seat_ids or ())})
-    return _answer(await handlers.place_hold(svc, user, request, idempotency_key=key, body=body.model_dump()))
+@router.post(
+    "/api/holds",
+    status_code=201,
+    response_model=HoldOut,
+    responses=problem_responses(400, 401, 404, 409, 422, 429),
+)
+async def place_hold(body: HoldIn, user: CurrentUser, deps: Deps, key: IdempotencyKey = None) -> JSONResponse:
+    stored = await holds.place_hold(
+        deps, body.command(), user=user, idempotency_key=key, body=body.model_dump(), render=hold_json
+    )
+    return _answer(stored)
 
 
-@router.get("/api/holds/{hold_id}")
-async def get_hold(hold_id: str, user: CurrentUser, svc: Svc) -> dict[str, Any]:
-    async with svc.db.read() as conn:
-        hold = await store.hold_row(conn, hold_id)
-    if hold is None or (hold.user_id != user.id and not user.has_role("admin")):
-        raise NotFound("No such hold.")
-    return handlers.hold_out(hold, svc.now())
+@router.get("/api/holds/{hold_id}", responses=problem_responses(401, 404, 422))
+async def get_hold(hold_id: PathId, user: CurrentUser, deps: Deps) -> HoldOut:
+    return hold_out(await holds.get_hold(deps, hold_id, user=user))
 
 
-@router.delete("/api/holds/{hold_id}", status_code=204)
-async def release_hold(hold_id: str, user: CurrentUser, svc: Svc) -> Response:
-    await handlers.release_hold(svc, user, hold_id)
+@router.delete("/api/holds/{hold_id}", status_code=204, responses=problem_responses(401, 404, 409, 422))
+async def release_hold(hold_id: PathId, user: CurrentUser, deps: Deps) -> Response:
+    await holds.release_hold(deps, hold_id, user=user)
     return Response(status_code=204)
 
 
-@router.post("/api/orders", status_code=201)
-async def place_order(body: OrderIn, user: CurrentUser, svc: Svc, key: IdempotencyKey = None) -> JSONResponse:
-    return _answer(await handlers.place_order(svc, user, body.hold_id, idempotency_key=key, body=body.model_dump()))
+@router.post(
+    "/api/orders",
+    status_code=201,
+    response_model=OrderOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def place_order(body: OrderIn, user: CurrentUser, deps: Deps, key: IdempotencyKey = None) -> JSONResponse:
+    stored = await orders.place_order(
+        deps, body.hold_id, user=user, idempotency_key=key, body=body.model_dump(), render=order_json
+    )
+    return _answer(stored)
 
 
-def _cursor(value: str | None) -> tuple[datetime, str] | None:
-    if not value:
-        return None
-    try:
-        created, order_id = base64.urlsafe_b64decode(value.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), order_id
-    except ValueError:
-        raise BadRequest("The cursor is not one this API gave out.", slug="invalid-cursor") from None
-
-
-@router.get("/api/orders")
+@router.get("/api/orders", responses=problem_responses(400, 401, 422))
 async def list_orders(
     user: CurrentUser,
-    svc: Svc,
+    deps: Deps,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> dict[str, Any]:
-    async with svc.db.read() as conn:
-        rows = await store.orders_of(conn, user.id, before=_cursor(cursor), limit=limit + 1)
-    now = svc.now()
-    items = [handlers.order_out(row, row.expires_at, now) for row in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = base64.urlsafe_b64encode(f"{last.created_at.isoformat()}|{last.id}".encode()).decode()
-    return {"items": items, "next_cursor": next_cursor}
+) -> OrderListOut:
+    return OrderListOut.of(await orders.list_orders(deps, user=user, before=decode_cursor(cursor), limit=limit))
 
 
-@router.get("/api/orders/{order_id}")
-async def get_order(order_id: str, user: CurrentUser, svc: Svc) -> dict[str, Any]:
-    order = await _order(svc, order_id)
-    if order["user_id"] != user.id and not user.has_role("admin"):
-        raise NotFound("No such order.")
-    return {**order, "tickets": await svc.tickets_of(order_id) if order["status"] != "pending_payment" else []}
+@router.get("/api/orders/{order_id}", responses=problem_responses(401, 404, 422))
+async def get_order(order_id: PathId, user: CurrentUser, deps: Deps) -> CustomerOrderOut:
+    return CustomerOrderOut.with_tickets(await orders.get_order(deps, order_id, user=user))
 
 
-@router.post("/api/orders/{order_id}/cancel")
-async def cancel_order(order_id: str, user: CurrentUser, svc: Svc) -> dict[str, Any]:
-    return await handlers.cancel_order(svc, user, order_id)
+@router.post("/api/orders/{order_id}/cancel", responses=problem_responses(401, 404, 409, 422))
+async def cancel_order(order_id: PathId, user: CurrentUser, deps: Deps) -> OrderOut:
+    return OrderOut.of(await orders.cancel_order(deps, order_id, user=user))
 
 
-async def _order(svc: BookingService, order_id: str) -> dict[str, Any]:
-    async with svc.db.read() as conn:
-        order = await store.order_row(conn, order_id)
-        hold = await store.hold_row(conn, order.hold_id) if order is not None else None
-    if order is None or hold is None:
-        raise NotFound("No such order.")
-    out = handlers.order_out(order, hold.expires_at, svc.now())
-    return {**out, "user_id": order.user_id, "holder_name": order.holder_name, "hold_version": hold.version}
+@router.get("/api/orders/{order_id}/history", responses=problem_responses(401, 404, 422))
+async def order_history(order_id: PathId, user: CurrentUser, deps: Deps) -> HistoryOut:
+    return HistoryOut.of(await history.get_order_history(deps, order_id, user=user))
 
 
-@internal.get("/orders/{order_id}")
-async def internal_order(order_id: str, svc: Svc) -> dict[str, Any]:
-    return await _order(svc, order_id)
+@internal.get("/orders/{order_id}", responses=problem_responses(403, 404, 422))
+async def internal_order(order_id: PathId, deps: Deps) -> OrderDetailOut:
+    return OrderDetailOut.of(await orders.read_order(deps, order_id))
 
 
-@internal.post("/orders/{order_id}/confirm")
-async def internal_confirm(order_id: str, body: ConfirmIn, svc: Svc) -> dict[str, Any]:
-    return await handlers.confirm_order(
-        svc, order_id, hold_id=body.hold_id, hold_version=body.hold_version, payment_id=body.payment_id
-    )
+@internal.post("/orders/{order_id}/confirm", responses=problem_responses(403, 404, 409, 422))
+async def internal_confirm(order_id: PathId, body: ConfirmIn, deps: Deps) -> OrderOut:
+    return OrderOut.of(await orders.confirm_order(deps, body.command(order_id)))
 
 
 def _ids(ids: str) -> list[str]:
@@ -172,18 +128,17 @@ def _ids(ids: str) -> list[str]:
     return values
 
 
-@internal.get("/availability/events")
-async def events_availability(svc: Svc, ids: Annotated[str, Query(max_length=20000)]) -> dict[str, Any]:
-    async with svc.db.read() as conn:
-        return {"events": await availability.for_events(conn, _ids(ids), svc.now())}
+@internal.get("/availability/events", responses=problem_responses(400, 403, 422))
+async def events_availability(deps: Deps, ids: Annotated[str, Query(max_length=20000)]) -> EventsAvailabilityOut:
+    return EventsAvailabilityOut.of(await stock.count_event_availability(deps, _ids(ids)))
 
 
-@internal.get("/availability/runs")
+@internal.get("/availability/runs", responses=problem_responses(400, 403, 422))
 async def runs_availability(
-    svc: Svc,
+    deps: Deps,
     ids: Annotated[str, Query(max_length=20000)],
     origin: Annotated[str | None, Query(max_length=16)] = None,
     destination: Annotated[str | None, Query(max_length=16)] = None,
-) -> dict[str, Any]:
-    async with svc.db.read() as conn:
-        return {"runs": await availability.for_runs(conn, _ids(ids), origin, destination, svc.now())}
+) -> RunsAvailabilityOut:
+    counts = await stock.count_run_availability(deps, _ids(ids), origin=origin, destination=destination)
+    return RunsAvailabilityOut.of(counts)

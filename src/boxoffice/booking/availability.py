@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking import domain
-from boxoffice.booking.domain import HoldKind, HoldStatus
-from boxoffice.booking.store import events, holds, runs, seats, sections, train_claims, train_seats
+from boxoffice.booking.catalog_copy import run_from
+from boxoffice.booking.domain import EventAvailability, HoldKind, HoldStatus, RunAvailability
+from boxoffice.booking.tables import events, holds, runs, seats, sections, train_claims, train_seats
 
 
-async def for_events(conn: AsyncConnection, event_ids: list[str], now: datetime) -> dict[str, Any]:
+async def for_events(conn: AsyncConnection, event_ids: list[str], now: datetime) -> dict[str, EventAvailability]:
     section_rows = list(
         await conn.execute(
             select(sections.c.section_id, sections.c.event_id, sections.c.capacity, sections.c.sold).where(
@@ -45,12 +45,13 @@ async def for_events(conn: AsyncConnection, event_ids: list[str], now: datetime)
             seats.c.event_id.in_(event_ids), seats.c.status != "available"
         )
     )
-    result: dict[str, Any] = {e: {"available": 0, "sections": {}, "seats": {}} for e in event_ids}
+    seats_of: dict[str, dict[str, str]] = {e: {} for e in event_ids}
+    sections_of: dict[str, dict[str, int]] = {e: {} for e in event_ids}
     taken_per_section: dict[str, int] = defaultdict(int)
     for seat in taken_seats:
         if seat.status == "held" and seat.expires_at <= now:
             continue
-        result[seat.event_id]["seats"][seat.seat_id] = seat.status
+        seats_of[seat.event_id][seat.seat_id] = seat.status
         taken_per_section[seat.section_id] += 1
     seating = await conn.execute(select(events.c.event_id, events.c.seating).where(events.c.event_id.in_(event_ids)))
     reserved = {row.event_id for row in seating if row.seating == "reserved"}
@@ -59,16 +60,16 @@ async def for_events(conn: AsyncConnection, event_ids: list[str], now: datetime)
             left = row.capacity - taken_per_section[row.section_id]
         else:
             left = row.capacity - row.sold - int(live_general.get(row.section_id) or 0)
-        result[row.event_id]["sections"][row.section_id] = max(0, left)
-        result[row.event_id]["available"] += max(0, left)
-    return {e: v for e, v in result.items() if v["sections"]}
+        sections_of[row.event_id][row.section_id] = max(0, left)
+    return {e: EventAvailability(sum(parts.values()), parts, seats_of[e]) for e, parts in sections_of.items() if parts}
 
 
 async def for_runs(
     conn: AsyncConnection, run_ids: list[str], origin: str | None, destination: str | None, now: datetime
-) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for run in await conn.execute(select(runs).where(runs.c.run_id.in_(run_ids))):
+) -> dict[str, RunAvailability]:
+    result: dict[str, RunAvailability] = {}
+    for row in await conn.execute(select(runs).where(runs.c.run_id.in_(run_ids))):
+        run = run_from(row)
         if origin and destination:
             try:
                 segment = domain.segment_of(run.stops, origin, destination)
@@ -76,7 +77,7 @@ async def for_runs(
                 continue
             span = (segment.from_index, segment.to_index)
         else:
-            span = (0, max(stop["index"] for stop in run.stops))
+            span = (0, max(stop.index for stop in run.stops))
         per_class: dict[str, int] = dict(
             (
                 await conn.execute(
@@ -105,8 +106,7 @@ async def for_runs(
             if taken.get(claim.seat_id) != "sold":
                 taken[claim.seat_id] = claim.status
             taken_per_class[claim.class_code].add(claim.seat_id)
-        result[run.run_id] = {
-            "classes": {code: total - len(taken_per_class[code]) for code, total in per_class.items()},
-            "seats": taken,
-        }
+        result[run.run_id] = RunAvailability(
+            classes={code: total - len(taken_per_class[code]) for code, total in per_class.items()}, seats=taken
+        )
     return result

@@ -1,15 +1,16 @@
-"""Booking rules, free of I/O: what may be held, when a hold is live, train segments, per-user limits.
+"""Booking rules, free of I/O: what may be held, when a hold is live, train segments, per-user limits, which
+state may follow which, and how an order's history is merged.
 
 The invariants (ARCHITECTURE.md section 4) are kept by the store's conditional writes; this module states
-the rules those writes encode, so they can be tested on their own (tests/unit/test_booking_*).
+the rules those writes encode, so they can be tested on their own (tests/unit/test_booking_domain.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from boxoffice.platform.problems import BadRequest, Conflict, NotFound, TooManyRequests, Unprocessable
 
@@ -33,6 +34,27 @@ class HoldKind(StrEnum):
     GENERAL = "general"  # a quantity in a general admission section
     SEATS = "seats"  # numbered seats of a reserved-seating event
     TRAIN = "train"  # train seats on a segment of a run
+
+
+class OrderKind(StrEnum):
+    EVENT = "event"
+    TRAIN = "train"
+
+
+# Which state may follow which; the store's conditional writes are the enforcement, this is the rule.
+HOLD_MOVES: Mapping[HoldStatus, frozenset[HoldStatus]] = {
+    HoldStatus.ACTIVE: frozenset({HoldStatus.RELEASED, HoldStatus.EXPIRED, HoldStatus.CONFIRMED}),
+    HoldStatus.CONFIRMED: frozenset({HoldStatus.CANCELLED}),
+    HoldStatus.RELEASED: frozenset(),
+    HoldStatus.EXPIRED: frozenset(),
+    HoldStatus.CANCELLED: frozenset(),
+}
+ORDER_MOVES: Mapping[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING_PAYMENT: frozenset({OrderStatus.CONFIRMED, OrderStatus.EXPIRED, OrderStatus.CANCELLED}),
+    OrderStatus.CONFIRMED: frozenset({OrderStatus.CANCELLED}),
+    OrderStatus.EXPIRED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+}
 
 
 # Errors a client sees.
@@ -85,6 +107,26 @@ def is_live(status: str, expires_at: datetime, now: datetime) -> bool:
     return status == HoldStatus.ACTIVE and now < expires_at
 
 
+def hold_status(status: str, expires_at: datetime, now: datetime) -> HoldStatus:
+    """What a customer sees: an active hold whose time ran out is expired, swept or not."""
+    if status == HoldStatus.ACTIVE and now >= expires_at:
+        return HoldStatus.EXPIRED
+    return HoldStatus(status)
+
+
+def order_status(status: str, hold_expires_at: datetime, now: datetime) -> OrderStatus:
+    """What a customer sees: a pending order whose hold ran out is expired, swept or not."""
+    if status == OrderStatus.PENDING_PAYMENT and now >= hold_expires_at:
+        return OrderStatus.EXPIRED
+    return OrderStatus(status)
+
+
+def order_status_after(hold_to: HoldStatus) -> OrderStatus:
+    """A pending order follows its hold: expired with an expired hold, cancelled with a released one."""
+    return OrderStatus.EXPIRED if hold_to == HoldStatus.EXPIRED else OrderStatus.CANCELLED
+
+
+# Train journeys.
 def overlaps(a_from: int, a_to: int, b_from: int, b_to: int) -> bool:
     """Two journeys on one route share track iff their stop-index intervals [from, to) intersect.
 
@@ -101,9 +143,17 @@ class Segment:
     to_index: int
 
 
-def segment_of(stops: list[dict[str, Any]], origin: str, destination: str) -> Segment:
+@dataclass(frozen=True, slots=True)
+class Stop:
+    station: str
+    index: int
+    arrives_at: str | None = None
+    departs_at: str | None = None
+
+
+def segment_of(stops: Sequence[Stop], origin: str, destination: str) -> Segment:
     """The stop indexes of a journey; the train must stop at origin before destination."""
-    index = {stop["station"]: stop["index"] for stop in stops}
+    index = {stop.station: stop.index for stop in stops}
     if origin not in index or destination not in index:
         missing = origin if origin not in index else destination
         raise InvalidSegment(f"This train does not stop at {missing}.")
@@ -112,13 +162,14 @@ def segment_of(stops: list[dict[str, Any]], origin: str, destination: str) -> Se
     return Segment(origin, destination, index[origin], index[destination])
 
 
-def fare_for(fares: dict[str, int], segment: Segment) -> int:
+def fare_for(fares: Mapping[str, int], segment: Segment) -> int:
     try:
         return fares[f"{segment.origin}>{segment.destination}"]
     except KeyError:
         raise InvalidSegment("No fare is published for this journey.") from None
 
 
+# Per-customer limits.
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_tickets_per_event: int
@@ -143,14 +194,169 @@ def check_limits(limits: Limits, *, active_holds: int, tickets_for_event: int, r
         )
 
 
-def order_status(status: str, hold_expires_at: datetime, now: datetime) -> str:
-    """What a customer sees: a pending order whose hold ran out is expired, swept or not."""
-    if status == OrderStatus.PENDING_PAYMENT and now >= hold_expires_at:
-        return OrderStatus.EXPIRED
-    return status
+# What is sold: the catalog's copy booking keeps.
+@dataclass(frozen=True, slots=True)
+class Event:
+    event_id: str
+    name: str
+    venue: str
+    city: str
+    starts_at: datetime
+    currency: str
+    seating: str  # general | reserved
 
 
-def hold_status(status: str, expires_at: datetime, now: datetime) -> str:
-    if status == HoldStatus.ACTIVE and now >= expires_at:
-        return HoldStatus.EXPIRED
-    return status
+@dataclass(frozen=True, slots=True)
+class Section:
+    section_id: str
+    event_id: str
+    name: str
+    price: int
+    capacity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    run_id: str
+    train_number: str
+    name: str
+    currency: str
+    stops: tuple[Stop, ...]
+    fares: Mapping[str, Mapping[str, int]]  # class code -> {"A>B": amount}
+    class_names: Mapping[str, str]
+
+    def stop(self, station: str) -> Stop:
+        return next(s for s in self.stops if s.station == station)
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    """A seat a hold may take: a reserved seat of an event, or a train seat (``price`` 0, priced by fare)."""
+
+    seat_id: str
+    label: str
+    section_id: str | None = None
+    price: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One ticket of a hold or order: a seat, or a place in a general admission section (``seat_id`` None)."""
+
+    seat_id: str | None
+    label: str
+    price: int
+    section: str
+
+
+# Holds and orders.
+@dataclass(frozen=True, slots=True)
+class Hold:
+    id: str
+    user_id: str
+    kind: HoldKind
+    event_id: str  # the run id for trains
+    section_id: str | None
+    quantity: int
+    status: HoldStatus
+    version: int
+    expires_at: datetime
+    total: int
+    currency: str
+    items: tuple[Item, ...]
+    created_at: datetime
+    class_code: str | None = None
+    segment: Segment | None = None
+
+    def is_live(self, now: datetime) -> bool:
+        return is_live(self.status, self.expires_at, now)
+
+    def seen_at(self, now: datetime) -> Hold:
+        """The hold as a customer sees it at ``now`` (expired once its time ran out, swept or not)."""
+        return replace(self, status=hold_status(self.status, self.expires_at, now))
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: str
+    hold_id: str
+    user_id: str
+    holder_name: str
+    status: OrderStatus
+    kind: OrderKind
+    event_id: str
+    total: int
+    currency: str
+    items: tuple[Item, ...]
+    payment_id: str | None
+    created_at: datetime
+    expires_at: datetime  # its hold's
+    hold_version: int
+
+    def seen_at(self, now: datetime) -> Order:
+        return replace(self, status=order_status(self.status, self.expires_at, now))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPage:
+    items: tuple[Order, ...]
+    next_cursor: tuple[datetime, str] | None  # (created_at, id) of the last order shown
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A ticket of an order, as the tickets service reports it."""
+
+    id: str
+    status: str
+    code: str
+    pdf_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderWithTickets:
+    order: Order
+    tickets: tuple[Ticket, ...]
+
+
+# Availability (for catalog's pages).
+@dataclass(frozen=True, slots=True)
+class EventAvailability:
+    available: int
+    sections: Mapping[str, int]  # section id -> places left
+    seats: Mapping[str, str]  # seat id -> "held" | "sold"; only seats that are not available
+
+
+@dataclass(frozen=True, slots=True)
+class RunAvailability:
+    classes: Mapping[str, int]  # class code -> seats left on the journey
+    seats: Mapping[str, str]
+
+
+# The audit trail.
+JsonObject = Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    at: datetime
+    actor: str  # a user id, "system", or "payment:<id>"
+    action: str  # e.g. hold.placed, order.confirmed, payment.captured
+    detail: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderHistory:
+    items: tuple[HistoryEntry, ...]
+    incomplete: tuple[str, ...] = ()  # services whose entries could not be read
+
+
+def merge_history(sources: Iterable[Sequence[HistoryEntry]]) -> tuple[HistoryEntry, ...]:
+    """Entries of every service, oldest first; at equal times the order of ``sources`` and within each."""
+    ranked = [(entry.at, n, i, entry) for n, entries in enumerate(sources) for i, entry in enumerate(entries)]
+    return tuple(entry for *_, entry in sorted(ranked, key=lambda r: (r[0], r[1], r[2])))
+
+
+def payment_actor(payment_id: str) -> str:
+    """The actor of a confirmation: the payment that paid for the order."""
+    return f"payment:{payment_id}"

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.booking.domain import HoldKind, InvalidSelection, SeatUnavailable, Segment, SoldOut
-from boxoffice.booking.store import is_postgres, seats, sections, train_claims, train_seats
+from boxoffice.booking.domain import Hold, HoldKind, InvalidSelection, Seat, SeatUnavailable, Segment, SoldOut
+from boxoffice.booking.tables import is_postgres, seats, sections, train_claims, train_seats
 
 
 # General admission.
@@ -48,7 +48,7 @@ async def unsell_general(conn: AsyncConnection, section_id: str, quantity: int) 
 
 
 # Reserved seats of an event.
-async def seats_for(conn: AsyncConnection, event_id: str, seat_ids: list[str]) -> list[Any]:
+async def seats_for(conn: AsyncConnection, event_id: str, seat_ids: list[str]) -> list[Seat]:
     rows = list(
         await conn.execute(
             select(seats.c.seat_id, seats.c.label, seats.c.price, seats.c.section_id)
@@ -58,7 +58,7 @@ async def seats_for(conn: AsyncConnection, event_id: str, seat_ids: list[str]) -
     )
     if len(rows) != len(seat_ids):
         raise InvalidSelection("Some of these seats do not exist at this event.")
-    return rows
+    return [Seat(r.seat_id, r.label, r.section_id, r.price) for r in rows]
 
 
 async def claim_seats(
@@ -120,7 +120,7 @@ async def lock_train_seats(conn: AsyncConnection, run_id: str, seat_ids: list[st
         )
 
 
-async def train_seat_rows(conn: AsyncConnection, run_id: str, class_code: str, seat_ids: list[str]) -> list[Any]:
+async def train_seats_of(conn: AsyncConnection, run_id: str, class_code: str, seat_ids: list[str]) -> list[Seat]:
     rows = list(
         await conn.execute(
             select(train_seats.c.seat_id, train_seats.c.label).where(
@@ -132,12 +132,12 @@ async def train_seat_rows(conn: AsyncConnection, run_id: str, class_code: str, s
     )
     if len(rows) != len(set(seat_ids)):
         raise InvalidSelection("Some of these seats are not in this class of this train.")
-    return rows
+    return [Seat(r.seat_id, r.label) for r in rows]
 
 
 async def free_train_seats(
     conn: AsyncConnection, run_id: str, class_code: str, segment: Segment, now: datetime, limit: int
-) -> list[Any]:
+) -> list[Seat]:
     taken = select(train_claims.c.seat_id).where(_live_overlap(run_id, segment, now))
     rows = await conn.execute(
         select(train_seats.c.seat_id, train_seats.c.label)
@@ -149,7 +149,7 @@ async def free_train_seats(
         .order_by(train_seats.c.seat_id)
         .limit(limit)
     )
-    return list(rows)
+    return [Seat(r.seat_id, r.label) for r in rows]
 
 
 async def claim_train_seats(
@@ -196,9 +196,10 @@ async def release_train_seats(conn: AsyncConnection, hold_id: str) -> None:
     await conn.execute(delete(train_claims).where(train_claims.c.hold_id == hold_id))
 
 
-async def sell_train_seats(conn: AsyncConnection, hold: Any, seat_ids: list[str], now: datetime) -> bool:
+async def sell_train_seats(conn: AsyncConnection, hold: Hold, seat_ids: list[str], now: datetime) -> bool:
     """Sell the hold's claims unless someone claimed these seats after the hold ran out (locks held)."""
-    segment = Segment(hold.origin, hold.destination, hold.from_index, hold.to_index)
+    segment = hold.segment
+    assert segment is not None, "a train hold has a segment"
     rivals = await conn.execute(
         select(func.count())
         .select_from(train_claims)
@@ -220,19 +221,24 @@ async def sell_train_seats(conn: AsyncConnection, hold: Any, seat_ids: list[str]
 
 
 # Whichever the kind.
-async def release(conn: AsyncConnection, hold: Any) -> None:
+def _section(hold: Hold) -> str:
+    assert hold.section_id is not None, "a general admission hold has a section"
+    return hold.section_id
+
+
+async def release(conn: AsyncConnection, hold: Hold) -> None:
     if hold.kind == HoldKind.GENERAL:
-        await release_general(conn, hold.section_id, hold.quantity)
+        await release_general(conn, _section(hold), hold.quantity)
     elif hold.kind == HoldKind.SEATS:
         await release_seats(conn, hold.id)
     else:
         await release_train_seats(conn, hold.id)
 
 
-async def sell(conn: AsyncConnection, hold: Any, now: datetime) -> bool:
+async def sell(conn: AsyncConnection, hold: Hold, now: datetime) -> bool:
     """Turn the hold's claims into sales; False if any claim was lost (then the caller rolls back)."""
     if hold.kind == HoldKind.GENERAL:
-        await sell_general(conn, hold.section_id, hold.quantity)
+        await sell_general(conn, _section(hold), hold.quantity)
         return True
     if hold.kind == HoldKind.SEATS:
         return await sell_seats(conn, hold.id, hold.quantity)
@@ -241,9 +247,9 @@ async def sell(conn: AsyncConnection, hold: Any, now: datetime) -> bool:
     return await sell_train_seats(conn, hold, seat_ids, now)
 
 
-async def unsell(conn: AsyncConnection, hold: Any) -> None:
+async def unsell(conn: AsyncConnection, hold: Hold) -> None:
     if hold.kind == HoldKind.GENERAL:
-        await unsell_general(conn, hold.section_id, hold.quantity)
+        await unsell_general(conn, _section(hold), hold.quantity)
     elif hold.kind == HoldKind.SEATS:
         await unsell_seats(conn, hold.id)
     else:

@@ -1,4 +1,5 @@
-"""Booking's tables and the conditional writes that keep the invariants.
+"""Booking's queries on holds, orders and the audit trail, returning domain types; the conditional writes
+that keep the invariants (tables in tables.py, claims on inventory in inventory.py).
 
 Every claim on inventory is ONE conditional write that fails rather than oversells:
 
@@ -14,229 +15,38 @@ release and expiry race on that row and exactly one of them wins.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    and_,
-    case,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.booking.domain import HoldStatus
-from boxoffice.platform.bus.tables import add_messaging_tables
-from boxoffice.platform.db import UtcDateTime
-from boxoffice.platform.idempotency import add_idempotency_table
-
-metadata = MetaData()
-
-events = Table(
-    "events",
-    metadata,
-    Column("event_id", String(64), primary_key=True),
-    Column("name", String(300), nullable=False),
-    Column("venue", String(300), nullable=False),
-    Column("city", String(200), nullable=False),
-    Column("starts_at", UtcDateTime, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("seating", String(16), nullable=False),
+from boxoffice.booking.domain import (
+    HistoryEntry,
+    Hold,
+    HoldKind,
+    HoldStatus,
+    Item,
+    Order,
+    OrderKind,
+    OrderStatus,
+    Segment,
 )
-
-sections = Table(
-    "sections",
-    metadata,
-    Column("section_id", String(64), primary_key=True),
-    Column("event_id", String(64), nullable=False, index=True),
-    Column("name", String(200), nullable=False),
-    Column("price", Integer, nullable=False),
-    Column("capacity", Integer, nullable=False),
-    Column("held", Integer, nullable=False, server_default="0"),
-    Column("sold", Integer, nullable=False, server_default="0"),
+from boxoffice.booking.tables import (
+    audit_log,
+    customer_locks,
+    holds,
+    is_postgres,
+    orders,
+    upsert_into,
 )
-
-seats = Table(
-    "seats",
-    metadata,
-    Column("seat_id", String(64), primary_key=True),
-    Column("event_id", String(64), nullable=False),
-    Column("section_id", String(64), nullable=False),
-    Column("label", String(64), nullable=False),
-    Column("price", Integer, nullable=False),
-    Column("status", String(16), nullable=False, server_default="available"),
-    Column("hold_id", String(36), nullable=True),
-    Column("expires_at", UtcDateTime, nullable=True),
-    Index("ix_seats_event_status", "event_id", "status"),
-    Index("ix_seats_hold_id", "hold_id"),
-)
-
-runs = Table(
-    "runs",
-    metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("train_number", String(32), nullable=False),
-    Column("name", String(200), nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("stops", JSON, nullable=False),
-    Column("fares", JSON, nullable=False),  # {class_code: {"A>B": amount}}
-    Column("class_names", JSON, nullable=False),  # {class_code: name}
-)
-
-train_seats = Table(
-    "train_seats",
-    metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("seat_id", String(64), primary_key=True),
-    Column("class_code", String(16), nullable=False),
-    Column("label", String(64), nullable=False),
-    Index("ix_train_seats_class", "run_id", "class_code"),
-)
-
-train_claims = Table(
-    "train_claims",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), nullable=False),
-    Column("seat_id", String(64), nullable=False),
-    Column("from_index", Integer, nullable=False),
-    Column("to_index", Integer, nullable=False),
-    Column("hold_id", String(36), nullable=False, index=True),
-    Column("status", String(16), nullable=False),  # held | sold
-    Column("expires_at", UtcDateTime, nullable=True),
-    Index("ix_train_claims_seat", "run_id", "seat_id"),
-)
-
-holds = Table(
-    "holds",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("user_id", String(36), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("event_id", String(64), nullable=False),  # the run id for trains
-    Column("section_id", String(64), nullable=True),
-    Column("class_code", String(16), nullable=True),
-    Column("origin", String(16), nullable=True),
-    Column("destination", String(16), nullable=True),
-    Column("from_index", Integer, nullable=True),
-    Column("to_index", Integer, nullable=True),
-    Column("quantity", Integer, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("version", Integer, nullable=False, server_default="1"),
-    Column("expires_at", UtcDateTime, nullable=False),
-    Column("total", Integer, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("items", JSON, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Index("ix_holds_user_status", "user_id", "status"),
-    Index("ix_holds_section_status", "section_id", "status", "expires_at"),
-    Index("ix_holds_status_expires", "status", "expires_at"),
-)
-
-orders = Table(
-    "orders",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("hold_id", String(36), nullable=False, unique=True),
-    Column("user_id", String(36), nullable=False, index=True),
-    Column("holder_name", String(200), nullable=False),
-    Column("status", String(20), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("event_id", String(64), nullable=False),
-    Column("total", Integer, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("items", JSON, nullable=False),
-    Column("payment_id", String(64), nullable=True),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("confirmed_at", UtcDateTime, nullable=True),
-    Column("cancelled_at", UtcDateTime, nullable=True),
-)
-
-# One row per customer: locked (PostgreSQL) while their limits are checked, so two concurrent holds of one
-# customer cannot both pass the check.
-customer_locks = Table("customer_locks", metadata, Column("user_id", String(36), primary_key=True))
-
-idempotency_keys = add_idempotency_table(metadata)
-outbox, inbox = add_messaging_tables(metadata)
-
-
-def _insert(conn: AsyncConnection, table: Table) -> Any:
-    return postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
-
-
-def is_postgres(conn: AsyncConnection) -> bool:
-    return conn.dialect.name == "postgresql"
-
-
-# Inventory built from catalog events.
-async def upsert_event(conn: AsyncConnection, data: dict[str, Any], starts_at: datetime) -> None:
-    values = {
-        "event_id": data["event_id"],
-        "name": data["name"],
-        "venue": data["venue"],
-        "city": data["city"],
-        "starts_at": starts_at,
-        "currency": data["currency"],
-        "seating": data["seating"],
-    }
-    stmt = _insert(conn, events).values(values)
-    await conn.execute(stmt.on_conflict_do_update(index_elements=["event_id"], set_=values))
-
-
-async def upsert_section(conn: AsyncConnection, event_id: str, section: dict[str, Any]) -> None:
-    """New sections start empty; a republished one keeps what is held and sold (capacity may change)."""
-    values = {"name": section["name"], "price": section["price"], "capacity": section["capacity"]}
-    stmt = _insert(conn, sections).values(section_id=section["section_id"], event_id=event_id, held=0, sold=0, **values)
-    await conn.execute(stmt.on_conflict_do_update(index_elements=["section_id"], set_=values))
-
-
-async def insert_missing_seats(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(_insert(conn, seats).on_conflict_do_nothing(), rows)
-
-
-async def upsert_run(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    stmt = _insert(conn, runs).values(values)
-    await conn.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_=values))
-
-
-async def insert_missing_train_seats(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(_insert(conn, train_seats).on_conflict_do_nothing(), rows)
-
-
-async def event_row(conn: AsyncConnection, event_id: str) -> Any:
-    return (await conn.execute(select(events).where(events.c.event_id == event_id))).first()
-
-
-async def run_row(conn: AsyncConnection, run_id: str) -> Any:
-    return (await conn.execute(select(runs).where(runs.c.run_id == run_id))).first()
-
-
-async def section_names(conn: AsyncConnection, event_id: str) -> dict[str, str]:
-    rows = await conn.execute(select(sections.c.section_id, sections.c.name).where(sections.c.event_id == event_id))
-    return {row.section_id: row.name for row in rows}
-
-
-async def section_row(conn: AsyncConnection, section_id: str) -> Any:
-    return (await conn.execute(select(sections).where(sections.c.section_id == section_id))).first()
 
 
 # Customers' limits.
 async def lock_customer(conn: AsyncConnection, user_id: str) -> None:
     if is_postgres(conn):
-        await conn.execute(_insert(conn, customer_locks).values(user_id=user_id).on_conflict_do_nothing())
+        await conn.execute(upsert_into(conn, customer_locks).values(user_id=user_id).on_conflict_do_nothing())
         await conn.execute(select(customer_locks).where(customer_locks.c.user_id == user_id).with_for_update())
 
 
@@ -256,15 +66,69 @@ async def customer_usage(conn: AsyncConnection, user_id: str, event_id: str, now
 
 
 # Holds and orders.
-async def insert_hold(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(holds).values(values))
+def _items_json(items: tuple[Item, ...]) -> list[dict[str, Any]]:
+    return [{"seat_id": i.seat_id, "label": i.label, "price": i.price, "section": i.section} for i in items]
 
 
-async def hold_row(conn: AsyncConnection, hold_id: str, *, for_update: bool = False) -> Any:
+def _items(value: list[dict[str, Any]]) -> tuple[Item, ...]:
+    return tuple(Item(i.get("seat_id"), i["label"], i["price"], i["section"]) for i in value)
+
+
+def _hold(row: Any) -> Hold:
+    segment = None
+    if row.kind == HoldKind.TRAIN:
+        segment = Segment(row.origin, row.destination, row.from_index, row.to_index)
+    return Hold(
+        id=row.id,
+        user_id=row.user_id,
+        kind=HoldKind(row.kind),
+        event_id=row.event_id,
+        section_id=row.section_id,
+        quantity=row.quantity,
+        status=HoldStatus(row.status),
+        version=row.version,
+        expires_at=row.expires_at,
+        total=row.total,
+        currency=row.currency,
+        items=_items(row.items),
+        created_at=row.created_at,
+        class_code=row.class_code,
+        segment=segment,
+    )
+
+
+async def insert_hold(conn: AsyncConnection, hold: Hold) -> None:
+    segment = hold.segment
+    await conn.execute(
+        insert(holds).values(
+            id=hold.id,
+            user_id=hold.user_id,
+            kind=hold.kind,
+            event_id=hold.event_id,
+            section_id=hold.section_id,
+            class_code=hold.class_code,
+            origin=segment.origin if segment else None,
+            destination=segment.destination if segment else None,
+            from_index=segment.from_index if segment else None,
+            to_index=segment.to_index if segment else None,
+            quantity=hold.quantity,
+            status=hold.status,
+            version=hold.version,
+            expires_at=hold.expires_at,
+            total=hold.total,
+            currency=hold.currency,
+            items=_items_json(hold.items),
+            created_at=hold.created_at,
+        )
+    )
+
+
+async def hold_of(conn: AsyncConnection, hold_id: str, *, for_update: bool = False) -> Hold | None:
     stmt = select(holds).where(holds.c.id == hold_id)
     if for_update and is_postgres(conn):
         stmt = stmt.with_for_update()
-    return (await conn.execute(stmt)).first()
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else _hold(row)
 
 
 async def end_hold(
@@ -299,37 +163,105 @@ async def expired_hold_ids(
     return [row.id for row in rows]
 
 
-async def insert_order(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(orders).values(values))
+def _order(row: Any) -> Order:
+    return Order(
+        id=row.id,
+        hold_id=row.hold_id,
+        user_id=row.user_id,
+        holder_name=row.holder_name,
+        status=OrderStatus(row.status),
+        kind=OrderKind(row.kind),
+        event_id=row.event_id,
+        total=row.total,
+        currency=row.currency,
+        items=_items(row.items),
+        payment_id=row.payment_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        hold_version=row.hold_version,
+    )
 
 
-async def order_row(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Any:
-    stmt = select(orders).where(orders.c.id == order_id)
+def _orders_with_hold() -> Any:
+    return select(orders, holds.c.expires_at, holds.c.version.label("hold_version")).join(
+        holds, holds.c.id == orders.c.hold_id
+    )
+
+
+async def insert_order(conn: AsyncConnection, order: Order) -> None:
+    await conn.execute(
+        insert(orders).values(
+            id=order.id,
+            hold_id=order.hold_id,
+            user_id=order.user_id,
+            holder_name=order.holder_name,
+            status=order.status,
+            kind=order.kind,
+            event_id=order.event_id,
+            total=order.total,
+            currency=order.currency,
+            items=_items_json(order.items),
+            payment_id=order.payment_id,
+            created_at=order.created_at,
+        )
+    )
+
+
+async def order_of(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Order | None:
+    """The order with its hold's expiry and version; ``for_update`` locks the order's row only."""
+    stmt = _orders_with_hold().where(orders.c.id == order_id)
     if for_update and is_postgres(conn):
-        stmt = stmt.with_for_update()
-    return (await conn.execute(stmt)).first()
+        stmt = stmt.with_for_update(of=orders)
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else _order(row)
 
 
-async def order_for_hold(conn: AsyncConnection, hold_id: str) -> Any:
-    return (await conn.execute(select(orders).where(orders.c.hold_id == hold_id))).first()
+async def order_for_hold(conn: AsyncConnection, hold_id: str) -> Order | None:
+    row = (await conn.execute(_orders_with_hold().where(orders.c.hold_id == hold_id))).first()
+    return None if row is None else _order(row)
 
 
-async def set_order(conn: AsyncConnection, order_id: str, **values: Any) -> None:
-    await conn.execute(update(orders).where(orders.c.id == order_id).values(**values))
+async def set_order(
+    conn: AsyncConnection,
+    order_id: str,
+    *,
+    status: OrderStatus,
+    payment_id: str | None = None,
+    confirmed_at: datetime | None = None,
+    cancelled_at: datetime | None = None,
+) -> None:
+    values: dict[str, object] = {"status": status}
+    if payment_id is not None:
+        values.update(payment_id=payment_id, confirmed_at=confirmed_at)
+    if cancelled_at is not None:
+        values["cancelled_at"] = cancelled_at
+    await conn.execute(update(orders).where(orders.c.id == order_id).values(values))
 
 
 async def orders_of(
     conn: AsyncConnection, user_id: str, *, before: tuple[datetime, str] | None, limit: int
-) -> list[Any]:
-    stmt = (
-        select(orders, holds.c.expires_at)
-        .join(holds, holds.c.id == orders.c.hold_id)
-        .where(orders.c.user_id == user_id)
-    )
+) -> list[Order]:
+    stmt = _orders_with_hold().where(orders.c.user_id == user_id)
     if before is not None:
         created, order_id = before
         stmt = stmt.where(
             or_(orders.c.created_at < created, and_(orders.c.created_at == created, orders.c.id < order_id))
         )
     stmt = stmt.order_by(orders.c.created_at.desc(), orders.c.id.desc()).limit(limit)
-    return list(await conn.execute(stmt))
+    return [_order(row) for row in await conn.execute(stmt)]
+
+
+# The audit trail (platform.audit writes it).
+async def order_audit(conn: AsyncConnection, order_id: str, hold_id: str) -> list[HistoryEntry]:
+    """Booking's entries for an order, oldest first: the order's, and its hold's from before the order."""
+    rows = await conn.execute(
+        select(audit_log.c.at, audit_log.c.actor, audit_log.c.action, audit_log.c.detail)
+        .where(
+            or_(
+                audit_log.c.order_id == order_id,
+                and_(audit_log.c.entity == "hold", audit_log.c.entity_id == hold_id),
+            )
+        )
+        .order_by(audit_log.c.id)
+    )
+    return [HistoryEntry(r.at, r.actor, r.action, json.loads(r.detail)) for r in rows]

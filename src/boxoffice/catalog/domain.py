@@ -94,6 +94,14 @@ class SectionDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueDraft:
+    """A queued sale: buyers wait in the waiting room's line from ``on_sale_at`` (docs/waiting-room.md)."""
+
+    on_sale_at: datetime
+    admit_per_minute: int | None = None  # None: the room adapts to what booking sustains
+
+
+@dataclass(frozen=True, slots=True)
 class EventDraft:
     name: str
     category: Category
@@ -102,6 +110,7 @@ class EventDraft:
     starts_at: datetime
     currency: str
     sections: tuple[SectionDraft, ...]
+    queue: QueueDraft | None = None
 
     @property
     def seating(self) -> Seating:
@@ -128,6 +137,8 @@ def seat_map_problems(sections: Sequence[SectionDraft]) -> list[str]:
 def check_event_draft(draft: EventDraft, *, now: datetime) -> None:
     if draft.starts_at <= now:
         raise Unprocessable("starts_at must be in the future.", slug="starts-in-past", title="Event in the past")
+    if draft.queue is not None and draft.queue.on_sale_at >= draft.starts_at:
+        raise Unprocessable("queue.on_sale_at must be before starts_at.", slug="on-sale-after-start")
     if draft.starts_at > now + timedelta(days=MAX_DAYS_AHEAD):
         raise Unprocessable("starts_at is too far ahead (at most 3 years).", slug="starts-too-late")
     if reasons := seat_map_problems(draft.sections):
@@ -173,6 +184,60 @@ class EventPlan:
         return sum(s.capacity for s in self.sections)
 
 
+# What is stored, as the store reads it back.
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: str
+    name: str
+    category: Category
+    venue: str
+    city: str
+    starts_at: datetime
+    seating: Seating
+    currency: str
+    price_from: int
+    capacity: int
+    on_sale_at: datetime | None = None  # set for a queued sale
+    admit_per_minute: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SectionRecord:
+    id: str
+    name: str
+    price: int
+    capacity: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeatRecord:
+    id: str
+    section_id: str
+    row: str
+    number: int
+    label: str
+    price: int
+
+
+@dataclass(frozen=True, slots=True)
+class Station:
+    code: str
+    name: str
+    city: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Which events a listing shows: filters, and the page (``cursor`` from the previous page)."""
+
+    category: Category | None = None
+    q: str | None = None
+    starts_after: datetime | None = None
+    starts_before: datetime | None = None
+    cursor: str | None = None
+    limit: int = 20
+
+
 def plan_event(draft: EventDraft, new_id: Callable[[], str]) -> EventPlan:
     planned = []
     for section in draft.sections:
@@ -189,7 +254,7 @@ def plan_event(draft: EventDraft, new_id: Callable[[], str]) -> EventPlan:
 def event_published(plan: EventPlan) -> dict[str, Any]:
     """The data of ``catalog.event-published`` (docs/contracts.md): booking builds its inventory from it."""
     d = plan.draft
-    return {
+    data: dict[str, Any] = {
         "event_id": plan.id,
         "name": d.name,
         "category": d.category,
@@ -212,6 +277,9 @@ def event_published(plan: EventPlan) -> dict[str, Any]:
             for s in plan.sections
         ],
     }
+    if d.queue is not None:  # the waiting room opens a line; booking then requires admissions
+        data["queue"] = {"on_sale_at": rfc3339(d.queue.on_sale_at), "admit_per_minute": d.queue.admit_per_minute}
+    return data
 
 
 # Pagination: an opaque cursor holding the (starts_at, id) of the last item of the page.

@@ -27,6 +27,7 @@ from boxoffice.platform.db import Database, utcnow
 from boxoffice.platform.faults import FaultInjectionMiddleware
 from boxoffice.platform.headers import SecurityHeadersMiddleware, UnexpectedErrorMiddleware
 from boxoffice.platform.idempotency import KeyPurge, ReplayHeaderMiddleware
+from boxoffice.platform.inspect import inspector_router
 from boxoffice.platform.limits import BodyLimitMiddleware
 from boxoffice.platform.metrics import MetricsMiddleware, metrics_response
 from boxoffice.platform.observability import AccessLogMiddleware, RequestIdMiddleware
@@ -152,6 +153,8 @@ class Service:
         app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
         install_problem_handlers(app)
         app.include_router(health_router(self.check_ready))
+        if self.has_database:  # /api/<service>/db: the inspector of its own database; first, so no route shadows it
+            app.include_router(inspector_router(self.name))
         for router in self.routers():
             app.include_router(router)
         app.add_middleware(UnexpectedErrorMiddleware)  # innermost: its answer passes every other middleware

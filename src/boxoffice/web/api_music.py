@@ -14,8 +14,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from boxoffice.platform.problems import Problem
-from boxoffice.web.domain import ProblemInfo, problem_from_body
-from boxoffice.web.handlers import ApiProblem, Visitor
+from boxoffice.web.clients import ServiceApi, at
+from boxoffice.web.domain import ProblemInfo
+from boxoffice.web.handlers import ApiProblem, Visitor, page_id
 from boxoffice.web.pages import VisitorDep, form, redirect, render, text, with_query
 
 router = APIRouter(include_in_schema=False)
@@ -90,8 +91,9 @@ async def artists(request: Request, visitor: VisitorDep) -> Response:
 
 @router.get("/artists/{artist_id}")
 async def artist_page(request: Request, artist_id: str, visitor: VisitorDep) -> Response:
+    artist_id = page_id(artist_id)
     artist, playlists = await asyncio.gather(
-        visitor.call("music", "GET", f"/api/artists/{artist_id}", auth=False), _my_playlists(visitor)
+        visitor.call("music", "GET", at("/api/artists/{}", artist_id), auth=False), _my_playlists(visitor)
     )
     return render(request, "artist.html", "artist", artist=artist, playlists=playlists,
                   here=f"/artists/{artist_id}", added=_added(playlists, request.query_params.get("added")),
@@ -131,7 +133,7 @@ async def add_to_playlist(request: Request, visitor: VisitorDep) -> Response:
     visitor.require_user()
     playlist_id, back = text(data, "playlist_id"), _local(text(data, "next"), "/artists")
     try:
-        playlist = await visitor.call("music", "POST", f"/api/playlists/{playlist_id}/tracks",
+        playlist = await visitor.call("music", "POST", at("/api/playlists/{}/tracks", playlist_id),
                                       json={"track_id": text(data, "track_id")})
     except ApiProblem as exc:
         if exc.status >= 500 or exc.status == 401:
@@ -148,12 +150,13 @@ def _with(url: str, **params: str) -> str:
 
 @router.get("/playlists/{playlist_id}")
 async def playlist_page(request: Request, playlist_id: str, visitor: VisitorDep) -> Response:
+    playlist_id = page_id(playlist_id)
     return await _playlist(request, visitor, playlist_id)
 
 
 async def _playlist(request: Request, visitor: Visitor, playlist_id: str, *, error: str | None = None,
                     status: int = 200) -> Response:
-    playlist = await visitor.call("music", "GET", f"/api/playlists/{playlist_id}")
+    playlist = await visitor.call("music", "GET", at("/api/playlists/{}", playlist_id))
     owner = visitor.user is not None and visitor.user.id == playlist["owner_id"]
     query = request.query_params.get("q", "").strip()[:100] if owner else ""
     found: list[dict[str, Any]] = []
@@ -165,22 +168,24 @@ async def _playlist(request: Request, visitor: Visitor, playlist_id: str, *, err
                   share_url=str(request.base_url).rstrip("/") + playlist["share_url"])
 
 
-async def _music(visitor: Visitor, method: str, path: str, *, json: Any = None, if_match: str = "") -> Any:
-    """``visitor.call`` with an ``If-Match`` header (the version the page showed); problems as ``ApiProblem``."""
-    headers = {"If-Match": if_match} if if_match else {}
-    if visitor.tokens is not None:
-        headers["Authorization"] = f"Bearer {visitor.tokens.access}"
-    try:
-        response = await visitor.svc.clients.get("music").request(method, path, json=json, headers=headers)
-    except Problem as exc:  # the client's own failures: unreachable, circuit open
-        raise ApiProblem(ProblemInfo(exc.status, exc.slug, exc.title, exc.detail)) from exc
-    if response.status_code >= 400:
+class MusicApi(ServiceApi):
+    """Music's public API as web calls it: changes of a playlist carry ``If-Match`` (the version the page
+    showed), so a change made on a stale page is refused (412) instead of undoing someone else's."""
+
+    async def change(self, method: str, path: str, *, json: Any = None, if_match: str = "") -> None:
+        headers = {"If-Match": if_match} if if_match else {}
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token}"
         try:
-            body = response.json()
-        except ValueError:
-            body = None
-        raise ApiProblem(problem_from_body(response.status_code, body))
-    return response.json() if response.content else None
+            response = await self._client().request(method, path, json=json, headers=headers)
+        except Problem as exc:  # the client's own failures: unreachable, circuit open
+            raise ApiProblem(ProblemInfo(exc.status, exc.slug, exc.title, exc.detail)) from exc
+        self.check(response, path)
+
+
+def _music(visitor: Visitor) -> MusicApi:
+    base = visitor.deps.service("music")
+    return MusicApi(base.name, base._client).as_visitor(visitor.tokens, visitor.renew)
 
 
 async def _change(request: Request, visitor: Visitor, playlist_id: str, method: str, path: str, *,
@@ -188,7 +193,7 @@ async def _change(request: Request, visitor: Visitor, playlist_id: str, method: 
     """One change of a playlist from its page; a problem (someone changed it first, it is full) is shown there."""
     visitor.require_user()
     try:
-        await _music(visitor, method, path, json=json, if_match=if_match)
+        await _music(visitor).change(method, path, json=json, if_match=if_match)
     except ApiProblem as exc:
         if exc.status >= 500 or exc.status == 401:
             raise
@@ -202,42 +207,47 @@ async def _change(request: Request, visitor: Visitor, playlist_id: str, method: 
 
 @router.post("/playlists/{playlist_id}/edit")
 async def edit_playlist(request: Request, playlist_id: str, visitor: VisitorDep) -> Response:
+    playlist_id = page_id(playlist_id)
     data = await form(request)
     body = {"name": text(data, "name"), "description": text(data, "description"), "public": bool(data.get("public"))}
-    return await _change(request, visitor, playlist_id, "PATCH", f"/api/playlists/{playlist_id}", json=body,
+    return await _change(request, visitor, playlist_id, "PATCH", at("/api/playlists/{}", playlist_id), json=body,
                          if_match=text(data, "version"))
 
 
 @router.post("/playlists/{playlist_id}/delete")
 async def delete_playlist(request: Request, playlist_id: str, visitor: VisitorDep) -> Response:
+    playlist_id = page_id(playlist_id)
     data = await form(request)
-    return await _change(request, visitor, playlist_id, "DELETE", f"/api/playlists/{playlist_id}",
+    return await _change(request, visitor, playlist_id, "DELETE", at("/api/playlists/{}", playlist_id),
                          if_match=text(data, "version"), done="/playlists?deleted=1")
 
 
 @router.post("/playlists/{playlist_id}/tracks")
 async def add_track(request: Request, playlist_id: str, visitor: VisitorDep) -> Response:
+    playlist_id = page_id(playlist_id)
     data = await form(request)
-    return await _change(request, visitor, playlist_id, "POST", f"/api/playlists/{playlist_id}/tracks",
+    return await _change(request, visitor, playlist_id, "POST", at("/api/playlists/{}/tracks", playlist_id),
                          json={"track_id": text(data, "track_id")})
 
 
 @router.post("/playlists/{playlist_id}/tracks/{position}/remove")
 async def remove_track(request: Request, playlist_id: str, position: int, visitor: VisitorDep) -> Response:
+    playlist_id = page_id(playlist_id)
     data = await form(request)
-    return await _change(request, visitor, playlist_id, "DELETE", f"/api/playlists/{playlist_id}/tracks/{position}",
-                         if_match=text(data, "version"))
+    path = at("/api/playlists/{}/tracks/{}", playlist_id, str(position))
+    return await _change(request, visitor, playlist_id, "DELETE", path, if_match=text(data, "version"))
 
 
 @router.post("/playlists/{playlist_id}/tracks/{position}/move")
 async def move_track(request: Request, playlist_id: str, position: int, visitor: VisitorDep) -> Response:
     """Up or down by one: the order the page showed, with the move, sent against the version it showed."""
+    playlist_id = page_id(playlist_id)
     data = await form(request)
     order = [t for t in data.getlist("order") if isinstance(t, str)]
     target = position + (-1 if text(data, "direction") == "up" else 1)
     if 0 <= position < len(order) and 0 <= target < len(order):
         order[position], order[target] = order[target], order[position]
-    return await _change(request, visitor, playlist_id, "PUT", f"/api/playlists/{playlist_id}/tracks",
+    return await _change(request, visitor, playlist_id, "PUT", at("/api/playlists/{}/tracks", playlist_id),
                          json={"track_ids": order}, if_match=text(data, "version"))
 
 
@@ -247,8 +257,9 @@ async def move_track(request: Request, playlist_id: str, position: int, visitor:
 @router.get("/events/{event_id}/lineup")
 async def event_lineup(request: Request, event_id: str, visitor: VisitorDep) -> Response:
     """The line-up fragment the event page loads; nothing to show (not a music event, music away) is empty."""
+    event_id = page_id(event_id)
     try:
-        lineup = await visitor.call("music", "GET", f"/api/lineups/{event_id}", auth=False)
+        lineup = await visitor.call("music", "GET", at("/api/lineups/{}", event_id), auth=False)
     except ApiProblem:
         lineup = {"event_id": event_id, "artists": []}
     return render(request, "_lineup.html", "event", lineup=lineup, event_id=event_id)
@@ -256,7 +267,8 @@ async def event_lineup(request: Request, event_id: str, visitor: VisitorDep) -> 
 
 @router.post("/events/{event_id}/playlist")
 async def playlist_from_lineup(request: Request, event_id: str, visitor: VisitorDep) -> Response:
+    event_id = page_id(event_id)
     await form(request)
     visitor.require_user()
-    playlist = await visitor.call("music", "POST", f"/api/lineups/{event_id}/playlist")
+    playlist = await visitor.call("music", "POST", at("/api/lineups/{}/playlist", event_id))
     return redirect(f"/playlists/{playlist['id']}?created=1", request)

@@ -1,4 +1,4 @@
-from boxoffice.booking.store import metadata
+from boxoffice.booking.tables import metadata
 from boxoffice.platform.migrate import run_migrations
 
 run_migrations(metadata)

@@ -1,0 +1,105 @@
+"""Booking's copy of what catalog sells (events, sections, seats, runs, train seats): written from catalog's
+events by handlers/catalog_feed.py, read when a hold is placed. What is held or sold lives in store.py and
+inventory.py; a republished event never resets it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from boxoffice.booking.domain import Event, Run, Seat, Section, Stop
+from boxoffice.booking.tables import events, runs, seats, sections, train_seats, upsert_into
+
+
+# Inventory built from catalog events.
+async def upsert_event(conn: AsyncConnection, event: Event) -> None:
+    values = {
+        "event_id": event.event_id,
+        "name": event.name,
+        "venue": event.venue,
+        "city": event.city,
+        "starts_at": event.starts_at,
+        "currency": event.currency,
+        "seating": event.seating,
+    }
+    stmt = upsert_into(conn, events).values(values)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["event_id"], set_=values))
+
+
+async def upsert_section(conn: AsyncConnection, section: Section) -> None:
+    """New sections start empty; a republished one keeps what is held and sold (capacity may change)."""
+    values = {"name": section.name, "price": section.price, "capacity": section.capacity}
+    stmt = upsert_into(conn, sections).values(
+        section_id=section.section_id, event_id=section.event_id, held=0, sold=0, **values
+    )
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["section_id"], set_=values))
+
+
+async def insert_missing_seats(conn: AsyncConnection, event_id: str, new: list[Seat]) -> None:
+    rows = [
+        {
+            "seat_id": seat.seat_id,
+            "event_id": event_id,
+            "section_id": seat.section_id,
+            "label": seat.label,
+            "price": seat.price,
+            "status": "available",
+        }
+        for seat in new
+    ]
+    if rows:
+        await conn.execute(upsert_into(conn, seats).on_conflict_do_nothing(), rows)
+
+
+async def upsert_run(conn: AsyncConnection, run: Run) -> None:
+    values = {
+        "run_id": run.run_id,
+        "train_number": run.train_number,
+        "name": run.name,
+        "currency": run.currency,
+        "stops": [
+            {"station": s.station, "index": s.index, "arrives_at": s.arrives_at, "departs_at": s.departs_at}
+            for s in run.stops
+        ],
+        "fares": {code: dict(fares) for code, fares in run.fares.items()},
+        "class_names": dict(run.class_names),
+    }
+    stmt = upsert_into(conn, runs).values(values)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_=values))
+
+
+async def insert_missing_train_seats(conn: AsyncConnection, run_id: str, new: list[tuple[str, Seat]]) -> None:
+    """``new``: (class code, seat) pairs."""
+    rows = [{"run_id": run_id, "seat_id": s.seat_id, "class_code": code, "label": s.label} for code, s in new]
+    if rows:
+        await conn.execute(upsert_into(conn, train_seats).on_conflict_do_nothing(), rows)
+
+
+async def event_of(conn: AsyncConnection, event_id: str) -> Event | None:
+    row = (await conn.execute(select(events).where(events.c.event_id == event_id))).first()
+    if row is None:
+        return None
+    return Event(row.event_id, row.name, row.venue, row.city, row.starts_at, row.currency, row.seating)
+
+
+def run_from(row: Any) -> Run:
+    stops = tuple(Stop(str(s["station"]), int(s["index"]), s.get("arrives_at"), s.get("departs_at")) for s in row.stops)
+    return Run(row.run_id, row.train_number, row.name, row.currency, stops, row.fares, row.class_names)
+
+
+async def run_of(conn: AsyncConnection, run_id: str) -> Run | None:
+    row = (await conn.execute(select(runs).where(runs.c.run_id == run_id))).first()
+    return None if row is None else run_from(row)
+
+
+async def section_names(conn: AsyncConnection, event_id: str) -> dict[str, str]:
+    rows = await conn.execute(select(sections.c.section_id, sections.c.name).where(sections.c.event_id == event_id))
+    return {row.section_id: row.name for row in rows}
+
+
+async def section_of(conn: AsyncConnection, section_id: str) -> Section | None:
+    row = (await conn.execute(select(sections).where(sections.c.section_id == section_id))).first()
+    return None if row is None else Section(row.section_id, row.event_id, row.name, row.price, row.capacity)

@@ -1,0 +1,258 @@
+"""Orders: placed from a live hold, confirmed by payments, cancelled by their customer, read by all three."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from pydantic import JsonValue
+
+from boxoffice.booking import catalog_copy, domain, inventory, store
+from boxoffice.booking.clients import PeerUnavailable
+from boxoffice.booking.deps import BookingDeps
+from boxoffice.booking.domain import (
+    Hold,
+    HoldStatus,
+    Order,
+    OrderKind,
+    OrderPage,
+    OrderStatus,
+    OrderWithTickets,
+)
+from boxoffice.booking.handlers.common import (
+    BOOKINGS_TOPIC,
+    ORDERS,
+    TICKETS_SOLD,
+    iso,
+    may_see,
+    owned_hold,
+    record_hold,
+    record_order,
+)
+from boxoffice.booking.handlers.expiry import end_hold
+from boxoffice.platform.auth import Principal
+from boxoffice.platform.bus.envelope import uuid7
+from boxoffice.platform.db import UnitOfWork
+from boxoffice.platform.idempotency import StoredResponse, run_idempotent
+from boxoffice.platform.problems import Forbidden, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmOrder:
+    """Payments' confirmation, fenced by the hold's id and version it read before authorising."""
+
+    order_id: str
+    hold_id: str
+    hold_version: int
+    payment_id: str
+
+
+async def place_order(
+    deps: BookingDeps,
+    hold_id: str,
+    *,
+    user: Principal,
+    idempotency_key: str | None,
+    body: JsonValue,
+    render: Callable[[Order], JsonValue],
+) -> StoredResponse:
+    """Order a live hold of one's own; ``render`` gives the answer's JSON, stored with the Idempotency-Key."""
+
+    async def work(uow: UnitOfWork) -> JsonValue:
+        return render(await _place(uow, deps, hold_id, user))
+
+    return await run_idempotent(
+        deps.db, work, owner=user.id, scope="orders", key=idempotency_key, body=body, status_code=201, now=deps.now
+    )
+
+
+async def _place(uow: UnitOfWork, deps: BookingDeps, hold_id: str, user: Principal) -> Order:
+    now = deps.now()
+    hold = await owned_hold(uow.conn, user, hold_id)
+    if hold.user_id != user.id:
+        raise Forbidden("Only the customer who holds the seats can order them.")
+    if not hold.is_live(now):
+        raise domain.HoldExpired("This hold has expired or was released; hold the seats again.")
+    existing = await store.order_for_hold(uow.conn, hold_id)
+    if existing is not None:
+        raise domain.HoldAlreadyOrdered("This hold already has an order.", order_id=existing.id)
+    order = Order(
+        id=uuid7(),
+        hold_id=hold.id,
+        user_id=user.id,
+        holder_name=user.name or user.email,
+        status=OrderStatus.PENDING_PAYMENT,
+        kind=OrderKind.TRAIN if hold.kind == domain.HoldKind.TRAIN else OrderKind.EVENT,
+        event_id=hold.event_id,
+        total=hold.total,
+        currency=hold.currency,
+        items=hold.items,
+        payment_id=None,
+        created_at=now,
+        expires_at=hold.expires_at,
+        hold_version=hold.version,
+    )
+    await store.insert_order(uow.conn, order)
+    detail = {"hold_id": hold.id, "total": order.total, "currency": order.currency}
+    await record_order(uow.conn, order, "placed", actor=user.id, at=now, detail=detail)
+    ORDERS.labels(OrderStatus.PENDING_PAYMENT).inc()
+    return order
+
+
+async def list_orders(
+    deps: BookingDeps, *, user: Principal, before: tuple[datetime, str] | None, limit: int
+) -> OrderPage:
+    """The customer's orders, newest first, ``limit`` at a time."""
+    async with deps.db.read() as conn:
+        orders = await store.orders_of(conn, user.id, before=before, limit=limit + 1)
+    now = deps.now()
+    page = tuple(order.seen_at(now) for order in orders[:limit])
+    more = len(orders) > limit
+    return OrderPage(page, (page[-1].created_at, page[-1].id) if more else None)
+
+
+async def read_order(deps: BookingDeps, order_id: str) -> Order:
+    """Any order, for the services that act on it (payments, tickets)."""
+    async with deps.db.read() as conn:
+        order = await store.order_of(conn, order_id)
+    if order is None:
+        raise NotFound("No such order.")
+    return order.seen_at(deps.now())
+
+
+async def get_order(deps: BookingDeps, order_id: str, *, user: Principal) -> OrderWithTickets:
+    """The customer's order and its tickets; tickets that cannot be read are left out (clients.py)."""
+    order = await read_order(deps, order_id)
+    if not may_see(user, order.user_id):
+        raise NotFound("No such order.")
+    if order.status == OrderStatus.PENDING_PAYMENT:
+        return OrderWithTickets(order, ())
+    try:
+        tickets = tuple(await deps.tickets.order_tickets(order_id))
+    except PeerUnavailable:
+        tickets = ()
+    return OrderWithTickets(order, tickets)
+
+
+async def confirm_order(deps: BookingDeps, cmd: ConfirmOrder) -> Order:
+    """Payments calls this between authorising and capturing. Fenced by hold id and version: it succeeds
+    only while the hold is active and unexpired, and moves its claims from held to sold (invariant 4)."""
+
+    async def work(uow: UnitOfWork) -> Order:
+        now = deps.now()
+        order = await store.order_of(uow.conn, cmd.order_id, for_update=True)
+        hold = await store.hold_of(uow.conn, order.hold_id) if order is not None else None
+        if order is None or hold is None:
+            raise NotFound("No such order.")
+        if order.status == OrderStatus.CONFIRMED and order.payment_id == cmd.payment_id:
+            return order.seen_at(now)  # a retry of a confirmation that happened
+        if order.status != OrderStatus.PENDING_PAYMENT:
+            raise domain.OrderNotPayable(f"This order is {order.seen_at(now).status}.")
+        if hold.id != cmd.hold_id or not await store.end_hold(
+            uow.conn, hold.id, to=HoldStatus.CONFIRMED, now=now, version=cmd.hold_version, expired=False
+        ):
+            raise domain.HoldExpired("The hold on these seats expired or was released before payment.")
+        if not await inventory.sell(uow.conn, hold, now):
+            raise domain.HoldExpired("These seats went to another customer after the hold expired.")
+        confirmed, payment_id = OrderStatus.CONFIRMED, cmd.payment_id
+        await store.set_order(uow.conn, order.id, status=confirmed, payment_id=payment_id, confirmed_at=now)
+        order = replace(order, status=confirmed, payment_id=payment_id, hold_version=hold.version + 1)
+        actor = domain.payment_actor(cmd.payment_id)
+        await record_hold(uow.conn, hold, HoldStatus.CONFIRMED, actor=actor, at=now, order_id=order.id)
+        await record_order(uow.conn, order, "confirmed", actor=actor, at=now, detail={"payment_id": cmd.payment_id})
+        record = booking_record(order, hold, "confirmed", now, await _details(uow, hold))
+        uow.publish(BOOKINGS_TOPIC, "booking.order-confirmed", key=order.event_id, data=record)
+        return order
+
+    order = await deps.db.transact(work)
+    ORDERS.labels(OrderStatus.CONFIRMED).inc()
+    TICKETS_SOLD.inc(len(order.items))
+    return order
+
+
+async def cancel_order(deps: BookingDeps, order_id: str, *, user: Principal) -> Order:
+    """Cancel: seats go back on sale; a paid order is announced on ``ticket-bookings`` so payments refunds
+    it and tickets voids its tickets."""
+
+    async def work(uow: UnitOfWork) -> Order:
+        now = deps.now()
+        order = await store.order_of(uow.conn, order_id, for_update=True)
+        if order is None or not may_see(user, order.user_id):
+            raise NotFound("No such order.")
+        hold = await store.hold_of(uow.conn, order.hold_id, for_update=True)
+        if hold is None:
+            raise NotFound("No such order.")
+        if order.status == OrderStatus.PENDING_PAYMENT:
+            # Ending the hold cancels its pending order and records both changes.
+            if not await end_hold(uow, hold.id, to=HoldStatus.RELEASED, now=now, actor=user.id):
+                raise domain.OrderNotCancellable("This order has expired already.")
+        elif order.status == OrderStatus.CONFIRMED:
+            await _cancel_paid(uow, order, hold, actor=user.id, now=now)
+        else:
+            raise domain.OrderNotCancellable(f"This order is {order.seen_at(now).status}.")
+        cancelled = await store.order_of(uow.conn, order_id)
+        assert cancelled is not None
+        return cancelled.seen_at(now)
+
+    answer = await deps.db.transact(work)
+    ORDERS.labels(OrderStatus.CANCELLED).inc()
+    return answer
+
+
+async def _cancel_paid(uow: UnitOfWork, order: Order, hold: Hold, *, actor: str, now: datetime) -> None:
+    await store.set_hold_status(uow.conn, hold.id, HoldStatus.CANCELLED)
+    await inventory.unsell(uow.conn, hold)
+    await store.set_order(uow.conn, order.id, status=OrderStatus.CANCELLED, cancelled_at=now)
+    await record_hold(uow.conn, hold, HoldStatus.CANCELLED, actor=actor, at=now, order_id=order.id)
+    await record_order(uow.conn, order, "cancelled", actor=actor, at=now, detail={"payment_id": order.payment_id})
+    details = await _details(uow, hold)
+    record = booking_record(replace(order, status=OrderStatus.CANCELLED), hold, "cancelled", now, details)
+    uow.publish(BOOKINGS_TOPIC, "booking.order-cancelled", key=order.event_id, data=record)
+
+
+def booking_record(
+    order: Order, hold: Hold, status: str, now: datetime, details: dict[str, object]
+) -> dict[str, object]:
+    """The ``ticket-bookings`` data (docs/contracts.md): the seeds' fields plus what tickets need to print."""
+    return {
+        "event_id": order.event_id,
+        "user_id": order.user_id,
+        "order_id": order.id,
+        "ticket_count": hold.quantity,
+        "amount_minor": order.total,
+        "currency": order.currency,
+        "status": status,
+        "timestamp": iso(now),
+        "kind": order.kind.value,
+        "holder_name": order.holder_name,
+        "items": [
+            {"seat_id": item.seat_id, "label": item.label, "price": item.price, "section": item.section}
+            for item in order.items
+        ],
+        **details,
+    }
+
+
+async def _details(uow: UnitOfWork, hold: Hold) -> dict[str, object]:
+    """What tickets print: the event, or the train journey (event-carried state, docs/contracts.md)."""
+    if hold.kind == domain.HoldKind.TRAIN:
+        run = await catalog_copy.run_of(uow.conn, hold.event_id)
+        assert run is not None and hold.segment is not None and hold.class_code is not None
+        origin, destination = hold.segment.origin, hold.segment.destination
+        return {
+            "train": {
+                "run_id": run.run_id,
+                "train_number": run.train_number,
+                "name": run.name,
+                "origin": origin,
+                "destination": destination,
+                "class_code": hold.class_code,
+                "class_name": run.class_names.get(hold.class_code, hold.class_code),
+                "departs_at": run.stop(origin).departs_at,
+                "arrives_at": run.stop(destination).arrives_at,
+            }
+        }
+    event = await catalog_copy.event_of(uow.conn, hold.event_id)
+    assert event is not None
+    return {"event": {"name": event.name, "venue": event.venue, "city": event.city, "starts_at": iso(event.starts_at)}}
