@@ -33,6 +33,7 @@ from boxoffice.analytics.service import AnalyticsService
 from boxoffice.booking.service import BookingService
 from boxoffice.catalog.service import CatalogService
 from boxoffice.identity.service import IdentityService
+from boxoffice.music.service import MusicService
 from boxoffice.payments.service import PaymentsService
 from boxoffice.platform.app import Service
 from boxoffice.platform.bus.deadletters import DeadLetter, DeadLetters, describe
@@ -57,6 +58,7 @@ SERVICES: dict[str, type[Service]] = {
     BookingService.name: BookingService,
     PaymentsService.name: PaymentsService,
     TicketsService.name: TicketsService,
+    MusicService.name: MusicService,
     TrackingService.name: TrackingService,
     WaitingRoomService.name: WaitingRoomService,
     AnalyticsService.name: AnalyticsService,
@@ -198,7 +200,9 @@ class Runtime:
 
         routes = [(p, self.apps[s.name]) for s in self.services for p in gateway_routes(type(s))]
         docs = {s.name: f"/api/{s.name}/docs" for s in self.services}
-        return Gateway(routes, check_ready=self.readiness, lifespan=lifespan, docs=docs, fallback=self.apps.get("web"))
+        owners = {p: s.name for s in self.services for p in gateway_routes(type(s))}
+        return Gateway(routes, check_ready=self.readiness, lifespan=lifespan, docs=docs, fallback=self.apps.get("web"),
+                       owners=owners, secret=self.settings.secret)
 
 
 def _report_worker_exit(task: asyncio.Task[None]) -> None:
@@ -370,7 +374,10 @@ def _run_processes(settings: Settings) -> None:
     routes = [(p, proxies[name]) for name, cls in SERVICES.items() for p in gateway_routes(cls)]
     docs = {name: f"/api/{name}/docs" for name in SERVICES}
     try:
-        _serve(Gateway(routes, check_ready=readiness, docs=docs, fallback=proxies.get("web")), settings)
+        owners = {p: name for name, cls in SERVICES.items() for p in gateway_routes(cls)}
+        gateway = Gateway(routes, check_ready=readiness, docs=docs, fallback=proxies.get("web"), owners=owners,
+                          peers=urls, secret=settings.secret)
+        _serve(gateway, settings)
     finally:
         for child in children:
             child.terminate()

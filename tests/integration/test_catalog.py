@@ -162,6 +162,7 @@ async def test_admin_publishes_a_general_admission_event(app: Running) -> None:
                 "currency",
                 "price_from",
                 "available",
+                "availability_stale",
                 "queued",
                 "on_sale_at",
             )
@@ -345,6 +346,7 @@ async def test_without_booking_availability_is_the_capacity(app: Running) -> Non
     app.runtime.clients.register_local("booking", Starlette())  # booking answers 404 to everything
     detail = await app.client.get(f"/api/events/{event['id']}")
     assert detail.status_code == 200 and detail.json()["available"] == 140
+    assert detail.json()["availability_stale"] is True  # said, so that pages can say it
 
 
 async def test_a_queued_sale_is_published_with_its_line(app: Running) -> None:

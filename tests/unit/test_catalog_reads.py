@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from boxoffice.catalog.availability import FULL, BookingAvailability
+from boxoffice.catalog.availability import FULL, BookingAvailability, Counts
 from boxoffice.catalog.cache import ReadCache
 from boxoffice.platform.clients import ServiceClient
 
@@ -94,7 +94,7 @@ async def test_a_failing_or_absent_booking_means_capacity_not_an_error() -> None
         raise LookupError("booking is not deployed")
 
     for source in (lambda: booking({}, status=500), lambda: booking(b"not json"), absent):
-        assert await BookingAvailability(source).events(["e1"]) == {}
+        assert await BookingAvailability(source).events(["e1"]) == {"e1": Counts(stale=True)}
     assert FULL.part("s1", 12) == 12 and FULL.seat("x") == "available"
 
 
@@ -105,5 +105,16 @@ async def test_a_slow_booking_is_not_waited_for() -> None:
 
     client = ServiceClient("booking", app=Starlette(routes=[Route("/internal/availability/events", slow)]), retries=0)
     started = asyncio.get_running_loop().time()
-    assert await BookingAvailability(lambda: client, timeout=0.1).events(["e1"]) == {}
+    assert await BookingAvailability(lambda: client, timeout=0.1).events(["e1"]) == {"e1": Counts(stale=True)}
     assert asyncio.get_running_loop().time() - started < 1
+
+
+async def test_when_booking_fails_the_last_counts_it_gave_are_served_marked_stale() -> None:
+    answers = [booking({"events": {"e1": {"available": 7, "sections": {"s1": 3}}}}), booking({}, status=503)]
+    availability = BookingAvailability(lambda: answers[0])
+    fresh = await availability.events(["e1", "e2"])
+    assert fresh["e1"].available == 7 and not fresh["e1"].stale and "e2" not in fresh
+    answers.pop(0)
+    stale = await availability.events(["e1", "e2"])
+    assert stale["e1"] == Counts(available=7, parts={"s1": 3}, stale=True)
+    assert stale["e2"] == Counts(stale=True)  # never counted: capacity, but said to be a guess

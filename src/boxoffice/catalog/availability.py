@@ -2,8 +2,9 @@
 
 Booking lists only what is not fully available: a seat it does not name is available, a section or class
 it does not name has its whole capacity. When booking cannot answer (down, slow, not deployed yet),
-catalog still answers with capacity-based availability and logs a warning (at most once a minute): a
-listing that says "available" is a hint, the hold is where booking enforces the truth.
+catalog still answers, marked stale: with the last counts booking gave for that event (kept in memory),
+or capacity-based ones, and logs a warning (at most once a minute). A listing that says "available" is a
+hint; the hold is where booking enforces the truth.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -30,6 +31,7 @@ class Counts:
     available: int | None = None
     parts: Mapping[str, int] = field(default_factory=dict)  # section id or class code -> available
     seats: Mapping[str, str] = field(default_factory=dict)  # seat id -> "held" | "sold"
+    stale: bool = False  # booking did not answer: the last counts it gave, or none
 
     def part(self, key: str, capacity: int) -> int:
         return max(0, min(capacity, self.parts.get(key, capacity)))
@@ -48,11 +50,21 @@ class BookingAvailability:
         self.timeout = timeout
         self.warn_every = warn_every
         self._warned_at = float("-inf")
+        self._last: dict[str, Counts] = {}
+        self.remember = 10_000
 
     async def events(self, ids: Sequence[str]) -> dict[str, Counts]:
-        body = await self._ask("/internal/availability/events", {"ids": ",".join(ids)}) if ids else None
+        if not ids:
+            return {}
+        body = await self._ask("/internal/availability/events", {"ids": ",".join(ids)})
+        if body is None:
+            return {i: replace(self._last.get(i, FULL), stale=True) for i in ids}
         answers = _mapping(body, "events")
-        return {k: _counts(v, "sections") for k, v in answers.items() if isinstance(v, Mapping)}
+        counts = {k: _counts(v, "sections") for k, v in answers.items() if isinstance(v, Mapping)}
+        if len(self._last) + len(counts) > self.remember:
+            self._last.clear()
+        self._last.update(counts)
+        return counts
 
     async def runs(self, ids: Sequence[str], *, origin: str, destination: str) -> dict[str, Counts]:
         params = {"ids": ",".join(ids), "origin": origin, "destination": destination}

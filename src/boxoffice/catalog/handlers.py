@@ -113,8 +113,8 @@ async def list_events(deps: CatalogDeps, query: EventQuery) -> EventPageOut:
 
 def _summary_with(item: EventSummaryOut, counts: Counts) -> EventSummaryOut:
     if counts.available is None:
-        return item
-    return item.model_copy(update={"available": max(0, counts.available)})
+        return item.model_copy(update={"availability_stale": True}) if counts.stale else item
+    return item.model_copy(update={"available": max(0, counts.available), "availability_stale": counts.stale})
 
 
 def _event_with(view: EventOut, counts: Counts) -> EventOut:
@@ -123,7 +123,8 @@ def _event_with(view: EventOut, counts: Counts) -> EventOut:
     sections = [s.model_copy(update={"available": counts.part(s.id, s.capacity)}) for s in view.sections]
     seats = [t.model_copy(update={"status": counts.seat(t.id)}) if t.id in counts.seats else t for t in view.seats]
     available = counts.available if counts.available is not None else sum(s.available for s in sections)
-    return view.model_copy(update={"sections": sections, "seats": seats, "available": max(0, available)})
+    return view.model_copy(update={"sections": sections, "seats": seats, "available": max(0, available),
+                                   "availability_stale": counts.stale})
 
 
 # Stations.

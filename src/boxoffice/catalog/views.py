@@ -31,6 +31,8 @@ class EventSummaryOut(Out):
     currency: str
     price_from: int
     available: int
+    availability_stale: bool = False
+    """True when booking did not answer in time: ``available`` is the last count seen (or the capacity)."""
     queued: bool = False  # a queued sale: buyers join the waiting room's line (docs/waiting-room.md)
     on_sale_at: datetime | None = None
 

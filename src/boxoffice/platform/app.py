@@ -24,6 +24,7 @@ from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.bus.relay import Relay
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.db import Database, utcnow
+from boxoffice.platform.faults import FaultInjectionMiddleware
 from boxoffice.platform.headers import SecurityHeadersMiddleware, UnexpectedErrorMiddleware
 from boxoffice.platform.idempotency import KeyPurge, ReplayHeaderMiddleware
 from boxoffice.platform.inspect import inspector_router
@@ -157,6 +158,7 @@ class Service:
         for router in self.routers():
             app.include_router(router)
         app.add_middleware(UnexpectedErrorMiddleware)  # innermost: its answer passes every other middleware
+        app.add_middleware(FaultInjectionMiddleware, service=self.name, secret=self.settings.secret)
         app.add_middleware(BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, overrides=self.body_limits)
         app.add_middleware(SecurityHeadersMiddleware, production=self.settings.mode == "production")
         app.add_middleware(ReplayHeaderMiddleware)

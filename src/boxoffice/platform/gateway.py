@@ -4,29 +4,65 @@ Targets are ASGI apps: a service's own app in embedded mode, or an ``HttpProxy``
 in distributed mode, so the routing is the same code in both. Route patterns come from each service's
 ``Service.routes`` (``{}`` is one path segment); the most specific pattern wins, so
 ``/api/orders/{}/payment`` reaches payments while the rest of ``/api/orders`` reaches booking.
+
+The gateway also serves the operators' resilience API (admins only, ARCHITECTURE.md section 5):
+
+- ``/api/admin/routes``: weighted traffic shifting. ``PUT /api/admin/routes/{service}`` with
+  ``{"upstreams": [{"url", "version", "weight"}]}`` sends that service's requests to those processes in
+  proportion to their weights (smooth weighted round-robin, so the shares hold over any run of requests);
+  ``DELETE`` goes back to the default target.
+- ``/api/admin/faults``: the fault rules (``platform.faults``): this process's registry, pushed to every
+  other service process it knows (``peers`` and the shifted upstreams) with ``PUT /internal/faults``.
+
+Every response carries ``X-Boxoffice-Version``: the serving process's ``BOXOFFICE_VERSION`` (a service
+behind an ``HttpProxy`` sets its own, which passes through unchanged).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from boxoffice.platform.auth import Principal, TokenVerifier
+from boxoffice.platform.faults import FaultRegistry, parse_rules, registry, rules_document
+from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.metrics import metrics_response
 from boxoffice.platform.problem_http import problem_response
-from boxoffice.platform.problems import NotFound, ServiceUnavailable
+from boxoffice.platform.problems import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    Problem,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+)
 
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailers",
      b"transfer-encoding", b"upgrade", b"host", b"content-length"}
 )
+VERSION_HEADER = b"x-boxoffice-version"
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", extra="ignore", frozen=True)
+
+    version: str = Field(default_factory=lambda: importlib.metadata.version("boxoffice"))
+    """``BOXOFFICE_VERSION``: what this process answers in ``X-Boxoffice-Version`` (default: the package's)."""
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
@@ -38,6 +74,48 @@ def _specificity(pattern: str) -> tuple[int, int]:
     return (len(pattern.replace("{}", "")), pattern.count("/"))
 
 
+class UpstreamIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(pattern=r"^https?://[^/\s]+/?$", description="a service process, e.g. http://10.0.0.7:8106")
+    version: str = Field(min_length=1, max_length=64)
+    weight: int = Field(strict=True, ge=0, le=100)
+
+
+class RoutesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    upstreams: list[UpstreamIn] = Field(min_length=1, max_length=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    url: str
+    version: str
+    weight: int
+    target: HttpProxy
+
+
+class WeightedUpstreams:
+    """Smooth weighted round-robin (nginx's): each upstream gets exactly its share of every ``sum(weights)``
+    consecutive requests, spread out rather than in runs, so a 90/10 split is 90/10 after 10 requests, not
+    only on average. No await inside ``pick``: concurrent requests on the event loop cannot interleave it."""
+
+    def __init__(self, upstreams: Sequence[Upstream]) -> None:
+        self.upstreams = tuple(upstreams)
+        self._current = [0] * len(self.upstreams)
+        self._total = sum(u.weight for u in self.upstreams)
+
+    def pick(self) -> Upstream:
+        best = 0
+        for i, upstream in enumerate(self.upstreams):
+            self._current[i] += upstream.weight
+            if self._current[i] > self._current[best]:
+                best = i
+        self._current[best] -= self._total
+        return self.upstreams[best]
+
+
 class Gateway:
     def __init__(
         self,
@@ -47,28 +125,65 @@ class Gateway:
         lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
         fallback: ASGIApp | None = None,
         docs: dict[str, str] | None = None,
+        owners: Mapping[str, str] | None = None,
+        peers: Mapping[str, str] | None = None,
+        secret: bytes | None = None,
+        faults: FaultRegistry | None = None,
     ) -> None:
+        """``owners``: the service of each route pattern (for traffic shifting); ``peers``: where the service
+        processes answer in distributed mode (fault rules are pushed there, with the internal token made
+        from ``secret``)."""
         ordered = sorted(routes, key=lambda r: _specificity(r[0]), reverse=True)
-        self._routes = [(compile_pattern(p), app) for p, app in ordered]
+        self._routes = [(compile_pattern(p), p, app) for p, app in ordered]
+        self._owners = dict(owners or {})
+        self._peers = dict(peers or {})
+        self._token = internal_token(secret) if secret is not None else None
+        self._faults = faults or registry()
+        self._shifted: dict[str, WeightedUpstreams] = {}
+        self._proxies: dict[str, HttpProxy] = {}
+        self.version = GatewaySettings().version
+        self._version_header = (VERSION_HEADER, self.version.encode())
         self._check_ready = check_ready
         self._fallback = fallback
         self._docs = docs or {}
+        self._verifier = TokenVerifier(self._fetch_jwks)
         self._own = Starlette(
             routes=[
                 Route("/healthz", self._healthz),
                 Route("/readyz", self._readyz),
                 Route("/metrics", self._metrics),
                 Route("/api/docs", self._docs_index),
+                Route("/api/admin/faults", self._admin_faults, methods=["GET", "PUT", "DELETE"]),
+                Route("/api/admin/routes", self._admin_routes, methods=["GET"]),
+                Route("/api/admin/routes/{service}", self._admin_route, methods=["GET", "PUT", "DELETE"]),
             ],
             lifespan=lifespan,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._dispatch(scope, receive, send)
+            return
+        header = self._version_header
+
+        async def versioned(message: Message) -> None:
+            if message["type"] == "http.response.start" and not any(
+                k.lower() == VERSION_HEADER for k, _ in message.get("headers", ())
+            ):
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        await self._dispatch(scope, receive, versioned)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             path = scope["path"]
-            for pattern, app in self._routes:
-                if pattern.match(path):
-                    await app(scope, receive, send)
+            if path.startswith("/api/admin/") and path.startswith(("/api/admin/faults", "/api/admin/routes")):
+                await self._own(scope, receive, send)
+                return
+            for compiled, pattern, app in self._routes:
+                if compiled.match(path):
+                    await self._target(pattern, app)(scope, receive, send)
                     return
             if self._fallback is not None and path not in ("/healthz", "/readyz", "/metrics", "/api/docs"):
                 await self._fallback(scope, receive, send)
@@ -77,6 +192,11 @@ class Gateway:
                 await problem_response(NotFound(f"No API at {path}."))(scope, receive, send)
                 return
         await self._own(scope, receive, send)
+
+    def _target(self, pattern: str, default: ASGIApp) -> ASGIApp:
+        owner = self._owners.get(pattern)
+        upstreams = self._shifted.get(owner) if owner else None
+        return default if upstreams is None else upstreams.pick().target
 
     async def _healthz(self, _: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -93,6 +213,124 @@ class Gateway:
 
     async def _docs_index(self, _: Request) -> Response:
         return JSONResponse({"services": [{"name": n, "docs": d} for n, d in sorted(self._docs.items())]})
+
+    # The operators' API ----------------------------------------------------------------------------------
+
+    async def _fetch_jwks(self) -> dict[str, Any]:
+        """Identity's signing keys, asked through this gateway's own routing (in-process or proxied)."""
+        transport = httpx.ASGITransport(app=self._dispatch)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.internal", timeout=5) as client:
+            response = await client.get("/.well-known/jwks.json")
+        if response.status_code != 200:
+            raise ServiceUnavailable("the signing keys could not be fetched")
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def _admin(self, request: Request) -> Principal:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("This needs an admin's access token: 'Authorization: Bearer <access token>'.")
+        principal = await self._verifier.verify(token.strip())
+        if not principal.has_role("admin"):
+            raise Forbidden("This needs the role admin.")
+        return principal
+
+    async def _admin_faults(self, request: Request) -> Response:
+        try:
+            await self._admin(request)
+            if request.method == "GET":
+                return JSONResponse(rules_document(self._faults.rules))
+            if request.method == "DELETE":
+                self._faults.clear()
+                await self._push_faults("DELETE", b"")
+                return Response(status_code=204)
+            body = await request.body()
+            try:
+                rules = parse_rules(body)
+            except ValueError as exc:
+                raise Unprocessable(str(exc), slug="validation-error") from None
+            self._faults.replace(rules)
+            pushed = await self._push_faults("PUT", body)
+            return JSONResponse({**rules_document(rules), "pushed": pushed})
+        except Problem as problem:
+            return problem_response(problem)
+
+    def _fault_targets(self) -> dict[str, str]:
+        targets = {url.rstrip("/"): name for name, url in self._peers.items()}
+        for name, shifted in self._shifted.items():
+            targets.update({u.url: f"{name}@{u.version}" for u in shifted.upstreams})
+        return targets
+
+    async def _push_faults(self, method: str, body: bytes) -> dict[str, str]:
+        """The rule set to every service process this gateway knows; what each answered."""
+        targets = self._fault_targets()
+        if not targets or self._token is None:
+            return {}
+        results: dict[str, str] = {}
+        headers = {INTERNAL_HEADER: self._token, "content-type": "application/json"}
+        async with httpx.AsyncClient(timeout=5) as client:
+            for url, name in sorted(targets.items(), key=lambda t: t[1]):
+                try:
+                    answer = await client.request(method, f"{url}/internal/faults", content=body, headers=headers)
+                    results[name] = "ok" if answer.status_code < 300 else f"HTTP {answer.status_code}"
+                except httpx.HTTPError as exc:
+                    results[name] = f"unreachable ({type(exc).__name__})"
+        return results
+
+    def _describe(self, service: str) -> dict[str, Any]:
+        shifted = self._shifted.get(service)
+        if shifted is not None:
+            items = [{"url": u.url, "version": u.version, "weight": u.weight} for u in shifted.upstreams]
+        else:
+            default = next((app for _, p, app in self._routes if self._owners.get(p) == service), None)
+            url = default.base_url if isinstance(default, HttpProxy) else "in-process"
+            items = [{"url": url, "version": self.version, "weight": 100}]
+        return {"service": service, "shifted": shifted is not None, "upstreams": items}
+
+    async def _admin_routes(self, request: Request) -> Response:
+        try:
+            await self._admin(request)
+        except Problem as problem:
+            return problem_response(problem)
+        services = sorted(set(self._owners.values()))
+        return JSONResponse({"items": [self._describe(s) for s in services]})
+
+    async def _admin_route(self, request: Request) -> Response:
+        service = request.path_params["service"]
+        try:
+            await self._admin(request)
+            if service not in set(self._owners.values()):
+                raise NotFound(f"The gateway routes no service called {service!r}.")
+            if request.method == "PUT":
+                try:
+                    body = RoutesIn.model_validate_json(await request.body())
+                except ValidationError as exc:
+                    first = exc.errors(include_url=False)[0]
+                    where = ".".join(str(p) for p in first["loc"]) or "body"
+                    raise Unprocessable(f"{where}: {first['msg']}", slug="validation-error") from None
+                if sum(u.weight for u in body.upstreams) <= 0:
+                    raise BadRequest("At least one upstream needs a weight above 0.", slug="no-weight")
+                self._shifted[service] = WeightedUpstreams([
+                    Upstream(u.url.rstrip("/"), u.version, u.weight, self._proxy(u.url.rstrip("/")))
+                    for u in body.upstreams
+                ])
+            elif request.method == "DELETE":
+                self._shifted.pop(service, None)
+            return JSONResponse(self._describe(service))
+        except Problem as problem:
+            return problem_response(problem)
+
+    def _proxy(self, url: str) -> HttpProxy:
+        """One proxy (one connection pool) per upstream URL, kept while the gateway lives: a request still in
+        flight on an upstream that a shift removed finishes normally."""
+        if url not in self._proxies:
+            self._proxies[url] = HttpProxy(url)
+        return self._proxies[url]
+
+    async def aclose(self) -> None:
+        for proxy in self._proxies.values():
+            await proxy.aclose()
+        self._proxies.clear()
 
 
 class HttpProxy:

@@ -14,6 +14,7 @@ import asyncio
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.runtime.environment import IncludeNameFn, NameFilterParentNames, NameFilterType
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -41,12 +42,15 @@ def upgrade(service: str, url: str, revision: str = "head") -> None:
         command.upgrade(alembic_config(PLATFORM, url), "head")
 
 
-def run_migrations(metadata: MetaData) -> None:
-    """The body of every service's env.py."""
+def run_migrations(metadata: MetaData, *, include_name: IncludeNameFn | None = None) -> None:
+    """The body of every service's env.py. ``include_name``: Alembic's filter, for objects a service creates
+    outside its metadata (SQLite FTS5 tables, a PostgreSQL generated column) that comparison must skip."""
     url: str = context.config.attributes["url"]
     platform = context.config.attributes["service"] == PLATFORM
 
-    def include_name(name: str | None, type_: str, _parents: object) -> bool:
+    def include(name: str | None, type_: NameFilterType, parents: NameFilterParentNames) -> bool:
+        if include_name is not None and not include_name(name, type_, parents):
+            return False
         if type_ != "table" or name is None:
             return True
         if platform:
@@ -60,7 +64,7 @@ def run_migrations(metadata: MetaData) -> None:
             render_as_batch=connection.dialect.name == "sqlite",
             version_table=f"alembic_version_{context.config.attributes['service']}",
             compare_type=True,
-            include_name=include_name,
+            include_name=include,
         )
         with context.begin_transaction():
             context.run_migrations()

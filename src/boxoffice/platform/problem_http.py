@@ -13,11 +13,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from boxoffice.platform.jsonutil import dumps
-from boxoffice.platform.problems import PROBLEM_CONTENT_TYPE, BadRequest, Problem, Unprocessable
+from boxoffice.platform.problems import (
+    PROBLEM_CONTENT_TYPE,
+    BadRequest,
+    Problem,
+    ServiceUnavailable,
+    Unprocessable,
+)
 
 log = structlog.get_logger("boxoffice.problems")
 
@@ -71,6 +78,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
         problem.status = exc.status_code
         return problem_response(problem)
+
+    @app.exception_handler(PoolTimeout)
+    async def _overloaded(request: Request, exc: PoolTimeout) -> Response:
+        # Every database connection stayed busy for the pool's whole timeout: overload, not a bug. Say so,
+        # and when to retry, instead of a 500.
+        log.warning("database connections exhausted", path=request.url.path)
+        busy = ServiceUnavailable("The service is too busy right now. Please retry in a moment.", slug="overloaded",
+                                  headers={"Retry-After": "2"})
+        return problem_response(busy)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -16,6 +16,10 @@ from boxoffice.web.resources import Card, Hold, Order
 
 router = APIRouter(include_in_schema=False)
 EXPIRED_SLUGS = {"hold-expired", "hold-not-active"}
+# When a service behind checkout fails (down, too slow), the buyer learns what to retry and that a retry is
+# safe: the order is idempotent per hold, the payment per rendering of the form (kept for the retry).
+RETRY_PAY = ("Your payment did not go through: a service did not answer in time. Your seats stay held until the "
+             "timer runs out. Press “Pay” again to retry: the same payment is never taken twice.")
 
 
 @router.get("/checkout/{hold_id}")
@@ -31,14 +35,14 @@ async def checkout(request: Request, hold_id: str, visitor: VisitorDep) -> Respo
 
 
 async def _checkout_page(request: Request, visitor: Visitor, hold: Hold, *, error: str | None = None,
-                         expired: bool = False, status: int = 200) -> Response:
+                         expired: bool = False, status: int = 200, attempt: str | None = None) -> Response:
     title, back = await handlers.hold_title(visitor, hold)
     left = domain.seconds_left(hold.expires_at, datetime.now(UTC))
     expired = expired or hold.status != "active" or left <= 0
     return render(
         request, "checkout.html", "checkout", hold=hold, title=title, back=back, error=error, status=status,
         expired=expired, ms_left=0 if expired else int(left * 1000), countdown=domain.countdown_label(left),
-        attempt=secrets.token_urlsafe(12), test_cards=domain.TEST_CARDS, year=datetime.now(UTC).year,
+        attempt=attempt or secrets.token_urlsafe(12), test_cards=domain.TEST_CARDS, year=datetime.now(UTC).year,
     )
 
 
@@ -58,8 +62,10 @@ async def pay(request: Request, hold_id: str, visitor: VisitorDep) -> Response:
     try:
         paid = await handlers.pay_for_hold(visitor, user.id, hold_id, card, attempt=attempt)
     except ApiProblem as exc:
-        if exc.status >= 500 or exc.status in (401, 403):
+        if exc.status in (401, 403):
             raise
+        if exc.status >= 500:
+            return await _checkout_page(request, visitor, hold, error=RETRY_PAY, status=503, attempt=attempt)
         expired = exc.slug in EXPIRED_SLUGS
         message = domain.FRIENDLY["hold-expired"] if expired else exc.message
         return await _checkout_page(request, visitor, hold, error=message, expired=expired, status=exc.status)

@@ -15,6 +15,8 @@ from boxoffice.web.resources import EventFilter, EventPage, EventSummary, HoldRe
 
 router = APIRouter(include_in_schema=False)
 EVENTS_PER_PAGE = 12
+RETRY_HOLD = ("Booking did not answer in time, so nothing was held and nothing was charged. "
+              "Please try again in a moment.")
 
 
 @router.get("/")
@@ -108,8 +110,10 @@ async def hold_event(request: Request, event_id: str, visitor: VisitorDep) -> Re
     except handlers.WaitInLine:
         return redirect(f"/queue/{event_id}", request)
     except ApiProblem as exc:
-        if exc.status >= 500 or exc.status in (401, 403):
+        if exc.status in (401, 403):
             raise
+        if exc.status >= 500:
+            return await _event_page(request, visitor, event_id, error=RETRY_HOLD, status=503)
         return await _event_page(request, visitor, event_id, error=exc.message, status=exc.status)
     return redirect(f"/checkout/{hold.id}", request)
 

@@ -60,6 +60,7 @@ class EventSummary(Answer):
     available: int
     queued: bool = False  # a queued sale: buyers go through the waiting room
     on_sale_at: str | None = None
+    availability_stale: bool = False  # booking did not answer: the last count catalog saw, or the capacity
 
 
 class Section(Answer):

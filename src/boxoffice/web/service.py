@@ -21,6 +21,7 @@ from boxoffice.platform.settings import Settings
 from boxoffice.web.api import install_page_handlers, router
 from boxoffice.web.api_analytics import router as analytics
 from boxoffice.web.api_db import router as databases
+from boxoffice.web.api_music import router as music
 from boxoffice.web.api_queue import router as queue
 from boxoffice.web.api_tracker import router as tracker
 from boxoffice.web.clients import (
@@ -74,7 +75,7 @@ class WebService(Service):
         return self.settings.mode == "dev"
 
     def routers(self) -> Sequence[APIRouter]:
-        return [router, tracker, databases, queue, analytics]
+        return [router, tracker, databases, queue, analytics, music]
 
     async def check_ready(self) -> None:
         """Ready when identity answers (its keys sign every session); web has no database to ping."""

@@ -1,0 +1,200 @@
+"""Fault injection at a service's ingress, like Istio's HTTPFaultInjection: delays and aborts on purpose.
+
+A rule names a service (or ``*``), optionally a method, and a path prefix; a request it matches is delayed by
+``delay_ms`` with probability ``delay_percent`` and then answered with ``abort_status`` with probability
+``abort_percent`` (a problem+json of type ``/problems/injected-fault``), instead of reaching the service. The
+first matching rule applies. Every injected fault is counted in ``boxoffice_faults_injected_total``.
+
+Where the rules live:
+
+- One ``FaultRegistry`` per process (``registry()``), read at start from ``BOXOFFICE_FAULTS`` (a JSON list of
+  rules, or ``{"rules": [...]}``). In embedded mode every service runs in this one process, so the admin API
+  (``/api/admin/faults``, served by the gateway) changes what every service injects at once.
+- In distributed mode each service process has its own registry. The gateway that serves the admin API
+  pushes the whole rule set to every service it knows with ``PUT /internal/faults`` (the internal token), so
+  one call reaches every process. A service process started later begins with ``BOXOFFICE_FAULTS``; push the
+  rules again (any PUT) to include it. (In Kubernetes the same faults are Istio ``VirtualService`` rules, see
+  ``deploy/istio/``, and no Python is involved.)
+
+The middleware never faults its own control paths (``/internal/faults``), health, readiness and metrics, or
+the signing keys that every token check needs, so an operator can always take a fault away again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import random
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
+from boxoffice.platform.problem_http import problem_response
+from boxoffice.platform.problems import BadRequest, Forbidden, Problem, Unprocessable
+
+INJECTED = Counter("boxoffice_faults_injected_total", "Faults injected at a service's ingress", ["service", "kind"])
+EXEMPT = ("/healthz", "/readyz", "/metrics", "/internal/faults", "/.well-known/jwks.json", "/api/admin/faults")
+Percent = Annotated[float, Field(ge=0, le=100)]
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class FaultRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: str = Field(pattern=r"^(\*|[a-z][a-z0-9-]{0,39})$", description="a service name, or * for all")
+    method: Method | None = None
+    path_prefix: str = Field(default="/", pattern=r"^/", max_length=300)
+    delay_ms: int = Field(default=0, ge=0, le=60_000)
+    delay_percent: Percent = 0
+    abort_status: int | None = Field(default=None, ge=400, le=599)
+    abort_percent: Percent = 0
+
+    @model_validator(mode="after")
+    def _does_something(self) -> FaultRule:
+        if self.abort_percent > 0 and self.abort_status is None:
+            raise ValueError("abort_percent needs an abort_status")
+        if self.delay_percent > 0 and self.delay_ms == 0:
+            raise ValueError("delay_percent needs a delay_ms")
+        return self
+
+    def matches(self, service: str, method: str, path: str) -> bool:
+        return (
+            self.service in ("*", service)
+            and (self.method is None or self.method == method)
+            and path.startswith(self.path_prefix)
+        )
+
+
+class FaultRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[FaultRule] = Field(max_length=100)
+
+
+class FaultSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", extra="ignore", frozen=True)
+
+    faults: str | None = None
+    """``BOXOFFICE_FAULTS``: the rules to start with, as JSON."""
+
+
+_RULE_LIST = TypeAdapter(list[FaultRule])
+
+
+def parse_rules(raw: str | bytes) -> list[FaultRule]:
+    """Rules from JSON: a list of rules or ``{"rules": [...]}``; ``ValueError`` saying what is wrong."""
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    try:
+        if text.lstrip().startswith("["):
+            return _RULE_LIST.validate_json(text)
+        return FaultRules.model_validate_json(text).rules
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors(include_url=False)[:3]
+        )
+        raise ValueError(f"invalid fault rules: {reasons}") from None
+
+
+class FaultRegistry:
+    """The rules this process applies; replaced whole, read on every request (no lock: one reference swap)."""
+
+    def __init__(self, rules: Sequence[FaultRule] = ()) -> None:
+        self.rules: tuple[FaultRule, ...] = tuple(rules)
+
+    def replace(self, rules: Sequence[FaultRule]) -> None:
+        self.rules = tuple(rules)
+
+    def clear(self) -> None:
+        self.rules = ()
+
+    def rule_for(self, service: str, method: str, path: str) -> FaultRule | None:
+        return next((r for r in self.rules if r.matches(service, method, path)), None)
+
+
+_registry: FaultRegistry | None = None
+
+
+def registry() -> FaultRegistry:
+    """This process's registry, made on first use from ``BOXOFFICE_FAULTS``."""
+    global _registry
+    if _registry is None:
+        raw = FaultSettings().faults
+        _registry = FaultRegistry(parse_rules(raw) if raw and raw.strip() else ())
+    return _registry
+
+
+def rules_document(rules: Sequence[FaultRule]) -> dict[str, object]:
+    return {"rules": [r.model_dump(mode="json") for r in rules]}
+
+
+class InjectedFault(Problem):
+    slug, title = "injected-fault", "Injected fault"
+
+
+def _chance(percent: float) -> bool:
+    return percent > 0 and random.random() * 100 < percent  # noqa: S311 - a dice roll, not a secret
+
+
+class FaultInjectionMiddleware:
+    """Delays and aborts requests as this process's rules say; serves ``/internal/faults`` for the gateway."""
+
+    def __init__(self, app: ASGIApp, *, service: str, secret: bytes, faults: FaultRegistry | None = None) -> None:
+        self.app = app
+        self.service = service
+        self.token = internal_token(secret)
+        self.faults = faults or registry()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path == "/internal/faults":
+            await self._control(scope, receive, send)
+            return
+        rule = None if path.startswith(EXEMPT) else self.faults.rule_for(self.service, scope["method"], path)
+        if rule is not None:
+            if _chance(rule.delay_percent):
+                INJECTED.labels(self.service, "delay").inc()
+                await asyncio.sleep(rule.delay_ms / 1000)
+            if rule.abort_status is not None and _chance(rule.abort_percent):
+                INJECTED.labels(self.service, "abort").inc()
+                problem = InjectedFault(f"{self.service} answered {rule.abort_status} on purpose (fault injection).")
+                problem.status = rule.abort_status
+                await problem_response(problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET|PUT|DELETE /internal/faults``: the gateway's push of the rule set (internal token only)."""
+        presented = next((v.decode() for k, v in scope["headers"] if k == INTERNAL_HEADER.encode()), "")
+        response: Response
+        if not hmac.compare_digest(presented, self.token):
+            response = problem_response(Forbidden("This endpoint is for boxoffice services only."))
+        elif scope["method"] == "PUT":
+            body = b""
+            more = True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+            try:
+                self.faults.replace(parse_rules(body))
+            except ValueError as exc:
+                response = problem_response(Unprocessable(str(exc)))
+            else:
+                response = JSONResponse(rules_document(self.faults.rules))
+        elif scope["method"] == "DELETE":
+            self.faults.clear()
+            response = Response(status_code=204)
+        elif scope["method"] == "GET":
+            response = JSONResponse(rules_document(self.faults.rules))
+        else:
+            response = problem_response(BadRequest("Use GET, PUT or DELETE."))
+        await response(scope, receive, send)
