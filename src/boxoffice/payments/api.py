@@ -38,6 +38,6 @@ async def get_payment(payment_id: UUID, user: CurrentUser, deps: Deps) -> Paymen
 
 
 @internal.get("/orders/{order_id}/audit", responses=problem_responses(403, 422))
-async def order_audit(order_id: Annotated[str, Path(max_length=64)], deps: Deps) -> AuditOut:
+async def order_audit(order_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")], deps: Deps) -> AuditOut:
     """For booking's ``GET /api/orders/{id}/history``: payments' entries of the order, oldest first."""
     return AuditOut.of(await handlers.order_history(deps, order_id))
