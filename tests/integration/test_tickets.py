@@ -25,8 +25,8 @@ from boxoffice.identity.deps import IdentitySettings
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.settings import Settings
+from boxoffice.tickets.codes import b64url_decode_strict, verify_code
 from boxoffice.tickets.deps import TicketsSettings
-from boxoffice.tickets.domain import b64url_decode_strict, verify_code
 from tests.harness.app import Running, running, wait_for
 
 PASSWORD = "a-long-ticket-password"

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from boxoffice.platform.keys import generate_key
 from boxoffice.tickets import domain
+from boxoffice.tickets.codes import InvalidTicketCode
 from boxoffice.tickets.functions import created_objects
 from boxoffice.tickets.keys import TicketKeyRing
 from boxoffice.tickets.pdf import TicketDocument, latin1, render_ticket_pdf
@@ -48,25 +49,25 @@ def test_changing_any_character_of_a_code_makes_it_invalid() -> None:
         if char == ".":
             continue
         for replacement in (alphabet[(alphabet.index(char) + 1) % 64], alphabet[(alphabet.index(char) + 33) % 64]):
-            with pytest.raises(domain.InvalidTicketCode):
+            with pytest.raises(InvalidTicketCode):
                 RING.verify(code[:i] + replacement + code[i + 1 :])
 
 
 @settings(max_examples=200)
 @given(st.text(max_size=400))
 def test_arbitrary_strings_are_invalid_codes_never_crashes(text: str) -> None:
-    with pytest.raises(domain.InvalidTicketCode):
+    with pytest.raises(InvalidTicketCode):
         RING.verify(text)
 
 
 def test_a_code_signed_with_another_key_is_refused() -> None:
     other = TicketKeyRing([generate_key()])
     forged = other.sign(ticket_id=TICKET, subject_id=EVENT, seat="A-12", holder="Ann Fan", version=1)
-    with pytest.raises(domain.InvalidTicketCode):
+    with pytest.raises(InvalidTicketCode):
         RING.verify(forged)
     # Same payload, other key's signature, claiming our key id: still refused.
     payload, _ = a_code().split(".")
-    with pytest.raises(domain.InvalidTicketCode):
+    with pytest.raises(InvalidTicketCode):
         RING.verify(payload + "." + forged.split(".")[1])
 
 
@@ -244,9 +245,9 @@ def a_ticket(status: domain.TicketStatus, code: str, used_at: datetime | None = 
 def test_why_a_genuine_code_is_refused() -> None:
     code = a_code()
     used_at = datetime(2026, 12, 1, 19, 31, tzinfo=UTC)
-    assert isinstance(domain.refusal(None, code), domain.InvalidTicketCode)
+    assert isinstance(domain.refusal(None, code), InvalidTicketCode)
     reissued = domain.refusal(a_ticket(domain.TicketStatus.VALID, "another code"), code)
-    assert isinstance(reissued, domain.InvalidTicketCode) and "current code" in reissued.detail
+    assert isinstance(reissued, InvalidTicketCode) and "current code" in reissued.detail
     assert isinstance(domain.refusal(a_ticket(domain.TicketStatus.VOIDED, code), code), domain.TicketVoided)
     used = domain.refusal(a_ticket(domain.TicketStatus.USED, code, used_at), code)
     assert isinstance(used, domain.AlreadyUsed) and used.extra["used_at"] == used_at.isoformat()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -76,7 +75,11 @@ async def _start(
     try:
         async with deps.db.uow() as uow:
             await store.insert_payment(uow.conn, payment)
-            detail = {"amount_minor": payment.amount_minor, "currency": payment.currency, "card_last4": card.last4}
+            detail: dict[str, str | int | None] = {
+                "amount_minor": payment.amount_minor,
+                "currency": payment.currency,
+                "card_last4": card.last4,
+            }
             await _audit(uow.conn, payment, "payment.started", actor.id, detail)
             await uow.commit()
     except IntegrityError:
@@ -164,7 +167,7 @@ async def _record_move(uow: UnitOfWork, moved: Payment, *, actor: str) -> bool:
     """The conditional update, its audit entry and its event, in the caller's transaction."""
     if not await store.move(uow.conn, moved, frm=domain.sources(moved.status)):
         return False
-    detail: dict[str, Any] = {}
+    detail: dict[str, str | int | None] = {}
     if moved.status == PaymentStatus.DECLINED:
         detail = {"decline_code": moved.decline_code}
     elif moved.status == PaymentStatus.VOIDED:
@@ -188,7 +191,9 @@ async def _record_move(uow: UnitOfWork, moved: Payment, *, actor: str) -> bool:
     return True
 
 
-async def _audit(conn: AsyncConnection, payment: Payment, action: str, actor: str, detail: Mapping[str, Any]) -> None:
+async def _audit(
+    conn: AsyncConnection, payment: Payment, action: str, actor: str, detail: Mapping[str, str | int | None]
+) -> None:
     await audit.record(
         conn,
         entity="payment",

@@ -11,7 +11,7 @@ from typing import Any
 
 from boxoffice.platform.db import Database
 from boxoffice.platform.keys import SigningKey, load_or_create_keys
-from boxoffice.tickets.domain import TicketClaims, sign_code, verify_code
+from boxoffice.tickets.codes import TicketClaims, sign_code, verify_code
 
 TicketKey = SigningKey
 

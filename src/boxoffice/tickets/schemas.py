@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from boxoffice.platform.audit import AuditEntry
-from boxoffice.tickets import domain
+from boxoffice.tickets.codes import MAX_CODE_LENGTH
 from boxoffice.tickets.domain import Ticket, TicketList, Upload
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -16,7 +16,7 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 class CheckInIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: str = Field(min_length=1, max_length=domain.MAX_CODE_LENGTH)
+    code: str = Field(min_length=1, max_length=MAX_CODE_LENGTH)
 
 
 class CheckInOut(BaseModel):

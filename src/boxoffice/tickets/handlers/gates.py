@@ -5,6 +5,7 @@ from __future__ import annotations
 from boxoffice.platform.auth import Principal
 from boxoffice.platform.metrics import counter
 from boxoffice.tickets import domain, store
+from boxoffice.tickets.codes import InvalidTicketCode
 from boxoffice.tickets.deps import TicketsDeps
 from boxoffice.tickets.domain import CheckIn, Ticket
 from boxoffice.tickets.handlers import TICKETS_TOPIC
@@ -16,7 +17,7 @@ async def check_in(deps: TicketsDeps, cmd: CheckIn, *, gate: Principal) -> Ticke
     """Admit the ticket the code names, once; returns it as admitted."""
     try:
         claims = deps.keys.ring.verify(cmd.code)
-    except domain.InvalidTicketCode:
+    except InvalidTicketCode:
         CHECKINS.labels("invalid").inc()
         raise
     now = deps.now()
