@@ -61,7 +61,12 @@ HOSTILE_IDS = ["%00", "%0A", "%0d%0a", "not-a-uuid", "%2e%2e", "x%20y", "0" * 30
 
 async def test_hostile_order_and_payment_ids_get_a_problem_never_a_500(app: Running) -> None:
     buyer = token_for(app)
-    await order_for(app, buyer)  # a real order exists, so nothing below fails for want of data
+    order = await order_for(app, buyer)  # a real order exists, so nothing below fails for want of data
+    for number in ["424242424242424\u00b2", "\u0664" * 16, "4242424242424242\x00"]:  # str.isdigit() says yes
+        card = await app.client.post(
+            f"/api/orders/{order['id']}/payment", json={**CARD_OK, "card_number": number}, headers=buyer
+        )
+        assert card.status_code == 422 and problem(card) == "invalid-card", (number, card.text)
     for raw in HOSTILE_IDS:
         paid = await app.client.post(f"/api/orders/{raw}/payment", json=CARD_OK, headers=buyer)
         assert paid.status_code in (404, 422), (raw, paid.status_code, paid.text)

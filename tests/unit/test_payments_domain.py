@@ -98,11 +98,23 @@ def test_what_customers_type_is_normalized() -> None:
         (Card("4242424242424242", 12, 2025, "123"), "expired"),
         (Card("4242424242424242", 12, 2030, "12"), "CVC"),
         (Card("4242424242424242", 12, 2030, "12a"), "CVC"),
+        (Card("424242424242424²", 12, 2030, "123"), "not valid"),  # str.isdigit() says yes; int() fails
+        (Card("٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢", 12, 2030, "123"), "not valid"),  # Arabic-Indic digits
+        (Card("4242424242424242", 12, 2030, "\uff11\uff12\uff13"), "CVC"),  # fullwidth digits
     ],
 )
 def test_invalid_cards_are_refused_with_a_reason(card: Card, reason: str) -> None:
     with pytest.raises(domain.InvalidCard, match=reason):
         domain.check_card(card, NOW)
+
+
+@given(st.text(max_size=25), st.integers(-5, 20), st.integers(1990, 2110), st.text(max_size=5))
+def test_any_card_is_accepted_or_refused_as_invalid_never_crashes(number: str, month: int, year: int, cvc: str) -> None:
+    try:
+        domain.check_card(Card(number, month, year, cvc), NOW)
+    except domain.InvalidCard:
+        return
+    assert number.isascii() and number.isdigit() and domain.luhn_ok(number) and 1 <= month <= 12
 
 
 @given(st.integers(2000, 2100), st.integers(1, 12))

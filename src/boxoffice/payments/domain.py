@@ -110,14 +110,19 @@ def luhn_ok(number: str) -> bool:
     return total % 10 == 0
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²" and "٤", which are no card's digits."""
+    return text.isascii() and text.isdigit()
+
+
 def check_card(card: Card, now: datetime) -> None:
-    if not (card.number.isdigit() and 12 <= len(card.number) <= 19 and luhn_ok(card.number)):
+    if not (_digits(card.number) and 12 <= len(card.number) <= 19 and luhn_ok(card.number)):
         raise InvalidCard("The card number is not valid.")
     if not (1 <= card.exp_month <= 12):
         raise InvalidCard("The expiry month must be 1 to 12.")
     if (card.exp_year, card.exp_month) < (now.year, now.month):
         raise InvalidCard("The card has expired.")
-    if not (card.cvc.isdigit() and len(card.cvc) in (3, 4)):
+    if not (_digits(card.cvc) and len(card.cvc) in (3, 4)):
         raise InvalidCard("The CVC must be 3 or 4 digits.")
 
 
