@@ -6,7 +6,7 @@
 - ``processes``: ``boxoffice run --processes`` on a PostgreSQL started for the run (one database per service)
   and the bus chosen with ``--bus`` (``kafka``: a Tansu broker started for the run; ``sql``: the bus in
   PostgreSQL).
-- ``--pgbench``: the database's own limit for the same booking path (``../shared/bench/pg-flow-limit.sql``
+- ``--pgbench``: the database's own limit for the same booking path (``loadtest/pg-flow-limit.sql``
   run by pgbench with 64 clients on the same PostgreSQL), the reference ARCHITECTURE's target is set against.
 
 Each mode runs ``loadtest/flash_sale.py`` against its own server on 127.0.0.1 and prints its JSON; a summary
@@ -108,8 +108,8 @@ def flash_sale(url: str, args: argparse.Namespace, label: str) -> dict[str, obje
 
 
 def pgbench(admin_url: str, seconds: int) -> float:
-    """tps of ../shared/bench/pg-flow-limit.sql with 64 clients: flows per second PostgreSQL itself manages."""
-    script = ROOT.parent / "shared" / "bench" / "pg-flow-limit.sql"
+    """tps of loadtest/pg-flow-limit.sql with 64 clients: flows per second PostgreSQL itself manages."""
+    script = ROOT / "loadtest" / "pg-flow-limit.sql"
     setup = [line.removeprefix("--").strip() for line in script.read_text().splitlines() if line.startswith("--   ")]
     url = create_database(admin_url, prefix="pgbench").replace("+asyncpg", "")
     psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))[-1]

@@ -6,6 +6,8 @@
     boxoffice worker SERVICE    one service's workers (relay, consumers, senders)
     boxoffice migrate           bring every service's database to the newest schema
     boxoffice seed              add the demo catalog (events, stations, trains, runs) and publish it
+    boxoffice bus dead-letters  list the events consumer groups gave up on
+    boxoffice bus replay ID     hand one dead letter to its group's handler again
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
 import structlog
@@ -31,14 +34,20 @@ from boxoffice.catalog.service import CatalogService
 from boxoffice.identity.service import IdentityService
 from boxoffice.payments.service import PaymentsService
 from boxoffice.platform.app import Service
+from boxoffice.platform.bus.deadletters import DeadLetter, DeadLetters, describe
 from boxoffice.platform.bus.factory import build_bus
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
+from boxoffice.platform.db import Database, utcnow
 from boxoffice.platform.gateway import Gateway, HttpProxy
 from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
 from boxoffice.platform.settings import ServiceSettings, Settings, location
 from boxoffice.tickets.service import TicketsService
+from boxoffice.tracking.service import TrackingService
+from boxoffice.waitingroom import fairness
+from boxoffice.waitingroom.deps import WaitingRoomDeps, WaitingRoomSettings
+from boxoffice.waitingroom.service import WaitingRoomService
 from boxoffice.web.service import WebService
 
 SERVICES: dict[str, type[Service]] = {
@@ -47,17 +56,27 @@ SERVICES: dict[str, type[Service]] = {
     BookingService.name: BookingService,
     PaymentsService.name: PaymentsService,
     TicketsService.name: TicketsService,
+    TrackingService.name: TrackingService,
+    WaitingRoomService.name: WaitingRoomService,
     WebService.name: WebService,
 }
 
 log = structlog.get_logger("boxoffice.cli")
-app = typer.Typer(help="boxoffice: tickets for events and trains.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="boxoffice: tickets for events and trains.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # a crash is one JSON log line (configure_logging), not a framed traceback
+)
 
 
 def _settings() -> Settings:
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Databases, the mailbox (sign-up codes) and stored objects are the user's alone: files this process
+    # and its children create are not readable by group or others.
+    os.umask(0o077)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return settings
 
 
@@ -236,6 +255,31 @@ def seed() -> None:
     typer.echo("seeded: " + ", ".join(f"{name}={count}" for name, count in counts.items()))
 
 
+@app.command("queue-audit")
+def queue_audit(event_id: str) -> None:
+    """Replay a waiting room's record: who was admitted when and why, and whether the line's rules held."""
+    settings = _settings()
+    config = WaitingRoomSettings()
+    db = Database(config.database_url or settings.sqlite_url(WaitingRoomService.name), name=WaitingRoomService.name)
+    deps = WaitingRoomDeps(db=db, config=config, secret=settings.secret, now=utcnow)
+
+    async def main() -> fairness.Replay:
+        try:
+            return await fairness.replay_line(deps, event_id)
+        finally:
+            await db.dispose()
+
+    replay = asyncio.run(main())
+    typer.echo(f"line {replay.event_id}: pre-queue of {replay.prequeue} drawn with seed {replay.seed}")
+    for step in replay.steps:
+        at = step.at.isoformat()
+        typer.echo(f"{step.seq:>7} {at} position {step.position:>6} {step.outcome:<9} {step.user_id} {step.why}")
+    for violation in replay.violations:
+        typer.echo(f"VIOLATION: {violation}")
+    typer.echo("fair: every rule held" if replay.fair else f"NOT FAIR: {len(replay.violations)} violations")
+    raise typer.Exit(0 if replay.fair else 1)
+
+
 @app.command()
 def run(
     processes: Annotated[bool, typer.Option("--processes", help="one process per service and worker")] = False,
@@ -333,6 +377,102 @@ def _run_processes(settings: Settings) -> None:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+bus_app = typer.Typer(help="The event bus: events consumer groups gave up on.", no_args_is_help=True)
+app.add_typer(bus_app, name="bus")
+
+
+async def find_dead_letters(
+    settings: Settings,
+    names: Sequence[str] | None = None,
+    *,
+    group: str | None = None,
+    dead_letter_id: str | None = None,
+    configs: Configs | None = None,
+) -> list[tuple[str, DeadLetter]]:
+    """Dead letters in the databases of ``names`` (each service keeps its own groups'), with their service."""
+    found: list[tuple[str, DeadLetter]] = []
+    for name in names or SERVICES:
+        if not SERVICES[name].has_database:
+            continue
+        db = Database(database_url(settings, name, configs), name=name)
+        try:
+            store = DeadLetters(db)
+            if not await store.exists():
+                continue
+            if dead_letter_id is not None:
+                letter = await store.get(dead_letter_id)
+                found.extend([(name, letter)] if letter is not None else [])
+            else:
+                found.extend((name, letter) for letter in await store.list(group=group))
+        finally:
+            await db.dispose()
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOutcome:
+    exit_code: int
+    """0 replayed (and removed), 1 the handler failed again (kept, attempts + 1), 2 nothing to replay."""
+    message: str
+
+
+async def replay_dead_letter(settings: Settings, dead_letter_id: str, configs: Configs | None = None) -> ReplayOutcome:
+    """Hand a dead letter to its group's handler in this process; remove it once the handler succeeds."""
+    found = await find_dead_letters(settings, dead_letter_id=dead_letter_id, configs=configs)
+    if not found:
+        return ReplayOutcome(2, f"no dead letter {dead_letter_id}")
+    owner, letter = found[0]
+    # The handler may call other services: those that do not answer elsewhere live in this process.
+    names = [owner, *(name for name in SERVICES if name != owner and name not in remote_urls([owner]))]
+    runtime = Runtime(settings, names, run_workers=False, configs=configs)
+    await runtime.start()
+    try:
+        service = runtime.services[0]
+        consumer = service.consumers().get(letter.group)
+        if consumer is None:
+            return ReplayOutcome(2, f"{owner} has no consumer group {letter.group!r} any more")
+        store = DeadLetters(service.db)
+        try:
+            await consumer[1](letter.envelope())
+        except Exception as exc:
+            await store.failed_again(letter.id, error=describe(exc))
+            return ReplayOutcome(1, f"replay of {letter.id} failed again: {exc!r}")
+        await store.remove(letter.id)
+        return ReplayOutcome(0, f"replayed {letter.id} ({letter.event_type} {letter.event_id}) to {letter.group}")
+    finally:
+        await runtime.stop()
+
+
+@bus_app.command("dead-letters")
+def dead_letters_command(
+    service: Annotated[str | None, typer.Option(help="only this service's groups")] = None,
+    group: Annotated[str | None, typer.Option(help="only this consumer group")] = None,
+) -> None:
+    """List the events consumer groups gave up on after BOXOFFICE_BUS_MAX_ATTEMPTS attempts."""
+    settings = _settings()
+    names = [_service_class(service).name] if service else list(SERVICES)
+    letters = asyncio.run(find_dead_letters(settings, names, group=group))
+    if not letters:
+        typer.echo("no dead letters")
+        return
+    columns = ["id", "service", "group", "topic", "partition", "offset", "event", "attempts", "failed_at", "error"]
+    typer.echo("\t".join(columns))
+    for name, letter in letters:
+        error = letter.error.strip().splitlines()[-1] if letter.error.strip() else ""
+        row = [letter.id, name, letter.group, letter.topic, letter.partition, letter.offset]
+        row += [f"{letter.event_type} {letter.event_id}", letter.attempts, letter.failed_at.isoformat(), error]
+        typer.echo("\t".join(str(cell) for cell in row))
+
+
+@bus_app.command()
+def replay(dead_letter_id: str) -> None:
+    """Hand one dead letter to its consumer group's handler again; remove it once the handler succeeds."""
+    settings = _settings().model_copy(update={"sqlite_inline": False})  # a running service shares the files
+    outcome = asyncio.run(replay_dead_letter(settings, dead_letter_id))
+    typer.echo(outcome.message, err=outcome.exit_code != 0)
+    raise typer.Exit(outcome.exit_code)
 
 
 def main() -> None:

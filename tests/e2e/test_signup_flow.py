@@ -63,3 +63,17 @@ def test_production_mode_refuses_default_secrets(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert b"BOXOFFICE_SECRET_KEY" in result.stderr and b"dev mailbox" in result.stderr
+
+
+def test_data_dir_files_are_private_to_the_user(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    with boxoffice_run(data_dir) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        registered = client.post(
+            "/api/auth/register", json={"email": "fan@example.com", "password": "my-ticket-password", "name": "Fan"}
+        )
+        assert registered.status_code == 201
+        wait_for_code(client, "fan@example.com")  # the mailbox file with the code exists now
+    made = [p for p in data_dir.rglob("*") if p.name != "server.log"]  # the harness, not boxoffice, wrote the log
+    assert any(p.suffix == ".db" for p in made) and any("mail" in str(p) for p in made)
+    exposed = [f"{p.relative_to(data_dir)} {oct(p.stat().st_mode & 0o777)}" for p in made if p.stat().st_mode & 0o077]
+    assert not exposed, exposed

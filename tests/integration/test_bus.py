@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from alembic import command
+from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 
 from boxoffice.platform.bus.consumer import run_consumer
+from boxoffice.platform.bus.deadletters import DeadLetters
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.kafka import KafkaBus
 from boxoffice.platform.bus.port import Bus, Consumer
@@ -27,6 +30,7 @@ from boxoffice.platform.bus.relay import Relay
 from boxoffice.platform.bus.sql import SqlBus
 from boxoffice.platform.bus.tables import add_messaging_tables, claim_inbox, outbox_backlog, outbox_batch
 from boxoffice.platform.db import Database
+from boxoffice.platform.migrate import PLATFORM, alembic_config
 from boxoffice.platform.settings import Settings
 from tests.harness.postgres import create_database
 from tests.harness.tansu import Tansu
@@ -135,6 +139,10 @@ class Outage:
         return self.bus.consumer(group, topics)
 
 
+class Poison(Exception):
+    """An event its handler cannot apply, however often it tries."""
+
+
 class Crash(Exception):
     """A consumer process dying inside its transaction, after the effect and before the commit."""
 
@@ -150,6 +158,7 @@ class Harness:
         self.deliveries: Counter[tuple[str, str]] = Counter()  # (group, event id) -> handler calls
         self._next_seq: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
+        self.dead_letters = DeadLetters(self.tickets)
 
     async def __aenter__(self) -> Harness:
         for db in (self.orders, self.tickets):
@@ -170,9 +179,21 @@ class Harness:
         relay = Relay(self.orders, bus or self.bus, batch_size=7, idle_interval=0.05)
         self._tasks.append(asyncio.create_task(relay.run()))
 
-    def start_consumer(self, group: str, *, crash: Callable[[Envelope], bool] = lambda _e: False) -> None:
+    def start_consumer(
+        self,
+        group: str,
+        *,
+        crash: Callable[[Envelope], bool] = lambda _e: False,
+        poison: Callable[[Envelope], bool] = lambda _e: False,
+        max_attempts: int | None = None,
+    ) -> None:
+        """``poison``: events the handler fails on every time. ``max_attempts``: dead-letter them after that
+        many attempts (the tickets database must have the platform's tables: ``migrate_platform``)."""
+
         async def apply(envelope: Envelope) -> None:
             self.deliveries[(group, envelope.id)] += 1
+            if poison(envelope):
+                raise Poison(envelope.id)
             async with self.tickets.uow() as uow:
                 if not await claim_inbox(uow.conn, group, envelope.id):
                     return  # applied before: this is a redelivery
@@ -186,8 +207,31 @@ class Harness:
                 await uow.commit()
 
         # The group's name on the bus is unique to the test: the session's broker holds many tests' groups.
-        consumer = self.bus.consumer(f"{group}-{self.topic}", [self.topic])
-        self._tasks.append(asyncio.create_task(run_consumer(consumer, apply, max_backoff=0.2)))
+        consumer = self.bus.consumer(self.group(group), [self.topic])
+        if max_attempts is None:
+            running = run_consumer(consumer, apply, max_backoff=0.2, max_attempts=10**9)
+        else:
+            running = run_consumer(
+                consumer, apply, max_attempts=max_attempts, dead_letters=self.dead_letters, backoff=0.02, max_backoff=0.1
+            )
+        self._tasks.append(asyncio.create_task(running))
+
+    def group(self, group: str) -> str:
+        """The group's name on the bus: unique to the test (the session's broker holds many tests' groups)."""
+        return f"{group}-{self.topic}"
+
+    async def migrate_platform(self) -> None:
+        await asyncio.to_thread(command.upgrade, alembic_config(PLATFORM, self.tickets.url), "head")
+
+    def lag(self, group: str) -> float:
+        """The group's lag summed over the partitions, as its gauges say."""
+        return sum(
+            sample.value
+            for metric in REGISTRY.collect()
+            if metric.name == "boxoffice_bus_consumer_lag"
+            for sample in metric.samples
+            if sample.labels["group"] == self.group(group) and sample.labels["topic"] == self.topic
+        )
 
     async def place(self, count: int) -> list[str]:
         """Commit ``count`` events, ten per transaction, keys round-robin; each key numbers its events."""
@@ -353,3 +397,53 @@ async def _is_zero(value: Awaitable[int]) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_poison_event_goes_to_the_dead_letters_and_its_partition_moves_on(backend: Backend) -> None:
+    def poisoned(envelope: Envelope) -> bool:
+        return envelope.key == KEYS[0] and envelope.data["seq"] == 1
+
+    async with Harness(backend) as h:
+        await h.migrate_platform()
+        h.start_relay()
+        h.start_consumer("tickets", poison=poisoned, max_attempts=3)
+        published = await h.place(60)  # ten events per key: the poisoned one is the 2nd of KEYS[0]
+
+        applied = await h.wait_applied("tickets", len(published) - 1)
+
+        poison = published[len(KEYS)]  # keys go round-robin: the second event of KEYS[0]
+        assert h.deliveries[("tickets", poison)] == 3  # the attempts allowed, then no more
+        assert [seq for _id, key, seq in applied if key == KEYS[0]] == [0, *range(2, 10)]  # its partition went on
+        others = [a for a in applied if a[1] != KEYS[0]]
+        assert_each_once_in_key_order(others, [e for i, e in enumerate(published) if i % len(KEYS) != 0])
+        letters = await h.dead_letters.list()
+        assert [(d.group, d.topic, d.event_id, d.attempts) for d in letters] == [
+            (h.group("tickets"), h.topic, poison, 3)
+        ]
+        letter = letters[0]
+        assert 0 <= letter.partition < PARTITIONS and letter.offset >= 0 and letter.key == KEYS[0]
+        assert "Poison" in letter.error and letter.envelope().data == {"seq": 1}
+        counted = REGISTRY.get_sample_value(
+            "boxoffice_bus_dead_letters_total", {"group": h.group("tickets"), "topic": h.topic}
+        )
+        assert counted == 1
+        await asyncio.sleep(0.5)
+        assert h.deliveries[("tickets", poison)] == 3
+
+
+async def test_consumer_lag_is_what_the_group_has_not_handled_yet(backend: Backend) -> None:
+    failing = True
+
+    def stuck(_envelope: Envelope) -> bool:
+        return failing
+
+    async with Harness(backend) as h:
+        h.start_relay()
+        published = await h.place(30)
+        await eventually(lambda: _is_zero(h.backlog()), "the outbox is drained")
+        h.start_consumer("tickets", poison=stuck)  # fails every event, tries for ever: nothing is handled
+
+        await eventually(lambda: _true(h.lag("tickets") == len(published)), "a lag of every event")
+        failing = False
+        await h.wait_applied("tickets", len(published))
+        await eventually(lambda: _true(h.lag("tickets") == 0), "no lag once every event is handled")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import uvicorn
+from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -81,3 +85,100 @@ async def test_timeouts_end_slow_calls_over_http() -> None:
     await client.aclose()
     server.should_exit = server.force_exit = True
     await serving
+
+
+class Peer:
+    """A service over real HTTP on loopback whose answer the test chooses: ``ok``, ``500`` or ``slow``."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.calls = 0
+        self.app = Starlette(routes=[Route("/x", self.handle)])
+
+    async def handle(self, request: Request) -> Response:
+        self.calls += 1
+        if self.mode == "500":
+            return JSONResponse({"error": "boom"}, status_code=500)
+        if self.mode == "slow":
+            await asyncio.sleep(5)
+        return JSONResponse({"ok": True})
+
+
+@asynccontextmanager
+async def served(app: Starlette) -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off", timeout_graceful_shutdown=0)
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = server.force_exit = True
+        await serving
+
+
+def breaker_state(client: str) -> float | None:
+    return REGISTRY.get_sample_value("boxoffice_client_breaker_state", {"client": client})
+
+
+def transitions(client: str, to: str) -> float:
+    return REGISTRY.get_sample_value("boxoffice_client_breaker_transitions_total", {"client": client, "to": to}) or 0.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_a_peer_answering_500_opens_the_breaker_and_a_good_answer_closes_it() -> None:
+    peer, clock = Peer(), Clock()
+    name = f"peer-{uuid.uuid4().hex[:8]}"
+    breaker = CircuitBreaker(failures=3, reset_after=10, clock=clock, name=name)
+    async with served(peer.app) as url:
+        client = ServiceClient(name, base_url=url, retries=0, breaker=breaker)
+        peer.mode = "500"
+        for _ in range(3):
+            assert (await client.get("/x")).status_code == 500
+        assert breaker.state == "open" and breaker_state(name) == 2
+        with pytest.raises(CircuitOpen):
+            await client.get("/x")
+        assert peer.calls == 3  # the open breaker spared the failing peer
+
+        clock.t = 10  # cool-down over: half-open, one trial may go
+        assert breaker_state(name) == 1
+        assert (await client.get("/x")).status_code == 500  # the trial fails: open again
+        assert breaker.state == "open"
+        clock.t = 20
+        peer.mode = "ok"
+        assert (await client.get("/x")).status_code == 200  # the trial succeeds: closed
+        assert breaker.state == "closed" and breaker_state(name) == 0
+        assert (await client.get("/x")).status_code == 200
+        assert transitions(name, "open") == 2 and transitions(name, "half-open") == 2
+        assert transitions(name, "closed") == 1
+        await client.aclose()
+
+
+async def test_a_trial_cancelled_by_the_callers_timeout_does_not_wedge_the_breaker() -> None:
+    peer, clock = Peer(), Clock()
+    breaker = CircuitBreaker(failures=1, reset_after=10, clock=clock, name=f"peer-{uuid.uuid4().hex[:8]}")
+    async with served(peer.app) as url:
+        client = ServiceClient("peer", base_url=url, retries=0, breaker=breaker)
+        peer.mode = "500"
+        await client.get("/x")
+        assert breaker.state == "open"
+
+        clock.t = 10
+        peer.mode = "slow"
+        with pytest.raises(TimeoutError):  # the caller gives up on the trial (the peer takes 5 s)
+            await asyncio.wait_for(client.get("/x"), 0.2)
+
+        peer.mode = "ok"
+        assert (await client.get("/x")).status_code == 200  # the next call is the trial, not refused for good
+        assert breaker.state == "closed"
+        await client.aclose()

@@ -73,7 +73,7 @@ async def test_login_sets_an_httponly_session_that_refreshes_itself(app: Running
     first_cookie = app.client.cookies[SESSION_COOKIE]
     assert (await app.client.get("/orders")).status_code == 200
 
-    await asyncio.sleep(1.5)  # the access token (1 s here) expires; the refresh token does not
+    await asyncio.sleep(2.1)  # the access token (1 s here, at most 2 s: exp is whole seconds) expires
     # A page and its polls find the token expired at once: they share ONE refresh (identity treats a second
     # use of a refresh token as theft and would end the session).
     stale = {"Cookie": f"{SESSION_COOKIE}={first_cookie}"}
@@ -108,3 +108,39 @@ def test_web_keeps_no_database_so_migrate_skips_it(tmp_path: Path) -> None:
     migrate_all(Settings(data_dir=tmp_path))
     assert not (tmp_path / "web.db").exists()
     assert (tmp_path / "identity.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/events/%00"),
+        ("GET", "/events/%01/availability"),
+        ("GET", "/events/..%2F..%2Fapi%2Fstations"),
+        ("GET", "/events/not-an-id"),
+        ("POST", "/events/%00/hold"),
+        ("GET", "/trains/runs/%01"),
+        ("GET", "/trains/runs/%00/availability"),
+        ("POST", "/trains/runs/%0a/hold"),
+        ("GET", "/checkout/%00"),
+        ("POST", "/checkout/%00/pay"),
+        ("POST", "/checkout/%00/release"),
+        ("GET", "/orders/%00"),
+        ("GET", "/orders/%00/tickets"),
+        ("GET", "/orders/%00/tickets/%00.pdf"),
+        ("POST", "/orders/%00/cancel"),
+    ],
+)
+async def test_an_address_whose_id_is_no_id_is_a_404_page_never_a_500(app: Running, method: str, path: str) -> None:
+    await log_in(app.client)
+    form = {"csrf_token": csrf_of(await app.client.get("/account/login"))} if method == "POST" else None
+    response = await app.client.request(method, path, data=form)
+    assert response.status_code == 404, response.text[:300]
+    assert 'data-page="error"' in response.text and "text/html" in response.headers["content-type"]
+
+
+async def test_an_id_of_nothing_is_the_services_404_as_a_page(app: Running) -> None:
+    await log_in(app.client)
+    for path in ("/events/0196b5c2-7d3e-7a10-8f00-1234567890ab", "/trains/runs/0196b5c2-7d3e-7a10-8f00-1234567890ab",
+                 "/orders/0196b5c2-7d3e-7a10-8f00-1234567890ab", "/checkout/0196b5c2-7d3e-7a10-8f00-1234567890ab"):
+        response = await app.client.get(path)
+        assert response.status_code == 404 and 'data-page="error"' in response.text, path

@@ -222,3 +222,47 @@ def test_run_dates() -> None:
     ]:
         with pytest.raises(timetable.InvalidDate):
             timetable.run_dates(first, last, today=today)
+
+
+def test_an_event_at_most_three_years_ahead() -> None:
+    far = NOW + timedelta(days=domain.MAX_DAYS_AHEAD)
+    domain.check_event_draft(draft(SectionDraft("A", 1, capacity=1), starts_at=far), now=NOW)
+    with pytest.raises(domain.Unprocessable) as caught:
+        domain.check_event_draft(draft(SectionDraft("A", 1, capacity=1), starts_at=far + timedelta(seconds=1)), now=NOW)
+    assert caught.value.slug == "starts-too-late"
+
+
+def test_a_seat_map_beyond_the_seat_limit_is_refused() -> None:
+    rows = tuple(RowDraft(f"R{i}", 500) for i in range(domain.MAX_RESERVED_SEATS // 500 + 1))
+    with pytest.raises(domain.InvalidSeatMap, match="at most"):
+        domain.check_event_draft(draft(SectionDraft("Hall", 10, rows=rows)), now=NOW)
+
+
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 100_000)), min_size=1, max_size=8))
+def test_a_general_plan_has_no_seats_and_sums_its_sections(sections: list[tuple[int, int]]) -> None:
+    plan = domain.plan_event(
+        draft(*(SectionDraft(f"S{i}", price, capacity=cap) for i, (price, cap) in enumerate(sections))), counter()
+    )
+    assert plan.draft.seating == "general" and all(not s.seats for s in plan.sections)
+    assert plan.capacity == sum(cap for _, cap in sections)
+    assert plan.price_from == min(price for price, _ in sections)
+    ids = [plan.id, *(s.id for s in plan.sections)]
+    assert len(set(ids)) == len(ids)
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
+def test_event_times_are_utc_whole_seconds_with_z(when: datetime) -> None:
+    text = domain.rfc3339(when)
+    assert text is not None and text.endswith("Z") and "." not in text
+    assert datetime.fromisoformat(text.replace("Z", "+00:00")) == when.replace(microsecond=0)
+    assert domain.rfc3339(None) is None
+
+
+def test_stop_times_follow_the_run_departure_and_the_ends_have_one_side() -> None:
+    train = layout()
+    departs = timetable.run_departure(date(2026, 12, 1), train.departure_minute)
+    assert departs == datetime(2026, 12, 1, 22, 0, tzinfo=UTC)
+    first, middle, last = train.stops[0], train.stops[1], train.stops[-1]
+    assert timetable.stop_times(departs, first) == (None, departs)
+    assert timetable.stop_times(departs, middle) == (departs + timedelta(minutes=270), departs + timedelta(minutes=280))
+    assert timetable.stop_times(departs, last) == (departs + timedelta(minutes=940), None)

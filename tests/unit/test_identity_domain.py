@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -89,3 +91,39 @@ def test_lockout_starts_at_the_limit_and_grows(failures: int) -> None:
 def test_malformed_refresh_tokens(token: str) -> None:
     with pytest.raises(domain.InvalidRefreshToken):
         domain.split_refresh_token(token)
+
+
+def refresh_token(secret: str = "s3cret", **changes: Any) -> domain.RefreshToken:
+    token = domain.RefreshToken(
+        id="t1", family_id="f1", user_id="u1", token_hash=domain.refresh_digest(secret),
+        expires_at=NOW + timedelta(days=1), used_at=None, revoked=False,
+    )
+    return dataclasses.replace(token, **changes)
+
+
+def test_a_live_refresh_token_with_its_secret_is_accepted_even_when_used() -> None:
+    used = refresh_token(used_at=NOW)
+    assert domain.check_refresh(used, secret="s3cret", now=NOW) is used  # the caller revokes the family
+
+
+@pytest.mark.parametrize(
+    ("token", "secret", "detail"),
+    [
+        (None, "s3cret", "not valid"),
+        (refresh_token(), "guess", "not valid"),
+        (refresh_token(revoked=True), "s3cret", "expired or was revoked"),
+        (refresh_token(expires_at=NOW), "s3cret", "expired or was revoked"),
+    ],
+)
+def test_unknown_wrong_revoked_or_expired_refresh_tokens_are_refused(
+    token: domain.RefreshToken | None, secret: str, detail: str
+) -> None:
+    with pytest.raises(domain.InvalidRefreshToken, match=detail):
+        domain.check_refresh(token, secret=secret, now=NOW)
+
+
+@given(st.lists(st.sampled_from(["customer", "admin", "operator"]), max_size=5))
+def test_adding_a_role_keeps_order_and_holds_each_role_once(roles: list[str]) -> None:
+    granted = domain.with_role(tuple(roles), "admin")
+    assert granted[-1] == "admin" or "admin" in roles
+    assert len(set(granted)) == len(granted) and set(granted) == {*roles, "admin"}

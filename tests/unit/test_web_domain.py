@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from boxoffice.web import domain
+from boxoffice.web import domain, seatmap
+from boxoffice.web.clients import at
+from boxoffice.web.resources import CoachSeat, Seat, Section, Station
 
 SECRET = b"test-secret"
 
@@ -90,8 +92,8 @@ def test_row_labels_and_stations_typed_by_people() -> None:
     assert domain.parse_row_labels("A-D") == ["A", "B", "C", "D"]
     assert domain.parse_row_labels("a, b  c, A") == ["A", "B", "C"]
     assert domain.parse_row_labels("1-3") == ["1", "2", "3"]
-    stations = [{"code": "NDLS", "name": "New Delhi", "city": "New Delhi"},
-                {"code": "BRC", "name": "Vadodara Junction", "city": "Vadodara"}]
+    stations = [Station(code="NDLS", name="New Delhi", city="New Delhi"),
+                Station(code="BRC", name="Vadodara Junction", city="Vadodara")]
     assert domain.resolve_station("ndls", stations) == "NDLS"
     assert domain.resolve_station("Vadodara Junction", stations) == "BRC"
     assert domain.resolve_station("Vadodara", stations) == "BRC"
@@ -100,22 +102,49 @@ def test_row_labels_and_stations_typed_by_people() -> None:
 
 
 def test_a_venue_seat_map_puts_every_seat_once_in_its_row() -> None:
-    sections = [{"id": "s1", "name": "Stalls"}, {"id": "s2", "name": "Box"}]
-    seats = [{"id": f"{sec}-{row}{n}", "section_id": sec, "row": row, "number": n, "label": f"{row}-{n}",
-              "status": "sold" if n == 2 else "available"}
+    sections = [Section(id="s1", name="Stalls", price=10, capacity=10, available=10),
+                Section(id="s2", name="Box", price=10, capacity=3, available=3)]
+    seats = [Seat(id=f"{sec}-{row}{n}", section_id=sec, row=row, number=n, label=f"{row}-{n}",
+                  status="sold" if n == 2 else "available")
              for sec, rows, per_row in (("s1", "AB", 5), ("s2", "A", 3)) for row in rows for n in range(1, per_row + 1)]
-    layout = domain.layout_venue(sections, list(reversed(seats)))
-    assert sorted(s.id for s in layout.seats) == sorted(s["id"] for s in seats)
+    layout = seatmap.layout_venue(sections, list(reversed(seats)))
+    assert sorted(s.id for s in layout.seats) == sorted(s.id for s in seats)
     row_a = [s for s in layout.seats if s.id.startswith("s1-A")]
     assert [s.label for s in sorted(row_a, key=lambda s: s.x)] == ["A-1", "A-2", "A-3", "A-4", "A-5"]
     assert len({(s.x, s.y) for s in layout.seats}) == len(seats)
     assert all(0 <= s.x < layout.width and 0 <= s.y < layout.height for s in layout.seats)
     assert [t.text for t in layout.titles] == ["Stalls", "Box"]
-    assert domain.unavailable_seats(seats) == {s["id"]: "sold" for s in seats if s["number"] == 2}
+    assert seatmap.unavailable_seats(seats) == {s.id: "sold" for s in seats if s.number == 2}
 
 
 def test_a_coach_layout_has_an_aisle_and_no_overlaps() -> None:
-    seats = [{"id": str(i), "label": f"B1-{i}"} for i in range(1, 65)]
-    layout = domain.layout_coach(seats)
+    seats = [CoachSeat(id=str(i), label=f"B1-{i}") for i in range(1, 65)]
+    layout = seatmap.layout_coach(seats)
     assert len({(s.x, s.y) for s in layout.seats}) == 64
-    assert all(s.x + domain.SEAT <= layout.width and s.y + domain.SEAT <= layout.height for s in layout.seats)
+    assert all(s.x + seatmap.SEAT <= layout.width and s.y + seatmap.SEAT <= layout.height for s in layout.seats)
+
+
+def test_only_a_uuid_is_an_id() -> None:
+    assert domain.is_id("0196b5c2-7d3e-7a10-8f00-1234567890ab")
+    assert domain.is_id("0196B5C2-7D3E-7A10-8F00-1234567890AB")
+    for bad in ("", "\x00", "\x01", "42", "0196b5c2-7d3e-7a10-8f00-1234567890ab\x00", "../admin",
+                "0196b5c27d3e7a108f001234567890ab", "{0196b5c2-7d3e-7a10-8f00-1234567890ab}"):
+        assert not domain.is_id(bad), repr(bad)
+
+
+@given(st.text(max_size=40))
+def test_a_path_segment_never_leaves_its_place(segment: str) -> None:
+    path = at("/api/holds/{}/x", segment)
+    assert path.startswith("/api/holds/") and path.endswith("/x")
+    inner = path.removeprefix("/api/holds/").removesuffix("/x")
+    assert "/" not in inner and "?" not in inner and "#" not in inner
+    assert all(32 < ord(ch) < 127 for ch in inner)
+
+
+@given(st.text(max_size=50), st.text(max_size=50))
+def test_a_session_cookie_round_trips_and_garbage_is_no_session(access: str, refresh: str) -> None:
+    tokens = domain.Tokens(access, refresh)
+    assert domain.Tokens.decode(tokens.encode()) == tokens
+    assert domain.Tokens.decode("not base64 json!") is None
+    assert domain.Tokens.decode("") is None
+

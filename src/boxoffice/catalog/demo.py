@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import zlib
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
-
-from sqlalchemy import text
 
 from boxoffice.catalog import domain, handlers, store, timetable
-from boxoffice.catalog.domain import Category, EventDraft, RowDraft, SectionDraft
+from boxoffice.catalog.deps import CatalogDeps
+from boxoffice.catalog.domain import Category, EventDraft, RowDraft, SectionDraft, Station
 from boxoffice.catalog.timetable import FareRule, Stop, TrainClass, TrainLayout
 from boxoffice.platform.bus.envelope import uuid7
 from boxoffice.platform.db import UnitOfWork
-
-if TYPE_CHECKING:
-    from boxoffice.catalog.service import CatalogService
 
 RUN_DAYS = 30
 SEED_LOCK = zlib.crc32(b"boxoffice-catalog-demo-seed")
@@ -146,15 +141,10 @@ def demo_layout(number: str, name: str, currency: str, minute: int, stops: list[
     )
 
 
-async def _take_seed_lock(uow: UnitOfWork) -> None:
-    if uow.db.dialect == "postgresql":
-        await uow.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEED_LOCK})
-
-
 async def _seed_trains(uow: UnitOfWork, now: datetime, counts: dict[str, int]) -> None:
     known = await store.station_codes(uow.conn, [code for code, _, _ in STATIONS])
-    new_stations = [dict(code=c, name=n, city=city) for c, n, city in STATIONS if c not in known]
-    await store.insert_rows(uow.conn, store.stations, new_stations)
+    new_stations = [Station(c, n, city) for c, n, city in STATIONS if c not in known]
+    await store.insert_stations(uow.conn, new_stations)
     counts["stations"] = len(new_stations)
     today = now.date()
     dates = [today + timedelta(days=i) for i in range(RUN_DAYS)]
@@ -170,11 +160,11 @@ async def _seed_trains(uow: UnitOfWork, now: datetime, counts: dict[str, int]) -
         counts["runs"] += await handlers.add_runs(uow, layout, [d for d in dates if d not in existing], now=now)
 
 
-async def seed_demo(svc: CatalogService) -> dict[str, int]:
-    now = svc.now()
+async def seed_demo(deps: CatalogDeps) -> dict[str, int]:
+    now = deps.now()
     counts = {"events": 0, "stations": 0, "trains": 0, "runs": 0}
-    async with svc.db.uow() as uow:
-        await _take_seed_lock(uow)
+    async with deps.db.uow() as uow:
+        await store.take_seed_lock(uow.conn, SEED_LOCK)
         if await store.count_events(uow.conn) == 0:
             for draft in demo_events(now):
                 domain.check_event_draft(draft, now=now)
@@ -182,5 +172,5 @@ async def seed_demo(svc: CatalogService) -> dict[str, int]:
                 counts["events"] += 1
         await _seed_trains(uow, now, counts)
         await uow.commit()
-    svc.cache.invalidate()
+    deps.cache.invalidate()
     return counts

@@ -173,6 +173,58 @@ class EventPlan:
         return sum(s.capacity for s in self.sections)
 
 
+# What is stored, as the store reads it back.
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: str
+    name: str
+    category: Category
+    venue: str
+    city: str
+    starts_at: datetime
+    seating: Seating
+    currency: str
+    price_from: int
+    capacity: int
+
+
+@dataclass(frozen=True, slots=True)
+class SectionRecord:
+    id: str
+    name: str
+    price: int
+    capacity: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeatRecord:
+    id: str
+    section_id: str
+    row: str
+    number: int
+    label: str
+    price: int
+
+
+@dataclass(frozen=True, slots=True)
+class Station:
+    code: str
+    name: str
+    city: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Which events a listing shows: filters, and the page (``cursor`` from the previous page)."""
+
+    category: Category | None = None
+    q: str | None = None
+    starts_after: datetime | None = None
+    starts_before: datetime | None = None
+    cursor: str | None = None
+    limit: int = 20
+
+
 def plan_event(draft: EventDraft, new_id: Callable[[], str]) -> EventPlan:
     planned = []
     for section in draft.sections:

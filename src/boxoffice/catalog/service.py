@@ -1,4 +1,4 @@
-"""Assembly of catalog: its routes, its read cache, the booking client for availability, the demo seed."""
+"""Assembly of catalog: its dependencies (read cache, the booking client for availability), routes, demo seed."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import ClassVar
 import structlog
 from fastapi import APIRouter
 
+from boxoffice.catalog import demo
+from boxoffice.catalog.api import router
 from boxoffice.catalog.availability import BookingAvailability
 from boxoffice.catalog.cache import ReadCache
-from boxoffice.catalog.deps import CatalogSettings
+from boxoffice.catalog.deps import CatalogDeps, CatalogSettings
 from boxoffice.platform.app import Service
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
@@ -33,14 +35,15 @@ class CatalogService(Service):
         self, settings: Settings, *, bus: Bus, clients: ServiceClients, config: CatalogSettings | None = None
     ) -> None:
         super().__init__(settings, bus=bus, clients=clients, config=config)
-        self.cache = ReadCache(ttl=self.cache_ttl_seconds)
-        self.availability = BookingAvailability(
-            lambda: clients.get("booking"), timeout=self.availability_timeout_seconds
+        self.deps = CatalogDeps(
+            db=self.db,
+            config=self.config,
+            now=self.now,  # reads ``self.clock`` on every call, so a test's clock applies
+            cache=ReadCache(ttl=self.cache_ttl_seconds),
+            availability=BookingAvailability(lambda: clients.get("booking"), timeout=self.availability_timeout_seconds),
         )
 
     def routers(self) -> Sequence[APIRouter]:
-        from boxoffice.catalog.api import router
-
         return [router]
 
     async def on_start(self) -> None:
@@ -50,6 +53,4 @@ class CatalogService(Service):
 
     async def seed_demo(self) -> dict[str, int]:
         """Add the demo events, stations, trains and 30 days of runs that are missing; how many were added."""
-        from boxoffice.catalog.demo import seed_demo
-
-        return await seed_demo(self)
+        return await demo.seed_demo(self.deps)

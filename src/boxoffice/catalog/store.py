@@ -1,9 +1,4 @@
-"""Catalog's tables and the queries on them.
-
-Events keep ``price_from`` and ``capacity`` next to their sections so a listing is one indexed query.
-Train seats belong to the train, not to a run: a seat id is the same on every run of the train, and
-booking keys train inventory by ``(run_id, seat_id)``.
-"""
+"""Catalog's queries (the tables are in ``tables``): each reads or writes domain types, never rows."""
 
 from __future__ import annotations
 
@@ -12,165 +7,46 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Column,
-    Date,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
+    Row,
     Table,
-    UniqueConstraint,
     and_,
     func,
     insert,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.catalog.timetable import Coach, FareRule, Stop, TrainClass, TrainLayout
-from boxoffice.platform.bus.tables import add_messaging_tables
-from boxoffice.platform.db import UtcDateTime
-
-metadata = MetaData()
-
-venues = Table(
-    "venues",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("name", String(200), nullable=False),
-    Column("city", String(100), nullable=False),
-    UniqueConstraint("name", "city", name="uq_venues_name_city"),
+from boxoffice.catalog.domain import EventPlan, EventRecord, SeatRecord, SectionRecord, Station
+from boxoffice.catalog.tables import (
+    coach_seats,
+    coaches,
+    events,
+    runs,
+    seats,
+    sections,
+    stations,
+    train_classes,
+    train_stops,
+    trains,
+    venues,
 )
-
-events = Table(
-    "events",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("name", String(200), nullable=False),
-    Column("category", String(20), nullable=False),
-    Column("venue_id", String(36), ForeignKey("venues.id"), nullable=False),
-    Column("starts_at", UtcDateTime, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("seating", String(10), nullable=False),
-    Column("price_from", Integer, nullable=False),
-    Column("capacity", Integer, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Index("ix_events_starts_at_id", "starts_at", "id"),
-    Index("ix_events_category_starts_at", "category", "starts_at"),
-)
-
-sections = Table(
-    "sections",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("event_id", String(36), ForeignKey("events.id"), nullable=False),
-    Column("position", Integer, nullable=False),
-    Column("name", String(100), nullable=False),
-    Column("price", Integer, nullable=False),
-    Column("capacity", Integer, nullable=False),
-    Index("ix_sections_event_id", "event_id"),
-)
-
-seats = Table(
-    "seats",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("event_id", String(36), ForeignKey("events.id"), nullable=False),
-    Column("section_id", String(36), ForeignKey("sections.id"), nullable=False),
-    Column("position", Integer, nullable=False),
-    Column("row", String(10), nullable=False),
-    Column("number", Integer, nullable=False),
-    Column("label", String(30), nullable=False),
-    Column("price", Integer, nullable=False),
-    Index("ix_seats_event_id", "event_id"),
-)
-
-stations = Table(
-    "stations",
-    metadata,
-    Column("code", String(8), primary_key=True),
-    Column("name", String(100), nullable=False),
-    Column("city", String(100), nullable=False),
-)
-
-trains = Table(
-    "trains",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("number", String(20), nullable=False, unique=True),
-    Column("name", String(100), nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("departure_minute", Integer, nullable=False),  # UTC minute of the day the first stop is left
-    Column("created_at", UtcDateTime, nullable=False),
-)
-
-train_stops = Table(
-    "train_stops",
-    metadata,
-    Column("train_id", String(36), ForeignKey("trains.id"), primary_key=True),
-    Column("position", Integer, primary_key=True),
-    Column("station", String(8), ForeignKey("stations.code"), nullable=False),
-    Column("arrival_minutes", Integer, nullable=True),
-    Column("departure_minutes", Integer, nullable=True),
-    Column("distance_km", Integer, nullable=False),
-    Index("ix_train_stops_station", "station"),
-)
-
-train_classes = Table(
-    "train_classes",
-    metadata,
-    Column("train_id", String(36), ForeignKey("trains.id"), primary_key=True),
-    Column("code", String(10), primary_key=True),
-    Column("position", Integer, nullable=False),
-    Column("name", String(100), nullable=False),
-    Column("base_fare", Integer, nullable=False),
-    Column("per_km_fare", Integer, nullable=False),
-)
-
-coaches = Table(
-    "coaches",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("train_id", String(36), ForeignKey("trains.id"), nullable=False),
-    Column("class_code", String(10), nullable=False),
-    Column("position", Integer, nullable=False),
-    Column("label", String(10), nullable=False),
-    UniqueConstraint("train_id", "label", name="uq_coaches_train_label"),
-)
-
-coach_seats = Table(
-    "coach_seats",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("train_id", String(36), ForeignKey("trains.id"), nullable=False),
-    Column("coach_id", String(36), ForeignKey("coaches.id"), nullable=False),
-    Column("number", Integer, nullable=False),
-    Column("label", String(20), nullable=False),
-    Index("ix_coach_seats_train_id", "train_id"),
-)
-
-runs = Table(
-    "runs",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("train_id", String(36), ForeignKey("trains.id"), nullable=False),
-    Column("run_date", Date, nullable=False),
-    Column("departs_at", UtcDateTime, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    UniqueConstraint("train_id", "run_date", name="uq_runs_train_date"),
-    Index("ix_runs_run_date", "run_date"),
-)
-
-outbox, inbox = add_messaging_tables(metadata)
+from boxoffice.catalog.timetable import Coach, FareRule, Run, Stop, TrainClass, TrainLayout
 
 
-async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+async def _insert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, object]]) -> None:
     """One executemany per table: seeding thousands of seats stays one round trip per table."""
     if rows:
         await conn.execute(insert(table), list(rows))
+
+
+async def take_seed_lock(conn: AsyncConnection, key: int) -> None:
+    """Serialize seeders: on PostgreSQL an advisory lock to the end of the transaction; SQLite's
+    ``BEGIN IMMEDIATE`` already holds the database's write lock."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 # Events.
@@ -187,12 +63,34 @@ async def ensure_venue(conn: AsyncConnection, new_id: str, name: str, city: str)
     return found
 
 
+async def insert_event(conn: AsyncConnection, plan: EventPlan, *, venue_id: str, now: datetime) -> None:
+    d = plan.draft
+    await _insert(conn, events, [dict(
+        id=plan.id, name=d.name, category=d.category, venue_id=venue_id, starts_at=d.starts_at, currency=d.currency,
+        seating=d.seating, price_from=plan.price_from, capacity=plan.capacity, created_at=now)])
+    await _insert(conn, sections, [
+        dict(id=s.id, event_id=plan.id, position=i, name=s.name, price=s.price, capacity=s.capacity)
+        for i, s in enumerate(plan.sections)])
+    await _insert(conn, seats, [
+        dict(id=t.id, event_id=plan.id, section_id=s.id, position=i, row=t.row, number=t.number, label=t.label,
+             price=t.price)
+        for i, (s, t) in enumerate((s, t) for s in plan.sections for t in s.seats)])
+
+
 _EVENT_COLUMNS = (*events.c, venues.c.name.label("venue"), venues.c.city.label("city"))
 
 
-async def event_by_id(conn: AsyncConnection, event_id: str) -> Any:
+def _event(row: Row[Any]) -> EventRecord:
+    return EventRecord(
+        id=row.id, name=row.name, category=row.category, venue=row.venue, city=row.city, starts_at=row.starts_at,
+        seating=row.seating, currency=row.currency, price_from=row.price_from, capacity=row.capacity,
+    )
+
+
+async def event_by_id(conn: AsyncConnection, event_id: str) -> EventRecord | None:
     query = select(*_EVENT_COLUMNS).join(venues, venues.c.id == events.c.venue_id).where(events.c.id == event_id)
-    return (await conn.execute(query)).first()
+    row = (await conn.execute(query)).first()
+    return _event(row) if row is not None else None
 
 
 async def list_events(
@@ -204,7 +102,7 @@ async def list_events(
     starts_before: datetime | None,
     after: tuple[datetime, str] | None,
     limit: int,
-) -> list[Any]:
+) -> list[EventRecord]:
     """Events by (starts_at, id), after the cursor position ``after``."""
     query = select(*_EVENT_COLUMNS).join(venues, venues.c.id == events.c.venue_id)
     conditions = [events.c.starts_at >= starts_after]
@@ -221,21 +119,30 @@ async def list_events(
         at, last_id = after
         conditions.append(or_(events.c.starts_at > at, and_(events.c.starts_at == at, events.c.id > last_id)))
     query = query.where(and_(*conditions)).order_by(events.c.starts_at, events.c.id).limit(limit)
-    return list(await conn.execute(query))
+    return [_event(row) for row in await conn.execute(query)]
 
 
-async def sections_of(conn: AsyncConnection, event_id: str) -> list[Any]:
+async def sections_of(conn: AsyncConnection, event_id: str) -> list[SectionRecord]:
     query = select(sections).where(sections.c.event_id == event_id).order_by(sections.c.position)
-    return list(await conn.execute(query))
+    return [SectionRecord(id=s.id, name=s.name, price=s.price, capacity=s.capacity) for s in await conn.execute(query)]
 
 
-async def seats_of(conn: AsyncConnection, event_id: str) -> list[Any]:
-    return list(await conn.execute(select(seats).where(seats.c.event_id == event_id).order_by(seats.c.position)))
+async def seats_of(conn: AsyncConnection, event_id: str) -> list[SeatRecord]:
+    query = select(seats).where(seats.c.event_id == event_id).order_by(seats.c.position)
+    return [
+        SeatRecord(id=t.id, section_id=t.section_id, row=t.row, number=t.number, label=t.label, price=t.price)
+        for t in await conn.execute(query)
+    ]
 
 
 # Stations and trains.
-async def all_stations(conn: AsyncConnection) -> list[Any]:
-    return list(await conn.execute(select(stations).order_by(stations.c.code)))
+async def insert_stations(conn: AsyncConnection, new: Sequence[Station]) -> None:
+    await _insert(conn, stations, [dict(code=s.code, name=s.name, city=s.city) for s in new])
+
+
+async def all_stations(conn: AsyncConnection) -> list[Station]:
+    query = select(stations).order_by(stations.c.code)
+    return [Station(code=r.code, name=r.name, city=r.city) for r in await conn.execute(query)]
 
 
 async def station_codes(conn: AsyncConnection, codes: Sequence[str]) -> set[str]:
@@ -250,6 +157,25 @@ async def train_id_by_number(conn: AsyncConnection, number: str) -> str | None:
 
 async def count_trains(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(trains))).scalar_one())
+
+
+async def insert_train(conn: AsyncConnection, layout: TrainLayout, *, now: datetime) -> None:
+    await _insert(conn, trains, [dict(
+        id=layout.id, number=layout.number, name=layout.name, currency=layout.currency,
+        departure_minute=layout.departure_minute, created_at=now)])
+    await _insert(conn, train_stops, [dict(
+        train_id=layout.id, position=i, station=s.station, arrival_minutes=s.arrival_minutes,
+        departure_minutes=s.departure_minutes, distance_km=s.distance_km) for i, s in enumerate(layout.stops)])
+    await _insert(conn, train_classes, [dict(
+        train_id=layout.id, code=c.code, position=i, name=c.name, base_fare=c.rule.base, per_km_fare=c.rule.per_km)
+        for i, c in enumerate(layout.classes)])
+    placed = [(c.code, coach) for c in layout.classes for coach in c.coaches]
+    await _insert(conn, coaches, [dict(
+        id=coach.id, train_id=layout.id, class_code=code, position=i, label=coach.label)
+        for i, (code, coach) in enumerate(placed)])
+    await _insert(conn, coach_seats, [dict(
+        id=seat_id, train_id=layout.id, coach_id=coach.id, number=n, label=label)
+        for _, coach in placed for n, (seat_id, label) in enumerate(coach.seats, start=1)])
 
 
 async def train_layout(conn: AsyncConnection, train_id: str) -> TrainLayout | None:
@@ -300,17 +226,27 @@ async def trains_stopping_at(conn: AsyncConnection, codes: Sequence[str]) -> dic
     return found
 
 
-async def run_by_id(conn: AsyncConnection, run_id: str) -> Any:
-    return (await conn.execute(select(runs).where(runs.c.id == run_id))).first()
+async def insert_runs(conn: AsyncConnection, new: Sequence[Run], *, now: datetime) -> None:
+    await _insert(conn, runs, [
+        dict(id=r.id, train_id=r.train_id, run_date=r.run_date, departs_at=r.departs_at, created_at=now) for r in new])
 
 
-async def runs_between(conn: AsyncConnection, train_ids: Sequence[str], first: date, last: date) -> list[Any]:
+def _run(row: Row[Any]) -> Run:
+    return Run(id=row.id, train_id=row.train_id, run_date=row.run_date, departs_at=row.departs_at)
+
+
+async def run_by_id(conn: AsyncConnection, run_id: str) -> Run | None:
+    row = (await conn.execute(select(runs).where(runs.c.id == run_id))).first()
+    return _run(row) if row is not None else None
+
+
+async def runs_between(conn: AsyncConnection, train_ids: Sequence[str], first: date, last: date) -> list[Run]:
     query = (
         select(runs)
         .where(and_(runs.c.train_id.in_(list(train_ids)), runs.c.run_date >= first, runs.c.run_date <= last))
         .order_by(runs.c.departs_at, runs.c.id)
     )
-    return list(await conn.execute(query))
+    return [_run(row) for row in await conn.execute(query)]
 
 
 async def run_dates_of(conn: AsyncConnection, train_id: str, dates: Sequence[date]) -> set[date]:

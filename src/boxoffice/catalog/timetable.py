@@ -76,6 +76,16 @@ class TrainLayout:
         return train_class.rule.fare(self.stops[end].distance_km - self.stops[start].distance_km)
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A train on one date."""
+
+    id: str
+    train_id: str
+    run_date: date
+    departs_at: datetime
+
+
 def route_problems(stops: Sequence[Stop]) -> list[str]:
     """Reasons a route is not a valid timetable; empty when it is."""
     if len(stops) < 2:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from boxoffice.catalog import timetable
-from boxoffice.catalog.domain import Category, Seating, SeatStatus
-from boxoffice.catalog.timetable import TrainLayout
+from boxoffice.catalog.domain import Category, EventRecord, Seating, SeatRecord, SeatStatus, SectionRecord
+from boxoffice.catalog.timetable import Run, TrainLayout
 
 
 class Out(BaseModel):
@@ -178,7 +177,7 @@ class RunPageOut(Out):
 
 
 # Building the views from stored rows and train layouts, with capacity-based availability.
-def summary_view(row: Any) -> EventSummaryOut:
+def summary_view(row: EventRecord) -> EventSummaryOut:
     return EventSummaryOut(
         id=row.id,
         name=row.name,
@@ -193,7 +192,7 @@ def summary_view(row: Any) -> EventSummaryOut:
     )
 
 
-def event_view(row: Any, sections: Sequence[Any], seats: Sequence[Any]) -> EventOut:
+def event_view(row: EventRecord, sections: Sequence[SectionRecord], seats: Sequence[SeatRecord]) -> EventOut:
     return EventOut(
         **summary_view(row).model_dump(),
         sections=[
@@ -232,14 +231,14 @@ def train_view(layout: TrainLayout) -> TrainOut:
     )
 
 
-def _segment_times(layout: TrainLayout, run: Any, start: int, end: int) -> tuple[datetime, datetime]:
+def _segment_times(layout: TrainLayout, run: Run, start: int, end: int) -> tuple[datetime, datetime]:
     _, departs = timetable.stop_times(run.departs_at, layout.stops[start])
     arrives, _ = timetable.stop_times(run.departs_at, layout.stops[end])
     assert departs is not None and arrives is not None  # a segment starts where the train leaves, ends where it arrives
     return departs, arrives
 
 
-def train_option(layout: TrainLayout, run: Any, origin: str, destination: str) -> TrainOptionOut:
+def train_option(layout: TrainLayout, run: Run, origin: str, destination: str) -> TrainOptionOut:
     start, end = timetable.segment(layout.stations, origin, destination)
     departs, arrives = _segment_times(layout, run, start, end)
     return TrainOptionOut(
@@ -252,7 +251,7 @@ def train_option(layout: TrainLayout, run: Any, origin: str, destination: str) -
     )
 
 
-def run_view(layout: TrainLayout, run: Any, start: int, end: int) -> RunOut:
+def run_view(layout: TrainLayout, run: Run, start: int, end: int) -> RunOut:
     departs, arrives = _segment_times(layout, run, start, end)
     stops = []
     for stop in layout.stops:

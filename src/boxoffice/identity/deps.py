@@ -1,9 +1,17 @@
-"""What identity runs with: its settings (``BOXOFFICE_IDENTITY_*``)."""
+"""What identity runs with: its settings (``BOXOFFICE_IDENTITY_*``) and the dependencies of its handlers."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
 from pydantic import AliasChoices, Field, SecretStr
 
+from boxoffice.identity.keys import KeyRingHolder
+from boxoffice.platform.db import Database
+from boxoffice.platform.mail import Mailer
 from boxoffice.platform.settings import ServiceSettings, service_config
 
 
@@ -29,3 +37,18 @@ class IdentitySettings(ServiceSettings):
         if self.admin_password is not None and len(self.admin_password.get_secret_value()) < 10:
             return ["BOXOFFICE_ADMIN_PASSWORD is too short"]
         return []
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityDeps:
+    """Everything identity's handlers and routes may touch."""
+
+    db: Database
+    config: IdentitySettings
+    secret: bytes
+    """The process secret: keys the one-time code hashes and encrypts the signing keys at rest."""
+    now: Callable[[], datetime]
+    mailer: Mailer
+    keys: KeyRingHolder
+    mail_signal: asyncio.Event
+    """Set after a commit that queued mail: wakes the mail sender instead of waiting for its next tick."""

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from boxoffice.platform.problems import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized, Unprocessable
+from boxoffice.platform.problems import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
@@ -61,6 +69,80 @@ class ResendTooSoon(TooManyRequests):
 
 class InvalidRefreshToken(Unauthorized):
     slug, title = "invalid-refresh-token", "Invalid refresh token"
+
+
+class AccountGone(NotFound):
+    """A valid token names an account that no longer exists."""
+
+
+# What identity keeps and answers.
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+    name: str
+    password_hash: str
+    roles: tuple[str, ...]
+    verified: bool
+    failed_logins: int
+    locked_until: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """One refresh token of a family (the chain of rotations from one login); only its hash is kept."""
+
+    id: str
+    family_id: str
+    user_id: str
+    token_hash: str
+    expires_at: datetime
+    used_at: datetime | None
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMail:
+    """An e-mail waiting in identity's mail outbox."""
+
+    id: int
+    recipient: str
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+
+
+# Commands: what a caller asks identity to do.
+@dataclass(frozen=True, slots=True)
+class RegisterUser:
+    email: str
+    password: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyEmail:
+    email: str
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogIn:
+    email: str
+    password: str
+
+
+def with_role(roles: tuple[str, ...], role: str) -> tuple[str, ...]:
+    """``roles`` plus ``role``, in order, once."""
+    return tuple(dict.fromkeys([*roles, role]))
 
 
 # Passwords.
@@ -165,6 +247,15 @@ def split_refresh_token(token: str) -> tuple[str, str]:
     if not sep or not token_id or not secret or len(token) > 200:
         raise InvalidRefreshToken("The refresh token is malformed.")
     return token_id, secret
+
+
+def check_refresh(token: RefreshToken | None, *, secret: str, now: datetime) -> RefreshToken:
+    """The live token matching ``secret``; a used one is returned too (the caller revokes its family)."""
+    if token is None or not hmac.compare_digest(token.token_hash, refresh_digest(secret)):
+        raise InvalidRefreshToken("The refresh token is not valid.")
+    if token.revoked or token.expires_at <= now:
+        raise InvalidRefreshToken("The refresh token has expired or was revoked; log in again.")
+    return token
 
 
 def email_taken() -> EmailTaken:

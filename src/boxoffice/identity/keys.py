@@ -5,6 +5,7 @@ Every other service verifies with the public keys only, fetched from ``/.well-kn
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +40,24 @@ class KeyRing:
             "roles": roles,
             "typ": "access",
             "iat": int(now.timestamp()),
-            "exp": int((now + ttl).timestamp()),
+            # Rounded up: a token lives at least its TTL (rounding down cut up to a second off its life, and a
+            # 1-second token could be dead when issued).
+            "exp": math.ceil((now + ttl).timestamp()),
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, signer.private_key, algorithm=ALGORITHM, headers={"kid": signer.kid})
+
+
+class KeyRingHolder:
+    """Where the key ring lives: the dependencies exist before start-up reads the keys from the database."""
+
+    def __init__(self) -> None:
+        self._ring: KeyRing | None = None
+
+    def load(self, ring: KeyRing) -> None:
+        self._ring = ring
+
+    def current(self) -> KeyRing:
+        if self._ring is None:
+            raise RuntimeError("identity has not started: no signing keys loaded")
+        return self._ring

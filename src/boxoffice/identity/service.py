@@ -1,25 +1,24 @@
-"""Assembly of identity: its routes, workers (relay, mail sender) and start-up (keys, the admin)."""
+"""Assembly of identity: its dependencies, routes, workers (relay, mail sender) and start-up (keys, the admin)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from typing import ClassVar
 
-import structlog
 from fastapi import APIRouter
 
 from boxoffice.identity import handlers
-from boxoffice.identity.deps import IdentitySettings
-from boxoffice.identity.keys import KeyRing
+from boxoffice.identity.api import router
+from boxoffice.identity.deps import IdentityDeps, IdentitySettings
+from boxoffice.identity.keys import KeyRing, KeyRingHolder
 from boxoffice.platform.app import Service, Worker
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.mail import Mailer, build_mailer
 from boxoffice.platform.periodic import repeat
 from boxoffice.platform.settings import Settings
-
-log = structlog.get_logger("boxoffice.identity")
 
 
 class IdentityService(Service):
@@ -32,31 +31,42 @@ class IdentityService(Service):
         self, settings: Settings, *, bus: Bus, clients: ServiceClients, config: IdentitySettings | None = None
     ) -> None:
         super().__init__(settings, bus=bus, clients=clients, config=config)
-        self.mailer: Mailer = build_mailer(settings)
-        self.mail_signal = asyncio.Event()
-        self._keyring: KeyRing | None = None
+        self.deps = IdentityDeps(
+            db=self.db,
+            config=self.config,
+            secret=settings.secret,
+            now=self.now,  # reads ``self.clock`` on every call, so a test's clock applies
+            mailer=build_mailer(settings),
+            keys=KeyRingHolder(),
+            mail_signal=asyncio.Event(),
+        )
+
+    @property
+    def mailer(self) -> Mailer:
+        return self.deps.mailer
+
+    @mailer.setter
+    def mailer(self, mailer: Mailer) -> None:
+        """Swap the mail backend of a running service (tests point it at a server that came back)."""
+        self.deps = dataclasses.replace(self.deps, mailer=mailer)
 
     def keyring(self) -> KeyRing:
-        if self._keyring is None:
-            raise RuntimeError("identity has not started: no signing keys loaded")
-        return self._keyring
+        return self.deps.keys.current()
 
     def routers(self) -> Sequence[APIRouter]:
-        from boxoffice.identity.api import router
-
         return [router]
 
     def extra_workers(self) -> dict[str, Worker]:
         return {"mail-sender": self.send_mail_forever}
 
     async def on_start(self) -> None:
-        self._keyring = await handlers.load_keyring(self)
+        await handlers.load_keys(self.deps)
         s = self.config
         if s.admin_email and s.admin_password:
-            await handlers.ensure_admin(self, email=s.admin_email, password=s.admin_password.get_secret_value())
+            await handlers.ensure_admin(self.deps, email=s.admin_email, password=s.admin_password.get_secret_value())
 
     async def send_mail_forever(self) -> None:
         async def send() -> int:
-            return await handlers.send_pending_mail(self)
+            return await handlers.send_pending_mail(self.deps)  # self.deps: a swapped mailer applies at once
 
-        await repeat("identity.mail-sender", send, interval=1.0, wake=self.mail_signal, max_backoff=60.0)
+        await repeat("identity.mail-sender", send, interval=1.0, wake=self.deps.mail_signal, max_backoff=60.0)

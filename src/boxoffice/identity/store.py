@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Row,
     String,
     Table,
     Text,
@@ -22,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.identity.domain import OtpState
+from boxoffice.identity.domain import OtpState, QueuedMail, RefreshToken, User, with_role
 from boxoffice.platform.bus.tables import BigId, add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
 from boxoffice.platform.keys import add_signing_keys_table
@@ -84,20 +85,68 @@ mail_queue = Table(
 outbox, inbox = add_messaging_tables(metadata)
 
 
-async def user_by_email(conn: AsyncConnection, email: str) -> Any:
-    return (await conn.execute(select(users).where(users.c.email == email))).first()
+def _user(row: Row[Any] | None) -> User | None:
+    if row is None:
+        return None
+    return User(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        password_hash=row.password_hash,
+        roles=tuple(row.roles.split()),
+        verified=bool(row.verified),
+        failed_logins=row.failed_logins,
+        locked_until=row.locked_until,
+        created_at=row.created_at,
+    )
 
 
-async def user_by_id(conn: AsyncConnection, user_id: str) -> Any:
-    return (await conn.execute(select(users).where(users.c.id == user_id))).first()
+async def user_by_email(conn: AsyncConnection, email: str) -> User | None:
+    return _user((await conn.execute(select(users).where(users.c.email == email))).first())
 
 
-async def insert_user(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(users).values(**values))
+async def user_by_id(conn: AsyncConnection, user_id: str) -> User | None:
+    return _user((await conn.execute(select(users).where(users.c.id == user_id))).first())
 
 
-async def update_user(conn: AsyncConnection, user_id: str, **values: Any) -> None:
-    await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+async def insert_user(conn: AsyncConnection, user: User) -> None:
+    await conn.execute(
+        insert(users).values(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            password_hash=user.password_hash,
+            roles=" ".join(user.roles),
+            verified=user.verified,
+            failed_logins=user.failed_logins,
+            locked_until=user.locked_until,
+            created_at=user.created_at,
+        )
+    )
+
+
+async def set_login_failures(conn: AsyncConnection, user_id: str, failures: int, locked_until: datetime | None) -> None:
+    await conn.execute(
+        update(users).where(users.c.id == user_id).values(failed_logins=failures, locked_until=locked_until)
+    )
+
+
+async def failed_logins(conn: AsyncConnection, user_id: str) -> int:
+    count = await conn.scalar(select(users.c.failed_logins).where(users.c.id == user_id))
+    return int(count or 0)
+
+
+async def clear_login_failures(conn: AsyncConnection, user_id: str) -> None:
+    await conn.execute(update(users).where(users.c.id == user_id).values(failed_logins=0, locked_until=None))
+
+
+async def mark_verified(conn: AsyncConnection, user_id: str) -> None:
+    await conn.execute(update(users).where(users.c.id == user_id).values(verified=True))
+
+
+async def make_admin(conn: AsyncConnection, user: User, *, password_hash: str) -> None:
+    await conn.execute(update(users).where(users.c.id == user.id).values(
+        roles=" ".join(with_role(user.roles, "admin")), verified=True, password_hash=password_hash))
 
 
 async def otp_state(conn: AsyncConnection, user_id: str) -> OtpState | None:
@@ -130,12 +179,34 @@ async def queue_mail(conn: AsyncConnection, *, recipient: str, subject: str, bod
     await conn.execute(insert(mail_queue).values(recipient=recipient, subject=subject, body=body, created_at=now))
 
 
-async def insert_refresh_token(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(refresh_tokens).values(**values))
+async def insert_refresh_token(conn: AsyncConnection, token: RefreshToken, *, now: datetime) -> None:
+    await conn.execute(
+        insert(refresh_tokens).values(
+            id=token.id,
+            family_id=token.family_id,
+            user_id=token.user_id,
+            token_hash=token.token_hash,
+            expires_at=token.expires_at,
+            used_at=token.used_at,
+            revoked=token.revoked,
+            created_at=now,
+        )
+    )
 
 
-async def refresh_token(conn: AsyncConnection, token_id: str) -> Any:
-    return (await conn.execute(select(refresh_tokens).where(refresh_tokens.c.id == token_id))).first()
+async def refresh_token(conn: AsyncConnection, token_id: str) -> RefreshToken | None:
+    row = (await conn.execute(select(refresh_tokens).where(refresh_tokens.c.id == token_id))).first()
+    if row is None:
+        return None
+    return RefreshToken(
+        id=row.id,
+        family_id=row.family_id,
+        user_id=row.user_id,
+        token_hash=row.token_hash,
+        expires_at=row.expires_at,
+        used_at=row.used_at,
+        revoked=bool(row.revoked),
+    )
 
 
 async def mark_refresh_used(conn: AsyncConnection, token_id: str, now: datetime) -> bool:
@@ -152,8 +223,9 @@ async def revoke_family(conn: AsyncConnection, family_id: str) -> None:
     await conn.execute(update(refresh_tokens).where(refresh_tokens.c.family_id == family_id).values(revoked=True))
 
 
-async def pending_mail(conn: AsyncConnection, limit: int) -> list[Any]:
-    return list(await conn.execute(select(mail_queue).order_by(mail_queue.c.id).limit(limit)))
+async def pending_mail(conn: AsyncConnection, limit: int) -> list[QueuedMail]:
+    rows = await conn.execute(select(mail_queue).order_by(mail_queue.c.id).limit(limit))
+    return [QueuedMail(id=r.id, recipient=r.recipient, subject=r.subject, body=r.body) for r in rows]
 
 
 async def delete_mail(conn: AsyncConnection, mail_id: int) -> None:

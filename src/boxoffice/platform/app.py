@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
@@ -19,18 +19,24 @@ from starlette.responses import Response
 
 from boxoffice.platform.auth import TokenVerifier
 from boxoffice.platform.bus.consumer import Handler, run_consumer
+from boxoffice.platform.bus.deadletters import DeadLetters
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.bus.relay import Relay
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.db import Database, utcnow
+from boxoffice.platform.headers import SecurityHeadersMiddleware, UnexpectedErrorMiddleware
+from boxoffice.platform.idempotency import KeyPurge, ReplayHeaderMiddleware
+from boxoffice.platform.inspect import inspector_router
 from boxoffice.platform.limits import BodyLimitMiddleware
 from boxoffice.platform.metrics import MetricsMiddleware, metrics_response
-from boxoffice.platform.observability import RequestIdMiddleware
-from boxoffice.platform.problem_http import install_problem_handlers, problem_response
+from boxoffice.platform.observability import AccessLogMiddleware, RequestIdMiddleware
+from boxoffice.platform.periodic import repeat
+from boxoffice.platform.problem_http import install_problem_handlers, problem_openapi, problem_response
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.platform.settings import ServiceSettings, Settings
 
 Worker = Callable[[], Coroutine[Any, Any, None]]
+IDEMPOTENCY_PURGE_INTERVAL = 600.0
 
 
 class Startable(Protocol):
@@ -66,6 +72,10 @@ class Service:
         self.relay = Relay(self.db, bus)
         self.clock: Callable[[], datetime] = utcnow
         """Where the service reads the time: a test seam (tests move it forward instead of sleeping)."""
+        self.purge_idempotency_keys = KeyPurge(
+            self.db, ttl=timedelta(hours=settings.idempotency_ttl_hours), now=self.now
+        )
+        """One step of the ``idempotency-purge`` loop (a no-op where the database has no such table)."""
 
     def now(self) -> datetime:
         return self.clock()
@@ -92,11 +102,18 @@ class Service:
     def workers(self) -> dict[str, Worker]:
         if not self.has_workers:
             return {}
-        workers: dict[str, Worker] = {"relay": self.relay.run} if self.has_database else {}
+        workers: dict[str, Worker] = {}
+        if self.has_database:
+            workers["relay"] = self.relay.run
+            workers["idempotency-purge"] = self._purge_idempotency_keys_forever
+        dead_letters = DeadLetters(self.db) if self.has_database else None
         for group, (topics, handler) in self.consumers().items():
-            workers[group] = _consumer_worker(self.bus, group, topics, handler)
+            workers[group] = _consumer_worker(self.bus, group, topics, handler, self.settings, dead_letters)
         workers.update(self.extra_workers())
         return workers
+
+    async def _purge_idempotency_keys_forever(self) -> None:
+        await repeat(f"{self.name}.idempotency-purge", self.purge_idempotency_keys, interval=IDEMPOTENCY_PURGE_INTERVAL)
 
     async def start(self) -> None:
         await self.on_start()
@@ -132,19 +149,39 @@ class Service:
             redoc_url=None,
         )
         app.state.service = self
+        app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
         install_problem_handlers(app)
         app.include_router(health_router(self.check_ready))
+        if self.has_database:  # /api/<service>/db: the inspector of its own database; first, so no route shadows it
+            app.include_router(inspector_router(self.name))
         for router in self.routers():
             app.include_router(router)
+        app.add_middleware(UnexpectedErrorMiddleware)  # innermost: its answer passes every other middleware
         app.add_middleware(BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, overrides=self.body_limits)
+        app.add_middleware(SecurityHeadersMiddleware, production=self.settings.mode == "production")
+        app.add_middleware(ReplayHeaderMiddleware)
         app.add_middleware(MetricsMiddleware, service=self.name)
+        app.add_middleware(AccessLogMiddleware, service=self.name)
         app.add_middleware(RequestIdMiddleware)
         return app
 
 
-def _consumer_worker(bus: Bus, group: str, topics: Sequence[str], handler: Handler) -> Worker:
+def _consumer_worker(
+    bus: Bus,
+    group: str,
+    topics: Sequence[str],
+    handler: Handler,
+    settings: Settings,
+    dead_letters: DeadLetters | None,
+) -> Worker:
     async def run() -> None:
-        await run_consumer(bus.consumer(group, topics), handler)
+        await run_consumer(
+            bus.consumer(group, topics),
+            handler,
+            max_attempts=settings.bus_max_attempts,
+            dead_letters=dead_letters,
+            backoff=settings.bus_retry_backoff_seconds,
+        )
 
     return run
 

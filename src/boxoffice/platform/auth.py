@@ -29,6 +29,7 @@ from fastapi import Depends, Request
 
 from boxoffice.platform.clients import ServiceClient
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
+from boxoffice.platform.problem_http import raises
 from boxoffice.platform.problems import Forbidden, ServiceUnavailable, Unauthorized
 
 ISSUER = "boxoffice-identity"
@@ -147,6 +148,7 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
+@raises(401)
 async def optional_user(request: Request) -> Principal | None:
     token = _bearer(request)
     if token is None:
@@ -155,6 +157,7 @@ async def optional_user(request: Request) -> Principal | None:
     return await verifier.verify(token)
 
 
+@raises(401)
 async def current_user(request: Request) -> Principal:
     principal = await optional_user(request)
     if principal is None:
@@ -169,6 +172,7 @@ OptionalUser = Annotated[Principal | None, Depends(optional_user)]
 def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through only callers holding one of ``roles``."""
 
+    @raises(403)
     async def dependency(user: CurrentUser) -> Principal:
         if not user.has_role(*roles):
             raise Forbidden(f"This needs the role {' or '.join(roles)}.")

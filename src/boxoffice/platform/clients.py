@@ -4,7 +4,8 @@ In embedded mode the call goes through ``httpx.ASGITransport`` to the other serv
 in distributed mode the same client speaks HTTP to the URL in settings (``BOXOFFICE_<SERVICE>_URL``).
 Every call has a timeout. Only idempotent calls are retried (GET/HEAD/PUT/DELETE/OPTIONS, or any call that
 carries an ``Idempotency-Key``), with full-jitter exponential backoff. A circuit breaker stops calling a
-service after consecutive failures and lets one trial call through once its cool-down has passed.
+service after consecutive failures (5xx answers and no answers) and lets one trial call through once its
+cool-down has passed; its state is the gauge ``boxoffice_client_breaker_state{client}``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
+from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp
 
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
@@ -24,6 +26,15 @@ from boxoffice.platform.settings import Settings
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRYABLE_STATUS = frozenset({502, 503, 504})
+"""Answers worth another try: the service (or a proxy in front of it) says it could not serve this time."""
+
+BREAKER_STATE = Gauge(
+    "boxoffice_client_breaker_state", "A service client's circuit breaker: 0 closed, 1 half-open, 2 open", ["client"]
+)
+BREAKER_TRANSITIONS = Counter(
+    "boxoffice_client_breaker_transitions_total", "Circuit breaker state changes, by new state", ["client", "to"]
+)
+_STATE_VALUES = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
 
 
 class CircuitOpen(ServiceUnavailable):
@@ -31,15 +42,31 @@ class CircuitOpen(ServiceUnavailable):
 
 
 class CircuitBreaker:
-    """closed -> (``failures`` in a row) -> open -> (``reset_after`` s) -> half-open -> one trial."""
+    """closed -> (``failures`` in a row) -> open -> (``reset_after`` s) -> half-open -> one trial.
 
-    def __init__(self, *, failures: int = 5, reset_after: float = 10.0, clock: Callable[[], float] = time.monotonic):
+    A failure is an answer of 5xx or no answer at all (refused, reset, timed out). The half-open trial is
+    one call at a time: ``before_call`` returns True for it, and the caller must end it with ``end_trial``
+    in a ``finally`` whatever happens (an answer, an error, or the caller's own timeout cancelling it),
+    or every later call would be refused for good. A trial that ends without an outcome (cancelled) leaves
+    the breaker half-open, so the next call becomes the trial.
+    """
+
+    def __init__(
+        self,
+        *,
+        failures: int = 5,
+        reset_after: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "client",
+    ):
         self.threshold = failures
         self.reset_after = reset_after
         self.clock = clock
+        self.name = name
         self.failures = 0
         self.opened_at: float | None = None
         self._trial_running = False
+        BREAKER_STATE.labels(name).set_function(lambda: _STATE_VALUES[self.state])
 
     @property
     def state(self) -> str:
@@ -47,21 +74,32 @@ class CircuitBreaker:
             return "closed"
         return "half-open" if self.clock() - self.opened_at >= self.reset_after else "open"
 
-    def before_call(self) -> None:
+    def before_call(self) -> bool:
+        """Raise ``CircuitOpen`` if no call may go now; True if this call is the half-open trial."""
         state = self.state
         if state == "open" or (state == "half-open" and self._trial_running):
             raise CircuitOpen("the service is failing; calls are paused for a moment")
         if state == "half-open":
             self._trial_running = True
+            BREAKER_TRANSITIONS.labels(self.name, "half-open").inc()
+            return True
+        return False
+
+    def end_trial(self) -> None:
+        self._trial_running = False
 
     def record_success(self) -> None:
+        if self.opened_at is not None:
+            BREAKER_TRANSITIONS.labels(self.name, "closed").inc()
         self.failures, self.opened_at, self._trial_running = 0, None, False
 
     def record_failure(self) -> None:
         self.failures += 1
         self._trial_running = False
         if self.failures >= self.threshold or self.opened_at is not None:
+            # Opening, or a failed trial opening again for another ``reset_after``.
             self.opened_at = self.clock()
+            BREAKER_TRANSITIONS.labels(self.name, "open").inc()
 
 
 class ServiceClient:
@@ -84,7 +122,7 @@ class ServiceClient:
         self.name = name
         self.retries = retries
         self.backoff_base = backoff_base
-        self.breaker = breaker or CircuitBreaker()
+        self.breaker = breaker or CircuitBreaker(name=name)
         self._http = httpx.AsyncClient(
             base_url=base_url or f"http://{name}.internal",
             transport=transport,
@@ -110,20 +148,23 @@ class ServiceClient:
         retryable = method in IDEMPOTENT_METHODS or any(k.lower() == "idempotency-key" for k in headers)
         attempts = 1 + (self.retries if retryable else 0)
         for attempt in range(attempts):
-            self.breaker.before_call()
+            trial = self.breaker.before_call()
             try:
                 response = await self._http.request(method, path, json=json, headers=headers, params=params)
-            except httpx.TransportError as exc:
+            except httpx.TransportError as exc:  # refused, reset, timed out (httpx.TimeoutException)
                 self.breaker.record_failure()
                 if attempt + 1 >= attempts:
                     raise ServiceUnavailable(f"{self.name} could not be reached") from exc
             else:
-                if response.status_code not in RETRYABLE_STATUS:
+                if response.status_code < 500:
                     self.breaker.record_success()
                     return response
                 self.breaker.record_failure()
-                if attempt + 1 >= attempts:
+                if response.status_code not in RETRYABLE_STATUS or attempt + 1 >= attempts:
                     return response
+            finally:
+                if trial:  # also when the caller's timeout cancelled the call: see CircuitBreaker
+                    self.breaker.end_trial()
             # Full jitter: spread retries of many callers so they do not arrive together.
             await asyncio.sleep(random.uniform(0, self.backoff_base * 2**attempt))  # noqa: S311
         raise AssertionError("unreachable")
@@ -152,7 +193,9 @@ class ServiceClients:
         client = self._clients.get(name)
         if client is None:
             s = self.settings
-            breaker = CircuitBreaker(failures=s.client_breaker_failures, reset_after=s.client_breaker_reset_seconds)
+            breaker = CircuitBreaker(
+                failures=s.client_breaker_failures, reset_after=s.client_breaker_reset_seconds, name=name
+            )
             options: dict[str, Any] = {
                 "timeout": s.client_timeout_seconds,
                 "retries": s.client_retries,

@@ -4,25 +4,35 @@ The record is written in the SAME transaction as the effect it answers for, so a
 committed answer or finds nothing and does the work; two racing requests with one key cannot both win (the
 second one's insert hits the primary key, rolls back, and replays the first one's answer).
 Same key with a different body -> 422.
+
+A replayed answer carries ``Idempotent-Replayed: true``: ``run_idempotent`` marks the request it serves
+and ``ReplayHeaderMiddleware`` (every service app has it) adds the header, so a route only returns the
+stored answer. A service with its own idempotency table (payments) calls ``mark_replayed()`` itself.
+
+Records are kept ``BOXOFFICE_IDEMPOTENCY_TTL_HOURS`` (24 by default) and then purged by every service's
+``idempotency-purge`` loop (``purge_expired``), which does nothing in a database without the table.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, inspect, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.platform.db import Database, UnitOfWork, UtcDateTime
 from boxoffice.platform.jsonutil import dumps, loads
 from boxoffice.platform.problems import BadRequest, Unprocessable
 
 MAX_KEY_LENGTH = 200
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 class IdempotencyMismatch(Unprocessable):
@@ -51,6 +61,8 @@ IDEMPOTENCY = add_idempotency_table(_metadata)
 class StoredResponse:
     status_code: int
     body: Any
+    replayed: bool = False
+    """True when this is the answer an earlier request with the same key got."""
 
 
 def request_hash(body: Any) -> str:
@@ -69,7 +81,7 @@ async def find(conn: AsyncConnection, *, owner: str, scope: str, key: str, body_
         return None
     if row.request_hash != body_hash:
         raise IdempotencyMismatch("This Idempotency-Key was used with a different request body.")
-    return StoredResponse(row.status_code, loads(row.body))
+    return StoredResponse(row.status_code, loads(row.body), replayed=True)
 
 
 async def record(
@@ -122,6 +134,7 @@ async def run_idempotent(
         # Looked up in the same transaction as the work: one round of the database instead of two.
         found = await find(uow.conn, owner=owner, scope=scope, key=key, body_hash=body_hash)
         if found is not None:
+            mark_replayed()
             return found
         answer = await work(uow)
         await record(
@@ -144,4 +157,75 @@ async def run_idempotent(
             found = await find(conn, owner=owner, scope=scope, key=key, body_hash=body_hash)
         if found is None:
             raise
+        mark_replayed()
         return found
+
+
+async def purge_expired(db: Database, *, before: datetime, batch: int = 1000) -> int:
+    """Delete up to ``batch`` records created before ``before``; returns how many (0 without the table)."""
+    async with db.read() as conn:
+        if not await conn.run_sync(lambda sync: inspect(sync).has_table(IDEMPOTENCY.name)):
+            return 0
+    pk = tuple_(IDEMPOTENCY.c.owner, IDEMPOTENCY.c.scope, IDEMPOTENCY.c.key)
+    expired = select(IDEMPOTENCY.c.owner, IDEMPOTENCY.c.scope, IDEMPOTENCY.c.key).where(
+        IDEMPOTENCY.c.created_at < before
+    )
+    async with db.uow() as uow:
+        result = await uow.conn.execute(delete(IDEMPOTENCY).where(pk.in_(expired.limit(batch))))
+        await uow.commit()
+    return int(result.rowcount or 0)
+
+
+class KeyPurge:
+    """The step of a service's ``idempotency-purge`` loop: records older than ``ttl`` go, a batch at a time."""
+
+    def __init__(self, db: Database, *, ttl: timedelta, now: Callable[[], datetime], batch: int = 1000) -> None:
+        self.db = db
+        self.ttl = ttl
+        self.now = now
+        self.batch = batch
+
+    async def __call__(self) -> bool:
+        """True while there may be more to purge (a full batch went)."""
+        return await purge_expired(self.db, before=self.now() - self.ttl, batch=self.batch) >= self.batch
+
+
+class _Replay:
+    __slots__ = ("replayed",)
+
+    def __init__(self) -> None:
+        self.replayed = False
+
+
+_current_replay: ContextVar[_Replay | None] = ContextVar("idempotent_replay", default=None)
+
+
+def mark_replayed() -> None:
+    """Mark the response to the request being served as a replay (``Idempotent-Replayed: true``)."""
+    marker = _current_replay.get()
+    if marker is not None:
+        marker.replayed = True
+
+
+class ReplayHeaderMiddleware:
+    """Adds ``Idempotent-Replayed: true`` to the response of a request that ``mark_replayed`` marked."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        marker = _Replay()
+        token = _current_replay.set(marker)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start" and marker.replayed:
+                message["headers"] = [*message.get("headers", []), (b"idempotent-replayed", b"true")]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            _current_replay.reset(token)

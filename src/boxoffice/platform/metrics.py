@@ -20,6 +20,16 @@ HTTP_LATENCY = Histogram(
 )
 BUS_PUBLISHED = Counter("boxoffice_bus_events_published_total", "Events moved from an outbox to the bus", ["service"])
 BUS_CONSUMED = Counter("boxoffice_bus_events_consumed_total", "Events handled by a consumer group", ["group", "topic"])
+BUS_DEAD_LETTERS = Counter(
+    "boxoffice_bus_dead_letters_total",
+    "Events a consumer group gave up on and wrote to its dead letters",
+    ["group", "topic"],
+)
+BUS_CONSUMER_LAG = Gauge(
+    "boxoffice_bus_consumer_lag",
+    "Events in a partition that a consumer group has not handled yet (the log's end minus the group's position)",
+    ["group", "topic", "partition"],
+)
 OUTBOX_BACKLOG = Gauge("boxoffice_outbox_backlog", "Events waiting in a service's outbox (0 once drained)", ["service"])
 
 

@@ -1,14 +1,17 @@
-"""Structured JSON logs (structlog) with the request id of the request being served."""
+"""Structured JSON logs (structlog) with the request id of the request being served, and the access log."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 import uuid
 from collections.abc import MutableMapping
 from contextvars import ContextVar
-from typing import Any
+from types import TracebackType
+from typing import Any, TextIO
 
+import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,26 +25,104 @@ def _add_request_id(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mu
     return event_dict
 
 
-def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
-    processors: list[structlog.types.Processor] = [
+def _render_json(event_dict: Any, **_: Any) -> str:
+    return orjson.dumps(event_dict, default=repr, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC).decode()
+
+
+QUIET = ("uvicorn.access", "aiokafka", "aiosqlite", "sqlalchemy.engine", "httpx", "httpcore", "fontTools")
+"""Libraries whose INFO lines say nothing an operator needs (requests are in the access log and metrics)."""
+
+
+def configure_logging(level: str = "INFO", *, json: bool = True, stream: TextIO | None = None) -> None:
+    """One JSON object per line on stderr, from structlog and from the standard ``logging`` module alike.
+
+    Libraries that log with ``logging`` (alembic, uvicorn, httpx, fpdf, aiokafka) go through structlog's
+    ``ProcessorFormatter``, so their lines have the same fields as ours; a traceback is the one field
+    ``exception``, never lines of its own. Warnings and an uncaught exception are logged the same way.
+    """
+    out = stream if stream is not None else sys.stderr
+    shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         _add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
     ]
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer(serializer=_render_json) if json else structlog.dev.ConsoleRenderer()
+    )
+    tracebacks: list[structlog.types.Processor] = (
+        [structlog.processors.StackInfoRenderer(), structlog.processors.format_exc_info] if json else []
     )
     structlog.configure(
-        processors=[*processors, renderer],
+        processors=[*shared, *tracebacks, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
-    for noisy in ("uvicorn.access", "aiokafka", "aiosqlite", "sqlalchemy.engine", "httpx", "httpcore"):
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tracebacks, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    logging.captureWarnings(True)
+    for noisy in QUIET:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    structlog.get_logger("boxoffice").critical("uncaught exception", exc_info=(kind, exc, tb))
+
+
+access_log = structlog.get_logger("boxoffice.access")
+
+
+class AccessLogMiddleware:
+    """One line per request: request id, service, method, route template, status and duration in ms.
+
+    The route is the template (``/api/holds/{hold_id}``), as in the metrics: no ids or query strings, which
+    may be personal, in the log.
+    """
+
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route: Any = scope.get("route")
+            access_log.info(
+                "request",
+                service=self.service,
+                method=scope["method"],
+                route=getattr(route, "path", None) or "unmatched",
+                status=status,
+                duration_ms=round((time.perf_counter() - start) * 1000, 2),
+            )
 
 
 class RequestIdMiddleware:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
+import fastapi.routing
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -100,13 +105,98 @@ _REASONS = {
 }
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for a route's errors: ``@router.post(..., responses=problem_responses(404, 409))``."""
+PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemDocument"
+
+
+def _problem_response(status: int) -> dict[str, Any]:
     return {
-        status: {
-            "description": _REASONS.get(status, "Error"),
-            "model": ProblemDocument,
-            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}},
-        }
-        for status in statuses
+        "description": _REASONS.get(status, "Error"),
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
     }
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route's errors: ``@router.post(..., responses=problem_responses(404, 409))``.
+
+    No ``model`` on purpose: FastAPI would declare it under ``application/json`` as well. The app factory
+    registers the ``ProblemDocument`` schema (``problem_openapi``).
+    """
+    return {status: _problem_response(status) for status in statuses}
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def raises(*statuses: int) -> Callable[[F], F]:
+    """Declare the problems a FastAPI dependency may answer; every route that depends on it declares them.
+
+        @raises(401)
+        async def current_user(request: Request) -> Principal: ...
+    """
+
+    def mark(dependency: F) -> F:
+        dependency.__problem_statuses__ = statuses  # type: ignore[attr-defined]
+        return dependency
+
+    return mark
+
+
+def _dependency_statuses(dependant: Dependant) -> set[int]:
+    found = set(getattr(dependant.call, "__problem_statuses__", ()))
+    for sub in dependant.dependencies:
+        found |= _dependency_statuses(sub)
+    return found
+
+
+def _api_routes(app: FastAPI) -> Iterator[Any]:
+    """The app's API routes as the OpenAPI generator sees them (with the prefix and dependencies of the
+    routers they were included with). FastAPI >= 0.160 nests included routers instead of copying routes."""
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
+    for route in iterate(app.routes) if iterate is not None else app.routes:
+        if isinstance(getattr(route, "original_route", route), APIRoute):
+            yield route
+
+
+def problem_openapi(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI document with every error answered as problem+json (install as ``app.openapi``).
+
+    - every 4xx/5xx response, FastAPI's own 422 included, is ``application/problem+json`` with the
+      ``ProblemDocument`` schema, and nothing else; ``HTTPValidationError`` is gone;
+    - a route declares what its dependencies may answer (``raises``): 401 for one needing a user, 403 for
+      one needing a role, without each route repeating it.
+    """
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        description=app.description,
+        routes=app.routes,
+    )
+    for route in _api_routes(app):
+        if not route.include_in_schema:
+            continue
+        statuses = _dependency_statuses(route.dependant)
+        for method in route.methods or ():
+            operation = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
+            if operation is not None:
+                responses = operation.setdefault("responses", {})
+                for status in sorted(statuses):
+                    responses.setdefault(str(status), _problem_response(status))
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            for status, response in operation.get("responses", {}).items():
+                if status[:1] in "45":
+                    response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}
+                    if status == "422":
+                        response["description"] = _REASONS[422]
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ProblemDocument"] = ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+    for unused in ("HTTPValidationError", "ValidationError"):  # in this order: the first refers to the second
+        definition = components.pop(unused, None)
+        if definition is not None and f'"#/components/schemas/{unused}"' in dumps(schema).decode():
+            components[unused] = definition  # a route of the service's own uses it
+    app.openapi_schema = schema
+    return schema
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - the placeholder production refuses
@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     demo: bool = True
     """Seed demo events, stations and trains when the catalog is empty (BOXOFFICE_DEMO=0 starts empty)."""
 
+    idempotency_ttl_hours: float = 24.0
+    """How long an ``Idempotency-Key``'s answer is kept for replays; purged within ten minutes after."""
+
     services_base_port: int = 8100
     """``run --processes``: the first service's port; the others follow in the composition root's order."""
 
@@ -39,6 +42,10 @@ class Settings(BaseSettings):
     bus_poll_interval_seconds: float = 0.2
     bus_retention_hours: float = 168.0
     """How long the sql bus keeps events (0 keeps them for ever)."""
+    bus_max_attempts: int = Field(default=5, ge=1)
+    """Attempts a consumer group makes at one event before it writes it to its dead letters and moves on."""
+    bus_retry_backoff_seconds: float = Field(default=1.0, gt=0)
+    """The wait after a consumer's first failed attempt; it doubles with each failure in a row (up to 30 s)."""
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 1_000

@@ -18,7 +18,8 @@ from starlette.responses import Response
 from boxoffice.platform.problem_http import problem_response
 from boxoffice.platform.problems import NotFound
 from boxoffice.web import api_account, api_admin, api_checkout, api_shop
-from boxoffice.web.handlers import ApiProblem, LoginRequired
+from boxoffice.web.clients import ApiProblem
+from boxoffice.web.handlers import LoginRequired
 from boxoffice.web.pages import CsrfRejected, redirect, render, with_query
 
 log = structlog.get_logger("boxoffice.web")

@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from boxoffice.web import domain
-from boxoffice.web.handlers import ApiProblem, Tokens, Visitor
+from boxoffice.web.clients import not_found
+from boxoffice.web.handlers import ApiProblem
 from boxoffice.web.pages import VisitorDep, form, redirect, render, text, with_query
+from boxoffice.web.resources import Registration
 
 router = APIRouter(include_in_schema=False)
 
@@ -23,8 +25,10 @@ async def register(request: Request, visitor: VisitorDep) -> Response:
     fields = {"name": text(data, "name"), "email": text(data, "email")}
     next_url = domain.safe_next(text(data, "next"), "")
     try:
-        await visitor.call("identity", "POST", "/api/auth/register", auth=False,
-                           json={**fields, "password": data.get("password") or ""})
+        password = data.get("password")
+        await visitor.identity.register(
+            Registration(**fields, password=password if isinstance(password, str) else "")
+        )
     except ApiProblem as exc:
         if exc.status >= 500:
             raise
@@ -55,14 +59,13 @@ async def verify(request: Request, visitor: VisitorDep) -> Response:
     data = await form(request)
     email, code, next_url = text(data, "email"), text(data, "code").replace(" ", ""), text(data, "next")
     try:
-        pair = await visitor.call("identity", "POST", "/api/auth/verify", auth=False,
-                                  json={"email": email, "code": code})
+        tokens = await visitor.identity.verify(email, code)
     except ApiProblem as exc:
         if exc.status >= 500:
             raise
         return render(request, "verify.html", "verify", email=email, next=next_url, error=_field_message(exc),
                       status=exc.status)
-    await _log_in(visitor, Tokens.from_pair(pair))
+    await visitor.log_in_with(tokens)
     return redirect(domain.safe_next(next_url, "/?welcome=1"), request)
 
 
@@ -71,7 +74,7 @@ async def resend(request: Request, visitor: VisitorDep) -> Response:
     data = await form(request)
     email = text(data, "email")
     try:
-        await visitor.call("identity", "POST", "/api/auth/resend", auth=False, json={"email": email})
+        await visitor.identity.resend(email)
     except ApiProblem as exc:
         if exc.status >= 500:
             raise
@@ -90,8 +93,8 @@ async def login(request: Request, visitor: VisitorDep) -> Response:
     data = await form(request)
     email, next_url = text(data, "email"), text(data, "next")
     try:
-        pair = await visitor.call("identity", "POST", "/api/auth/login", auth=False,
-                                  json={"email": email, "password": data.get("password") or ""})
+        password = data.get("password")
+        tokens = await visitor.identity.login(email, password if isinstance(password, str) else "")
     except ApiProblem as exc:
         if exc.status >= 500:
             raise
@@ -99,12 +102,8 @@ async def login(request: Request, visitor: VisitorDep) -> Response:
             return redirect(with_query("/account/verify", email=email, next=next_url), request)
         return render(request, "login.html", "login", email=email, next=next_url, error=_field_message(exc),
                       status=exc.status)
-    await _log_in(visitor, Tokens.from_pair(pair))
+    await visitor.log_in_with(tokens)
     return redirect(domain.safe_next(next_url), request)
-
-
-async def _log_in(visitor: Visitor, tokens: Tokens) -> None:
-    visitor.log_in(tokens, await visitor.svc.verifier.verify(tokens.access))
 
 
 @router.post("/account/logout")
@@ -112,8 +111,7 @@ async def logout(request: Request, visitor: VisitorDep) -> Response:
     await form(request)
     if visitor.tokens is not None:
         try:
-            await visitor.call("identity", "POST", "/api/auth/logout", auth=False,
-                               json={"refresh_token": visitor.tokens.refresh})
+            await visitor.identity.logout(visitor.tokens.refresh)
         except ApiProblem:
             pass  # the cookie goes either way; an unknown refresh token is already as good as gone
     visitor.log_out()
@@ -122,13 +120,8 @@ async def logout(request: Request, visitor: VisitorDep) -> Response:
 
 @router.get("/dev/mailbox")
 async def dev_mailbox(request: Request, visitor: VisitorDep) -> Response:
-    if not visitor.svc.dev_mode:
-        raise ApiProblem(domain.ProblemInfo(404, "not-found", "Not found", "No such page."))
+    if not visitor.deps.dev_mode:
+        raise not_found("No such page.")
     to = request.query_params.get("to", "")
-    try:
-        box = await visitor.call("identity", "GET", "/api/dev/mailbox", params={"to": to}, auth=False)
-    except ApiProblem as exc:
-        if exc.status != 404:
-            raise
-        box = {"items": []}
-    return render(request, "mailbox.html", "mailbox", to=to, messages=box["items"])
+    box = await visitor.identity.mailbox(to)
+    return render(request, "mailbox.html", "mailbox", to=to, messages=box.items)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
-from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from boxoffice.web import domain, handlers
-from boxoffice.web.handlers import ApiProblem, Visitor
+from boxoffice.web import domain, handlers, seatmap
+from boxoffice.web.handlers import ApiProblem, Visitor, page_id
 from boxoffice.web.pages import VisitorDep, form, redirect, render, text, with_query
+from boxoffice.web.resources import EventFilter, EventPage, EventSummary, HoldRequest, Run, TrainOption
 
 router = APIRouter(include_in_schema=False)
 EVENTS_PER_PAGE = 12
@@ -20,12 +20,12 @@ EVENTS_PER_PAGE = 12
 @router.get("/")
 async def home(request: Request, visitor: VisitorDep) -> Response:
     events, stations = await asyncio.gather(
-        visitor.call("catalog", "GET", "/api/events", params={"limit": 60}, auth=False),
+        visitor.catalog.events(EventFilter(limit=60)),
         handlers.list_stations(visitor),
     )
-    by_category: dict[str, list[dict[str, Any]]] = {}
-    for event in events["items"]:
-        by_category.setdefault(event["category"], []).append(event)
+    by_category: dict[str, list[EventSummary]] = {}
+    for event in events.items:
+        by_category.setdefault(event.category, []).append(event)
     groups = [(c, by_category[c][:4]) for c in domain.CATEGORIES if c in by_category]
     return render(request, "home.html", "home", groups=groups, stations=stations, today=date.today().isoformat())
 
@@ -33,24 +33,26 @@ async def home(request: Request, visitor: VisitorDep) -> Response:
 @router.get("/events")
 async def events(request: Request, visitor: VisitorDep) -> Response:
     q = request.query_params
-    filters = {
-        "category": q.get("category", "") if q.get("category") in domain.CATEGORIES else "",
-        "q": q.get("q", "").strip()[:100],
-        "starts_after": _day(q.get("from")),
-        "starts_before": _day(q.get("to"), end=True),
-    }
-    params = {**filters, "cursor": q.get("cursor"), "limit": EVENTS_PER_PAGE}
+    category = q.get("category", "") if q.get("category") in domain.CATEGORIES else ""
+    query = EventFilter(
+        category=category or None,
+        q=q.get("q", "").strip()[:100] or None,
+        starts_after=_day(q.get("from")),
+        starts_before=_day(q.get("to"), end=True),
+        cursor=q.get("cursor") or None,
+        limit=EVENTS_PER_PAGE,
+    )
     error: str | None = None
     try:
-        page = await visitor.call("catalog", "GET", "/api/events", params=params, auth=False)
+        page = await visitor.catalog.events(query)
     except ApiProblem as exc:
         if exc.status >= 500:
             raise
-        page, error = {"items": [], "next_cursor": None}, exc.message
-    shown = {"category": filters["category"], "q": filters["q"], "from": q.get("from", ""), "to": q.get("to", "")}
-    next_url = with_query("/events", **shown, cursor=page["next_cursor"]) if page["next_cursor"] else None
+        page, error = EventPage(items=[]), exc.message
+    shown = {"category": category, "q": query.q or "", "from": q.get("from", ""), "to": q.get("to", "")}
+    next_url = with_query("/events", **shown, cursor=page.next_cursor) if page.next_cursor else None
     return render(
-        request, "events.html", "events", events=page["items"], filters=shown, next_url=next_url,
+        request, "events.html", "events", events=page.items, filters=shown, next_url=next_url,
         first_url=with_query("/events", **shown) if q.get("cursor") else None, error=error,
     )
 
@@ -65,48 +67,49 @@ def _day(value: str | None, *, end: bool = False) -> str | None:
 
 @router.get("/events/{event_id}")
 async def event_page(request: Request, event_id: str, visitor: VisitorDep) -> Response:
-    return await _event_page(request, visitor, event_id)
+    return await _event_page(request, visitor, page_id(event_id))
 
 
 async def _event_page(request: Request, visitor: Visitor, event_id: str, *, error: str | None = None,
                       status: int = 200) -> Response:
-    event = await visitor.call("catalog", "GET", f"/api/events/{event_id}", auth=False)
-    seatmap = domain.layout_venue(event["sections"], event.get("seats") or []) if event.get("seats") else None
+    event = await visitor.catalog.event(event_id)
+    venue = seatmap.layout_venue(event.sections, event.seats) if event.seats else None
     return render(
-        request, "event.html", "event", event=event, seatmap=seatmap, error=error, status=status,
+        request, "event.html", "event", event=event, seatmap=venue, error=error, status=status,
         created=request.query_params.get("created") == "1",
-        max_quantity=visitor.svc.config.max_quantity,
+        max_quantity=visitor.deps.config.max_quantity,
     )
 
 
 @router.get("/events/{event_id}/availability")
 async def event_availability(request: Request, event_id: str, visitor: VisitorDep) -> Response:
     """Polled by the event page: seat states and what is left per section."""
-    event = await visitor.call("catalog", "GET", f"/api/events/{event_id}", auth=False)
-    taken = domain.unavailable_seats(event.get("seats") or [])
+    event = await visitor.catalog.event(page_id(event_id))
+    taken = seatmap.unavailable_seats(event.seats)
     return render(request, "_availability.html", "event", event=event, taken=taken)
 
 
 @router.post("/events/{event_id}/hold")
 async def hold_event(request: Request, event_id: str, visitor: VisitorDep) -> Response:
+    event_id = page_id(event_id)
     data = await form(request)
     visitor.require_user()
     seat_ids = [s for s in data.getlist("seat_id") if isinstance(s, str) and s]
     if seat_ids:
-        body: dict[str, Any] = {"event_id": event_id, "seat_ids": seat_ids}
+        wanted = HoldRequest(event_id=event_id, seat_ids=seat_ids)
     else:
         quantity = _quantity(text(data, "quantity"))
         if not text(data, "section_id") or quantity is None:
             return await _event_page(request, visitor, event_id, error="Pick your seats or a number of tickets.",
                                      status=422)
-        body = {"event_id": event_id, "section_id": text(data, "section_id"), "quantity": quantity}
+        wanted = HoldRequest(event_id=event_id, section_id=text(data, "section_id"), quantity=quantity)
     try:
-        hold = await visitor.call("booking", "POST", "/api/holds", json=body)
+        hold = await visitor.booking.place_hold(wanted)
     except ApiProblem as exc:
         if exc.status >= 500 or exc.status in (401, 403):
             raise
         return await _event_page(request, visitor, event_id, error=exc.message, status=exc.status)
-    return redirect(f"/checkout/{hold['id']}", request)
+    return redirect(f"/checkout/{hold.id}", request)
 
 
 def _quantity(value: str) -> int | None:
@@ -124,9 +127,9 @@ def _quantity(value: str) -> int | None:
 async def trains(request: Request, visitor: VisitorDep) -> Response:
     q = request.query_params
     stations = await handlers.list_stations(visitor)
-    names = {s["code"]: s["name"] for s in stations}
+    names = {s.code: s.name for s in stations}
     origin_text, destination_text, day = q.get("origin", ""), q.get("destination", ""), q.get("date", "")
-    results: list[dict[str, Any]] = []
+    results: list[TrainOption] = []
     error = None
     origin = domain.resolve_station(origin_text, stations)
     destination = domain.resolve_station(destination_text, stations)
@@ -140,9 +143,7 @@ async def trains(request: Request, visitor: VisitorDep) -> Response:
             error = "Pick a travel date."
         else:
             try:
-                page = await visitor.call("catalog", "GET", "/api/trains/search", auth=False,
-                                          params={"origin": origin, "destination": destination, "date": day})
-                results = page["items"]
+                results = (await visitor.catalog.search_trains(origin, destination, day)).items
             except ApiProblem as exc:
                 if exc.status >= 500:
                     raise
@@ -154,61 +155,58 @@ async def trains(request: Request, visitor: VisitorDep) -> Response:
     )
 
 
-async def _run(visitor: Visitor, run_id: str, origin: str, destination: str) -> dict[str, Any]:
-    run: dict[str, Any] = await visitor.call("catalog", "GET", f"/api/trains/runs/{run_id}", auth=False,
-                                             params={"origin": origin, "destination": destination})
-    return run
-
-
 @router.get("/trains/runs/{run_id}")
 async def run_page(request: Request, run_id: str, visitor: VisitorDep) -> Response:
     q = request.query_params
-    return await _run_page(request, visitor, run_id, q.get("origin", ""), q.get("destination", ""), q.get("class", ""))
+    return await _run_page(request, visitor, page_id(run_id), q.get("origin", ""), q.get("destination", ""),
+                           q.get("class", ""))
 
 
 async def _run_page(request: Request, visitor: Visitor, run_id: str, origin: str, destination: str,
                     class_code: str, *, error: str | None = None, status: int = 200) -> Response:
-    run, stations = await asyncio.gather(_run(visitor, run_id, origin, destination), handlers.list_stations(visitor))
-    names = {s["code"]: s["name"] for s in stations}
-    chosen = next((c for c in run["classes"] if c["code"] == class_code), None) or (run["classes"] or [None])[0]
-    coaches = [(coach, domain.layout_coach(coach["seats"])) for coach in (chosen or {}).get("coaches", [])]
-    segment = {run.get("origin") or origin, run.get("destination") or destination}
+    run, stations = await asyncio.gather(visitor.catalog.run(run_id, origin, destination),
+                                         handlers.list_stations(visitor))
+    names = {s.code: s.name for s in stations}
+    chosen = next((c for c in run.classes if c.code == class_code), run.classes[0] if run.classes else None)
+    coaches = [(coach, seatmap.layout_coach(coach.seats)) for coach in (chosen.coaches if chosen else [])]
+    segment = {run.origin or origin, run.destination or destination}
     return render(
         request, "run.html", "run", run=run, names=names, chosen=chosen, coaches=coaches, error=error, status=status,
-        origin=run.get("origin") or origin, destination=run.get("destination") or destination, segment=segment,
-        max_quantity=visitor.svc.config.max_quantity,
+        origin=run.origin or origin, destination=run.destination or destination, segment=segment,
+        max_quantity=visitor.deps.config.max_quantity,
     )
 
 
 @router.get("/trains/runs/{run_id}/availability")
 async def run_availability(request: Request, run_id: str, visitor: VisitorDep) -> Response:
     q = request.query_params
-    run = await _run(visitor, run_id, q.get("origin", ""), q.get("destination", ""))
-    chosen = next((c for c in run["classes"] if c["code"] == q.get("class")), None)
-    seats = [seat for coach in (chosen or {}).get("coaches", []) for seat in coach["seats"]]
+    run: Run = await visitor.catalog.run(page_id(run_id), q.get("origin", ""), q.get("destination", ""))
+    chosen = next((c for c in run.classes if c.code == q.get("class")), None)
+    seats = [seat for coach in (chosen.coaches if chosen else []) for seat in coach.seats]
     return render(request, "_run_availability.html", "run", run=run, chosen=chosen,
-                  taken=domain.unavailable_seats(seats))
+                  taken=seatmap.unavailable_seats(seats))
 
 
 @router.post("/trains/runs/{run_id}/hold")
 async def hold_run(request: Request, run_id: str, visitor: VisitorDep) -> Response:
+    run_id = page_id(run_id)
     data = await form(request)
     visitor.require_user()
     origin, destination, class_code = text(data, "origin"), text(data, "destination"), text(data, "class_code")
     seat_ids = [s for s in data.getlist("seat_id") if isinstance(s, str) and s]
-    body: dict[str, Any] = {"run_id": run_id, "class_code": class_code, "origin": origin, "destination": destination}
+    journey = HoldRequest(run_id=run_id, class_code=class_code, origin=origin, destination=destination)
     if seat_ids:
-        body["seat_ids"] = seat_ids
+        wanted = journey.model_copy(update={"seat_ids": seat_ids})
     elif (quantity := _quantity(text(data, "quantity"))) is not None:
-        body["quantity"] = quantity
+        wanted = journey.model_copy(update={"quantity": quantity})
     else:
         return await _run_page(request, visitor, run_id, origin, destination, class_code,
                                error="Pick your seats or a number of passengers.", status=422)
     try:
-        hold = await visitor.call("booking", "POST", "/api/holds", json=body)
+        hold = await visitor.booking.place_hold(wanted)
     except ApiProblem as exc:
         if exc.status >= 500 or exc.status in (401, 403):
             raise
         return await _run_page(request, visitor, run_id, origin, destination, class_code, error=exc.message,
                                status=exc.status)
-    return redirect(f"/checkout/{hold['id']}", request)
+    return redirect(f"/checkout/{hold.id}", request)

@@ -5,15 +5,18 @@ Nothing here does I/O; the page handlers and the templates call these, and unit 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import math
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 CURRENCY_SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$", "INR": "₹"}
 CATEGORIES = ("concert", "theatre", "comedy", "sports", "festival")
@@ -23,6 +26,43 @@ TEST_CARDS = (
     ("4000000000000002", "is declined"),
     ("4000000000009995", "is declined: insufficient funds"),
 )
+
+
+SESSION_COOKIE = "bo_session"
+CSRF_COOKIE = "bo_csrf"
+
+
+# The session: identity's token pair in one cookie ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    access: str
+    refresh: str
+
+    def encode(self) -> str:
+        raw = json.dumps({"a": self.access, "r": self.refresh}, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, value: str | None) -> Tokens | None:
+        if not value:
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+            return cls(access=str(data["a"]), refresh=str(data["r"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def is_id(value: str) -> bool:
+    """Every id the services give out is a UUID; anything else in a page's address names nothing."""
+    if len(value) != 36:
+        return False
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
 
 
 # Money and time --------------------------------------------------------------------------------------------
@@ -186,97 +226,23 @@ def friendly_message(problem: ProblemInfo) -> str:
     return problem.detail
 
 
-# Seat layouts for the SVG seat maps ------------------------------------------------------------------------
+class StationLike(Protocol):
+    @property
+    def code(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def city(self) -> str: ...
 
-SEAT = 22
-GAP = 6
-PITCH = SEAT + GAP
-ROW_LABEL = 28
-SECTION_TITLE = 30
 
-
-@dataclass(frozen=True, slots=True)
-class PlacedSeat:
-    id: str
-    label: str
-    status: str
-    x: int
-    y: int
-    price: int | None = None
-    section: str = ""
+# The gate -------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class RowLabel:
-    text: str
-    x: int
-    y: int
-
-
-@dataclass(slots=True)
-class SeatMapLayout:
-    width: int
-    height: int
-    seats: list[PlacedSeat] = field(default_factory=list)
-    labels: list[RowLabel] = field(default_factory=list)
-    titles: list[RowLabel] = field(default_factory=list)
-
-
-def layout_venue(sections: Sequence[Mapping[str, Any]], seats: Sequence[Mapping[str, Any]]) -> SeatMapLayout:
-    """Sections one below the other, each row a line of seats in number order, rows in the catalog's order."""
-    by_section: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
-    for seat in seats:
-        by_section.setdefault(seat["section_id"], {}).setdefault(str(seat["row"]), []).append(seat)
-    names = {s["id"]: s["name"] for s in sections}
-    widest = max((len(row) for rows in by_section.values() for row in rows.values()), default=1)
-    width = ROW_LABEL * 2 + widest * PITCH
-    layout = SeatMapLayout(width=width, height=0)
-    y = 0
-    for section_id in [s["id"] for s in sections if s["id"] in by_section]:
-        rows = by_section[section_id]
-        layout.titles.append(RowLabel(names.get(section_id, ""), width // 2, y + 20))
-        y += SECTION_TITLE
-        for row_label, row in rows.items():
-            ordered = sorted(row, key=lambda s: int(s.get("number") or 0))
-            offset = ROW_LABEL + (widest - len(ordered)) * PITCH // 2
-            layout.labels.append(RowLabel(row_label, ROW_LABEL // 2, y + SEAT - 6))
-            for index, seat in enumerate(ordered):
-                layout.seats.append(
-                    PlacedSeat(
-                        id=seat["id"],
-                        label=seat["label"],
-                        status=seat.get("status", "available"),
-                        x=offset + index * PITCH,
-                        y=y,
-                        price=seat.get("price"),
-                        section=names.get(section_id, ""),
-                    )
-                )
-            y += PITCH
-        y += GAP * 2
-    layout.height = max(y, PITCH)
-    return layout
-
-
-def layout_coach(seats: Sequence[Mapping[str, Any]], *, per_column: int = 4) -> SeatMapLayout:
-    """A coach seen from above: seats in columns of ``per_column`` across, an aisle down the middle."""
-    columns = max(1, -(-len(seats) // per_column))
-    aisle = PITCH // 2
-    width = ROW_LABEL + columns * PITCH + GAP
-    height = per_column * PITCH + aisle + GAP
-    layout = SeatMapLayout(width=width, height=height)
-    for index, seat in enumerate(seats):
-        column, place = divmod(index, per_column)
-        y = GAP + place * PITCH + (aisle if place >= per_column // 2 else 0)
-        layout.seats.append(
-            PlacedSeat(id=seat["id"], label=seat["label"], status=seat.get("status", "available"),
-                       x=ROW_LABEL + column * PITCH, y=y)
-        )
-    return layout
-
-
-def unavailable_seats(seats: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    return {s["id"]: s["status"] for s in seats if s.get("status", "available") != "available"}
+class CheckinResult:
+    outcome: str  # "admitted" | "used" | "invalid"
+    message: str
+    ticket_id: str | None = None
 
 
 # Forms -----------------------------------------------------------------------------------------------------
@@ -299,7 +265,7 @@ def parse_row_labels(text: str) -> list[str]:
     return list(dict.fromkeys(labels))
 
 
-def resolve_station(text: str, stations: Sequence[Mapping[str, Any]]) -> str | None:
+def resolve_station(text: str, stations: Sequence[StationLike]) -> str | None:
     """A station typed or picked: its code, its name, its city, or ``"Name (CODE)"``."""
     wanted = text.strip()
     if not wanted:
@@ -310,8 +276,8 @@ def resolve_station(text: str, stations: Sequence[Mapping[str, Any]]) -> str | N
     lowered = wanted.lower()
     for key in ("code", "name", "city"):
         for station in stations:
-            if str(station.get(key, "")).lower() == lowered:
-                return str(station["code"])
+            if str(getattr(station, key)).lower() == lowered:
+                return station.code
     return None
 
 

@@ -1,118 +1,49 @@
 """What the pages do: call the services on the visitor's behalf, and keep the visitor's session.
 
 The session is the identity service's token pair in one HttpOnly cookie. Every call to another service goes
-through the platform's service clients (in-process in embedded mode) with the visitor's bearer token; an
-expired access token is refreshed once, transparently. Errors come back as ``ApiProblem`` carrying the
-RFC 9457 problem, which the pages turn into a friendly message.
+through a typed client (``clients``) with the visitor's bearer token; an expired access token is refreshed
+once, transparently. Errors come back as ``ApiProblem`` carrying the RFC 9457 problem, which the pages turn
+into a friendly message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import structlog
+import httpx
 
 from boxoffice.platform.auth import Principal
 from boxoffice.platform.problems import Problem
-from boxoffice.web.domain import ProblemInfo, friendly_message, problem_from_body
+from boxoffice.web import domain
+from boxoffice.web.clients import ApiProblem, BookingApi, CatalogApi, IdentityApi, PaymentsApi, TicketsApi, not_found
+from boxoffice.web.deps import WebDeps
+from boxoffice.web.domain import CSRF_COOKIE, SESSION_COOKIE, ProblemInfo, Tokens
+from boxoffice.web.resources import Card, Hold, Order, Station
 
-if TYPE_CHECKING:
-    from boxoffice.web.service import WebService
+__all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "ApiProblem", "LoginRequired", "Tokens", "Visitor"]
 
-log = structlog.get_logger("boxoffice.web")
-
-SESSION_COOKIE = "bo_session"
-CSRF_COOKIE = "bo_csrf"
-
-
-class ApiProblem(Exception):
-    """A service answered with an error; ``problem`` says which, ``message`` says it to a person."""
-
-    def __init__(self, problem: ProblemInfo) -> None:
-        super().__init__(problem.detail)
-        self.problem = problem
-
-    @property
-    def status(self) -> int:
-        return self.problem.status
-
-    @property
-    def slug(self) -> str:
-        return self.problem.slug
-
-    @property
-    def message(self) -> str:
-        return friendly_message(self.problem)
+PDF_WAITS = 10  # a PDF is rendered moments after its ticket: wait a little rather than fail
 
 
 class LoginRequired(Exception):
     """The page needs a logged-in visitor (the pages answer with a redirect to the login form)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Tokens:
-    access: str
-    refresh: str
-
-    def encode(self) -> str:
-        raw = json.dumps({"a": self.access, "r": self.refresh}, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, value: str | None) -> Tokens | None:
-        if not value:
-            return None
-        try:
-            data = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-            return cls(access=str(data["a"]), refresh=str(data["r"]))
-        except (ValueError, KeyError, TypeError):
-            return None
-
-    @classmethod
-    def from_pair(cls, body: Mapping[str, Any]) -> Tokens:
-        return cls(access=str(body["access_token"]), refresh=str(body["refresh_token"]))
-
-
-class Refresher:
-    """Refreshes token pairs, once per refresh token.
-
-    Identity rotates refresh tokens and treats a second use of one as theft (it ends every session of that
-    family). A page and its htmx polls can all find the access token expired at the same moment, so
-    concurrent refreshes of one token share one call and its answer is remembered for a minute.
-    """
-
-    def __init__(self, *, remember_seconds: float = 60.0) -> None:
-        self.remember_seconds = remember_seconds
-        self._results: dict[str, tuple[float, Tokens | None]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def refresh(self, svc: WebService, refresh_token: str) -> Tokens | None:
-        lock = self._locks.setdefault(refresh_token, asyncio.Lock())
-        async with lock:
-            now = time.monotonic()
-            self._results = {k: v for k, v in self._results.items() if now - v[0] < self.remember_seconds}
-            if refresh_token in self._results:
-                return self._results[refresh_token][1]
-            response = await svc.clients.get("identity").post(
-                "/api/auth/refresh", json={"refresh_token": refresh_token}
-            )
-            tokens = Tokens.from_pair(response.json()) if response.status_code == 200 else None
-            self._results[refresh_token] = (now, tokens)
-        self._locks.pop(refresh_token, None)
-        return tokens
+def page_id(value: str) -> str:
+    """An id from a page's address, checked before it goes anywhere: not an id → the page does not exist."""
+    if not domain.is_id(value):
+        raise not_found("There is no page at this address.")
+    return value
 
 
 @dataclass(slots=True)
 class Visitor:
     """One request's visitor: their tokens (if logged in), who they are, and what the cookie must become."""
 
-    svc: WebService
+    deps: WebDeps
     tokens: Tokens | None
     user: Principal | None = None
     cookie_changed: bool = False
@@ -133,6 +64,12 @@ class Visitor:
             raise LoginRequired
         return self.user
 
+    def require_admin(self) -> Principal:
+        user = self.require_user()
+        if not self.is_admin:
+            raise ApiProblem(ProblemInfo(403, "forbidden", "Forbidden", "This page is for operators."))
+        return user
+
     async def identify(self) -> None:
         """Who holds these tokens; refreshes an expired access token, forgets a session that cannot be."""
         if self.tokens is None:
@@ -141,21 +78,61 @@ class Visitor:
         # Twice at most: a pair another request refreshed a while ago may itself have expired since.
         for _ in range(3):
             try:
-                user = await self.svc.verifier.verify(tokens.access)
+                user = await self.deps.verifier.verify(tokens.access)
             except Problem as exc:
                 if exc.status == 503:
                     raise
             else:
-                if tokens is self.tokens:
-                    self.user = user
-                else:
-                    self.log_in(tokens, user)
+                self._identified(tokens, user)
                 return
-            fresh = await self.svc.refresher.refresh(self.svc, tokens.refresh)
+            fresh = await self.deps.refresher.refresh(tokens.refresh)
             if fresh is None:
                 break
             tokens = fresh
         self.log_out()
+
+    def _identified(self, tokens: Tokens, user: Principal) -> None:
+        if tokens is self.tokens:
+            self.user = user
+        else:
+            self.log_in(tokens, user)
+
+    async def log_in_with(self, tokens: Tokens) -> None:
+        self.log_in(tokens, await self.deps.verifier.verify(tokens.access))
+
+    async def renew(self) -> str | None:
+        """A fresh access token after a service found this one expired; None when the session is over."""
+        if self.tokens is None:
+            return None
+        fresh = await self.deps.refresher.refresh(self.tokens.refresh)
+        if fresh is None:
+            return None
+        try:
+            self.log_in(fresh, await self.deps.verifier.verify(fresh.access))
+        except Problem:
+            return None
+        return fresh.access
+
+    # The services, as this visitor.
+    @property
+    def identity(self) -> IdentityApi:
+        return self.deps.identity.as_visitor(self.tokens, self.renew)
+
+    @property
+    def catalog(self) -> CatalogApi:
+        return self.deps.catalog.as_visitor(self.tokens, self.renew)
+
+    @property
+    def booking(self) -> BookingApi:
+        return self.deps.booking.as_visitor(self.tokens, self.renew)
+
+    @property
+    def payments(self) -> PaymentsApi:
+        return self.deps.payments.as_visitor(self.tokens, self.renew)
+
+    @property
+    def tickets(self) -> TicketsApi:
+        return self.deps.tickets.as_visitor(self.tokens, self.renew)
 
     async def call(
         self,
@@ -168,92 +145,122 @@ class Visitor:
         idempotency_key: str | None = None,
         auth: bool = True,
     ) -> Any:
-        """Calls another service's public API as this visitor; the JSON answer, or ``ApiProblem``."""
-        response = await self.raw(service, method, path, json=json, params=params,
-                                  idempotency_key=idempotency_key, auth=auth)
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            problem = problem_from_body(response.status_code, body)
-            if problem.status >= 500:
-                log.warning("service call failed", service=service, path=path, status=problem.status)
-            raise ApiProblem(problem)
+        """Any service's public API as this visitor, untyped: the JSON answer, or ``ApiProblem``.
+
+        For a page whose service has no typed client in ``clients`` yet; build ``path`` with ``clients.at``.
+        """
+        api = self.deps.service(service).as_visitor(self.tokens, self.renew)
+        response = await api.call(method, path, json=json, params=params, idempotency_key=idempotency_key, auth=auth)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
 
-    async def raw(
-        self,
-        service: str,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-        auth: bool = True,
-    ) -> Any:
-        headers: dict[str, str] = {}
-        if auth and self.tokens is not None:
-            headers["Authorization"] = f"Bearer {self.tokens.access}"
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
-        try:
-            return await self.svc.clients.get(service).request(method, path, json=json, headers=headers,
-                                                               params=clean)
-        except Problem as exc:  # the client's own failures: unreachable, circuit open
-            raise ApiProblem(ProblemInfo(exc.status, exc.slug, exc.title, exc.detail)) from exc
+    async def raw(self, service: str, method: str, path: str, **options: Any) -> httpx.Response:
+        """Like ``call``, but the response whatever its status."""
+        return await self.deps.service(service).as_visitor(self.tokens, self.renew).send(method, path, **options)
 
 
 # What the pages ask for ------------------------------------------------------------------------------------
 
 
-async def list_stations(visitor: Visitor) -> list[dict[str, Any]]:
+async def list_stations(visitor: Visitor) -> list[Station]:
     """Every station (a short list that rarely changes; kept for a minute)."""
-    svc = visitor.svc
-    cached = svc.cache.get("stations")
-    if cached is not None and time.monotonic() - cached[0] < 60:
-        stations: list[dict[str, Any]] = cached[1]
-        return stations
-    stations, cursor = [], None
-    while True:
-        page = await visitor.call("catalog", "GET", "/api/stations", params={"cursor": cursor, "limit": 200},
-                                  auth=False)
-        stations.extend(page["items"])
-        cursor = page.get("next_cursor")
-        if not cursor:
-            break
-    svc.cache["stations"] = (time.monotonic(), stations)
-    return stations
+
+    async def load() -> list[Station]:
+        stations: list[Station] = []
+        cursor: str | None = None
+        while True:
+            page = await visitor.catalog.stations(cursor)
+            stations.extend(page.items)
+            cursor = page.next_cursor
+            if not cursor:
+                return stations
+
+    return await visitor.deps.stations.get(load)
 
 
-async def order_titles(visitor: Visitor, orders: list[dict[str, Any]]) -> dict[str, str]:
+async def order_titles(visitor: Visitor, orders: Sequence[Order]) -> dict[str, str]:
     """A title for each order's event or run, fetched once per distinct id (unknown ones say so)."""
-    wanted = {(o.get("kind", "event"), o.get("event_id") or o.get("run_id")) for o in orders}
+    wanted = {(o.kind, o.event_id) for o in orders}
+    return await titles(visitor, [(kind, target) for kind, target in wanted if target])
+
+
+async def titles(visitor: Visitor, targets: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """``{id: title}`` for events (``("event", id)``) and train runs (``("train", id)``)."""
 
     async def title(kind: str, target: str) -> tuple[str, str]:
         try:
             if kind == "train":
-                run = await visitor.call("catalog", "GET", f"/api/trains/runs/{target}", auth=False)
-                return target, f"{run['train_number']} {run['name']}"
-            event = await visitor.call("catalog", "GET", f"/api/events/{target}", auth=False)
-            return target, str(event["name"])
+                run = await visitor.catalog.run(target)
+                return target, f"{run.train_number} {run.name}"
+            return target, (await visitor.catalog.event(target)).name
         except ApiProblem:
             return target, "Unknown event"
 
-    pairs = await asyncio.gather(*(title(kind, t) for kind, t in wanted if t))
-    return dict(pairs)
+    return dict(await asyncio.gather(*(title(kind, target) for kind, target in targets)))
 
 
-async def wait_for_tickets(visitor: Visitor, order_id: str) -> dict[str, Any]:
+async def hold_title(visitor: Visitor, hold: Hold) -> tuple[str, str]:
+    """A heading for the hold and the page to go back to for other seats."""
+    if hold.run_id:
+        origin, destination = hold.origin or "", hold.destination or ""
+        back = f"/trains/runs/{hold.run_id}?origin={origin}&destination={destination}"
+        found = await titles(visitor, [("train", hold.run_id)])
+        return f"{found[hold.run_id]}, {origin} → {destination}", back
+    event_id = hold.event_id or ""
+    found = await titles(visitor, [("event", event_id)])
+    return found[event_id], f"/events/{event_id}"
+
+
+async def wait_for_tickets(visitor: Visitor, order_id: str) -> Order:
     """The order; tickets follow a confirmation within moments (via the outbox), so wait for them briefly."""
-    order: dict[str, Any] = await visitor.call("booking", "GET", f"/api/orders/{order_id}")
+    order = await visitor.booking.order(order_id)
     for _ in range(10):
-        if order.get("status") != "confirmed" or order.get("tickets"):
+        if order.status != "confirmed" or order.tickets:
             break
         await asyncio.sleep(0.1)
-        order = await visitor.call("booking", "GET", f"/api/orders/{order_id}")
+        order = await visitor.booking.order(order_id)
     return order
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    order_id: str
+    earlier: bool = False
+    """Paid before this attempt (another tab, a resubmitted form): nothing was charged now."""
+
+
+async def pay_for_hold(visitor: Visitor, user_id: str, hold_id: str, card: Card, *, attempt: str) -> Payment:
+    """Order the hold and pay the order; the service's refusal as ``ApiProblem``."""
+    order_id: str | None = None
+    try:
+        # The same hold always makes the same order: a retry after a decline pays the order placed before.
+        order_key = domain.attempt_key("order", user_id, hold_id)
+        order_id = (await visitor.booking.place_order(hold_id, idempotency_key=order_key)).id
+        # One key per rendering of the form: a double click pays once, a new card after a decline is new.
+        await visitor.payments.pay(order_id, card, idempotency_key=domain.attempt_key("pay", order_id, attempt))
+    except ApiProblem as exc:
+        paid_before = order_id is not None and exc.slug == "order-not-payable" and any(
+            o.status == "confirmed" for o in await orders_for_hold(visitor, hold_id)
+        )
+        if order_id is not None and paid_before:
+            return Payment(order_id, earlier=True)
+        raise
+    return Payment(order_id)
+
+
+async def orders_for_hold(visitor: Visitor, hold_id: str) -> list[Order]:
+    page = await visitor.booking.orders(limit=100)
+    return [o for o in page.items if o.hold_id == hold_id]
+
+
+async def ticket_pdf(visitor: Visitor, ticket_id: str) -> bytes:
+    """The ticket's PDF, waiting briefly while it is still being rendered."""
+    for _ in range(PDF_WAITS):
+        try:
+            return await visitor.tickets.pdf(ticket_id)
+        except ApiProblem as exc:
+            if exc.slug != "pdf-not-ready":
+                raise
+        await asyncio.sleep(0.3)
+    return await visitor.tickets.pdf(ticket_id)

@@ -12,9 +12,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
+from boxoffice.platform.app import provide
 from boxoffice.web import domain
-from boxoffice.web.handlers import CSRF_COOKIE, SESSION_COOKIE, Tokens, Visitor
-from boxoffice.web.service import WebService
+from boxoffice.web.deps import WebDeps
+from boxoffice.web.domain import CSRF_COOKIE, SESSION_COOKIE, Tokens
+from boxoffice.web.handlers import Visitor
 
 HERE = Path(__file__).parent
 
@@ -36,17 +38,23 @@ def templates() -> Jinja2Templates:
     return env
 
 
-def service(request: Request) -> WebService:
-    svc: WebService = request.app.state.service
-    return svc
+DepsDep = Annotated[WebDeps, Depends(provide(WebDeps))]
 
 
-async def visitor(request: Request) -> Visitor:
+def web_deps(request: Request) -> WebDeps:
+    """The dependencies, where a page helper has only the request (error pages, ``render``)."""
+    deps = getattr(request.app.state.service, "deps", None)
+    if not isinstance(deps, WebDeps):
+        raise TypeError("this app is not web")
+    return deps
+
+
+async def visitor(request: Request, deps: DepsDep) -> Visitor:
     """The visitor behind this request; the security middleware writes their cookie back if it changed."""
     cached = getattr(request.state, "visitor", None)
     if isinstance(cached, Visitor):
         return cached
-    current = Visitor(service(request), Tokens.decode(request.cookies.get(SESSION_COOKIE)))
+    current = Visitor(deps, Tokens.decode(request.cookies.get(SESSION_COOKIE)))
     request.state.visitor = current
     await current.identify()
     return current
@@ -58,13 +66,12 @@ VisitorDep = Annotated[Visitor, Depends(visitor)]
 def render(request: Request, template: str, page: str, *, status: int = 200, **context: Any) -> Response:
     """A page: ``page`` is its ``data-page`` name (tests and the clickstream tracker rely on it)."""
     who: Visitor | None = getattr(request.state, "visitor", None)
-    svc = service(request)
     context.update(
         page=page,
         visitor=who,
         user=who.user if who else None,
         csrf_token=request.state.csrf_token,
-        dev_mode=svc.dev_mode,
+        dev_mode=web_deps(request).dev_mode,
         htmx=request.headers.get("hx-request") == "true",
     )
     return templates().TemplateResponse(request, template, context, status_code=status)
@@ -87,7 +94,7 @@ async def form(request: Request) -> FormData:
     data = await request.form()
     submitted = data.get("csrf_token") or request.headers.get("x-csrf-token")
     cookie = request.cookies.get(CSRF_COOKIE)
-    secret = service(request).settings.secret
+    secret = web_deps(request).secret
     host = request.headers.get("host")
     if not domain.same_origin(request.headers.get("origin"), host):
         raise CsrfRejected

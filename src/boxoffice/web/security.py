@@ -13,8 +13,7 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from boxoffice.web.domain import csrf_token_is_ours, new_csrf_token
-from boxoffice.web.handlers import CSRF_COOKIE, SESSION_COOKIE
+from boxoffice.web.domain import CSRF_COOKIE, SESSION_COOKIE, csrf_token_is_ours, new_csrf_token
 
 CSP = "; ".join(
     [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from fastapi import APIRouter, FastAPI
 from starlette.staticfiles import StaticFiles
@@ -18,8 +18,21 @@ from boxoffice.platform.app import Service, Startable
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.settings import Settings
-from boxoffice.web.deps import WebSettings
-from boxoffice.web.handlers import Refresher
+from boxoffice.web.api import install_page_handlers, router
+from boxoffice.web.api_db import router as databases
+from boxoffice.web.api_tracker import router as tracker
+from boxoffice.web.clients import (
+    BookingApi,
+    CatalogApi,
+    IdentityApi,
+    PaymentsApi,
+    Refresher,
+    Remembered,
+    ServiceApi,
+    TicketsApi,
+)
+from boxoffice.web.deps import WebDeps, WebSettings
+from boxoffice.web.security import SecurityMiddleware
 
 HERE = Path(__file__).parent
 
@@ -36,30 +49,37 @@ class WebService(Service):
         self, settings: Settings, *, bus: Bus, clients: ServiceClients, config: WebSettings | None = None
     ) -> None:
         super().__init__(settings, bus=bus, clients=clients, config=config)
-        self.refresher = Refresher()
-        self.cache: dict[str, tuple[float, Any]] = {}
+        identity = IdentityApi("identity", lambda: clients.get("identity"))
+        self.deps = WebDeps(
+            config=self.config,
+            secret=settings.secret,
+            dev_mode=self.dev_mode,
+            verifier=self.verifier,
+            identity=identity,
+            catalog=CatalogApi("catalog", lambda: clients.get("catalog")),
+            booking=BookingApi("booking", lambda: clients.get("booking")),
+            payments=PaymentsApi("payments", lambda: clients.get("payments")),
+            tickets=TicketsApi("tickets", lambda: clients.get("tickets")),
+            refresher=Refresher(identity),
+            stations=Remembered(seconds=60),
+            service=lambda name: ServiceApi(name, lambda: clients.get(name)),
+        )
 
     @property
     def dev_mode(self) -> bool:
         return self.settings.mode == "dev"
 
     def routers(self) -> Sequence[APIRouter]:
-        from boxoffice.web.api import router
-
-        return [router]
+        return [router, tracker, databases]
 
     async def check_ready(self) -> None:
         """Ready when identity answers (its keys sign every session); web has no database to ping."""
-        response = await self.clients.get("identity").get("/healthz")
-        response.raise_for_status()
+        await self.deps.identity.check_alive()
 
     async def stop(self) -> None:
         await self.db.dispose()  # never connected; disposing an unused engine costs nothing
 
     def create_app(self, *, manage: Sequence[Startable] = ()) -> FastAPI:
-        from boxoffice.web.api import install_page_handlers
-        from boxoffice.web.security import SecurityMiddleware
-
         app = super().create_app(manage=manage)
         app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
         install_page_handlers(app)

@@ -1,4 +1,4 @@
-from boxoffice.catalog.store import metadata
+from boxoffice.catalog.tables import metadata
 from boxoffice.platform.migrate import run_migrations
 
 run_migrations(metadata)

@@ -35,6 +35,7 @@ from aiokafka.errors import (
 
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Record
+from boxoffice.platform.metrics import BUS_CONSUMER_LAG
 from boxoffice.platform.settings import Settings
 
 log = structlog.get_logger("boxoffice.bus.kafka")
@@ -202,6 +203,7 @@ class KafkaConsumer:
         self.topics = list(topics)
         self._consumer: AIOKafkaConsumer | None = None
         self._polled: list[Record] = []
+        self._lag_reported: set[TopicPartition] = set()
 
     async def start(self) -> None:
         """Joining the group waits for the first ``poll``, so a broker that is down does not fail boot."""
@@ -209,6 +211,7 @@ class KafkaConsumer:
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
         self._polled = []
+        self._forget_lag(set())
         await _close(consumer)
 
     async def poll(self, *, max_records: int = 200, timeout: float = 1.0) -> list[Record]:
@@ -223,6 +226,8 @@ class KafkaConsumer:
             for tp, messages in batches.items()
             for message in messages
         ]
+        pending = {tp: messages[0].offset for tp, messages in batches.items() if messages}
+        await self._report_lag(consumer, pending)
         return list(self._polled)
 
     async def commit(self, records: Sequence[Record]) -> None:
@@ -249,6 +254,33 @@ class KafkaConsumer:
             tp = TopicPartition(record.topic, record.partition)
             positions[tp] = max(positions.get(tp, 0), record.offset + 1)
         await consumer.commit(positions)
+        await self._report_lag(consumer, {})
+
+    async def _report_lag(self, consumer: AIOKafkaConsumer, pending: dict[TopicPartition, int]) -> None:
+        """The lag of each partition this member has: its log end (the highwater the broker told the last
+        fetch) minus the first record not handled yet (``pending``, polled and not committed) or else the
+        consumer's position."""
+        assigned = set(consumer.assignment())
+        for tp in assigned:
+            highwater = consumer.highwater(tp)
+            position = pending.get(tp)
+            if highwater is None:
+                continue
+            if position is None:
+                with contextlib.suppress(Exception):  # lost in a rebalance meanwhile: the next poll reports it
+                    position = await asyncio.wait_for(consumer.position(tp), 1.0)
+            if position is None:
+                continue
+            BUS_CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(max(0, highwater - position))
+            self._lag_reported.add(tp)
+        self._forget_lag(assigned)
+
+    def _forget_lag(self, keep: set[TopicPartition]) -> None:
+        """Drop the gauges of partitions this member no longer has (another member reports them)."""
+        for tp in self._lag_reported - keep:
+            with contextlib.suppress(KeyError):
+                BUS_CONSUMER_LAG.remove(self.group, tp.topic, str(tp.partition))
+        self._lag_reported &= keep
 
     async def _client(self) -> AIOKafkaConsumer:
         if self._consumer is None:

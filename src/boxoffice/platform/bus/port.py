@@ -37,8 +37,9 @@ class Consumer(Protocol):
     async def commit(self, records: Sequence[Record]) -> None:
         """Move the group's positions past these records (after their effects committed).
 
-        The records are a prefix of what ``poll`` returned. If it is shorter (a handler failed), the next
-        ``poll`` delivers again from the first record that was not committed.
+        Per partition, the records are a prefix of what ``poll`` returned for it. Where it is shorter (a
+        handler failed), the next ``poll`` delivers that partition again from its first record that was not
+        committed; the other partitions go on.
         """
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -37,12 +38,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.schema import CreateIndex
 
 from boxoffice.platform.aio import wait_event
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Record
 from boxoffice.platform.db import Database
+from boxoffice.platform.metrics import BUS_CONSUMER_LAG
 
 log = structlog.get_logger("boxoffice.bus")
 metadata = MetaData()
@@ -56,6 +60,8 @@ bus_log = Table(
     Column("key", String(200), nullable=False),
     Column("payload", Text, nullable=False),
     Column("appended_at", Float, nullable=False),
+    # The retention trim deletes by age: without this it reads the whole log every time.
+    Index("ix_bus_log_appended_at", "appended_at"),
 )
 bus_heads = Table(
     "bus_heads",
@@ -79,6 +85,13 @@ bus_leases = Table(
     Column("owner", String(100), nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+
+def _create_schema(conn: Connection) -> None:
+    metadata.create_all(conn)
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            conn.execute(CreateIndex(index, if_not_exists=True))  # one statement: safe when processes race
 
 
 def _upsert(conn: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -105,8 +118,10 @@ class SqlBus:
         self._trimmer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Create the bus's tables and indexes where missing (the bus database is the bus's alone: its
+        schema is this metadata, and an index added later is created in a log that exists already)."""
         async with self.db.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+            await conn.run_sync(_create_schema)
         if self.retention_seconds > 0:
             self._trimmer = asyncio.create_task(self._trim_forever(), name="bus:trim")
 
@@ -196,6 +211,7 @@ class SqlConsumer:
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._wakeup = asyncio.Event()
         self._positions: dict[tuple[str, int], int] | None = None
+        self._heads: dict[tuple[str, int], int] = {}  # the log ends as last read, for the lag gauge
         self._lease_until = 0.0
 
     async def start(self) -> None:
@@ -203,6 +219,7 @@ class SqlConsumer:
 
     async def stop(self) -> None:
         self.bus._waiters.pop(self._wakeup, None)
+        self._forget_lag()
         if self._lease_until > time.time():
             async with self.bus.db.engine.begin() as conn:
                 await conn.execute(
@@ -234,6 +251,7 @@ class SqlConsumer:
             )
         if taken.rowcount != 1:
             self._lease_until, self._positions = 0.0, None
+            self._forget_lag()  # another member reads (and reports) the group now
             return False
         if self._lease_until < now:  # newly (re)acquired: another member may have moved the positions
             self._positions = None
@@ -257,7 +275,9 @@ class SqlConsumer:
                     bus_heads.c.topic.in_(self.topics)
                 )
             )
-            behind = [(t, p) for t, p, head in heads if head > self._positions.get((t, p), 0)]
+            self._heads = {(t, p): head for t, p, head in heads}
+            self._report_lag()
+            behind = [(t, p) for (t, p), head in self._heads.items() if head > self._positions.get((t, p), 0)]
             records: list[Record] = []
             for topic, partition in behind:
                 if len(records) >= max_records:
@@ -313,3 +333,17 @@ class SqlConsumer:
                 )
         if self._positions is not None:
             self._positions.update(newest)
+            self._report_lag()
+
+    def _report_lag(self) -> None:
+        positions = self._positions or {}
+        for (topic, partition), head in self._heads.items():
+            # Trimmed events below the head were never handled either; a position past the head cannot be.
+            lag = max(0, head - positions.get((topic, partition), 0))
+            BUS_CONSUMER_LAG.labels(self.group, topic, str(partition)).set(lag)
+
+    def _forget_lag(self) -> None:
+        for topic, partition in self._heads:
+            with contextlib.suppress(KeyError):
+                BUS_CONSUMER_LAG.remove(self.group, topic, str(partition))
+        self._heads = {}

@@ -1,0 +1,274 @@
+"""Clickstream load: many simulated browsers POST batches of 20 events to /collect; how many are accepted per
+second, how fast the collector answers, and how soon the processor has stored them all.
+
+Starts ``boxoffice run`` itself (embedded: SQLite, the sql bus; or ``--bus kafka`` on a Tansu broker it
+starts), then runs ``--browsers`` keep-alive connections spread over ``--processes`` load processes for
+``--seconds``. Each browser is its own client (its own X-Forwarded-For address, which the collector is told
+to trust here) with its own session, so the per-client rate limit applies as it would in production. The
+load generator speaks HTTP/1.1 over raw asyncio streams: an HTTP client library would cost more CPU than the
+collector it measures, on the same two cores.
+
+    .venv/bin/python loadtest/clickstream.py                       # embedded, 30 s
+    .venv/bin/python loadtest/clickstream.py --bus kafka           # Tansu broker, tracking on SQLite
+    .venv/bin/python loadtest/clickstream.py --database-url postgresql+asyncpg://...  # tracking on PostgreSQL
+
+Prints accepted events/s, the collector's p50/p95/p99, stored events/s end to end (from the first request
+to the moment the last accepted event is in the table) and the backlog left when the load stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.harness
+from tests.harness.server import boxoffice_run
+
+AGENTS = [
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.0 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+    "Mobile Safari/537.36",
+]
+PAGES = ["/", "/events", "/trains", "/events/ev-1", "/events/ev-2", "/trains/runs/r-1", "/orders"]
+TYPES = ["page_view", "click", "click", "click", "form_submit", "custom"]
+
+
+def make_batch(browser: int, session: str, anonymous: str, seq: int, size: int) -> bytes:
+    now = datetime.now(UTC).isoformat()
+    events = []
+    for n in range(size):
+        kind = TYPES[(seq + n) % len(TYPES)]
+        event = {
+            "event_id": str(uuid.uuid4()),
+            "type": kind,
+            "ts": now,
+            "anonymous_id": anonymous,
+            "session_id": session,
+            "url": f"http://shop.test{PAGES[(browser + seq + n) % len(PAGES)]}",
+        }
+        if kind == "click":
+            event["element"] = {"tag": "a", "text": "Buy tickets", "track": "buy"}
+        elif kind == "custom":
+            event["name"] = "seat-picked"
+            event["props"] = {"seat": f"A-{n}"}
+        elif kind == "form_submit":
+            event["props"] = {"fields": ["q", "category"]}
+        events.append(event)
+    return orjson.dumps({"sent_at": now, "events": events})
+
+
+async def browser_loop(
+    host: str, port: int, browser: int, deadline: float, size: int, latencies: list[float], counts: dict[str, int]
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    session, anonymous = str(uuid.uuid4()), str(uuid.uuid4())
+    address = f"10.{browser // 65536 % 256}.{browser // 256 % 256}.{browser % 256}"
+    agent = AGENTS[browser % len(AGENTS)]
+    seq = 0
+    try:
+        while time.monotonic() < deadline:
+            body = make_batch(browser, session, anonymous, seq, size)
+            seq += 1
+            head = (
+                f"POST /collect HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nUser-Agent: {agent}\r\nX-Forwarded-For: {address}\r\n\r\n"
+            ).encode()
+            started = time.perf_counter()
+            writer.write(head + body)
+            await writer.drain()
+            status_line = await reader.readuntil(b"\r\n")
+            headers = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in headers.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            payload = await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            status = int(status_line.split()[1])
+            if status == 202:
+                counts["accepted"] += orjson.loads(payload)["accepted"]
+            else:
+                counts[f"http_{status}"] = counts.get(f"http_{status}", 0) + 1
+                await asyncio.sleep(0.05)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+def load_process(args: tuple[str, int, int, int, float, int]) -> tuple[dict[str, int], list[float]]:
+    host, port, first, browsers, seconds, size = args
+
+    async def main() -> tuple[dict[str, int], list[float]]:
+        latencies: list[float] = []
+        counts = {"accepted": 0}
+        deadline = time.monotonic() + seconds
+        results = await asyncio.gather(
+            *(browser_loop(host, port, first + b, deadline, size, latencies, counts) for b in range(browsers)),
+            return_exceptions=True,
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            counts["browser_errors"] = len(errors)
+            print(f"browser error: {errors[0]!r}", file=sys.stderr)
+        return counts, latencies
+
+    return asyncio.run(main())
+
+
+class StoredCounter:
+    """How many events the tracking table holds: read-only, straight from the database."""
+
+    def __init__(self, data_dir: Path, database_url: str | None) -> None:
+        self.database_url = database_url
+        self.path = data_dir / "tracking.db"
+
+    def count(self) -> int:
+        if self.database_url:
+            return asyncio.run(self._count_postgres())
+        if not self.path.exists():
+            return 0
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        try:
+            return int(conn.execute("SELECT count(*) FROM tracking_events").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            conn.close()
+
+    async def _count_postgres(self) -> int:
+        import asyncpg
+
+        assert self.database_url
+        conn = await asyncpg.connect(self.database_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM tracking_events"))
+        finally:
+            await conn.close()
+
+
+@contextlib.contextmanager
+def kafka_env(bus: str, bootstrap: str | None) -> Iterator[dict[str, str]]:
+    if bus != "kafka":
+        yield {}
+        return
+    if bootstrap:
+        yield {"BOXOFFICE_BUS": "kafka", "BOXOFFICE_KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+        return
+    from tests.harness.tansu import tansu_broker
+
+    with tansu_broker() as broker:
+        yield {"BOXOFFICE_BUS": "kafka", "BOXOFFICE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its reaped children (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="clickstream-") as tmp, kafka_env(args.bus, args.bootstrap) as env:
+        data_dir = Path(tmp) / "var"
+        env = {
+            **env,
+            "BOXOFFICE_LOG_LEVEL": "WARNING",
+            "BOXOFFICE_DEMO": "0",
+            "BOXOFFICE_TRACKING_TRUST_FORWARDED_FOR": "1",
+        }
+        if args.database_url:
+            env["BOXOFFICE_TRACKING_DATABASE_URL"] = args.database_url
+        with boxoffice_run(data_dir, env=env, timeout=120) as server:
+            host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+            counter = StoredCounter(data_dir, args.database_url)
+            baseline = counter.count()
+            cpu_before = cpu_seconds(server.process.pid)
+            per = max(1, args.browsers // args.processes)
+            jobs = [(host, port, p * per, per, args.seconds, args.batch) for p in range(args.processes)]
+            started = time.monotonic()
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(args.processes) as pool:
+                pending = pool.map_async(load_process, jobs)
+                while not pending.ready():
+                    pending.wait(1.0)
+                results = pending.get()
+            load_seconds = time.monotonic() - started
+            stored_at_stop = counter.count() - baseline
+            counts: dict[str, int] = {}
+            latencies: list[float] = []
+            for part, lat in results:
+                for key, value in part.items():
+                    counts[key] = counts.get(key, 0) + value
+                latencies.extend(lat)
+            accepted = counts.get("accepted", 0)
+            drain_deadline = time.monotonic() + args.drain_timeout
+            stored = stored_at_stop
+            while stored < accepted and time.monotonic() < drain_deadline:
+                time.sleep(0.25)
+                stored = counter.count() - baseline
+            end_to_end = time.monotonic() - started
+            server_cpu = cpu_seconds(server.process.pid) - cpu_before
+            load = os.getloadavg()[0]
+        requests = len(latencies)
+        print(f"mode: {args.bus} bus, tracking on {'PostgreSQL' if args.database_url else 'SQLite'}; "
+              f"{args.browsers} browsers in {args.processes} load processes, batches of {args.batch}, "
+              f"{args.seconds:g} s, {os.cpu_count()} cores")
+        print(f"requests: {requests} ({requests / load_seconds:,.0f}/s); other answers: "
+              f"{ {k: v for k, v in counts.items() if k != 'accepted'} }")
+        print(f"accepted: {accepted} events, {accepted / load_seconds:,.0f} events/s")
+        print(f"collector latency: p50 {percentile(latencies, .5) * 1000:.1f} ms, "
+              f"p95 {percentile(latencies, .95) * 1000:.1f} ms, p99 {percentile(latencies, .99) * 1000:.1f} ms, "
+              f"mean {statistics.fmean(latencies) * 1000 if latencies else float('nan'):.1f} ms")
+        print(f"stored when the load stopped: {stored_at_stop} ({stored_at_stop / load_seconds:,.0f} events/s)")
+        complete = "all" if stored >= accepted else f"only {stored}"
+        print(f"stored end to end: {complete} of {accepted} in {end_to_end:.1f} s "
+              f"({stored / end_to_end:,.0f} events/s)")
+        # The machine may be shared: what one event costs the server says more than the wall-clock rates.
+        per_event = server_cpu / max(1, stored)
+        print(f"server CPU: {server_cpu:.1f} s for collecting and storing {stored} events = {per_event * 1e6:.0f} us "
+              f"per event (one fully available core: ~{1 / per_event if per_event else 0:,.0f} events/s end to end); "
+              f"load average {load:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--browsers", type=int, default=200)
+    parser.add_argument("--processes", type=int, default=1, help="load-generating processes")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--batch", type=int, default=20)
+    parser.add_argument("--bus", choices=["sql", "kafka"], default="sql")
+    parser.add_argument("--bootstrap", help="Kafka bootstrap servers; default: start Tansu for the run")
+    parser.add_argument("--database-url", help="tracking's database (default: SQLite in a temporary data dir)")
+    parser.add_argument("--drain-timeout", type=float, default=180.0, help="seconds to wait for the processor")
+    args = parser.parse_args()
+    if args.seconds > 600 or args.browsers > 5000:
+        parser.error("keep a run bounded: at most 600 s and 5000 browsers")
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

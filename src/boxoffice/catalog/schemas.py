@@ -1,0 +1,148 @@
+"""What catalog's HTTP API reads (ARCHITECTURE.md section 5); what it answers is in ``views``."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import date as Day  # RunsIn has a field called date
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from boxoffice.catalog import timetable
+from boxoffice.catalog.domain import MAX_SECTION_CAPACITY, Category, EventDraft, RowDraft, SectionDraft, Station
+from boxoffice.catalog.timetable import FareRule, Stop, TrainClass, TrainLayout
+from boxoffice.platform.bus.envelope import uuid7
+
+# JSON numbers only (no "12" strings, no true/false) for counts and money.
+Money = Annotated[int, Field(strict=True, ge=0, le=100_000_000)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+City = Annotated[str, Field(min_length=1, max_length=100)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. EUR")]
+StationCode = Annotated[str, Field(pattern=r"^[A-Z0-9]{2,8}$")]
+Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,10}$")]
+Minutes = Annotated[int | None, Field(strict=True, ge=0, le=14 * 24 * 60)]
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, str_max_length=4096)
+
+
+class RowIn(In):
+    label: Label
+    seats: int = Field(strict=True, ge=1, le=500, description="how many seats the row has, numbered from 1")
+
+
+class SectionIn(In):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    price: Money
+    capacity: int | None = Field(default=None, strict=True, ge=1, le=MAX_SECTION_CAPACITY)
+    rows: list[RowIn] | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _capacity_or_rows(self) -> SectionIn:
+        if (self.capacity is None) == (self.rows is None):
+            raise ValueError("give either capacity (general admission) or rows (reserved seating)")
+        return self
+
+
+class EventIn(In):
+    name: Name
+    category: Category
+    venue: Name
+    city: City
+    starts_at: AwareDatetime
+    currency: Currency
+    sections: list[SectionIn] = Field(min_length=1, max_length=50)
+
+    def draft(self) -> EventDraft:
+        sections = tuple(
+            SectionDraft(
+                s.name,
+                s.price,
+                capacity=s.capacity,
+                rows=tuple(RowDraft(r.label, r.seats) for r in s.rows) if s.rows is not None else None,
+            )
+            for s in self.sections
+        )
+        starts_at = self.starts_at.astimezone(UTC).replace(microsecond=0)
+        return EventDraft(self.name, self.category, self.venue, self.city, starts_at, self.currency, sections)
+
+
+class StationIn(In):
+    code: StationCode
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    city: City
+
+    def station(self) -> Station:
+        return Station(code=self.code, name=self.name, city=self.city)
+
+
+class StopIn(In):
+    station: StationCode
+    arrival_minutes: Minutes = Field(default=None, description="minutes after the run leaves its first stop")
+    departure_minutes: Minutes = Field(default=None, description="minutes after the run leaves its first stop")
+    distance_km: int = Field(strict=True, ge=0, le=20_000)
+
+
+class CoachIn(In):
+    label: Label
+    seats: int = Field(strict=True, ge=1, le=200)
+
+
+class ClassIn(In):
+    code: Label
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    base_fare: Money
+    per_km_fare: int = Field(strict=True, ge=0, le=1_000_000)
+    coaches: list[CoachIn] = Field(min_length=1, max_length=50)
+
+
+class TrainIn(In):
+    number: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,20}$")]
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    currency: Currency
+    departure_time: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, UTC")]
+    stops: list[StopIn] = Field(min_length=2, max_length=100)
+    classes: list[ClassIn] = Field(min_length=1, max_length=20)
+
+    def layout(self) -> TrainLayout:
+        hours, minutes = self.departure_time.split(":")
+        return TrainLayout(
+            uuid7(),
+            self.number,
+            self.name,
+            self.currency,
+            int(hours) * 60 + int(minutes),
+            tuple(Stop(s.station, s.arrival_minutes, s.departure_minutes, s.distance_km) for s in self.stops),
+            tuple(
+                TrainClass(
+                    c.code,
+                    c.name,
+                    FareRule(c.base_fare, c.per_km_fare),
+                    tuple(timetable.build_coach(uuid7, k.label, k.seats) for k in c.coaches),
+                )
+                for c in self.classes
+            ),
+        )
+
+
+class RunsIn(In):
+    """One date, or every date from ``from_date`` to ``to_date`` (both included)."""
+
+    date: Day | None = None
+    from_date: Day | None = None
+    to_date: Day | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RunsIn:
+        if (self.date is None) == (self.from_date is None and self.to_date is None):
+            raise ValueError("give either date, or from_date and to_date")
+        if self.date is None and (self.from_date is None or self.to_date is None):
+            raise ValueError("a range needs both from_date and to_date")
+        return self
+
+    def dates(self) -> tuple[Day, Day]:
+        first = self.date or self.from_date
+        last = self.date or self.to_date
+        assert first is not None and last is not None
+        return first, last

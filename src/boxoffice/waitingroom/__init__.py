@@ -1,0 +1,1 @@
+"""The waiting room: a fair, visible, auditable line in front of a queued sale."""

@@ -1,0 +1,266 @@
+"""The waiting room's use cases: join the line, see one's place, admit people, learn from other services.
+
+Admission runs in one loop (``tick_rooms``), one short transaction per room and tick, locking the room row
+(PostgreSQL) so that two workers never admit the same people; positions and arrivals come from conditional
+increments of the room's counters, so two joins never share a number.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from boxoffice.platform.admission import sign_admission
+from boxoffice.platform.bus.envelope import Envelope
+from boxoffice.platform.bus.tables import claim_inbox
+from boxoffice.platform.metrics import counter
+from boxoffice.waitingroom import domain, store
+from boxoffice.waitingroom.deps import WaitingRoomDeps
+from boxoffice.waitingroom.domain import PlaceStatus, RoomStatus
+
+JOINED = counter("boxoffice_waitingroom_joined_total", "People who joined a line")
+ADMITTED = counter("boxoffice_waitingroom_admitted_total", "People admitted from a line")
+ABANDONED = counter("boxoffice_waitingroom_abandoned_total", "Places passed over because their holder left")
+CATALOG_GROUP = "waitingroom.catalog"
+BOOKINGS_GROUP = "waitingroom.bookings"
+HOLDS_GROUP = "waitingroom.holds"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MyPlace:
+    room: domain.Room
+    standing: domain.Standing
+    admission: Admission | None
+
+
+@dataclass(frozen=True, slots=True)
+class LineReport:
+    room: domain.Room
+    counts: store.LineCounts
+    eta_clear_seconds: int | None
+
+
+def _my_place(deps: WaitingRoomDeps, place: domain.Place, room: domain.Room) -> MyPlace:
+    now = deps.now()
+    admission = None
+    if domain.admission_valid(place, now) and place.expires_at is not None:
+        token = sign_admission(deps.secret, event_id=place.event_id, user_id=place.user_id, expires_at=place.expires_at)
+        admission = Admission(token, place.expires_at)
+    return MyPlace(room, domain.standing(place, room, now), admission)
+
+
+async def join_line(deps: WaitingRoomDeps, event_id: str, user_id: str) -> MyPlace:
+    """Take a place in the line, or get back the one this account already has."""
+    for _ in range(2):  # a second browser racing the first loses the insert and reads the same place
+        async with deps.db.uow() as uow:
+            room = await store.room(uow.conn, event_id)
+            if room is None:
+                raise domain.NoWaitingRoom("This sale has no waiting room.")
+            existing = await store.place(uow.conn, event_id, user_id)
+            if existing is not None:
+                return _my_place(deps, existing, room)
+            if room.status == RoomStatus.CLOSED:
+                raise domain.QueueClosed("This sale is sold out; the line is closed.")
+            now = deps.now()
+            arrival = await store.take_counter(uow.conn, event_id, "next_arrival")
+            position = None
+            if room.status == RoomStatus.OPEN:  # after the opening: first come, first served
+                position = await store.take_counter(uow.conn, event_id, "next_position")
+            try:
+                await store.insert_place(
+                    uow.conn,
+                    {
+                        "event_id": event_id, "user_id": user_id, "arrival": arrival, "joined_at": now,
+                        "position": position, "status": PlaceStatus.WAITING, "last_seen_at": now, "converted": False,
+                    },
+                )
+                await uow.commit()
+            except IntegrityError:
+                continue
+        JOINED.inc()
+        return await my_place(deps, event_id, user_id)
+    return await my_place(deps, event_id, user_id)
+
+
+async def my_place(deps: WaitingRoomDeps, event_id: str, user_id: str) -> MyPlace:
+    """Where this account stands; asking keeps the place from being abandoned."""
+    now = deps.now()
+    async with deps.db.read() as conn:
+        room = await store.room(conn, event_id)
+        place = await store.place(conn, event_id, user_id) if room else None
+    if room is None:
+        raise domain.NoWaitingRoom("This sale has no waiting room.")
+    if place is None:
+        raise domain.NoWaitingRoom("You are not in this line; join it first.")
+    if place.status == PlaceStatus.WAITING and now - place.last_seen_at > timedelta(seconds=15):
+        async with deps.db.uow() as uow:  # at most one write per place every 15 s, however often it polls
+            await store.update_place(uow.conn, event_id, user_id, last_seen_at=now)
+            await uow.commit()
+    return _my_place(deps, place, room)
+
+
+async def report_line(deps: WaitingRoomDeps, event_id: str) -> LineReport:
+    now = deps.now()
+    async with deps.db.read() as conn:
+        room = await store.room(conn, event_id)
+        if room is None:
+            raise domain.NoWaitingRoom("This sale has no waiting room.")
+        counts = await store.line_counts(conn, event_id, now, now - timedelta(minutes=1))
+    return LineReport(room, counts, domain.eta_seconds(counts.waiting, room.rate_per_minute))
+
+
+async def tick_rooms(deps: WaitingRoomDeps) -> int:
+    """One admission round over every scheduled or open room; returns how many were admitted."""
+    async with deps.db.read() as conn:
+        event_ids = await store.rooms_to_tick(conn)
+    admitted = 0
+    for event_id in event_ids:
+        admitted += await tick_room(deps, event_id)
+    return admitted
+
+
+async def tick_room(deps: WaitingRoomDeps, event_id: str) -> int:
+    now = deps.now()
+    async with deps.db.uow() as uow:
+        room = await store.room(uow.conn, event_id, lock=True)
+        if room is None or room.status == RoomStatus.CLOSED:
+            return 0
+        if room.status == RoomStatus.SCHEDULED:
+            if now < room.on_sale_at:
+                return 0
+            room = await _open(uow.conn, room, now)
+        await store.expire_admissions(uow.conn, event_id, now)
+        rate = await _rate(deps, uow.conn, room, now)
+        elapsed = (now - room.last_tick_at).total_seconds() if room.last_tick_at else deps.config.tick_seconds
+        count, carry = domain.admit_count(rate, elapsed, room.carry)
+        admitted = await _admit(deps, uow.conn, room, count, rate, now) if count else 0
+        await store.update_room(uow.conn, event_id, rate_per_minute=rate, carry=carry, last_tick_at=now)
+        await uow.commit()
+    return admitted
+
+
+async def _open(conn: AsyncConnection, room: domain.Room, now: datetime) -> domain.Room:
+    """The opening: the pre-queue is drawn into positions with a fresh seed, which is recorded."""
+    seed = secrets.token_hex(16)
+    drawn = domain.draw_positions(await store.prequeue(conn, room.event_id), seed)
+    await store.set_positions(conn, room.event_id, drawn)
+    await store.update_room(
+        conn, room.event_id, status=RoomStatus.OPEN, seed=seed, opened_at=now, next_position=len(drawn) + 1
+    )
+    opened = await store.room(conn, room.event_id)
+    assert opened is not None
+    return opened
+
+
+async def _rate(deps: WaitingRoomDeps, conn: AsyncConnection, room: domain.Room, now: datetime) -> float:
+    if room.admit_per_minute is not None:
+        return float(room.admit_per_minute)
+    since = _minute(now) - timedelta(minutes=1)  # the last full minute and this one so far
+    span_minutes = max((now - since).total_seconds(), 1.0) / 60.0
+    holds_per_minute = await store.holds_since(conn, room.event_id, since) / span_minutes
+    c = deps.config
+    return domain.adapt_rate(
+        room.rate_per_minute, holds_per_minute, floor=c.min_admit_per_minute, ceiling=c.max_admit_per_minute
+    )
+
+
+async def _admit(
+    deps: WaitingRoomDeps, conn: AsyncConnection, room: domain.Room, count: int, rate: float, now: datetime
+) -> int:
+    tick = await store.last_tick_number(conn, room.event_id) + 1
+    abandon_after = timedelta(seconds=deps.config.abandon_after_seconds)
+    expires_at = now + timedelta(seconds=deps.config.admission_ttl_seconds)
+    admitted, through = 0, room.admitted_through
+    while admitted < count:
+        batch = await store.next_waiting(conn, room.event_id, count - admitted)
+        if not batch:
+            break
+        for place in batch:
+            through = max(through, place.position or 0)
+            if domain.unseen(place, now, abandon_after):
+                await store.update_place(
+                    conn, place.event_id, place.user_id, status=PlaceStatus.CLOSED, reason=domain.CloseReason.ABANDONED
+                )
+                await store.record_admission(conn, place=place, outcome="abandoned", at=now, rate=rate, tick=tick)
+                ABANDONED.inc()
+                continue
+            await store.update_place(
+                conn, place.event_id, place.user_id, status=PlaceStatus.ADMITTED, admitted_at=now, expires_at=expires_at
+            )
+            await store.record_admission(conn, place=place, outcome="admitted", at=now, rate=rate, tick=tick)
+            admitted += 1
+    await store.update_room(conn, room.event_id, admitted_through=through)
+    ADMITTED.inc(admitted)
+    return admitted
+
+
+def _minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def apply_catalog_event(deps: WaitingRoomDeps, envelope: Envelope) -> None:
+    """A published event with ``queue`` settings gets (or updates) its room."""
+    queue = envelope.data.get("queue") if envelope.type == "catalog.event-published" else None
+    if not isinstance(queue, dict) or not queue.get("on_sale_at"):
+        return
+    data = envelope.data
+    capacity = sum(int(s.get("capacity") or len(s.get("seats") or ())) for s in data.get("sections") or ())
+    admit = queue.get("admit_per_minute")
+    async with deps.db.uow() as uow:
+        if not await claim_inbox(uow.conn, CATALOG_GROUP, envelope.id):
+            return
+        await store.upsert_room(
+            uow.conn,
+            event_id=str(data["event_id"]),
+            name=str(data.get("name", "")),
+            on_sale_at=_time(str(queue["on_sale_at"])),
+            admit_per_minute=int(admit) if admit else None,
+            rate_per_minute=float(admit) if admit else deps.config.initial_admit_per_minute,
+            capacity=capacity,
+        )
+        await uow.commit()
+
+
+async def apply_booking(deps: WaitingRoomDeps, envelope: Envelope) -> None:
+    """Confirmed and cancelled orders move the sold count; a sale that sells out closes its line."""
+    data = envelope.data
+    tickets = int(data.get("ticket_count") or 0)
+    if data.get("status") == "cancelled":
+        tickets = -tickets
+    async with deps.db.uow() as uow:
+        if not await claim_inbox(uow.conn, BOOKINGS_GROUP, envelope.id):
+            return
+        room = await store.room(uow.conn, str(data.get("event_id")), lock=True)
+        if room is not None:
+            room = await store.add_sold(uow.conn, room.event_id, tickets)
+            if room is not None and room.status != RoomStatus.CLOSED and room.capacity and room.sold >= room.capacity:
+                await store.close_line(uow.conn, room.event_id, deps.now())
+        await uow.commit()
+
+
+async def apply_hold(deps: WaitingRoomDeps, envelope: Envelope) -> None:
+    """Holds placed on a queued sale: the adaptive rate follows them, and an admitted buyer's hold counts."""
+    if envelope.type != "booking.hold-placed":
+        return
+    event_id, user_id = str(envelope.data.get("event_id")), str(envelope.data.get("user_id"))
+    async with deps.db.uow() as uow:
+        if not await claim_inbox(uow.conn, HOLDS_GROUP, envelope.id):
+            return
+        if await store.room(uow.conn, event_id) is not None:
+            await store.count_hold(uow.conn, event_id, _minute(envelope.time))
+            await store.mark_converted(uow.conn, event_id, user_id)
+        await uow.commit()

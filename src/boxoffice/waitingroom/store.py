@@ -1,0 +1,362 @@
+"""The waiting room's tables and queries: rooms, places in line, the admission record, holds seen."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from boxoffice.platform.bus.tables import BigId, add_messaging_tables
+from boxoffice.platform.db import UtcDateTime
+from boxoffice.waitingroom.domain import CloseReason, Place, PlaceStatus, Room, RoomStatus
+
+metadata = MetaData()
+
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("on_sale_at", UtcDateTime, nullable=False),
+    Column("admit_per_minute", Integer, nullable=True),
+    Column("rate_per_minute", Float, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("seed", String(64), nullable=True),
+    Column("capacity", Integer, nullable=False),
+    Column("sold", Integer, nullable=False, default=0),
+    Column("next_arrival", Integer, nullable=False, default=1),
+    Column("next_position", Integer, nullable=False, default=1),
+    Column("admitted_through", Integer, nullable=False, default=0),
+    Column("carry", Float, nullable=False, default=0.0),
+    Column("last_tick_at", UtcDateTime, nullable=True),
+    Column("opened_at", UtcDateTime, nullable=True),
+    Column("closed_at", UtcDateTime, nullable=True),
+    Index("ix_rooms_status", "status"),
+)
+
+places = Table(
+    "places",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    # One place per account and sale: the key, not a check, so two browsers racing get the same place.
+    Column("user_id", String(36), primary_key=True),
+    Column("arrival", Integer, nullable=False),
+    Column("joined_at", UtcDateTime, nullable=False),
+    Column("position", Integer, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(32), nullable=True),
+    Column("admitted_at", UtcDateTime, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("converted", Boolean, nullable=False, default=False),
+    Index("ix_places_line", "event_id", "status", "position"),
+    Index("ix_places_arrival", "event_id", "arrival"),
+    Index("ix_places_expiry", "status", "expires_at"),
+)
+
+# The fairness record: every admission (and every place passed over) in order, with the rate in force.
+admissions = Table(
+    "admissions",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False),
+    Column("user_id", String(36), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),  # admitted | abandoned
+    Column("at", UtcDateTime, nullable=False),
+    Column("rate_per_minute", Float, nullable=False),
+    Column("tick", Integer, nullable=False),  # admissions of one tick share its number
+    Index("ix_admissions_event", "event_id", "seq"),
+)
+
+# Holds booking reported for queued sales, per minute: what the adaptive rate follows.
+hold_minutes = Table(
+    "hold_minutes",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("minute", UtcDateTime, primary_key=True),
+    Column("holds", Integer, nullable=False),
+)
+
+outbox, inbox = add_messaging_tables(metadata)
+
+
+def _room(row: Any) -> Room:
+    return Room(
+        event_id=row.event_id,
+        name=row.name,
+        on_sale_at=row.on_sale_at,
+        admit_per_minute=row.admit_per_minute,
+        rate_per_minute=row.rate_per_minute,
+        status=RoomStatus(row.status),
+        seed=row.seed,
+        capacity=row.capacity,
+        sold=row.sold,
+        next_position=row.next_position,
+        admitted_through=row.admitted_through,
+        carry=row.carry,
+        last_tick_at=row.last_tick_at,
+        opened_at=row.opened_at,
+    )
+
+
+def _place(row: Any) -> Place:
+    return Place(
+        event_id=row.event_id,
+        user_id=row.user_id,
+        arrival=row.arrival,
+        joined_at=row.joined_at,
+        position=row.position,
+        status=PlaceStatus(row.status),
+        reason=CloseReason(row.reason) if row.reason else None,
+        admitted_at=row.admitted_at,
+        expires_at=row.expires_at,
+        last_seen_at=row.last_seen_at,
+        converted=bool(row.converted),
+    )
+
+
+async def room(conn: AsyncConnection, event_id: str, *, lock: bool = False) -> Room | None:
+    stmt = select(rooms).where(rooms.c.event_id == event_id)
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    return _room(row) if row else None
+
+
+async def rooms_to_tick(conn: AsyncConnection) -> list[str]:
+    rows = await conn.execute(
+        select(rooms.c.event_id).where(rooms.c.status.in_([RoomStatus.SCHEDULED, RoomStatus.OPEN]))
+    )
+    return [r.event_id for r in rows]
+
+
+async def upsert_room(
+    conn: AsyncConnection, *, event_id: str, name: str, on_sale_at: datetime, admit_per_minute: int | None,
+    rate_per_minute: float, capacity: int,
+) -> None:
+    """A room from the catalog's event; a republished event updates what has not started yet."""
+    existing = await room(conn, event_id)
+    if existing is None:
+        await conn.execute(
+            insert(rooms).values(
+                event_id=event_id, name=name, on_sale_at=on_sale_at, admit_per_minute=admit_per_minute,
+                rate_per_minute=rate_per_minute, status=RoomStatus.SCHEDULED, capacity=capacity, sold=0,
+                next_arrival=1, next_position=1, admitted_through=0, carry=0.0,
+            )
+        )
+        return
+    values: dict[str, Any] = {"name": name, "capacity": capacity, "admit_per_minute": admit_per_minute}
+    if existing.status == RoomStatus.SCHEDULED:
+        values["on_sale_at"] = on_sale_at
+    await conn.execute(update(rooms).where(rooms.c.event_id == event_id).values(values))
+
+
+async def update_room(conn: AsyncConnection, event_id: str, **values: Any) -> None:
+    await conn.execute(update(rooms).where(rooms.c.event_id == event_id).values(values))
+
+
+async def take_counter(conn: AsyncConnection, event_id: str, column: str) -> int:
+    """Hand out the next arrival number or position (one conditional increment, so never twice)."""
+    counter = rooms.c[column]
+    result = await conn.execute(
+        update(rooms).where(rooms.c.event_id == event_id).values({column: counter + 1}).returning(counter)
+    )
+    return int(result.scalar_one()) - 1
+
+
+async def add_sold(conn: AsyncConnection, event_id: str, tickets: int) -> Room | None:
+    await conn.execute(update(rooms).where(rooms.c.event_id == event_id).values(sold=rooms.c.sold + tickets))
+    return await room(conn, event_id)
+
+
+async def place(conn: AsyncConnection, event_id: str, user_id: str) -> Place | None:
+    row = (
+        await conn.execute(select(places).where(places.c.event_id == event_id, places.c.user_id == user_id))
+    ).first()
+    return _place(row) if row else None
+
+
+async def insert_place(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(insert(places).values(values))
+
+
+async def update_place(conn: AsyncConnection, event_id: str, user_id: str, **values: Any) -> None:
+    await conn.execute(
+        update(places).where(places.c.event_id == event_id, places.c.user_id == user_id).values(values)
+    )
+
+
+async def prequeue(conn: AsyncConnection, event_id: str) -> list[str]:
+    """User ids in the pre-queue, in join order."""
+    rows = await conn.execute(
+        select(places.c.user_id)
+        .where(places.c.event_id == event_id, places.c.position.is_(None), places.c.status == PlaceStatus.WAITING)
+        .order_by(places.c.arrival)
+    )
+    return [r.user_id for r in rows]
+
+
+async def set_positions(conn: AsyncConnection, event_id: str, user_ids: Sequence[str]) -> None:
+    """Positions 1..n to ``user_ids`` in that order (the pre-queue draw)."""
+    if user_ids:
+        await conn.execute(
+            update(places)
+            .where(places.c.event_id == event_id, places.c.user_id == bindparam("uid"))
+            .values(position=bindparam("pos")),
+            [{"uid": uid, "pos": index + 1} for index, uid in enumerate(user_ids)],
+        )
+
+
+async def next_waiting(conn: AsyncConnection, event_id: str, limit: int) -> list[Place]:
+    rows = await conn.execute(
+        select(places)
+        .where(places.c.event_id == event_id, places.c.status == PlaceStatus.WAITING, places.c.position.is_not(None))
+        .order_by(places.c.position)
+        .limit(limit)
+    )
+    return [_place(r) for r in rows]
+
+
+async def record_admission(
+    conn: AsyncConnection, *, place: Place, outcome: str, at: datetime, rate: float, tick: int
+) -> None:
+    await conn.execute(
+        insert(admissions).values(
+            event_id=place.event_id, user_id=place.user_id, position=place.position or 0, outcome=outcome,
+            at=at, rate_per_minute=rate, tick=tick,
+        )
+    )
+
+
+async def admission_record(conn: AsyncConnection, event_id: str) -> list[Any]:
+    rows = await conn.execute(select(admissions).where(admissions.c.event_id == event_id).order_by(admissions.c.seq))
+    return list(rows)
+
+
+async def last_tick_number(conn: AsyncConnection, event_id: str) -> int:
+    value = (
+        await conn.execute(select(func.max(admissions.c.tick)).where(admissions.c.event_id == event_id))
+    ).scalar_one()
+    return int(value or 0)
+
+
+async def arrivals(conn: AsyncConnection, event_id: str) -> list[Any]:
+    rows = await conn.execute(
+        select(places.c.user_id, places.c.arrival, places.c.joined_at, places.c.position)
+        .where(places.c.event_id == event_id)
+        .order_by(places.c.arrival)
+    )
+    return list(rows)
+
+
+async def close_line(conn: AsyncConnection, event_id: str, now: datetime) -> int:
+    """Sold out: everyone still waiting leaves the line at once."""
+    result = await conn.execute(
+        update(places)
+        .where(places.c.event_id == event_id, places.c.status == PlaceStatus.WAITING)
+        .values(status=PlaceStatus.CLOSED, reason=CloseReason.SOLD_OUT)
+    )
+    await update_room(conn, event_id, status=RoomStatus.CLOSED, closed_at=now)
+    return int(result.rowcount or 0)
+
+
+async def expire_admissions(conn: AsyncConnection, event_id: str, now: datetime) -> int:
+    result = await conn.execute(
+        update(places)
+        .where(places.c.event_id == event_id, places.c.status == PlaceStatus.ADMITTED, places.c.expires_at <= now)
+        .values(status=PlaceStatus.CLOSED, reason=CloseReason.ADMISSION_EXPIRED)
+    )
+    return int(result.rowcount or 0)
+
+
+async def mark_converted(conn: AsyncConnection, event_id: str, user_id: str) -> None:
+    await conn.execute(
+        update(places)
+        .where(places.c.event_id == event_id, places.c.user_id == user_id, places.c.status == PlaceStatus.ADMITTED)
+        .values(converted=True)
+    )
+
+
+async def count_hold(conn: AsyncConnection, event_id: str, minute: datetime) -> None:
+    updated = await conn.execute(
+        update(hold_minutes)
+        .where(hold_minutes.c.event_id == event_id, hold_minutes.c.minute == minute)
+        .values(holds=hold_minutes.c.holds + 1)
+    )
+    if updated.rowcount == 0:
+        await conn.execute(insert(hold_minutes).values(event_id=event_id, minute=minute, holds=1))
+
+
+async def holds_since(conn: AsyncConnection, event_id: str, since: datetime) -> int:
+    value = (
+        await conn.execute(
+            select(func.coalesce(func.sum(hold_minutes.c.holds), 0)).where(
+                hold_minutes.c.event_id == event_id, hold_minutes.c.minute >= since
+            )
+        )
+    ).scalar_one()
+    return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class LineCounts:
+    waiting: int
+    admitted: int
+    abandoned: int
+    admitted_last_minute: int
+
+
+async def line_counts(conn: AsyncConnection, event_id: str, now: datetime, minute_ago: datetime) -> LineCounts:
+    by_status = dict(
+        (r.status, r.n)
+        for r in await conn.execute(
+            select(places.c.status, func.count().label("n"))
+            .where(places.c.event_id == event_id)
+            .group_by(places.c.status)
+        )
+    )
+    abandoned = (
+        await conn.execute(
+            select(func.count()).where(
+                places.c.event_id == event_id,
+                places.c.converted.is_(False),
+                and_(
+                    places.c.reason.in_([CloseReason.ABANDONED, CloseReason.ADMISSION_EXPIRED]),
+                    places.c.status == PlaceStatus.CLOSED,
+                ),
+            )
+        )
+    ).scalar_one()
+    recent = (
+        await conn.execute(
+            select(func.count()).where(
+                admissions.c.event_id == event_id, admissions.c.outcome == "admitted", admissions.c.at > minute_ago
+            )
+        )
+    ).scalar_one()
+    return LineCounts(
+        waiting=int(by_status.get(PlaceStatus.WAITING, 0)),
+        admitted=int(by_status.get(PlaceStatus.ADMITTED, 0)),
+        abandoned=int(abandoned),
+        admitted_last_minute=int(recent),
+    )

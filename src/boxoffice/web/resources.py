@@ -1,0 +1,261 @@
+"""What web sends to and reads from the other services' public APIs (ARCHITECTURE.md section 5), typed.
+
+Web owns these models, not the services: they name the fields web's pages rely on and keep any other field
+the service sends (``extra="allow"``), so a service may add fields without breaking a page. Times stay the
+strings the APIs send (RFC 3339); the template filters format them.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from boxoffice.web.domain import Tokens
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# identity
+class TokenPair(Answer):
+    access_token: str
+    refresh_token: str
+
+    def tokens(self) -> Tokens:
+        return Tokens(access=self.access_token, refresh=self.refresh_token)
+
+
+class MailMessage(Answer):
+    to: str
+    subject: str
+    text: str
+    sent_at: str
+
+
+class Mailbox(Answer):
+    items: list[MailMessage]
+
+
+class Registration(Request):
+    name: str
+    email: str
+    password: str
+
+
+# catalog: events
+class EventSummary(Answer):
+    id: str
+    name: str
+    category: str
+    venue: str
+    city: str
+    starts_at: str
+    seating: str
+    currency: str
+    price_from: int
+    available: int
+
+
+class Section(Answer):
+    id: str
+    name: str
+    price: int
+    capacity: int
+    available: int
+
+
+class Seat(Answer):
+    id: str
+    section_id: str
+    row: str
+    number: int
+    label: str
+    price: int | None = None
+    status: str = "available"
+
+
+class Event(EventSummary):
+    sections: list[Section]
+    seats: list[Seat] = []
+
+
+class EventPage(Answer):
+    items: list[EventSummary]
+    next_cursor: str | None = None
+
+
+class EventFilter(Request):
+    category: str | None = None
+    q: str | None = None
+    starts_after: str | None = None
+    starts_before: str | None = None
+    cursor: str | None = None
+    limit: int = 20
+
+
+class RowRequest(Request):
+    label: str
+    seats: int
+
+
+class SectionRequest(Request):
+    name: str
+    price: int
+    capacity: int | None = None
+    rows: list[RowRequest] | None = None
+
+
+class EventRequest(Request):
+    """An operator's new event, as catalog's ``POST /api/events`` takes it."""
+
+    name: str
+    category: str
+    venue: str
+    city: str
+    currency: str
+    starts_at: str
+    sections: list[SectionRequest]
+
+
+# catalog: stations and trains
+class Station(Answer):
+    code: str
+    name: str
+    city: str
+
+
+class StationPage(Answer):
+    items: list[Station]
+    next_cursor: str | None = None
+
+
+class ClassOption(Answer):
+    code: str
+    name: str
+    fare: int
+    available: int
+
+
+class TrainOption(Answer):
+    run_id: str
+    train_number: str
+    name: str
+    currency: str
+    origin: str
+    destination: str
+    departs_at: str
+    arrives_at: str
+    classes: list[ClassOption]
+
+
+class TrainOptionPage(Answer):
+    items: list[TrainOption]
+
+
+class CoachSeat(Answer):
+    id: str
+    label: str
+    status: str = "available"
+
+
+class Coach(Answer):
+    id: str
+    label: str
+    seats: list[CoachSeat]
+
+
+class RunClass(ClassOption):
+    coaches: list[Coach] = []
+
+
+class RunStop(Answer):
+    station: str
+    arrives_at: str | None = None
+    departs_at: str | None = None
+
+
+class Run(Answer):
+    run_id: str
+    train_number: str
+    name: str
+    currency: str
+    origin: str
+    destination: str
+    departs_at: str
+    arrives_at: str
+    stops: list[RunStop]
+    classes: list[RunClass]
+
+
+# booking
+class HoldRequest(Request):
+    """One of: an event's seats, an event section's quantity, a train class's seats or quantity."""
+
+    event_id: str | None = None
+    section_id: str | None = None
+    run_id: str | None = None
+    class_code: str | None = None
+    origin: str | None = None
+    destination: str | None = None
+    seat_ids: list[str] | None = None
+    quantity: int | None = None
+
+
+class HoldItem(Answer):
+    label: str
+    price: int
+    section: str = ""
+
+
+class Hold(Answer):
+    id: str
+    status: str
+    expires_at: str
+    items: list[HoldItem]
+    total: int
+    currency: str
+    event_id: str | None = None
+    run_id: str | None = None
+    origin: str | None = None
+    destination: str | None = None
+
+
+class Ticket(Answer):
+    id: str
+    status: str = ""
+    code: str | None = None
+    pdf_url: str | None = None
+
+
+class Order(Answer):
+    id: str
+    status: str
+    hold_id: str | None = None
+    kind: str = "event"
+    event_id: str | None = None
+    items: list[HoldItem] = []
+    total: int = 0
+    currency: str = ""
+    tickets: list[Ticket] = []
+
+
+class OrderPage(Answer):
+    items: list[Order]
+    next_cursor: str | None = None
+
+
+# payments
+class Card(Request):
+    card_number: str
+    exp_month: int
+    exp_year: int
+    cvc: str
+
+
+# tickets
+class Admission(Answer):
+    ticket_id: str

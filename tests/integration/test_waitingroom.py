@@ -1,0 +1,306 @@
+"""The waiting room on SQLite and PostgreSQL: the draw, first come first served, one place per account,
+admission at the rate, expiry, sold-out closing the line, a restart keeping it, and the fairness replay."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from sqlalchemy import update
+
+from boxoffice.platform.admission import admitted
+from boxoffice.platform.bus.envelope import Envelope, new_event
+from boxoffice.platform.settings import Settings
+from boxoffice.waitingroom import domain, fairness, handlers, store
+from boxoffice.waitingroom.deps import WaitingRoomSettings
+from tests.harness.app import FakeClock, Running, running, wait_for
+from tests.harness.booking import token_for
+
+SECRET = Settings().secret
+
+
+def queued_event(*, on_sale_at: datetime, capacity: int = 100, admit_per_minute: int | None = 60) -> dict[str, Any]:
+    event_id = str(uuid.uuid4())
+    queue: dict[str, Any] = {"on_sale_at": on_sale_at.isoformat()}
+    if admit_per_minute is not None:
+        queue["admit_per_minute"] = admit_per_minute
+    return {
+        "event_id": event_id,
+        "name": "Reunion Tour",
+        "starts_at": (on_sale_at + timedelta(days=60)).isoformat(),
+        "sections": [{"section_id": f"{event_id}-floor", "name": "Floor", "price": 9000, "capacity": capacity}],
+        "queue": queue,
+    }
+
+
+def published(data: dict[str, Any]) -> Envelope:
+    return new_event("catalog.event-published", source="catalog", key=data["event_id"], data=data, topic="catalog.events")
+
+
+def booked(event_id: str, tickets: int, status: str = "confirmed") -> Envelope:
+    data = {"event_id": event_id, "user_id": "u", "order_id": str(uuid.uuid4()), "ticket_count": tickets,
+            "amount_minor": 100, "currency": "EUR", "status": status, "timestamp": datetime.now(UTC).isoformat()}
+    return new_event("booking.order-confirmed", source="booking", key=event_id, data=data, topic="ticket-bookings")
+
+
+@pytest.fixture
+async def app(tmp_path: Path, db_url: str) -> AsyncIterator[Running]:
+    configs = {"waitingroom": WaitingRoomSettings(database_url=db_url, abandon_after_seconds=3600)}
+    async with running(Settings(data_dir=tmp_path, demo=False), ["identity", "waitingroom"], workers=False,
+                       configs=configs) as app:
+        app.service("waitingroom").clock = FakeClock()
+        yield app
+
+
+def clock(app: Running) -> FakeClock:
+    value: FakeClock = app.service("waitingroom").clock
+    return value
+
+
+async def open_room(app: Running, **event: Any) -> dict[str, Any]:
+    data = queued_event(on_sale_at=clock(app).now + timedelta(minutes=5), **event)
+    await handlers.apply_catalog_event(app.service("waitingroom").deps, published(data))
+    return data
+
+
+async def join(app: Running, event_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    response = await app.client.post(f"/api/queue/{event_id}/join", headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def me(app: Running, event_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    response = await app.client.get(f"/api/queue/{event_id}/me", headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def user_of(headers: dict[str, str]) -> str:
+    claims = jwt.decode(headers["Authorization"].removeprefix("Bearer "), options={"verify_signature": False})
+    return str(claims["sub"])
+
+
+async def tick(app: Running, seconds: float = 1.0) -> int:
+    clock(app).advance(seconds=seconds)
+    return await handlers.tick_rooms(app.service("waitingroom").deps)
+
+
+async def test_the_pre_queue_is_drawn_at_the_opening_and_later_arrivals_queue_in_order(app: Running) -> None:
+    event = await open_room(app)
+    early = [token_for(app) for _ in range(30)]
+    for buyer in early:
+        place = await join(app, event["event_id"], buyer)
+        assert place["status"] == "waiting" and place["position"] is None  # nobody has a position before the draw
+        assert 0 < place["eta_seconds"] <= 300  # the wait starts at on_sale_at
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+    positions = [(await me(app, event["event_id"], b))["position"] for b in early]
+    assert sorted(positions) == list(range(1, 31))
+    assert positions != list(range(1, 31)), "arriving first gave the first place: no draw happened"
+
+    late = [token_for(app) for _ in range(5)]
+    assert [(await join(app, event["event_id"], b))["position"] for b in late] == [31, 32, 33, 34, 35]
+
+    replay = await fairness.replay_line(app.service("waitingroom").deps, event["event_id"])
+    assert replay.prequeue == 30 and replay.seed and replay.fair, replay.violations
+
+
+async def test_one_place_per_account_even_when_joining_from_two_browsers_at_once(app: Running) -> None:
+    event = await open_room(app)
+    buyer = token_for(app)
+    places = await asyncio.gather(*(join(app, event["event_id"], buyer) for _ in range(6)))
+    assert len({p["position"] for p in places}) == 1
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+    other = await join(app, event["event_id"], token_for(app))
+    assert other["position"] == 2  # the six joins took one place, not six
+
+
+async def test_admission_follows_the_rate_in_position_order_and_signs_a_token_booking_accepts(app: Running) -> None:
+    event = await open_room(app, admit_per_minute=60)  # one a second
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+    buyers = [token_for(app) for _ in range(5)]
+    for buyer in buyers:
+        await join(app, event["event_id"], buyer)
+    admitted_per_tick = [await tick(app, 1.0) for _ in range(3)]
+    assert admitted_per_tick == [1, 1, 1]
+    states = [await me(app, event["event_id"], b) for b in buyers]
+    assert [s["status"] for s in states] == ["admitted"] * 3 + ["waiting"] * 2
+    # One ahead, then its own turn, one a second.
+    assert [s["ahead"] for s in states[3:]] == [0, 1] and states[4]["eta_seconds"] == 2
+    token = states[0]["admission"]["token"]
+    me_id = user_of(buyers[0])
+    now = clock(app).now
+    assert admitted(SECRET, token, event_id=event["event_id"], user_id=me_id, now=now)
+    assert not admitted(SECRET, token, event_id=str(uuid.uuid4()), user_id=me_id, now=now)  # another sale
+    assert not admitted(SECRET, token, event_id=event["event_id"], user_id="someone-else", now=now)
+    assert not admitted(SECRET, token[:-2] + "xx", event_id=event["event_id"], user_id=me_id, now=now)
+
+
+async def test_an_admission_expires_and_then_admits_nobody(app: Running) -> None:
+    event = await open_room(app, admit_per_minute=600)
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+    buyer = token_for(app)
+    await join(app, event["event_id"], buyer)
+    await tick(app)
+    assert (await me(app, event["event_id"], buyer))["admission"] is not None
+    await tick(app, 601)
+    after = await me(app, event["event_id"], buyer)
+    assert after["status"] == "closed" and after["reason"] == "admission_expired" and after["admission"] is None
+
+
+async def test_selling_out_closes_the_line_for_everyone_at_once(app: Running) -> None:
+    event = await open_room(app, capacity=10)
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+    buyers = [token_for(app) for _ in range(4)]
+    for buyer in buyers:
+        await join(app, event["event_id"], buyer)
+    deps = app.service("waitingroom").deps
+    await handlers.apply_booking(deps, booked(event["event_id"], 6))
+    assert (await me(app, event["event_id"], buyers[0]))["status"] == "waiting"
+    await handlers.apply_booking(deps, booked(event["event_id"], 4))
+    assert {(await me(app, event["event_id"], b))["reason"] for b in buyers} == {"sold_out"}
+    late = await app.client.post(f"/api/queue/{event['event_id']}/join", headers=token_for(app))
+    assert late.status_code == 410 and late.json()["type"].endswith("/queue-closed")
+
+
+async def test_the_organiser_sees_the_line_and_buyers_may_not(app: Running) -> None:
+    event = await open_room(app, admit_per_minute=60)
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+    for _ in range(3):
+        await join(app, event["event_id"], token_for(app))
+    await tick(app)
+    buyer_view = await app.client.get(f"/api/queue/{event['event_id']}", headers=token_for(app))
+    assert buyer_view.status_code == 403
+    admin = token_for(app, roles=("admin",))
+    line = (await app.client.get(f"/api/queue/{event['event_id']}", headers=admin)).json()
+    assert line["waiting"] == 2 and line["admitted"] == 1 and line["admitted_per_minute"] == 1
+    assert line["eta_clear_seconds"] == 2 and line["status"] == "open"
+    missing = await app.client.get(f"/api/queue/{uuid.uuid4()}", headers=admin)
+    assert missing.status_code == 404
+    bad = await app.client.get("/api/queue/%00/me", headers=admin)
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_replay_finds_a_tampered_record(app: Running) -> None:
+    event = await open_room(app)
+    buyers = [token_for(app) for _ in range(8)]
+    for buyer in buyers:
+        await join(app, event["event_id"], buyer)
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+    deps = app.service("waitingroom").deps
+    assert (await fairness.replay_line(deps, event["event_id"])).fair
+    positions = [(await me(app, event["event_id"], b))["position"] for b in buyers]
+    last = buyers[positions.index(8)]
+    async with deps.db.uow() as uow:  # someone moves the last of the draw to the front
+        places = store.places.c
+        await uow.conn.execute(update(store.places).where(places.position == 1).values(position=8))
+        await uow.conn.execute(update(store.places).where(places.user_id == user_of(last)).values(position=1))
+        await uow.commit()
+    replay = await fairness.replay_line(deps, event["event_id"])
+    assert not replay.fair and "differ from the draw" in replay.violations[0]
+
+
+async def test_a_restart_keeps_the_line(tmp_path: Path, db_url: str) -> None:
+    configs = {"waitingroom": WaitingRoomSettings(database_url=db_url)}
+    settings = Settings(data_dir=tmp_path, demo=False)
+    event = queued_event(on_sale_at=datetime.now(UTC) - timedelta(seconds=1), admit_per_minute=1)
+    async with running(settings, ["identity", "waitingroom"], workers=False, configs=configs) as app:
+        await handlers.apply_catalog_event(app.service("waitingroom").deps, published(event))
+        await handlers.tick_rooms(app.service("waitingroom").deps)
+        buyers = [token_for(app) for _ in range(3)]
+        before = [(await join(app, event["event_id"], b))["position"] for b in buyers]
+    async with running(settings, ["identity", "waitingroom"], workers=False, configs=configs) as again:
+        after = [(await me(again, event["event_id"], b))["position"] for b in buyers]
+    assert before == after == [1, 2, 3]
+
+
+async def test_with_its_workers_the_room_opens_admits_and_learns_rooms_from_the_bus(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, demo=False)
+    configs = {"waitingroom": WaitingRoomSettings(tick_seconds=0.1)}
+    async with running(settings, ["identity", "waitingroom"], configs=configs) as app:
+        event = queued_event(on_sale_at=datetime.now(UTC) + timedelta(seconds=1), admit_per_minute=600)
+        await app.runtime.bus.publish([published(event)])
+        buyer = token_for(app)
+
+        async def joined() -> dict[str, Any] | None:
+            response = await app.client.post(f"/api/queue/{event['event_id']}/join", headers=buyer)
+            return response.json() if response.status_code == 200 else None
+
+        assert (await wait_for(joined))["status"] == "waiting"
+
+        async def my_turn() -> dict[str, Any] | None:
+            place = await me(app, event["event_id"], buyer)
+            return place if place["status"] == "admitted" else None
+
+        place = await wait_for(my_turn)
+        assert place["position"] == 1 and place["admission"]["token"]
+        expires = datetime.fromisoformat(place["admission"]["expires_at"].replace("Z", "+00:00"))
+        assert timedelta(minutes=9) < expires - datetime.now(UTC) <= timedelta(minutes=10)
+
+
+def test_draw_and_token_bucket_rules() -> None:
+    people = [f"u{i}" for i in range(100)]
+    assert domain.draw_positions(people, "seed-a") == domain.draw_positions(people, "seed-a")
+    assert domain.draw_positions(people, "seed-a") != domain.draw_positions(people, "seed-b")
+    assert sorted(domain.draw_positions(people, "seed-a")) == sorted(people)
+    carry, total = 0.0, 0
+    for _ in range(60):  # 90 a minute, ticked every second, admits 90 in a minute and never two at once
+        count, carry = domain.admit_count(90, 1.0, carry)
+        assert count <= 2
+        total += count
+    assert total == 90
+    assert domain.admit_count(60, 3600, 0.0)[0] == 5  # a stalled loop does not release an hour at once
+    assert domain.adapt_rate(600, 0, floor=30, ceiling=1000) == 600
+    assert domain.adapt_rate(600, 100, floor=30, ceiling=1000) == pytest.approx(0.5 * 600 + 0.5 * 125)
+
+
+async def test_the_audit_command_replays_the_record_from_the_data_dir(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, demo=False)
+    event = queued_event(on_sale_at=datetime.now(UTC) + timedelta(minutes=1), admit_per_minute=600)
+    async with running(settings, ["identity", "waitingroom"], workers=False) as app:
+        deps = app.service("waitingroom").deps
+        await handlers.apply_catalog_event(deps, published(event))
+        for _ in range(12):
+            await join(app, event["event_id"], token_for(app))
+        app.service("waitingroom").clock = FakeClock(datetime.now(UTC) + timedelta(minutes=1))
+        await handlers.tick_rooms(deps)
+        app.service("waitingroom").clock.advance(seconds=1)
+        await handlers.tick_rooms(deps)
+
+    def audit() -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "BOXOFFICE_DATA_DIR": str(tmp_path), "BOXOFFICE_LOG_LEVEL": "WARNING"}
+        return subprocess.run(
+            [sys.executable, "-m", "boxoffice.cli", "queue-audit", event["event_id"]],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )
+
+    fair = await asyncio.to_thread(audit)
+    assert fair.returncode == 0, fair.stdout + fair.stderr
+    # 10 a second: the first tick admits 10, the second the last 2.
+    assert "pre-queue of 12" in fair.stdout and fair.stdout.count(" admitted ") == 12
+    assert fair.stdout.count("at tick 1,") == 10 and fair.stdout.count("at tick 2,") == 2
+    assert "fair: every rule held" in fair.stdout
+    async with running(settings, ["waitingroom"], workers=False) as app:
+        uow = app.service("waitingroom").deps.db.uow()
+        async with uow:  # an admission out of turn
+            await uow.conn.execute(update(store.admissions).where(store.admissions.c.seq == 2).values(position=99))
+            await uow.commit()
+    tampered = await asyncio.to_thread(audit)
+    assert tampered.returncode == 1 and "went in after position 99" in tampered.stdout
