@@ -157,7 +157,7 @@ async def settle(app: Running) -> None:
     async def nothing_pending() -> bool:
         from datetime import timedelta
 
-        await handlers.recover_stuck_payments(payments, older_than=timedelta(0))
+        await handlers.recover_stuck_payments(payments.deps, older_than=timedelta(0))
         async with payments.db.read() as conn:
             return not await payments_store.stuck(conn, payments.now())
 

@@ -25,8 +25,8 @@ from boxoffice.identity.deps import IdentitySettings
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.settings import Settings
+from boxoffice.tickets.codes import b64url_decode_strict, verify_code
 from boxoffice.tickets.deps import TicketsSettings
-from boxoffice.tickets.domain import b64url_decode_strict, verify_code
 from tests.harness.app import Running, running, wait_for
 
 PASSWORD = "a-long-ticket-password"
@@ -311,6 +311,10 @@ async def test_id_proof_upload_is_checked_then_verified_with_a_receipt(sqlite_ap
     assert renamed_executable.status_code == 415 and problem_type(renamed_executable).startswith("/problems/")
     assert (await upload(app, fan, "someone-elses", PDF)).status_code == 404
     assert (await upload(app, fan, "no-such-order", PDF)).status_code == 404
+    # An order id that is not one plain path segment names no order (booking is never asked with it).
+    for hostile in [f"x/../{order_id[:8]}", "someone-elses/x", "\x00", "a b", "%2F", ".."]:
+        refused = await upload(app, fan, hostile, PDF)
+        assert refused.status_code == 404 and problem_type(refused) == "/problems/order-not-found", hostile
     anonymous = await app.client.post("/api/uploads", data={"order_id": order_id}, files={"file": ("a", PDF)})
     assert anonymous.status_code == 401
 
@@ -339,9 +343,77 @@ async def test_id_proof_upload_is_checked_then_verified_with_a_receipt(sqlite_ap
         [state["receipt_key"], f"tickets/{exactly_5mb.json()['id']}_TICKET.txt"]
     )
     assert (await app.client.get(f"/api/uploads/{body['id']}", headers=other.headers)).status_code == 404
+    trail = [(e["action"], e["actor"]) for e in await audit(app, order_id) if e["entity_id"] == body["id"]]
+    assert trail == [("upload.received", fan.id), ("upload.verified", "system")]
 
 
 async def test_uploads_answer_503_while_booking_cannot_be_asked(sqlite_app: Running) -> None:
     fan = await customer(sqlite_app.client)
     response = await upload(sqlite_app, fan, "some-order", PDF)
     assert response.status_code == 503 and problem_type(response) == "/problems/service-unavailable"
+
+
+# The audit trail (booking merges it into an order's history) and hostile ids: on SQLite and PostgreSQL.
+async def audit(app: Running, order_id: str) -> list[dict[str, Any]]:
+    response = await app.runtime.clients.get("tickets").get(f"/internal/orders/{order_id}/audit")
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_every_state_change_of_a_ticket_is_in_the_orders_audit_trail(app: Running) -> None:
+    fan, boss = await customer(app.client), await admin(app.client)
+    confirmed = booking_event(fan.id, seats=2)
+    order_id = confirmed.data["order_id"]
+    await app.runtime.bus.publish([confirmed])
+    first, second = await issued(app, order_id, 2)
+    admitted = await app.client.post("/api/checkin", json={"code": first["code"]}, headers=boss.headers)
+    assert admitted.status_code == 200
+    refused = await app.client.post("/api/checkin", json={"code": first["code"]}, headers=boss.headers)
+    assert refused.status_code == 409  # a refusal changes nothing, so it leaves no entry
+    await app.runtime.bus.publish([cancellation(confirmed)])
+
+    async def voided() -> list[dict[str, Any]] | None:
+        entries = await audit(app, order_id)
+        return entries if entries[-1]["action"] == "ticket.voided" else None
+
+    entries = await wait_for(voided)
+    assert [(e["action"], e["entity_id"], e["actor"]) for e in entries] == [
+        ("ticket.issued", first["id"], "system"),
+        ("ticket.issued", second["id"], "system"),
+        ("ticket.checked-in", first["id"], f"staff:{boss.id}"),
+        ("ticket.voided", second["id"], "system"),  # the used ticket stays used
+    ]
+    assert {e["entity"] for e in entries} == {"ticket"}
+    assert entries[0]["detail"] == {"line_no": 1, "label": "A-1", "seat_id": "seat-1"}
+    assert [e["at"] for e in entries] == sorted(e["at"] for e in entries)
+    assert await audit(app, str(uuid.uuid4())) == []
+
+    # Internal only: the gateway routes no /internal/ path, and without the internal token it is refused.
+    assert (await app.client.get(f"/internal/orders/{order_id}/audit", headers=boss.headers)).status_code == 404
+    direct = httpx.ASGITransport(app=app.service("tickets").create_app())
+    async with httpx.AsyncClient(transport=direct, base_url="http://tickets.test") as client:
+        without_token = await client.get(f"/internal/orders/{order_id}/audit", headers=boss.headers)
+    assert without_token.status_code == 403 and problem_type(without_token) == "/problems/forbidden"
+
+
+async def test_hostile_ids_get_a_problem_never_a_500(app: Running) -> None:
+    fan = await customer(app.client)
+    confirmed = booking_event(fan.id, seats=1)
+    await app.runtime.bus.publish([confirmed])
+    await issued(app, confirmed.data["order_id"], 1)
+    for raw in ["%00", "%0A", "%0d%0a", "not-a-uuid", "%2e%2e", "x%20y", "0" * 300, "%C3%28"]:
+        for path in (f"/api/tickets/{raw}/pdf", f"/api/uploads/{raw}"):
+            response = await app.client.get(path, headers=fan.headers)
+            assert response.status_code in (404, 422), (path, response.status_code, response.text)
+            assert problem_type(response).startswith("/problems/")
+    for value in ["\x00", "a/b", "a b", "x" * 65, "é"]:
+        for name in ("order_id", "cursor"):
+            response = await app.client.get("/api/tickets", params={name: value}, headers=fan.headers)
+            assert response.status_code == 422, (name, value, response.text)
+            assert problem_type(response) == "/problems/validation-error"
+    internal = app.runtime.clients.get("tickets")
+    for raw in ["%00", "%0A", "x%20y", "0" * 65]:
+        for path in (f"/internal/orders/{raw}/tickets", f"/internal/orders/{raw}/audit"):
+            response = await internal.get(path)
+            assert response.status_code == 422, (path, response.status_code, response.text)

@@ -18,7 +18,7 @@ from boxoffice.tickets.deps import TicketsSettings
 from boxoffice.tickets.functions import generate_receipts, handle
 from tests.harness.app import Running, running
 from tests.harness.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
-from tests.integration.test_tickets import PDF, booking_stand_in, customer, upload
+from tests.integration.test_tickets import PDF, audit, booking_stand_in, customer, upload
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +136,26 @@ async def test_lambda_verifies_an_upload_and_writes_one_receipt(app: Running, s3
     # Its own output never triggers it (the trigger's filter, enforced in the function as well).
     skipped = await invoke(aws_event(bucket, receipt_key, len(receipt)))
     assert skipped["results"][0]["status"] == "skipped"
+    # The verdict is in the order's audit trail, once, as the function's (not the customer's).
+    trail = [(e["action"], e["actor"], e["entity_id"]) for e in await audit(app, "order-1")]
+    assert trail == [("upload.received", fan.id, upload_id), ("upload.verified", "system", upload_id)]
+
+
+async def test_lambda_rejects_an_upload_whose_object_was_replaced_and_says_why(
+    app: Running, s3: S3Server, bucket: str
+) -> None:
+    fan = await customer(app.client)
+    booking_stand_in(app, {"order-2": fan.id})
+    upload_id = (await upload(app, fan, "order-2", PDF)).json()["id"]
+    key = f"uploads/{fan.id}/{upload_id}"
+    s3_client(s3).put_object(Bucket=bucket, Key=key, Body=b"\x7fELF\x02\x01\x01" + b"\x00" * 64)  # swapped after
+    result = await invoke(aws_event(bucket, key, 71))
+    assert result["results"][0]["status"] == "rejected"
+    state = (await app.client.get(f"/api/uploads/{upload_id}", headers=fan.headers)).json()
+    assert state["status"] == "rejected"
+    *_, rejected = await audit(app, "order-2")
+    assert (rejected["action"], rejected["entity_id"], rejected["actor"]) == ("upload.rejected", upload_id, "system")
+    assert rejected["detail"] == {"reason": "not a PDF, PNG or JPEG file", "receipt_key": state["receipt_key"]}
 
 
 async def test_lambda_rejects_a_disguised_file_dropped_straight_into_the_bucket(

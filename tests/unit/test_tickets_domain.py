@@ -1,9 +1,12 @@
-"""Ticket rules without I/O: the signed code, which tickets an order gets, file sniffing, receipts, the PDF."""
+"""Ticket rules without I/O: the signed code, which tickets an order gets, the gate's verdict, reading
+ticket-bookings records, what an upload must be, file sniffing, receipts, the PDF."""
 
 from __future__ import annotations
 
 import io
 import string
+from datetime import UTC, datetime
+from typing import Any
 
 import pypdf
 import pytest
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 
 from boxoffice.platform.keys import generate_key
 from boxoffice.tickets import domain
+from boxoffice.tickets.codes import InvalidTicketCode
 from boxoffice.tickets.functions import created_objects
 from boxoffice.tickets.keys import TicketKeyRing
 from boxoffice.tickets.pdf import TicketDocument, latin1, render_ticket_pdf
@@ -45,25 +49,25 @@ def test_changing_any_character_of_a_code_makes_it_invalid() -> None:
         if char == ".":
             continue
         for replacement in (alphabet[(alphabet.index(char) + 1) % 64], alphabet[(alphabet.index(char) + 33) % 64]):
-            with pytest.raises(domain.InvalidTicketCode):
+            with pytest.raises(InvalidTicketCode):
                 RING.verify(code[:i] + replacement + code[i + 1 :])
 
 
 @settings(max_examples=200)
 @given(st.text(max_size=400))
 def test_arbitrary_strings_are_invalid_codes_never_crashes(text: str) -> None:
-    with pytest.raises(domain.InvalidTicketCode):
+    with pytest.raises(InvalidTicketCode):
         RING.verify(text)
 
 
 def test_a_code_signed_with_another_key_is_refused() -> None:
     other = TicketKeyRing([generate_key()])
     forged = other.sign(ticket_id=TICKET, subject_id=EVENT, seat="A-12", holder="Ann Fan", version=1)
-    with pytest.raises(domain.InvalidTicketCode):
+    with pytest.raises(InvalidTicketCode):
         RING.verify(forged)
     # Same payload, other key's signature, claiming our key id: still refused.
     payload, _ = a_code().split(".")
-    with pytest.raises(domain.InvalidTicketCode):
+    with pytest.raises(InvalidTicketCode):
         RING.verify(payload + "." + forged.split(".")[1])
 
 
@@ -159,3 +163,122 @@ def test_train_tickets_print_stations_and_coach_seat() -> None:
 def test_names_outside_latin1_are_transliterated_for_the_core_font() -> None:
     assert latin1("Zoë Łukasz Øre") == "Zoë Lukasz Øre"
     assert latin1("李") == "?"
+
+
+# Which tickets an order gets, as properties.
+ITEM = st.fixed_dictionaries(
+    {"seat_id": st.one_of(st.none(), st.text(max_size=10)), "label": st.text(max_size=150)},
+    optional={"section": st.one_of(st.none(), st.text(max_size=150))},
+)
+
+
+@given(st.lists(ITEM, max_size=12), st.integers(0, 12))
+def test_an_order_gets_one_ticket_per_item_and_at_least_its_count(items: list[dict[str, Any]], count: int) -> None:
+    lines = domain.plan_tickets({"items": items, "ticket_count": count})
+    assert len(lines) == max(len(items), count)
+    assert [line.line_no for line in lines] == list(range(1, len(lines) + 1))  # the unique key per order line
+    assert all(0 < len(line.label) <= 100 for line in lines)
+    assert all(line.section is None or len(line.section) <= 100 for line in lines)
+
+
+# Reading ticket-bookings records.
+RECORD = {"order_id": "o1", "user_id": "u1", "event_id": "e1", "status": "confirmed", "holder_name": "Ann"}
+
+
+def test_a_booking_record_is_read_as_the_contract_shapes_it() -> None:
+    booking = domain.parse_booking("booking.order-confirmed", {**RECORD, "kind": "train", "train": {"name": "R"}})
+    assert booking is not None
+    assert (booking.order_id, booking.user_id, booking.subject_id, booking.status) == ("o1", "u1", "e1", "confirmed")
+    assert (booking.kind, booking.details, booking.holder_name) == ("train", {"name": "R"}, "Ann")
+    seeds = domain.parse_booking("booking.order-cancelled", {k: v for k, v in RECORD.items() if k != "status"})
+    assert seeds is not None and seeds.status == "cancelled" and seeds.kind == "event" and seeds.details == {}
+    long_name, no_name = (domain.parse_booking("x", {**RECORD, "holder_name": h}) for h in ("N" * 500, None))
+    assert long_name is not None and long_name.holder_name == "N" * 200
+    assert no_name is not None and no_name.holder_name == "Ticket holder"
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [{"order_id": ""}, {"user_id": None}, {"event_id": 7}, {"status": "refunded"}, {"order_id": ["o1"]}],
+)
+def test_a_malformed_booking_record_is_refused(broken: dict[str, Any]) -> None:
+    assert domain.parse_booking("booking.order-confirmed", {**RECORD, **broken}) is None
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(st.text(max_size=30), st.dictionaries(st.sampled_from([*RECORD, "kind", "event", "train", "items"]), JSON))
+def test_any_record_parses_or_is_refused_never_crashes(event_type: str, data: dict[str, Any]) -> None:
+    booking = domain.parse_booking(event_type, data)
+    if booking is not None:
+        assert booking.status in ("confirmed", "cancelled") and booking.kind in ("event", "train")
+        assert all(isinstance(v, str) and v for v in (booking.order_id, booking.user_id, booking.subject_id))
+        assert isinstance(booking.details, dict) and len(booking.holder_name) <= 200
+
+
+# The gate's verdict on a genuine code that admitted nobody.
+def a_ticket(status: domain.TicketStatus, code: str, used_at: datetime | None = None) -> domain.Ticket:
+    return domain.Ticket(
+        id=TICKET,
+        order_id="o1",
+        line_no=1,
+        user_id="u1",
+        kind="event",
+        subject_id=EVENT,
+        seat_id=None,
+        label="Floor",
+        section=None,
+        holder_name="Ann",
+        version=1,
+        code=code,
+        status=status,
+        created_at=datetime(2026, 11, 1, tzinfo=UTC),
+        used_at=used_at,
+    )
+
+
+def test_why_a_genuine_code_is_refused() -> None:
+    code = a_code()
+    used_at = datetime(2026, 12, 1, 19, 31, tzinfo=UTC)
+    assert isinstance(domain.refusal(None, code), InvalidTicketCode)
+    reissued = domain.refusal(a_ticket(domain.TicketStatus.VALID, "another code"), code)
+    assert isinstance(reissued, InvalidTicketCode) and "current code" in reissued.detail
+    assert isinstance(domain.refusal(a_ticket(domain.TicketStatus.VOIDED, code), code), domain.TicketVoided)
+    used = domain.refusal(a_ticket(domain.TicketStatus.USED, code, used_at), code)
+    assert isinstance(used, domain.AlreadyUsed) and used.extra["used_at"] == used_at.isoformat()
+    assert used.status == 409 and used.slug == "already-used"
+
+
+# What an upload must be.
+@given(st.binary(max_size=64), st.integers(0, 64))
+def test_an_upload_is_accepted_only_within_the_limit_and_by_its_content(data: bytes, max_bytes: int) -> None:
+    try:
+        content_type = domain.check_upload(data, max_bytes=max_bytes)
+    except domain.UploadTooLarge:
+        assert len(data) > max_bytes
+    except domain.UnsupportedUpload:
+        assert len(data) <= max_bytes and domain.sniff_content_type(data[: domain.SNIFF_BYTES]) is None
+    else:
+        assert len(data) <= max_bytes and content_type == domain.sniff_content_type(data)
+        assert domain.judge_upload(data, max_bytes=max_bytes).status == "verified"  # the generator agrees
+
+
+@given(st.text(max_size=400))
+def test_a_filename_is_kept_printable_and_short(name: str) -> None:
+    cleaned = domain.clean_filename(name)
+    assert 0 < len(cleaned) <= 255 and not any(ord(c) < 32 or ord(c) == 127 for c in cleaned)
+
+
+def test_filenames() -> None:
+    assert domain.clean_filename("scan\x00\n.pdf") == "scan.pdf"
+    assert domain.clean_filename("") == "upload" and domain.clean_filename("\x01\x02") == "upload"
+
+
+@given(st.text(min_size=1, max_size=200))
+def test_no_receipt_ever_triggers_the_generator_again(key: str) -> None:
+    assert domain.is_generated(domain.receipt_key(key))

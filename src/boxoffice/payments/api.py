@@ -1,59 +1,43 @@
-"""Payments' HTTP API: paying for an order, and reading one's payments."""
+"""Payments' HTTP API: paying for an order and reading one's payments (ARCHITECTURE.md section 5), and the
+order's audit entries for booking (docs/contracts.md)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
+from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Header, Path
 
-from boxoffice.payments import handlers, store
-from boxoffice.payments.domain import Card
-from boxoffice.payments.service import PaymentsService
-from boxoffice.platform.app import running_service
-from boxoffice.platform.auth import CurrentUser
-from boxoffice.platform.problems import NotFound
+from boxoffice.payments import handlers
+from boxoffice.payments.deps import PaymentsDeps
+from boxoffice.payments.domain import Card, PayOrder, normalize_card_number
+from boxoffice.payments.schemas import AuditOut, PaidOut, PaymentIn, PaymentOut
+from boxoffice.platform.app import provide
+from boxoffice.platform.auth import CurrentUser, require_internal
+from boxoffice.platform.problem_http import problem_responses
 
-Svc = Annotated[PaymentsService, Depends(running_service(PaymentsService))]
-
-
-class PaymentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    card_number: str = Field(min_length=12, max_length=23, description="test card 4242424242424242 succeeds")
-    exp_month: int = Field(ge=1, le=12)
-    exp_year: int = Field(ge=2000, le=2100)
-    cvc: str = Field(min_length=3, max_length=4)
-
+Deps = Annotated[PaymentsDeps, Depends(provide(PaymentsDeps))]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 router = APIRouter(tags=["payments"])
+internal = APIRouter(prefix="/internal", dependencies=[Depends(require_internal)], include_in_schema=False)
 
 
-@router.post("/api/orders/{order_id}/payment")
+@router.post("/api/orders/{order_id}/payment", responses=problem_responses(401, 402, 404, 409, 422, 503))
 async def pay_order(
-    order_id: Annotated[str, Field(max_length=64)],
-    body: PaymentIn,
-    user: CurrentUser,
-    svc: Svc,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
-) -> dict[str, Any]:
-    card = Card(body.card_number.replace(" ", "").replace("-", ""), body.exp_month, body.exp_year, body.cvc)
-    return await handlers.pay_order(svc, user, order_id, card, idempotency_key=idempotency_key)
+    order_id: UUID, body: PaymentIn, user: CurrentUser, deps: Deps, idempotency_key: IdempotencyKey = None
+) -> PaidOut:
+    card = Card(normalize_card_number(body.card_number), body.exp_month, body.exp_year, body.cvc)
+    cmd = PayOrder(order_id=str(order_id), card=card, idempotency_key=idempotency_key)
+    return PaidOut.of(await handlers.pay_order(deps, cmd, actor=user))
 
 
-@router.get("/api/payments/{payment_id}")
-async def get_payment(payment_id: str, user: CurrentUser, svc: Svc) -> dict[str, Any]:
-    async with svc.db.read() as conn:
-        payment = await store.payment_row(conn, payment_id)
-    if payment is None or (payment.user_id != user.id and not user.has_role("admin")):
-        raise NotFound("No such payment.")
-    return {
-        "id": payment.id,
-        "order_id": payment.order_id,
-        "status": payment.status,
-        "amount_minor": payment.amount_minor,
-        "currency": payment.currency,
-        "card_last4": payment.card_last4,
-        "decline_code": payment.decline_code,
-        "created_at": payment.created_at,
-    }
+@router.get("/api/payments/{payment_id}", responses=problem_responses(401, 404, 422))
+async def get_payment(payment_id: UUID, user: CurrentUser, deps: Deps) -> PaymentOut:
+    return PaymentOut.of(await handlers.get_payment(deps, str(payment_id), viewer=user))
+
+
+@internal.get("/orders/{order_id}/audit", responses=problem_responses(403, 422))
+async def order_audit(order_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")], deps: Deps) -> AuditOut:
+    """For booking's ``GET /api/orders/{id}/history``: payments' entries of the order, oldest first."""
+    return AuditOut.of(await handlers.order_history(deps, order_id))

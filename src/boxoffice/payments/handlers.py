@@ -3,233 +3,255 @@
 Every step is idempotent (the processor by our payment id, booking's confirmation by payment id, our state
 changes are conditional), so a retried request or the recovery worker can repeat any step after a crash:
 one Idempotency-Key never charges twice, a captured payment always belongs to a confirmed order, and a
-confirmed order always ends with exactly one capture.
+confirmed order always ends with exactly one capture. Every state change commits with its audit entry and,
+for captured, voided and refunded, its event.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.payments import domain, store
-from boxoffice.payments.domain import Card, PaymentStatus
+from boxoffice.payments.clients import Confirmed
+from boxoffice.payments.deps import PaymentsDeps
+from boxoffice.payments.domain import BookingOrder, Card, Payment, PaymentResult, PaymentStatus, PayOrder
+from boxoffice.platform import audit
+from boxoffice.platform.audit import SYSTEM, AuditEntry
 from boxoffice.platform.auth import Principal
-from boxoffice.platform.bus.envelope import Envelope, uuid7
+from boxoffice.platform.bus.envelope import uuid7
 from boxoffice.platform.bus.tables import claim_inbox
 from boxoffice.platform.db import UnitOfWork
 from boxoffice.platform.idempotency import IdempotencyMismatch, request_hash
 from boxoffice.platform.metrics import counter
-from boxoffice.platform.problems import NotFound, ServiceUnavailable
-
-if TYPE_CHECKING:
-    from boxoffice.payments.service import PaymentsService
 
 log = structlog.get_logger("boxoffice.payments")
 TOPIC = "payments"
+PUBLISHED = frozenset({PaymentStatus.CAPTURED, PaymentStatus.VOIDED, PaymentStatus.REFUNDED})
 PAYMENTS = counter("boxoffice_payments_total", "Payments by how they ended", ("status",))
 
 
-async def _order(svc: PaymentsService, order_id: str) -> dict[str, Any] | None:
-    response = await svc.clients.get("booking").get(f"/internal/orders/{order_id}")
-    if response.status_code == 404:
-        return None
-    if response.status_code != 200:
-        raise ServiceUnavailable("Orders cannot be read right now; try again in a moment.")
-    order: dict[str, Any] = response.json()
-    return order
-
-
-def _publish(uow: UnitOfWork, kind: str, payment: Any) -> None:
-    uow.publish(
-        TOPIC,
-        f"payments.{kind}",
-        key=payment.order_id,
-        data={
-            "payment_id": payment.id,
-            "order_id": payment.order_id,
-            "user_id": payment.user_id,
-            "amount_minor": payment.amount_minor,
-            "currency": payment.currency,
-        },
-    )
-
-
-async def pay_order(
-    svc: PaymentsService, user: Principal, order_id: str, card: Card, *, idempotency_key: str | None
-) -> dict[str, Any]:
-    domain.check_card(card, svc.now())
-    key = idempotency_key or f"auto-{secrets.token_hex(16)}"
-    body_hash = request_hash({"order_id": order_id, "card": card.number, "exp": [card.exp_month, card.exp_year]})
-    order = await _order(svc, order_id)
-    if order is None or order["user_id"] != user.id:
-        raise NotFound("No such order.")
-    async with svc.db.read() as conn:
-        payment = await store.payment_by_key(conn, user.id, key)
+# Paying.
+async def pay_order(deps: PaymentsDeps, cmd: PayOrder, *, actor: Principal) -> PaymentResult:
+    domain.check_card(cmd.card, deps.now())
+    key = cmd.idempotency_key or f"auto-{secrets.token_hex(16)}"
+    card = cmd.card
+    body_hash = request_hash({"order_id": cmd.order_id, "card": card.number, "exp": [card.exp_month, card.exp_year]})
+    order = await deps.orders.get(cmd.order_id)
+    if order is None or order.user_id != actor.id:
+        raise domain.OrderNotFound()
+    async with deps.db.read() as conn:
+        payment = await store.payment_by_key(conn, actor.id, key)
     if payment is None:
-        if order["status"] == "expired":
-            raise domain.HoldExpired("The hold on these seats expired before payment; hold them again.")
-        if order["status"] != "pending_payment":
-            raise domain.OrderNotPayable(f"This order is {order['status']}.")
-        payment = await _create(svc, user, order, card, key, body_hash)
+        domain.check_payable(order)
+        payment = await _start(deps, actor, order, card, key, body_hash)
     elif payment.request_hash != body_hash:
         raise IdempotencyMismatch("This Idempotency-Key was used for another payment.")
-    return await _advance(svc, payment, order, card)
+    return await _advance(deps, payment, order, card, actor=actor.id)
 
 
-async def _create(
-    svc: PaymentsService, user: Principal, order: dict[str, Any], card: Card, key: str, body_hash: str
-) -> Any:
-    now = svc.now()
-    values = {
-        "id": uuid7(),
-        "order_id": order["id"],
-        "user_id": user.id,
-        "idempotency_key": key,
-        "request_hash": body_hash,
-        "amount_minor": order["total"],
-        "currency": order["currency"],
-        "status": PaymentStatus.AUTHORIZING,
-        "card_last4": card.last4,
-        "created_at": now,
-        "updated_at": now,
-    }
+async def _start(
+    deps: PaymentsDeps, actor: Principal, order: BookingOrder, card: Card, key: str, body_hash: str
+) -> Payment:
+    now = deps.now()
+    payment = Payment(
+        id=uuid7(),
+        order_id=order.id,
+        user_id=actor.id,
+        idempotency_key=key,
+        request_hash=body_hash,
+        amount_minor=order.total,
+        currency=order.currency,
+        status=PaymentStatus.AUTHORIZING,
+        card_last4=card.last4,
+        created_at=now,
+        updated_at=now,
+    )
     try:
-        async with svc.db.uow() as uow:
-            await store.insert_payment(uow.conn, values)
+        async with deps.db.uow() as uow:
+            await store.insert_payment(uow.conn, payment)
+            detail: dict[str, str | int | None] = {
+                "amount_minor": payment.amount_minor,
+                "currency": payment.currency,
+                "card_last4": card.last4,
+            }
+            await _audit(uow.conn, payment, "payment.started", actor.id, detail)
             await uow.commit()
     except IntegrityError:
         # The same key raced us: continue with the payment it created.
-        async with svc.db.read() as conn:
-            return await store.payment_by_key(conn, user.id, key)
-    return SimpleNamespace(**values, authorization_id=None, decline_code=None, failure=None)
+        async with deps.db.read() as conn:
+            raced = await store.payment_by_key(conn, actor.id, key)
+        if raced is None:
+            raise domain.StillProcessing("The payment is being started; retry with the same Idempotency-Key.") from None
+        return raced
+    return payment
 
 
-async def _advance(svc: PaymentsService, payment: Any, order: dict[str, Any], card: Card | None) -> dict[str, Any]:
+async def _advance(
+    deps: PaymentsDeps, payment: Payment, order: BookingOrder, card: Card | None, *, actor: str
+) -> PaymentResult:
     """Take a payment from wherever it stands to its end; each step may be repeated safely."""
     if payment.status == PaymentStatus.AUTHORIZING:
         if card is None:  # only the customer's request has the card; without it the attempt is abandoned
-            payment = await _finish(
-                svc, payment, PaymentStatus.DECLINED, frm={PaymentStatus.AUTHORIZING}, decline_code="abandoned"
-            )
-            return _outcome(payment)
-        auth = await svc.processor.authorize(
+            payment = await _move(deps, payment, PaymentStatus.DECLINED, actor=actor, decline_code="abandoned")
+            return domain.result_of(payment)
+        auth = await deps.processor.authorize(
             payment_id=payment.id, amount_minor=payment.amount_minor, currency=payment.currency, card=card
         )
         if auth.approved:
-            payment = await _finish(
-                svc,
-                payment,
-                PaymentStatus.AUTHORIZED,
-                frm={PaymentStatus.AUTHORIZING},
-                authorization_id=auth.authorization_id,
+            payment = await _move(
+                deps, payment, PaymentStatus.AUTHORIZED, actor=actor, authorization_id=auth.authorization_id
             )
         else:
-            payment = await _finish(
-                svc, payment, PaymentStatus.DECLINED, frm={PaymentStatus.AUTHORIZING}, decline_code=auth.decline_code
-            )
+            payment = await _move(deps, payment, PaymentStatus.DECLINED, actor=actor, decline_code=auth.decline_code)
     if payment.status == PaymentStatus.AUTHORIZED:
-        confirmed, payment = await _confirm_then_capture(svc, payment, order)
-        if confirmed and payment.status == PaymentStatus.AUTHORIZED:
-            # The order is confirmed and the money authorized; the capture is finished by the recovery worker.
-            return {"order_id": payment.order_id, "status": "confirmed", "payment_id": payment.id}
-    return _outcome(payment)
+        confirmed, payment = await _confirm_then_capture(deps, payment, order, actor=actor)
+        return domain.result_of(payment, order_confirmed=confirmed)
+    return domain.result_of(payment)
 
 
-async def _confirm_then_capture(svc: PaymentsService, payment: Any, order: dict[str, Any]) -> tuple[bool, Any]:
-    """(whether booking confirmed the order for this payment, the payment afterwards)."""
-    response = await svc.clients.get("booking").post(
-        f"/internal/orders/{payment.order_id}/confirm",
-        json={"hold_id": order["hold_id"], "hold_version": order["hold_version"], "payment_id": payment.id},
-        headers={"Idempotency-Key": payment.id},  # confirmation is idempotent by payment id: safe to retry
-    )
-    if response.status_code == 200:
+async def _confirm_then_capture(
+    deps: PaymentsDeps, payment: Payment, order: BookingOrder, *, actor: str
+) -> tuple[bool, Payment]:
+    """(whether booking confirmed the order for this payment, the payment afterwards). Raises
+    ``ServiceUnavailable`` when booking did not answer: the payment stays authorized for a retry or the
+    recovery worker."""
+    confirmation = await deps.orders.confirm(order, payment_id=payment.id)
+    if isinstance(confirmation, Confirmed):
         try:
-            await svc.processor.capture(authorization_id=payment.authorization_id, amount_minor=payment.amount_minor)
+            await deps.processor.capture(authorization_id=payment.authorization, amount_minor=payment.amount_minor)
         except Exception as exc:
             log.warning("capture failed; recovery will retry it", payment_id=payment.id, error=repr(exc))
             return True, payment
-        return True, await _finish(svc, payment, PaymentStatus.CAPTURED, frm={PaymentStatus.AUTHORIZED})
-    if response.status_code in (404, 409):
-        reason = str(response.json().get("type", "")).rsplit("/", 1)[-1] or "not-confirmed"
-        await svc.processor.void(authorization_id=payment.authorization_id)
-        voided = await _finish(svc, payment, PaymentStatus.VOIDED, frm={PaymentStatus.AUTHORIZED}, failure=reason)
-        return False, voided
-    # Booking did not answer: the payment stays authorized; the retry or the recovery worker finishes it.
-    raise ServiceUnavailable("The payment is authorized but the order could not be confirmed yet; retry.")
+        return True, await _move(deps, payment, PaymentStatus.CAPTURED, actor=actor)
+    await deps.processor.void(authorization_id=payment.authorization)
+    voided = await _move(deps, payment, PaymentStatus.VOIDED, actor=actor, failure=confirmation.reason[:40])
+    return False, voided
 
 
-async def _finish(svc: PaymentsService, payment: Any, to: PaymentStatus, *, frm: set[str], **values: Any) -> Any:
+async def _move(
+    deps: PaymentsDeps,
+    payment: Payment,
+    to: PaymentStatus,
+    *,
+    actor: str,
+    authorization_id: str | None = None,
+    decline_code: str | None = None,
+    failure: str | None = None,
+) -> Payment:
     """Move the payment to ``to`` and return it as it now stands (as someone else left it, if they were
     first: the move is conditional)."""
-    async with svc.db.uow() as uow:
-        moved = await store.move(uow.conn, payment.id, frm=frm, to=to, now=svc.now(), **values)
-        if moved:
-            if to in (PaymentStatus.CAPTURED, PaymentStatus.VOIDED, PaymentStatus.REFUNDED):
-                _publish(uow, to.value, payment)
+    moved = payment.moved(
+        to, at=deps.now(), authorization_id=authorization_id, decline_code=decline_code, failure=failure
+    )
+    async with deps.db.uow() as uow:
+        done = await _record_move(uow, moved, actor=actor)
+        if done:
             await uow.commit()
-    if not moved:
-        async with svc.db.read() as conn:
-            return await store.payment_row(conn, payment.id)
+    if not done:
+        async with deps.db.read() as conn:
+            current = await store.payment_row(conn, payment.id)
+        if current is None:
+            raise domain.PaymentNotFound()
+        return current
     PAYMENTS.labels(to.value).inc()
-    fields = payment._asdict() if hasattr(payment, "_asdict") else dict(vars(payment))
-    return SimpleNamespace(**{**fields, **values, "status": to})
+    return moved
 
 
-def _outcome(payment: Any) -> dict[str, Any]:
-    if payment.status in (PaymentStatus.CAPTURED, PaymentStatus.REFUNDED):
-        return {"order_id": payment.order_id, "status": "confirmed", "payment_id": payment.id}
-    if payment.status == PaymentStatus.DECLINED:
-        messages = {code: text for code, text in domain.DECLINES.values()}
-        raise domain.PaymentDeclined(
-            messages.get(payment.decline_code or "", "The payment was declined."),
-            decline_code=payment.decline_code,
-            payment_id=payment.id,
+async def _record_move(uow: UnitOfWork, moved: Payment, *, actor: str) -> bool:
+    """The conditional update, its audit entry and its event, in the caller's transaction."""
+    if not await store.move(uow.conn, moved, frm=domain.sources(moved.status)):
+        return False
+    detail: dict[str, str | int | None] = {}
+    if moved.status == PaymentStatus.DECLINED:
+        detail = {"decline_code": moved.decline_code}
+    elif moved.status == PaymentStatus.VOIDED:
+        detail = {"reason": moved.failure}
+    elif moved.status in (PaymentStatus.CAPTURED, PaymentStatus.REFUNDED):
+        detail = {"amount_minor": moved.amount_minor, "currency": moved.currency}
+    await _audit(uow.conn, moved, f"payment.{moved.status.value}", actor, detail)
+    if moved.status in PUBLISHED:
+        uow.publish(
+            TOPIC,
+            f"payments.{moved.status.value}",
+            key=moved.order_id,
+            data={
+                "payment_id": moved.id,
+                "order_id": moved.order_id,
+                "user_id": moved.user_id,
+                "amount_minor": moved.amount_minor,
+                "currency": moved.currency,
+            },
         )
-    if payment.status == PaymentStatus.VOIDED:
-        if payment.failure == "hold-expired":
-            raise domain.HoldExpired(
-                "The hold on these seats expired before payment; nothing was charged.", payment_id=payment.id
-            )
-        raise domain.OrderNotPayable("This order could not be confirmed; nothing was charged.", payment_id=payment.id)
-    raise ServiceUnavailable("The payment is still being processed; retry with the same Idempotency-Key.")
+    return True
 
 
-async def recover_stuck_payments(svc: PaymentsService, *, older_than: timedelta = timedelta(seconds=30)) -> int:
+async def _audit(
+    conn: AsyncConnection, payment: Payment, action: str, actor: str, detail: Mapping[str, str | int | None]
+) -> None:
+    await audit.record(
+        conn,
+        entity="payment",
+        entity_id=payment.id,
+        action=action,
+        actor=actor,
+        at=payment.updated_at,
+        order_id=payment.order_id,
+        detail=detail,
+    )
+
+
+# Background work.
+async def recover_stuck_payments(deps: PaymentsDeps, *, older_than: timedelta = timedelta(seconds=30)) -> int:
     """Finish payments a crash left half-way: confirmed orders get their capture, the rest are voided."""
-    async with svc.db.read() as conn:
-        rows = await store.stuck(conn, svc.now() - older_than)
-    for payment in rows:
-        order = await _order(svc, payment.order_id)
+    async with deps.db.read() as conn:
+        payments = await store.stuck(conn, deps.now() - older_than)
+    for payment in payments:
+        order = await deps.orders.get(payment.order_id)
         if order is None:
             continue
         try:
-            await _advance(svc, payment, order, card=None)
+            await _advance(deps, payment, order, card=None, actor=SYSTEM)
         except Exception as exc:
             log.info("recovered payment", payment_id=payment.id, outcome=type(exc).__name__)
-    return len(rows)
+    return len(payments)
 
 
-async def refund_cancelled_order(svc: PaymentsService, envelope: Envelope, group: str) -> None:
-    """``ticket-bookings`` with status cancelled: refund what was captured for that order, once."""
-    data = envelope.data
-    if data.get("status") != "cancelled":
-        return
-    async with svc.db.read() as conn:
-        captured = await store.captured_for_order(conn, str(data["order_id"]))
-    for payment in captured:
-        await svc.processor.refund(authorization_id=payment.authorization_id, amount_minor=payment.amount_minor)
-    async with svc.db.uow() as uow:
-        if not await claim_inbox(uow.conn, group, envelope.id):
-            return
-        for payment in captured:
-            if await store.move(
-                uow.conn, payment.id, frm={PaymentStatus.CAPTURED}, to=PaymentStatus.REFUNDED, now=svc.now()
-            ):
-                _publish(uow, "refunded", payment)
-                PAYMENTS.labels("refunded").inc()
+async def refund_cancelled_order(deps: PaymentsDeps, order_id: str, *, inbox: tuple[str, str]) -> int:
+    """Booking cancelled a paid order: refund what was captured for it, once. ``inbox``: (consumer group,
+    event id) of the cancellation. Returns how many payments were refunded."""
+    async with deps.db.read() as conn:
+        due = domain.refundable(await store.captured_for_order(conn, order_id))
+    for payment in due:  # idempotent by authorization: a redelivered cancellation refunds nothing twice
+        await deps.processor.refund(authorization_id=payment.authorization, amount_minor=domain.refund_amount(payment))
+    refunded = 0
+    async with deps.db.uow() as uow:
+        if not await claim_inbox(uow.conn, *inbox):
+            return 0
+        for payment in due:
+            if await _record_move(uow, payment.moved(PaymentStatus.REFUNDED, at=deps.now()), actor=SYSTEM):
+                refunded += 1
         await uow.commit()
+    PAYMENTS.labels(PaymentStatus.REFUNDED.value).inc(refunded)
+    return refunded
+
+
+# Reading.
+async def get_payment(deps: PaymentsDeps, payment_id: str, *, viewer: Principal) -> Payment:
+    """A payment, for the customer who made it or an admin."""
+    async with deps.db.read() as conn:
+        payment = await store.payment_row(conn, payment_id)
+    if payment is None or (payment.user_id != viewer.id and not viewer.has_role("admin")):
+        raise domain.PaymentNotFound()
+    return payment
+
+
+async def order_history(deps: PaymentsDeps, order_id: str) -> list[AuditEntry]:
+    """Payments' audit entries of one order, oldest first (booking merges them into the order's history)."""
+    async with deps.db.read() as conn:
+        return await audit.order_history(conn, order_id)

@@ -1,13 +1,16 @@
-"""Payments' tables and queries."""
+"""Payments' tables (with the outbox, inbox and audit trail) and the queries on them, in domain types."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from boxoffice.payments.domain import Payment, PaymentStatus
+from boxoffice.platform.audit import add_audit_table
 from boxoffice.platform.bus.tables import add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
 
@@ -36,40 +39,89 @@ payments = Table(
 )
 
 outbox, inbox = add_messaging_tables(metadata)
+audit_log = add_audit_table(metadata)
 
 
-async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(payments).values(values))
+def _payment(row: Any) -> Payment:
+    return Payment(
+        id=row.id,
+        order_id=row.order_id,
+        user_id=row.user_id,
+        idempotency_key=row.idempotency_key,
+        request_hash=row.request_hash,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        status=PaymentStatus(row.status),
+        card_last4=row.card_last4,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        authorization_id=row.authorization_id,
+        decline_code=row.decline_code,
+        failure=row.failure,
+    )
 
 
-async def payment_by_key(conn: AsyncConnection, user_id: str, key: str) -> Any:
+async def insert_payment(conn: AsyncConnection, payment: Payment) -> None:
+    await conn.execute(
+        insert(payments).values(
+            id=payment.id,
+            order_id=payment.order_id,
+            user_id=payment.user_id,
+            idempotency_key=payment.idempotency_key,
+            request_hash=payment.request_hash,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            status=payment.status.value,
+            authorization_id=payment.authorization_id,
+            card_last4=payment.card_last4,
+            decline_code=payment.decline_code,
+            failure=payment.failure,
+            created_at=payment.created_at,
+            updated_at=payment.updated_at,
+        )
+    )
+
+
+async def payment_by_key(conn: AsyncConnection, user_id: str, key: str) -> Payment | None:
     stmt = select(payments).where(payments.c.user_id == user_id, payments.c.idempotency_key == key)
-    return (await conn.execute(stmt)).first()
+    row = (await conn.execute(stmt)).first()
+    return _payment(row) if row is not None else None
 
 
-async def payment_row(conn: AsyncConnection, payment_id: str) -> Any:
-    return (await conn.execute(select(payments).where(payments.c.id == payment_id))).first()
+async def payment_row(conn: AsyncConnection, payment_id: str) -> Payment | None:
+    row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).first()
+    return _payment(row) if row is not None else None
 
 
-async def move(conn: AsyncConnection, payment_id: str, *, frm: set[str], to: str, now: datetime, **values: Any) -> bool:
-    """Conditional state change: False if the payment was not in one of ``frm`` (someone else moved it)."""
+async def move(conn: AsyncConnection, moved: Payment, *, frm: Collection[PaymentStatus]) -> bool:
+    """Conditional state change to ``moved``'s state: False if the stored payment was not in one of ``frm``
+    (someone else moved it first)."""
     result = await conn.execute(
         update(payments)
-        .where(payments.c.id == payment_id, payments.c.status.in_(frm))
-        .values(status=to, updated_at=now, **values)
+        .where(payments.c.id == moved.id, payments.c.status.in_([s.value for s in frm]))
+        .values(
+            status=moved.status.value,
+            updated_at=moved.updated_at,
+            authorization_id=moved.authorization_id,
+            decline_code=moved.decline_code,
+            failure=moved.failure,
+        )
     )
     return bool(result.rowcount == 1)
 
 
-async def captured_for_order(conn: AsyncConnection, order_id: str) -> list[Any]:
-    stmt = select(payments).where(payments.c.order_id == order_id, payments.c.status == "captured")
-    return list(await conn.execute(stmt))
+async def captured_for_order(conn: AsyncConnection, order_id: str) -> list[Payment]:
+    stmt = select(payments).where(payments.c.order_id == order_id, payments.c.status == PaymentStatus.CAPTURED.value)
+    return [_payment(row) for row in await conn.execute(stmt)]
 
 
-async def stuck(conn: AsyncConnection, older_than: datetime, limit: int = 100) -> list[Any]:
+async def stuck(conn: AsyncConnection, older_than: datetime, limit: int = 100) -> list[Payment]:
+    """Payments a crash (or an unreachable booking) left half-way, untouched since ``older_than``."""
+    unfinished = [PaymentStatus.AUTHORIZING.value, PaymentStatus.AUTHORIZED.value]
     stmt = (
         select(payments)
-        .where(payments.c.status.in_(["authorizing", "authorized"]), payments.c.updated_at < older_than)
+        .where(payments.c.status.in_(unfinished), payments.c.updated_at < older_than)
+        .order_by(payments.c.updated_at)
         .limit(limit)
     )
-    return list(await conn.execute(stmt))
+    return [_payment(row) for row in await conn.execute(stmt)]

@@ -1,8 +1,18 @@
-"""What tickets runs with: its settings (``BOXOFFICE_TICKETS_*``)."""
+"""What tickets runs with: its settings (``BOXOFFICE_TICKETS_*``) and the dependencies its handlers take."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from boxoffice.platform.db import Database
+from boxoffice.platform.objectstore import ObjectStore
 from boxoffice.platform.settings import ServiceSettings, service_config
+from boxoffice.tickets.clients import BookingOrders
+from boxoffice.tickets.keys import TicketKeys
+from boxoffice.tickets.pdf import PdfRenderer
 
 
 class TicketsSettings(ServiceSettings):
@@ -12,3 +22,18 @@ class TicketsSettings(ServiceSettings):
     pdf_batch: int = 20
     pdf_processes: int = 1
     """Worker processes that render ticket PDFs (0: a thread of the tickets service)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TicketsDeps:
+    db: Database
+    config: TicketsSettings
+    now: Callable[[], datetime]
+    """The service's clock; tests move it instead of sleeping."""
+    orders: BookingOrders
+    objects: ObjectStore
+    keys: TicketKeys
+    """The signing keys, loaded at start-up."""
+    render: PdfRenderer
+    pdf_wanted: asyncio.Event
+    """Set when tickets are issued: wakes the PDF renderer at once instead of at its next round."""

@@ -1,39 +1,28 @@
-"""Ticket rules, free of I/O: the signed ticket code, which tickets an order gets, uploads and receipts.
-
-The ticket code is what the QR carries: ``base64url(payload) "." base64url(signature)``, the payload a
-compact JSON object ``{"t": ticket id, "e": event or run id, "s": seat label, "h": holder, "n": version,
-"k": key id}`` and the signature Ed25519 over the payload bytes. A gate verifies it offline with the public
-keys from ``GET /api/tickets/keys``; any altered character makes it invalid (the base64 must also be the one
-canonical encoding of its bytes, so not even the unused low bits of the last character may change).
-"""
+"""Ticket rules, free of I/O: tickets and uploads, the gate's verdict, reading ticket-bookings records,
+which tickets an order gets, what an ID proof must be, and receipts. The signed code is ``codes``."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from boxoffice.platform.problems import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from boxoffice.tickets.codes import InvalidTicketCode
 
-from boxoffice.platform.problems import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
-
-MAX_CODE_LENGTH = 1200  # a QR of version 25 at level M still holds it; ours are ~300 characters
 RECEIPT_PREFIX = "tickets/"
 
 
 # Errors a client sees.
-class InvalidTicketCode(BadRequest):
-    slug, title = "invalid-code", "Invalid ticket code"
-
-    def __init__(self, detail: str = "This is not a valid boxoffice ticket.") -> None:
-        super().__init__(detail)
-
-
 class AlreadyUsed(Conflict):
     slug, title = "already-used", "Ticket already used"
 
@@ -70,76 +59,140 @@ class UnsupportedUpload(UnsupportedMediaType):
     slug, title = "unsupported-file-type", "Unsupported file type"
 
 
-# The signed code.
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+# Tickets and uploads.
+class TicketStatus(StrEnum):
+    VALID = "valid"
+    USED = "used"
+    VOIDED = "voided"
 
 
-_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def b64url_decode_strict(text: str) -> bytes:
-    """Decode unpadded base64url, refusing every string that is not the canonical encoding of its bytes."""
-    if not _B64URL.match(text) or len(text) % 4 == 1:
-        raise ValueError("not base64url")
-    try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except binascii.Error:
-        raise ValueError("not base64url") from None
-    if b64url(data) != text:
-        raise ValueError("not the canonical encoding")
-    return data
+class UploadStatus(StrEnum):
+    PENDING = "pending"
+    VERIFIED = "verified"
+    REJECTED = "rejected"
 
 
 @dataclass(frozen=True, slots=True)
-class TicketClaims:
-    ticket_id: str
+class Ticket:
+    id: str
+    order_id: str
+    line_no: int
+    user_id: str
+    kind: str  # event | train
     subject_id: str
     """The event id, or the run id for a train."""
-    seat: str
-    holder: str
+    seat_id: str | None
+    label: str
+    section: str | None
+    holder_name: str
     version: int
-    kid: str
-
-    def payload(self) -> bytes:
-        body = {"t": self.ticket_id, "e": self.subject_id, "s": self.seat, "h": self.holder, "n": self.version}
-        body["k"] = self.kid
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def sign_code(claims: TicketClaims, private_key: Ed25519PrivateKey) -> str:
-    payload = claims.payload()
-    return f"{b64url(payload)}.{b64url(private_key.sign(payload))}"
+    code: str
+    status: TicketStatus
+    created_at: datetime
+    pdf_key: str | None = None
+    used_at: datetime | None = None
+    checked_in_by: str | None = None
+    voided_at: datetime | None = None
 
 
-def verify_code(code: str, public_keys: Mapping[str, Ed25519PublicKey]) -> TicketClaims:
-    """The claims of a genuine code; raises ``InvalidTicketCode`` for anything forged, altered or malformed."""
-    if not isinstance(code, str) or len(code) > MAX_CODE_LENGTH or code.count(".") != 1:
-        raise InvalidTicketCode()
-    encoded_payload, encoded_signature = code.split(".")
-    try:
-        payload = b64url_decode_strict(encoded_payload)
-        signature = b64url_decode_strict(encoded_signature)
-        body = json.loads(payload)
-    except ValueError:
-        raise InvalidTicketCode() from None
-    if not isinstance(body, dict) or not isinstance(body.get("k"), str):
-        raise InvalidTicketCode()
-    key = public_keys.get(body["k"])
-    if key is None:
-        raise InvalidTicketCode("This ticket was signed with a key we do not know.")
-    try:
-        key.verify(signature, payload)
-    except InvalidSignature:
-        raise InvalidTicketCode() from None
-    return _claims(body)
+@dataclass(frozen=True, slots=True)
+class TicketToRender:
+    """A ticket without its PDF yet, with the order's event or train details to print."""
+
+    ticket: Ticket
+    details: dict[str, Any]
 
 
-def _claims(body: dict[str, Any]) -> TicketClaims:
-    fields = {"t": str, "e": str, "s": str, "h": str, "n": int, "k": str}
-    if set(body) != set(fields) or any(not isinstance(body[k], t) for k, t in fields.items()):
-        raise InvalidTicketCode()
-    return TicketClaims(body["t"], body["e"], body["s"], body["h"], body["n"], body["k"])
+@dataclass(frozen=True, slots=True)
+class TicketList:
+    items: list[Ticket]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    id: str
+    user_id: str
+    order_id: str
+    object_key: str
+    filename: str
+    size: int
+    content_type: str
+    status: UploadStatus
+    created_at: datetime
+    reason: str | None = None
+    receipt_key: str | None = None
+    checked_at: datetime | None = None
+
+
+# Commands.
+@dataclass(frozen=True, slots=True)
+class ListTickets:
+    order_id: str | None = None
+    cursor: str | None = None
+    """The last ticket id of the previous page."""
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateUpload:
+    order_id: str
+    filename: str
+    data: bytes
+
+
+# The gate.
+def refusal(ticket: Ticket | None, code: str) -> InvalidTicketCode | TicketVoided | AlreadyUsed:
+    """Why a genuine code that did not admit anyone was refused (the ticket as it stands after the attempt)."""
+    if ticket is None or ticket.code != code:  # signed by us, but not this ticket's current code (reissued)
+        return InvalidTicketCode("This code is not the ticket's current code.")
+    if ticket.status == TicketStatus.VOIDED:
+        return TicketVoided("This ticket was voided: its order was cancelled.")
+    when = ticket.used_at.isoformat() if ticket.used_at else "earlier"
+    return AlreadyUsed(f"This ticket was already used ({when}).", used_at=when)
+
+
+# ticket-bookings.
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """A ``ticket-bookings`` record, as tickets needs it (docs/contracts.md)."""
+
+    order_id: str
+    user_id: str
+    subject_id: str
+    status: str  # confirmed | cancelled
+    kind: str  # event | train
+    holder_name: str
+    details: dict[str, Any]
+    """The record's ``event`` or ``train`` object: what a ticket prints."""
+    data: Mapping[str, Any] = field(repr=False)
+
+
+def parse_booking(event_type: str, data: Mapping[str, Any]) -> Booking | None:
+    """The booking a ``ticket-bookings`` event carries, or None when it is malformed."""
+    status = data.get("status") or {"booking.order-cancelled": "cancelled"}.get(event_type, "confirmed")
+    order_id, user_id, subject_id = data.get("order_id"), data.get("user_id"), data.get("event_id")
+    if not (isinstance(order_id, str) and order_id and isinstance(user_id, str) and user_id):
+        return None
+    if not (isinstance(subject_id, str) and subject_id) or status not in ("confirmed", "cancelled"):
+        return None
+    kind = "train" if data.get("kind") == "train" else "event"
+    details = data.get(kind)
+    return Booking(
+        order_id=order_id,
+        user_id=user_id,
+        subject_id=subject_id,
+        status=status,
+        kind=kind,
+        holder_name=str(data.get("holder_name") or "Ticket holder")[:200],
+        details=dict(details) if isinstance(details, Mapping) else {},
+        data=data,
+    )
 
 
 # Which tickets an order gets.
@@ -196,6 +249,16 @@ def sniff_content_type(head: bytes) -> str | None:
     return None
 
 
+def check_upload(data: bytes, *, max_bytes: int) -> str:
+    """The content type of an acceptable ID proof, judged by its content; raises for anything else."""
+    if len(data) > max_bytes:
+        raise UploadTooLarge(f"The file is larger than {max_bytes // (1024 * 1024)} MB.")
+    content_type = sniff_content_type(data[:SNIFF_BYTES])
+    if content_type is None:
+        raise UnsupportedUpload("Upload a PDF, PNG or JPEG file (judged by its content, not its name).")
+    return content_type
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     status: str  # "verified" | "rejected"
@@ -213,6 +276,14 @@ def judge_upload(data: bytes, *, max_bytes: int) -> Verdict:
     if content_type is None:
         return Verdict("rejected", None, "not a PDF, PNG or JPEG file")
     return Verdict("verified", content_type, "ok")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_filename(name: str) -> str:
+    """The name a customer's file had, to show back: no control characters, at most 255 characters."""
+    return _CONTROL.sub("", name).strip()[:255] or "upload"
 
 
 def upload_key(user_id: str, upload_id: str) -> str:

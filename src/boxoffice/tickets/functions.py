@@ -2,8 +2,8 @@
 
 For each ID proof written under ``uploads/`` it checks the object again (at most 5 MB; a PDF, PNG or JPEG by
 its magic bytes), writes the receipt ``tickets/{name}_TICKET.txt`` (with the PDF paths of the order's tickets)
-and marks the upload verified or rejected. Objects under ``tickets/`` are its own output: the trigger
-excludes them, so it never triggers itself.
+and marks the upload verified or rejected, with an audit entry. Objects under ``tickets/`` are its own output:
+the trigger excludes them, so it never triggers itself.
 
 One function, two ways in:
 
@@ -30,7 +30,9 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from boxoffice.platform.audit import SYSTEM
 from boxoffice.platform.bus.tables import claim_inbox
 from boxoffice.platform.db import Database, utcnow
 from boxoffice.platform.objectstore import ObjectNotFound, ObjectStore, StoredObject, announce_object_created
@@ -38,6 +40,7 @@ from boxoffice.platform.objectstore import build_object_store as _build_object_s
 from boxoffice.platform.settings import Settings
 from boxoffice.tickets import domain, store
 from boxoffice.tickets.deps import TicketsSettings
+from boxoffice.tickets.domain import Upload, UploadStatus
 
 log = structlog.get_logger("boxoffice.tickets.generator")
 
@@ -82,7 +85,7 @@ def created_objects(event: Mapping[str, Any]) -> list[CreatedObject]:
 
 @dataclass(frozen=True, slots=True)
 class _Checked:
-    upload: Any
+    upload: Upload | None
     verdict: domain.Verdict
     receipt: StoredObject
 
@@ -97,7 +100,7 @@ async def _check(deps: GeneratorDeps, obj: CreatedObject) -> Outcome | _Checked:
     async with deps.db.read() as conn:
         upload = await store.upload_by_key(conn, obj.key)
         tickets = await store.tickets_of_order(conn, upload.order_id) if upload is not None else []
-    if upload is not None and upload.status != "pending":
+    if upload is not None and upload.status != UploadStatus.PENDING:
         return Outcome(obj.key, "duplicate", upload.receipt_key)
     try:
         data = await deps.objects.get(obj.key)
@@ -137,14 +140,7 @@ async def generate_receipts(
                 continue
             upload, verdict, receipt = result.upload, result.verdict, result.receipt
             key = upload.object_key if upload is not None else receipt.key
-            if upload is not None and not await store.settle_upload(
-                uow.conn,
-                upload.id,
-                status=verdict.status,
-                reason=verdict.reason,
-                receipt_key=receipt.key,
-                now=deps.now(),
-            ):
+            if upload is not None and not await _settle(uow.conn, upload, verdict, receipt.key, now=deps.now()):
                 outcomes.append(Outcome(key, "duplicate", receipt.key))  # another run settled it first
                 continue
             announce_object_created(uow, receipt, region=deps.objects.region)
@@ -153,6 +149,27 @@ async def generate_receipts(
     for outcome in outcomes:
         log.info("ticket generator", key=outcome.key, status=outcome.status, receipt=outcome.receipt_key)
     return outcomes
+
+
+async def _settle(
+    conn: AsyncConnection, upload: Upload, verdict: domain.Verdict, receipt_key: str, *, now: datetime
+) -> bool:
+    """Record the verdict and its audit entry, once (False: another run settled the upload first)."""
+    if not await store.settle_upload(
+        conn, upload.id, status=verdict.status, reason=verdict.reason, receipt_key=receipt_key, now=now
+    ):
+        return False
+    await store.record_audit(
+        conn,
+        entity="upload",
+        entity_id=upload.id,
+        action=f"upload.{verdict.status}",
+        actor=SYSTEM,
+        at=now,
+        order_id=upload.order_id,
+        detail={"reason": verdict.reason, "receipt_key": receipt_key},
+    )
+    return True
 
 
 # AWS Lambda.

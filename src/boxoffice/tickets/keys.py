@@ -6,10 +6,12 @@ offline.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from boxoffice.platform.keys import SigningKey
-from boxoffice.tickets.domain import TicketClaims, sign_code, verify_code
+from boxoffice.platform.db import Database
+from boxoffice.platform.keys import SigningKey, load_or_create_keys
+from boxoffice.tickets.codes import TicketClaims, sign_code, verify_code
 
 TicketKey = SigningKey
 
@@ -36,3 +38,21 @@ class TicketKeyRing:
 
     def verify(self, code: str) -> TicketClaims:
         return verify_code(code, self._public)
+
+
+class TicketKeys:
+    """Where the key ring is once tickets has started: it lives in the database, so it is loaded at
+    start-up (``load``), after the dependencies that refer to this holder were built."""
+
+    def __init__(self, ring: TicketKeyRing | None = None) -> None:
+        self._ring = ring
+
+    @property
+    def ring(self) -> TicketKeyRing:
+        if self._ring is None:
+            raise RuntimeError("tickets has not started: no signing keys loaded")
+        return self._ring
+
+    async def load(self, db: Database, secret: bytes, *, now: datetime) -> None:
+        """The active ticket keys; the first start makes one (short key ids: one travels in every code)."""
+        self._ring = TicketKeyRing(await load_or_create_keys(db, secret, now=now, kid_length=12))

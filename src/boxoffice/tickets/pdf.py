@@ -1,15 +1,18 @@
 """Rendering one ticket as a PDF (fpdf2) with its code as a QR (segno).
 
-Pure CPU and no I/O: the renderer worker calls it in a thread. The text uses the PDF core font Helvetica
-(no font file to ship or embed); characters outside Latin-1 are transliterated where Unicode knows how
+Pure CPU and no I/O: ``PdfRenderer`` runs it in worker processes (or a thread). The text uses the PDF core
+font Helvetica (no font file to ship or embed); characters outside Latin-1 are transliterated where Unicode knows how
 ("Ł" -> "L") and replaced with "?" otherwise. The QR carries the exact code, whatever the alphabet.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import multiprocessing
 import unicodedata
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -140,3 +143,26 @@ def render_many(docs: list[TicketDocument]) -> list[bytes | None]:
             logging.getLogger("boxoffice.tickets.pdf").exception("ticket PDF could not be rendered: %s", doc.ticket_id)
             rendered.append(None)
     return rendered
+
+
+class PdfRenderer:
+    """Renders PDFs in worker processes (``processes``; 0: in a thread of this one): rendering is pure
+    Python and would otherwise hold the interpreter lock that the service's requests need."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def __call__(self, docs: list[TicketDocument]) -> list[bytes | None]:
+        if self.processes <= 0:
+            return await asyncio.to_thread(render_many, docs)
+        if self._pool is None:
+            # spawn, not fork: this process runs threads (database drivers) that a fork would copy mid-lock.
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, render_many, docs)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -1,7 +1,10 @@
-"""Tickets' tables and the queries on them."""
+"""Tickets' tables (with the outbox, inbox and audit trail) and the queries on them, in domain types."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +25,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from boxoffice.platform import audit
+from boxoffice.platform.audit import add_audit_table
 from boxoffice.platform.bus.tables import add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
 from boxoffice.platform.keys import add_signing_keys_table
+from boxoffice.tickets.domain import Booking, Ticket, TicketStatus, TicketToRender, Upload, UploadStatus
 
 metadata = MetaData()
 
@@ -91,54 +97,113 @@ uploads = Table(
 signing_keys = add_signing_keys_table(metadata)
 
 outbox, inbox = add_messaging_tables(metadata)
+audit_log = add_audit_table(metadata)
 
 
 # Orders.
-async def order_by_id(conn: AsyncConnection, order_id: str) -> Any:
-    return (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
+async def order_status(conn: AsyncConnection, order_id: str) -> str | None:
+    """What tickets knows of the order: confirmed, cancelled, or None (nothing yet)."""
+    status: str | None = await conn.scalar(select(orders.c.status).where(orders.c.id == order_id))
+    return status
 
 
-async def insert_order(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(orders).values(**values))
+async def insert_order(conn: AsyncConnection, booking: Booking, *, status: str, now: datetime) -> None:
+    await conn.execute(
+        insert(orders).values(
+            id=booking.order_id,
+            user_id=booking.user_id,
+            status=status,
+            kind=booking.kind,
+            subject_id=booking.subject_id,
+            holder_name=booking.holder_name,
+            details=json.dumps(booking.details),
+            updated_at=now,
+        )
+    )
 
 
-async def update_order(conn: AsyncConnection, order_id: str, **values: Any) -> None:
-    await conn.execute(update(orders).where(orders.c.id == order_id).values(**values))
+async def set_order_status(conn: AsyncConnection, order_id: str, status: str, *, now: datetime) -> None:
+    await conn.execute(update(orders).where(orders.c.id == order_id).values(status=status, updated_at=now))
 
 
 # Tickets.
-async def insert_tickets(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(insert(tickets), rows)
+def _ticket(row: Any) -> Ticket:
+    return Ticket(
+        id=row.id,
+        order_id=row.order_id,
+        line_no=row.line_no,
+        user_id=row.user_id,
+        kind=row.kind,
+        subject_id=row.subject_id,
+        seat_id=row.seat_id,
+        label=row.label,
+        section=row.section,
+        holder_name=row.holder_name,
+        version=row.version,
+        code=row.code,
+        status=TicketStatus(row.status),
+        created_at=row.created_at,
+        pdf_key=row.pdf_key,
+        used_at=row.used_at,
+        checked_in_by=row.checked_in_by,
+        voided_at=row.voided_at,
+    )
 
 
-async def ticket_by_id(conn: AsyncConnection, ticket_id: str) -> Any:
-    return (await conn.execute(select(tickets).where(tickets.c.id == ticket_id))).first()
+async def insert_tickets(conn: AsyncConnection, new: list[Ticket]) -> None:
+    if new:
+        await conn.execute(
+            insert(tickets),
+            [
+                {
+                    "id": t.id,
+                    "order_id": t.order_id,
+                    "line_no": t.line_no,
+                    "user_id": t.user_id,
+                    "kind": t.kind,
+                    "subject_id": t.subject_id,
+                    "seat_id": t.seat_id,
+                    "label": t.label,
+                    "section": t.section,
+                    "holder_name": t.holder_name,
+                    "version": t.version,
+                    "code": t.code,
+                    "status": t.status.value,
+                    "created_at": t.created_at,
+                }
+                for t in new
+            ],
+        )
 
 
-async def tickets_of_order(conn: AsyncConnection, order_id: str) -> list[Any]:
+async def ticket_by_id(conn: AsyncConnection, ticket_id: str) -> Ticket | None:
+    row = (await conn.execute(select(tickets).where(tickets.c.id == ticket_id))).first()
+    return _ticket(row) if row is not None else None
+
+
+async def tickets_of_order(conn: AsyncConnection, order_id: str) -> list[Ticket]:
     rows = await conn.execute(select(tickets).where(tickets.c.order_id == order_id).order_by(tickets.c.line_no))
-    return list(rows)
+    return [_ticket(row) for row in rows]
 
 
 async def tickets_of_user(
     conn: AsyncConnection, user_id: str, *, order_id: str | None, after: str | None, limit: int
-) -> list[Any]:
+) -> list[Ticket]:
     query = select(tickets).where(tickets.c.user_id == user_id)
     if order_id is not None:
         query = query.where(tickets.c.order_id == order_id)
     if after is not None:
         query = query.where(tickets.c.id > after)
-    return list(await conn.execute(query.order_by(tickets.c.id).limit(limit)))
+    return [_ticket(row) for row in await conn.execute(query.order_by(tickets.c.id).limit(limit))]
 
 
-async def void_tickets(conn: AsyncConnection, order_id: str, now: datetime) -> list[Any]:
-    """Void the order's valid tickets; returns the ones this call voided."""
-    condition = and_(tickets.c.order_id == order_id, tickets.c.status == "valid")
-    victims = list(await conn.execute(select(tickets.c.id, tickets.c.user_id, tickets.c.subject_id).where(condition)))
+async def void_tickets(conn: AsyncConnection, order_id: str, now: datetime) -> list[Ticket]:
+    """Void the order's valid tickets; returns the ones this call voided, as they are now."""
+    condition = and_(tickets.c.order_id == order_id, tickets.c.status == TicketStatus.VALID.value)
+    victims = [_ticket(row) for row in await conn.execute(select(tickets).where(condition))]
     if victims:
-        await conn.execute(update(tickets).where(condition).values(status="voided", voided_at=now))
-    return victims
+        await conn.execute(update(tickets).where(condition).values(status=TicketStatus.VOIDED.value, voided_at=now))
+    return [replace(t, status=TicketStatus.VOIDED, voided_at=now) for t in victims]
 
 
 async def admit_ticket(conn: AsyncConnection, ticket_id: str, *, version: int, by: str, now: datetime) -> bool:
@@ -146,21 +211,21 @@ async def admit_ticket(conn: AsyncConnection, ticket_id: str, *, version: int, b
     is the referee between two gates scanning the same code at once: exactly one of them changes the row."""
     result = await conn.execute(
         update(tickets)
-        .where(and_(tickets.c.id == ticket_id, tickets.c.status == "valid", tickets.c.version == version))
-        .values(status="used", used_at=now, checked_in_by=by)
+        .where(tickets.c.id == ticket_id, tickets.c.status == TicketStatus.VALID.value, tickets.c.version == version)
+        .values(status=TicketStatus.USED.value, used_at=now, checked_in_by=by)
     )
     return bool(result.rowcount == 1)
 
 
-async def tickets_without_pdf(conn: AsyncConnection, limit: int) -> list[Any]:
+async def tickets_without_pdf(conn: AsyncConnection, limit: int) -> list[TicketToRender]:
     query = (
         select(tickets, orders.c.details)
         .join(orders, orders.c.id == tickets.c.order_id)
-        .where(and_(tickets.c.status == "valid", tickets.c.pdf_key.is_(None)))
+        .where(and_(tickets.c.status == TicketStatus.VALID.value, tickets.c.pdf_key.is_(None)))
         .order_by(tickets.c.id)
         .limit(limit)
     )
-    return list(await conn.execute(query))
+    return [TicketToRender(_ticket(row), json.loads(row.details)) for row in await conn.execute(query)]
 
 
 async def set_pdf_key(conn: AsyncConnection, ticket_id: str, pdf_key: str) -> bool:
@@ -172,16 +237,50 @@ async def set_pdf_key(conn: AsyncConnection, ticket_id: str, pdf_key: str) -> bo
 
 
 # Uploads.
-async def insert_upload(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(uploads).values(**values))
+def _upload(row: Any) -> Upload:
+    return Upload(
+        id=row.id,
+        user_id=row.user_id,
+        order_id=row.order_id,
+        object_key=row.object_key,
+        filename=row.filename,
+        size=row.size,
+        content_type=row.content_type,
+        status=UploadStatus(row.status),
+        created_at=row.created_at,
+        reason=row.reason,
+        receipt_key=row.receipt_key,
+        checked_at=row.checked_at,
+    )
 
 
-async def upload_by_id(conn: AsyncConnection, upload_id: str) -> Any:
-    return (await conn.execute(select(uploads).where(uploads.c.id == upload_id))).first()
+async def insert_upload(conn: AsyncConnection, upload: Upload) -> None:
+    await conn.execute(
+        insert(uploads).values(
+            id=upload.id,
+            user_id=upload.user_id,
+            order_id=upload.order_id,
+            object_key=upload.object_key,
+            filename=upload.filename,
+            size=upload.size,
+            content_type=upload.content_type,
+            status=upload.status.value,
+            reason=upload.reason,
+            receipt_key=upload.receipt_key,
+            created_at=upload.created_at,
+            checked_at=upload.checked_at,
+        )
+    )
 
 
-async def upload_by_key(conn: AsyncConnection, object_key: str) -> Any:
-    return (await conn.execute(select(uploads).where(uploads.c.object_key == object_key))).first()
+async def upload_by_id(conn: AsyncConnection, upload_id: str) -> Upload | None:
+    row = (await conn.execute(select(uploads).where(uploads.c.id == upload_id))).first()
+    return _upload(row) if row is not None else None
+
+
+async def upload_by_key(conn: AsyncConnection, object_key: str) -> Upload | None:
+    row = (await conn.execute(select(uploads).where(uploads.c.object_key == object_key))).first()
+    return _upload(row) if row is not None else None
 
 
 async def settle_upload(
@@ -190,7 +289,37 @@ async def settle_upload(
     """Record the ticket generator's verdict once: False if the upload was already settled."""
     result = await conn.execute(
         update(uploads)
-        .where(and_(uploads.c.id == upload_id, uploads.c.status == "pending"))
+        .where(and_(uploads.c.id == upload_id, uploads.c.status == UploadStatus.PENDING.value))
         .values(status=status, reason=reason[:200], receipt_key=receipt_key, checked_at=now)
     )
     return bool(result.rowcount == 1)
+
+
+# The audit trail.
+AUDIT_ID_LENGTH = 36
+"""The audit table's order and entity id columns (``platform.audit``): booking's order ids fit; an order id
+of the seeds' older shape that does not is recorded without its order."""
+
+
+async def record_audit(
+    conn: AsyncConnection,
+    *,
+    entity: str,
+    entity_id: str,
+    action: str,
+    actor: str,
+    at: datetime,
+    order_id: str,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """One audit entry, in the caller's transaction."""
+    await audit.record(
+        conn,
+        entity=entity,
+        entity_id=entity_id,
+        action=action,
+        actor=actor,
+        at=at,
+        order_id=order_id if len(order_id) <= AUDIT_ID_LENGTH else None,
+        detail=detail,
+    )

@@ -1,0 +1,162 @@
+"""Issuing: a confirmed order's tickets (with signed codes), voiding a cancelled order's, and their PDFs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from boxoffice.platform.audit import SYSTEM
+from boxoffice.platform.bus.envelope import uuid7
+from boxoffice.platform.bus.tables import claim_inbox
+from boxoffice.platform.db import UnitOfWork
+from boxoffice.platform.metrics import counter
+from boxoffice.platform.objectstore import announce_object_created
+from boxoffice.tickets import domain, store
+from boxoffice.tickets.deps import TicketsDeps
+from boxoffice.tickets.domain import Booking, Ticket, TicketStatus, TicketToRender
+from boxoffice.tickets.handlers import TICKETS_TOPIC
+from boxoffice.tickets.pdf import TicketDocument
+
+log = structlog.get_logger("boxoffice.tickets")
+
+ISSUED = counter("boxoffice_tickets_issued_total", "Tickets issued (PDF stored)")
+VOIDED = counter("boxoffice_tickets_voided_total", "Tickets voided by a cancelled order")
+
+
+async def load_keys(deps: TicketsDeps, *, secret: bytes) -> None:
+    await deps.keys.load(deps.db, secret, now=deps.now())
+
+
+async def apply_booking(deps: TicketsDeps, booking: Booking | None, *, inbox: tuple[str, str]) -> None:
+    """Issue a confirmed order's tickets, or void a cancelled order's, exactly once per event. ``booking`` is
+    None for a malformed event (skipped, once); ``inbox``: (consumer group, event id)."""
+    issued = 0
+    async with deps.db.uow() as uow:
+        if not await claim_inbox(uow.conn, *inbox):
+            return
+        if booking is None:
+            log.error("malformed ticket-bookings event skipped", event_id=inbox[1])
+        elif booking.status == "confirmed":
+            issued = await _issue_tickets(deps, uow.conn, booking)
+        else:
+            await _void_tickets(deps, uow, booking)
+        await uow.commit()
+    if issued:
+        deps.pdf_wanted.set()
+
+
+async def _issue_tickets(deps: TicketsDeps, conn: AsyncConnection, booking: Booking) -> int:
+    if await store.order_status(conn, booking.order_id) is not None:
+        # Confirmed again under another event id (a re-sent confirmation), or cancelled before the
+        # confirmation arrived: either way no second set and no tickets for a cancelled order.
+        return 0
+    now = deps.now()
+    await store.insert_order(conn, booking, status="confirmed", now=now)
+    ring = deps.keys.ring
+    tickets = []
+    for line in domain.plan_tickets(booking.data):
+        ticket_id = uuid7()
+        code = ring.sign(
+            ticket_id=ticket_id, subject_id=booking.subject_id, seat=line.label, holder=booking.holder_name, version=1
+        )
+        tickets.append(
+            Ticket(
+                id=ticket_id,
+                order_id=booking.order_id,
+                line_no=line.line_no,
+                user_id=booking.user_id,
+                kind=booking.kind,
+                subject_id=booking.subject_id,
+                seat_id=line.seat_id,
+                label=line.label,
+                section=line.section,
+                holder_name=booking.holder_name,
+                version=1,
+                code=code,
+                status=TicketStatus.VALID,
+                created_at=now,
+            )
+        )
+    await store.insert_tickets(conn, tickets)
+    for ticket in tickets:
+        detail = {"line_no": ticket.line_no, "label": ticket.label, "seat_id": ticket.seat_id}
+        await _audit(conn, ticket, "ticket.issued", SYSTEM, detail)
+    return len(tickets)
+
+
+async def _void_tickets(deps: TicketsDeps, uow: UnitOfWork, booking: Booking) -> None:
+    now = deps.now()
+    if await store.order_status(uow.conn, booking.order_id) is None:
+        # The cancellation overtook the confirmation: remember it, so none are issued later.
+        await store.insert_order(uow.conn, booking, status="cancelled", now=now)
+        return
+    await store.set_order_status(uow.conn, booking.order_id, "cancelled", now=now)
+    for ticket in await store.void_tickets(uow.conn, booking.order_id, now):
+        await _audit(uow.conn, ticket, "ticket.voided", SYSTEM, {"reason": "order cancelled"})
+        data = {"ticket_id": ticket.id, "order_id": ticket.order_id, "event_id": ticket.subject_id}
+        uow.publish(TICKETS_TOPIC, "tickets.voided", key=ticket.order_id, data={**data, "user_id": ticket.user_id})
+        VOIDED.inc()
+
+
+async def _audit(conn: AsyncConnection, ticket: Ticket, action: str, actor: str, detail: dict[str, object]) -> None:
+    at = ticket.voided_at or ticket.used_at or ticket.created_at
+    await store.record_audit(
+        conn,
+        entity="ticket",
+        entity_id=ticket.id,
+        action=action,
+        actor=actor,
+        at=at,
+        order_id=ticket.order_id,
+        detail=detail,
+    )
+
+
+# PDFs.
+def _document(pending: TicketToRender) -> TicketDocument:
+    ticket = pending.ticket
+    return TicketDocument(
+        ticket_id=ticket.id,
+        order_id=ticket.order_id,
+        kind=ticket.kind,
+        holder=ticket.holder_name,
+        code=ticket.code,
+        label=ticket.label,
+        section=ticket.section,
+        details=pending.details,
+    )
+
+
+async def render_pending_pdfs(deps: TicketsDeps, *, batch: int) -> int:
+    """Render and store the PDFs of tickets that have none; returns how many it looked at.
+
+    Object first, then the row and the events in one transaction (see ``platform.objectstore``): a crash in
+    between leaves a PDF that the next round overwrites under the same key. Two renderers may both store
+    one ticket's PDF; the conditional update lets only the first announce it.
+    """
+    async with deps.db.read() as conn:
+        pending = await store.tickets_without_pdf(conn, batch)
+    if not pending:
+        return 0
+    pdfs = await deps.render([_document(p) for p in pending])
+    rendered = [(p.ticket, pdf) for p, pdf in zip(pending, pdfs, strict=True) if pdf is not None]
+    stored = await asyncio.gather(
+        *(
+            deps.objects.put(domain.ticket_pdf_key(t.order_id, t.id), pdf, content_type="application/pdf")
+            for t, pdf in rendered
+        )
+    )
+    issued = 0
+    async with deps.db.uow() as uow:
+        for (t, _), obj in zip(rendered, stored, strict=True):
+            if not await store.set_pdf_key(uow.conn, t.id, obj.key):
+                continue
+            announce_object_created(uow, obj, region=deps.objects.region)
+            data = {"ticket_id": t.id, "order_id": t.order_id, "event_id": t.subject_id, "user_id": t.user_id}
+            uow.publish(TICKETS_TOPIC, "tickets.issued", key=t.order_id, data=data)
+            issued += 1
+        await uow.commit()
+    ISSUED.inc(issued)
+    return len(pending)

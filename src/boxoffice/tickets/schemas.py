@@ -1,0 +1,167 @@
+"""Tickets' request and response models (the public shapes are ARCHITECTURE.md section 5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from boxoffice.platform.audit import AuditEntry
+from boxoffice.tickets.codes import MAX_CODE_LENGTH
+from boxoffice.tickets.domain import Ticket, TicketList, Upload
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class CheckInIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=MAX_CODE_LENGTH)
+
+
+class CheckInOut(BaseModel):
+    ticket_id: str
+    status: str = Field(description="always `admitted`; every refusal is a problem")
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> CheckInOut:
+        return cls(ticket_id=ticket.id, status="admitted")
+
+
+class TicketRef(BaseModel):
+    """A ticket as an order shows it (``GET /api/orders/{id}``'s ``tickets``)."""
+
+    id: str
+    status: str = Field(description="valid | used | voided")
+    code: str
+    pdf_url: str | None
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> TicketRef:
+        return cls(id=ticket.id, status=ticket.status.value, code=ticket.code, pdf_url=pdf_url(ticket))
+
+
+def pdf_url(ticket: Ticket) -> str | None:
+    return f"/api/tickets/{ticket.id}/pdf" if ticket.pdf_key else None
+
+
+class TicketRefs(BaseModel):
+    items: list[TicketRef]
+
+    @classmethod
+    def of(cls, tickets: list[Ticket]) -> TicketRefs:
+        return cls(items=[TicketRef.of(t) for t in tickets])
+
+
+class TicketOut(TicketRef):
+    order_id: str
+    kind: str
+    event_id: str
+    seat_id: str | None
+    label: str
+    section: str | None
+    holder_name: str
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> TicketOut:
+        return cls(
+            id=ticket.id,
+            status=ticket.status.value,
+            code=ticket.code,
+            pdf_url=pdf_url(ticket),
+            order_id=ticket.order_id,
+            kind=ticket.kind,
+            event_id=ticket.subject_id,
+            seat_id=ticket.seat_id,
+            label=ticket.label,
+            section=ticket.section,
+            holder_name=ticket.holder_name,
+        )
+
+
+class TicketPage(BaseModel):
+    items: list[TicketOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: TicketList) -> TicketPage:
+        return cls(items=[TicketOut.of(t) for t in page.items], next_cursor=page.next_cursor)
+
+
+class UploadCreated(BaseModel):
+    id: str
+    status: str
+    size: int
+    content_type: str
+
+    @classmethod
+    def of(cls, upload: Upload) -> UploadCreated:
+        return cls(id=upload.id, status=upload.status.value, size=upload.size, content_type=upload.content_type)
+
+
+class UploadOut(BaseModel):
+    id: str
+    status: str = Field(description="pending | verified | rejected")
+    receipt_key: str | None
+    order_id: str
+    content_type: str
+    size: int
+
+    @classmethod
+    def of(cls, upload: Upload) -> UploadOut:
+        return cls(
+            id=upload.id,
+            status=upload.status.value,
+            receipt_key=upload.receipt_key,
+            order_id=upload.order_id,
+            content_type=upload.content_type,
+            size=upload.size,
+        )
+
+
+class Jwk(BaseModel):
+    """An Ed25519 public key (RFC 8037)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    alg: str
+    use: str
+
+
+class Jwks(BaseModel):
+    keys: list[Jwk]
+
+
+class AuditEntryOut(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    detail: dict[str, Any]
+
+
+class AuditOut(BaseModel):
+    """``GET /internal/orders/{id}/audit``: this service's entries of one order, oldest first."""
+
+    items: list[AuditEntryOut]
+
+    @classmethod
+    def of(cls, entries: list[AuditEntry]) -> AuditOut:
+        return cls(
+            items=[
+                AuditEntryOut(
+                    at=e.at,
+                    actor=e.actor,
+                    action=e.action,
+                    entity=e.entity,
+                    entity_id=e.entity_id,
+                    detail=dict(e.detail),
+                )
+                for e in entries
+            ]
+        )
