@@ -6,19 +6,25 @@
     boxoffice worker SERVICE    one service's workers (relay, consumers, senders)
     boxoffice migrate           bring every service's database to the newest schema
     boxoffice seed              add the demo catalog (events, stations, trains, runs) and publish it
+    boxoffice routes            the route table as JSON (deploy/generate.py builds ingress and manifests from it)
+    boxoffice package-lambda Z  the ticket-generator function's AWS Lambda bundle (a zip)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
+import zipfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, TypedDict
 
 import structlog
 import typer
@@ -95,6 +101,36 @@ def remote_urls(names: Sequence[str]) -> dict[str, str]:
 def gateway_routes(service: type[Service]) -> list[str]:
     """The paths the gateway sends to a service: its own, plus its API docs under /api/<name>/."""
     return [*service.routes, f"/api/{service.name}"]
+
+
+class RouteEntry(TypedDict):
+    routes: list[str]
+    has_database: bool
+    has_workers: bool
+    consumers: dict[str, list[str]]
+
+
+def route_table() -> dict[str, RouteEntry]:
+    """Every registered service: the paths the gateway sends to it, and what its workers consume.
+
+    Built from the same ``SERVICES`` and ``gateway_routes`` as the embedded gateway; nothing is started (the
+    services are constructed on a throw-away SQLite bus only to read their consumer groups).
+    """
+    table: dict[str, RouteEntry] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = Settings(data_dir=Path(scratch), mode="dev")
+        bus = build_bus(settings)
+        clients = ServiceClients(settings, {})
+        for name, cls in SERVICES.items():
+            service = cls(settings, bus=bus, clients=clients)
+            consumers = service.consumers() if cls.has_workers else {}
+            table[name] = RouteEntry(
+                routes=gateway_routes(cls),
+                has_database=cls.has_database,
+                has_workers=cls.has_workers,
+                consumers={group: list(topics) for group, (topics, _) in sorted(consumers.items())},
+            )
+    return table
 
 
 class Runtime:
@@ -271,10 +307,19 @@ def serve(service: str, port: Annotated[int | None, typer.Option(help="default: 
 
 
 @app.command()
-def worker(service: str) -> None:
+def worker(
+    service: str,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve /metrics on this port (Prometheus scrapes workers there)")
+    ] = None,
+) -> None:
     """Run one service's workers: its outbox relay, its consumers and its senders."""
     settings = _settings()
     _service_class(service)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=settings.host)
 
     async def main() -> None:
         runtime = Runtime(settings, [service], run_workers=True)
@@ -289,6 +334,91 @@ def worker(service: str) -> None:
             await runtime.stop()
 
     asyncio.run(main())
+
+
+@app.command()
+def routes() -> None:
+    """Print the route table (services, their gateway paths, workers and consumer groups) as JSON."""
+    typer.echo(json.dumps(route_table(), indent=2, sort_keys=True))
+
+
+LAMBDA_HANDLER = "boxoffice.tickets.functions.handle"
+LAMBDA_PACKAGES = ("boxoffice/__init__.py", "boxoffice/py.typed", "boxoffice/platform", "boxoffice/tickets")
+LAMBDA_LAZY_IMPORTS = (
+    # Imported on first use rather than by the handler's module: the database drivers and the S3 client.
+    "aiosqlite",
+    "asyncpg",
+    "boto3",
+    "sqlalchemy.dialects.postgresql.asyncpg",
+    "sqlalchemy.dialects.sqlite.aiosqlite",
+)
+
+
+def _lambda_distributions() -> list[str]:
+    """The installed distributions the function imports (found by importing it in a fresh interpreter)."""
+    module = LAMBDA_HANDLER.rsplit(".", 1)[0]
+    probe = (
+        "import importlib, json, sys\n"
+        f"for name in {[module, *LAMBDA_LAZY_IMPORTS]!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+    top_level: list[str] = json.loads(found.stdout)
+    from importlib.metadata import packages_distributions
+
+    owners = packages_distributions()
+    packaging_tools = {"boxoffice", "pip", "setuptools", "wheel"}  # site's .pth hooks load setuptools' shim
+    return sorted({dist for name in top_level for dist in owners.get(name, []) if dist.lower() not in packaging_tools})
+
+
+def build_lambda_zip(out: Path) -> dict[str, int]:
+    """Write the ticket-generator bundle: the function's boxoffice packages and the distributions it imports."""
+    from importlib.metadata import distribution
+
+    import boxoffice
+
+    written: set[str] = set()
+    counts = {"boxoffice_files": 0, "distributions": 0, "files": 0}
+
+    def add(archive: zipfile.ZipFile, source: Path, name: str) -> None:
+        if name in written or "__pycache__" in name or name.endswith((".pyc", ".pyo")):
+            return
+        written.add(name)
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # reproducible: no build time inside
+        info.external_attr = (0o755 if os.access(source, os.X_OK) else 0o644) << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, source.read_bytes())
+        counts["files"] += 1
+
+    root = Path(boxoffice.__file__).resolve().parent.parent
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w") as archive:
+        for entry in LAMBDA_PACKAGES:
+            path = root / entry
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            for source in files:
+                add(archive, source, source.relative_to(root).as_posix())
+                counts["boxoffice_files"] += 1
+        for name in _lambda_distributions():
+            dist = distribution(name)
+            counts["distributions"] += 1
+            for member in sorted(dist.files or [], key=str):
+                found = Path(str(dist.locate_file(member))).resolve()
+                relative = Path(os.path.normpath(str(member)))
+                if found.is_file() and relative.parts[0] not in ("..", "bin"):  # scripts live outside the zip
+                    add(archive, found, relative.as_posix())
+    return counts
+
+
+@app.command("package-lambda")
+def package_lambda(out: Path) -> None:
+    """Build the ticket-generator function's AWS Lambda bundle (handler: boxoffice.tickets.functions.handle).
+
+    The zip holds the boxoffice platform and tickets packages and every installed distribution the function
+    imports, copied from this environment: build it with the Python and platform Lambda runs (3.11, Linux).
+    """
+    counts = build_lambda_zip(out)
+    typer.echo(f"{out}: handler {LAMBDA_HANDLER}; " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
 def _run_processes(settings: Settings) -> None:
