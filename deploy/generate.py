@@ -529,7 +529,6 @@ def compose(services: dict[str, dict[str, Any]]) -> str:
         "migrate": {"condition": "service_completed_successfully"},
     }
     out: dict[str, Any] = {
-        "name": "boxoffice",
         "services": {
             "postgres": {
                 "image": "postgres:16.6-bookworm",
