@@ -712,6 +712,7 @@ def generate() -> dict[str, str]:
     files["compose.yaml"] = compose(services)
     files["compose/nginx.conf"] = nginx_conf(services)
     files["compose/postgres-init.sql"] = postgres_init(services)
+    files["k8s/overlays/minikube/postgres-init.sql"] = postgres_init(services)  # kustomize reads below itself only
     files["observability/prometheus.yaml"] = prometheus_config(services)
     for name, board in dashboards(services).items():
         files[f"observability/grafana/dashboards/{name}.json"] = json.dumps(board, indent=2, sort_keys=True) + "\n"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # boxoffice on minikube: the cluster's add-ons, the image built inside minikube, then the minikube overlay.
-# PostgreSQL, Kafka, MinIO and Mailpit run on the host from deploy/compose.yaml (host.minikube.internal).
+# PostgreSQL, Kafka, MinIO and Mailpit run in the namespace (overlays/minikube/dependencies.yaml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,13 +15,16 @@ helm upgrade --install istiod istio/istiod -n istio-system --wait
 helm upgrade --install monitoring prometheus-community/kube-prometheus-stack -n monitoring --create-namespace --wait
 
 minikube image build -t boxoffice:dev -f deploy/Dockerfile .
-kubectl apply -k deploy/k8s/overlays/minikube --dry-run=client >/dev/null   # the base creates the namespace
 kubectl apply -k deploy/k8s/overlays/minikube
 kubectl -n boxoffice get secret boxoffice-secrets >/dev/null 2>&1 || kubectl -n boxoffice create secret generic boxoffice-secrets \
   --from-literal=secret-key="$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+kubectl -n boxoffice get secret boxoffice-s3 >/dev/null 2>&1 || kubectl -n boxoffice create secret generic boxoffice-s3 \
+  --from-literal=access-key-id=boxoffice \
+  --from-literal=secret-access-key="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+# The development PostgreSQL trusts the namespace (dependencies.yaml): the URLs carry no password.
 kubectl -n boxoffice get secret boxoffice-databases >/dev/null 2>&1 || kubectl -n boxoffice create secret generic boxoffice-databases \
   $(for s in identity catalog booking payments tickets analytics tracking music; do
-      printf -- '--from-literal=%s=postgresql+asyncpg://boxoffice:%s@host.minikube.internal:5432/%s ' "$s" "${POSTGRES_PASSWORD:?}" "$s"
+      printf -- '--from-literal=%s=postgresql+asyncpg://boxoffice@postgres:5432/%s ' "$s" "$s"
     done)
 kubectl -n boxoffice rollout status deployment --timeout=300s
 echo "boxoffice: https://boxoffice.minikube (add \"$(minikube ip) boxoffice.minikube\" to /etc/hosts)"
