@@ -22,7 +22,7 @@ from tests.deploy.conftest import DEPLOY, OVERLAYS
 
 Rendered = dict[str, list[dict[str, Any]]]
 SCHEMAS = DEPLOY / "k8s" / "schemas"
-KUBERNETES_VERSIONS = ("1.31.0",)  # a minor EKS and GKE both run (each version adds ~10 s to the test)
+KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")  # the oldest minor EKS and GKE still run, and the newest known
 CUSTOM_KINDS = {
     ("networking.istio.io/v1beta1", "VirtualService"),
     ("networking.istio.io/v1beta1", "DestinationRule"),
@@ -44,6 +44,19 @@ OBJECT_META = {
         "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _schemas_read_once() -> Any:
+    """kubernetes-validate reads its schema files (the definitions are megabytes) on every call: read each once."""
+    import functools
+
+    import kubernetes_validate.utils as utils
+
+    original = utils.schema_contents
+    utils.schema_contents = functools.lru_cache(maxsize=None)(original)
+    yield
+    utils.schema_contents = original
 
 
 def strict(schema: Any) -> Any:
