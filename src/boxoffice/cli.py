@@ -44,6 +44,7 @@ from boxoffice.platform.gateway import Gateway, HttpProxy
 from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
 from boxoffice.platform.settings import ServiceSettings, Settings, location
+from boxoffice.platform.tracing import configure_tracing
 from boxoffice.tickets.service import TicketsService
 from boxoffice.web.service import WebService
 
@@ -140,6 +141,7 @@ class Runtime:
         self, settings: Settings, names: Sequence[str], *, run_workers: bool, configs: Configs | None = None
     ) -> None:
         self.settings = settings
+        configure_tracing("+".join(names), settings.otel_endpoint)  # before any engine or client is made
         self.bus: Bus = build_bus(settings)
         self.clients = ServiceClients(settings, remote_urls(names))
         self.services = [

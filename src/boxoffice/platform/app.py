@@ -29,6 +29,7 @@ from boxoffice.platform.observability import RequestIdMiddleware
 from boxoffice.platform.problem_http import install_problem_handlers, problem_response
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.platform.settings import ServiceSettings, Settings
+from boxoffice.platform.tracing import instrument_app
 
 Worker = Callable[[], Coroutine[Any, Any, None]]
 
@@ -139,6 +140,7 @@ class Service:
         app.add_middleware(BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, overrides=self.body_limits)
         app.add_middleware(MetricsMiddleware, service=self.name)
         app.add_middleware(RequestIdMiddleware)
+        instrument_app(app)
         return app
 
 

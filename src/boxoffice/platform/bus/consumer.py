@@ -15,6 +15,7 @@ import structlog
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Consumer, Record
 from boxoffice.platform.metrics import BUS_CONSUMED
+from boxoffice.platform.tracing import consuming
 
 log = structlog.get_logger("boxoffice.consumer")
 
@@ -26,7 +27,9 @@ async def handle_batch(consumer: Consumer, records: list[Record], handler: Handl
     done: list[Record] = []
     try:
         for record in records:
-            await handler(record.envelope)
+            envelope = record.envelope
+            with consuming(consumer.group, record.topic, envelope.type, envelope.traceparent):
+                await handler(envelope)
             done.append(record)
             BUS_CONSUMED.labels(consumer.group, record.topic).inc()
     finally:
