@@ -122,7 +122,7 @@ def _env(svc: dict[str, Any]) -> list[dict[str, Any]]:
 def _container(svc: dict[str, Any], role: str) -> dict[str, Any]:
     api = role == "api"
     port = API_PORT if api else METRICS_PORT
-    args = ["serve", svc["name"]] if api else ["worker", svc["name"], "--metrics-port", str(METRICS_PORT)]
+    args = ["serve", svc["name"], "--drain-seconds", "5"] if api else ["worker", svc["name"], "--metrics-port", str(METRICS_PORT)]
     probe = {"httpGet": {"path": "/healthz" if api else "/metrics", "port": "http" if api else "metrics"}}
     container: dict[str, Any] = {
         "name": role,
@@ -153,7 +153,9 @@ def _container(svc: dict[str, Any], role: str) -> dict[str, Any]:
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "data", "mountPath": DATA_DIR}],
     }
     if api:
-        # Taken out of the Service's endpoints before SIGTERM arrives: the load balancer stops sending first.
+        # Zero-downtime rollouts: the pause lets the endpoint removal reach every proxy before SIGTERM; then
+        # `serve --drain-seconds 5` answers /readyz 503 while still serving, and uvicorn finishes what is in
+        # flight (30 s grace in all).
         container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", "5"]}}}
     return container
 
@@ -595,7 +597,7 @@ def compose(services: dict[str, dict[str, Any]]) -> str:
         depends.update({f"{c}-api": {"condition": "service_started"} for c in callees})
         api = {
             "image": f"{IMAGE}:${{BOXOFFICE_TAG:-dev}}",
-            "command": ["serve", name],
+            "command": ["serve", name, "--drain-seconds", "5"],
             "environment": shared_env,
             "volumes": [f"data:{DATA_DIR}"],
             "depends_on": depends,

@@ -21,9 +21,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, TypedDict
 
 import structlog
@@ -155,6 +156,8 @@ class Runtime:
             self.clients.register_local(service.name, service_app)
         self.run_workers = run_workers
         self._tasks: list[asyncio.Task[None]] = []
+        self.draining = False
+        """Set on SIGTERM by ``serve --drain-seconds``: /readyz answers 503 while requests still run."""
 
     async def start(self) -> None:
         await self.bus.start()
@@ -196,7 +199,7 @@ class Runtime:
         await self.bus.stop()
 
     async def readiness(self) -> dict[str, str]:
-        failures: dict[str, str] = {}
+        failures: dict[str, str] = {"process": "draining"} if self.draining else {}
         for service in self.services:
             try:
                 await asyncio.wait_for(service.check_ready(), timeout=5)
@@ -228,8 +231,37 @@ def build_embedded_app(settings: Settings) -> Gateway:
     return Runtime(settings, list(SERVICES), run_workers=True).gateway()
 
 
-def _serve(asgi: ASGIApp, settings: Settings, *, port: int | None = None) -> None:
-    uvicorn.run(
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with a drain before it stops: on the first SIGTERM ``on_drain`` runs at once (the process's
+    /readyz answers 503, so load balancers take it out), requests keep being served for ``drain_seconds``,
+    then uvicorn stops accepting and finishes the requests in flight. A second signal stops it at once."""
+
+    def __init__(self, config: uvicorn.Config, *, drain_seconds: float, on_drain: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.drain_seconds = drain_seconds
+        self.on_drain = on_drain
+        self._draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig != signal.SIGTERM or self.drain_seconds <= 0 or self._draining:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        self.on_drain()
+        log.info("draining before shutdown", seconds=self.drain_seconds)
+        loop = asyncio.get_event_loop()
+        loop.call_soon_threadsafe(loop.call_later, self.drain_seconds, super().handle_exit, sig, frame)
+
+
+def _serve(
+    asgi: ASGIApp,
+    settings: Settings,
+    *,
+    port: int | None = None,
+    drain_seconds: float = 0,
+    on_drain: Callable[[], None] = lambda: None,
+) -> None:
+    config = uvicorn.Config(
         asgi,
         host=settings.host,
         port=port or settings.port,
@@ -240,6 +272,7 @@ def _serve(asgi: ASGIApp, settings: Settings, *, port: int | None = None) -> Non
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
+    DrainingServer(config, drain_seconds=drain_seconds, on_drain=on_drain).run()
 
 
 @app.command()
@@ -289,7 +322,13 @@ def run(
 
 
 @app.command()
-def serve(service: str, port: Annotated[int | None, typer.Option(help="default: BOXOFFICE_PORT")] = None) -> None:
+def serve(
+    service: str,
+    port: Annotated[int | None, typer.Option(help="default: BOXOFFICE_PORT")] = None,
+    drain_seconds: Annotated[
+        float, typer.Option(help="on SIGTERM, answer /readyz 503 and keep serving this long before stopping")
+    ] = 0,
+) -> None:
     """Serve one service's HTTP API (its workers run under ``boxoffice worker``)."""
     settings = _settings()
     _service_class(service)
@@ -305,7 +344,11 @@ def serve(service: str, port: Annotated[int | None, typer.Option(help="default: 
 
     # Served alone, the service gets every path: its public API and the /internal/ calls of other services.
     gateway = Gateway([], check_ready=runtime.readiness, lifespan=lifespan, fallback=runtime.apps[service])
-    _serve(gateway, settings, port=port)
+
+    def drain() -> None:
+        runtime.draining = True
+
+    _serve(gateway, settings, port=port, drain_seconds=drain_seconds, on_drain=drain)
 
 
 @app.command()

@@ -60,7 +60,7 @@ def test_every_service_runs_its_api_and_its_workers(compose: dict[str, Any], gen
     services = compose["services"]
     for name, svc in generator.load_services().items():
         api = services[f"{name}-api"]
-        assert api["command"] == ["serve", name]
+        assert api["command"] == ["serve", name, "--drain-seconds", "5"]
         assert api["read_only"] is True and api["tmpfs"] == ["/tmp"] and api["user"].startswith("10001")
         assert api["cap_drop"] == ["ALL"]
         assert ("profiles" in api) == svc["pending"]  # announced services start with `--profile pending`
