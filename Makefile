@@ -9,8 +9,8 @@ UV     := $(BIN)/uv pip install --quiet --python $(BIN)/python
 run: $(VENV)/.runtime
 	$(BIN)/boxoffice run
 
-test: system-deps $(VENV)/.dev
-	$(BIN)/ruff check src tests loadtest
+test: system-deps $(VENV)/.dev $(VENV)/.checkov
+	$(BIN)/ruff check src tests loadtest deploy
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -33,10 +33,17 @@ $(VENV)/.dev: requirements-dev.lock pyproject.toml | $(BIN)/uv
 	$(UV) --no-deps -e .
 	touch $@ $(VENV)/.runtime
 
-# Re-pin every dependency after editing pyproject.toml.
+# checkov (the policy scan of deploy/, tests/deploy) in a venv of its own: its pins clash with ours.
+$(VENV)/.checkov: requirements-checkov.lock | $(BIN)/uv
+	$(BIN)/uv venv --quiet --allow-existing --python $(BIN)/python $(VENV)/checkov
+	$(BIN)/uv pip install --quiet --python $(VENV)/checkov/bin/python -r requirements-checkov.lock
+	touch $@
+
+# Re-pin every dependency after editing pyproject.toml (or requirements-checkov.in).
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile --quiet --python-version 3.11 pyproject.toml -o requirements.lock
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra dev pyproject.toml -o requirements-dev.lock
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements-checkov.in -o requirements-checkov.lock
 
 bench-bus: $(VENV)/.dev
 	$(BIN)/python loadtest/bus_throughput.py --backend sql

@@ -3,6 +3,9 @@
 #   postgresql   a real PostgreSQL the integration tests start on loopback (as the postgres user)
 #   chromium     the browser the Playwright tests (tests/browser) drive, with fonts to render the pages
 #   java 17      the JVM PyFlink starts for the Flink SQL differential test (deploy/flink/)
+#   prometheus   for promtool: tests/deploy checks the alert rules (`promtool test rules`) and every
+#                dashboard query of deploy/observability
+# (kubectl, hadolint, checkov and the schema validators of tests/deploy come from PyPI: pyproject.toml.)
 set -euo pipefail
 
 need=()
@@ -12,6 +15,7 @@ command -v runuser >/dev/null || need+=(util-linux)
 [ -d /usr/share/fonts/truetype/liberation ] || need+=(fonts-liberation)
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v promtool >/dev/null || need+=(prometheus)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
@@ -24,6 +28,10 @@ echo "installing Debian packages: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian's prometheus package may start a server of its own; the tests only need promtool.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+  systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true
+fi
 # The package may start a cluster of its own; the tests start theirs on a free port and need none.
 if command -v pg_lsclusters >/dev/null; then
   pg_lsclusters -h 2>/dev/null | while read -r version cluster _; do

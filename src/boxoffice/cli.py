@@ -8,20 +8,27 @@
     boxoffice seed              add the demo catalog (events, stations, trains, runs) and publish it
     boxoffice bus dead-letters  list the events consumer groups gave up on
     boxoffice bus replay ID     hand one dead letter to its group's handler again
+    boxoffice routes            the route table as JSON (deploy/generate.py builds ingress and manifests from it)
+    boxoffice package-lambda Z  the ticket-generator function's AWS Lambda bundle (a zip)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, TypedDict
 
 import structlog
 import typer
@@ -45,6 +52,7 @@ from boxoffice.platform.gateway import Gateway, HttpProxy
 from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
 from boxoffice.platform.settings import ServiceSettings, Settings, location
+from boxoffice.platform.tracing import configure_tracing
 from boxoffice.tickets.service import TicketsService
 from boxoffice.tracking.service import TrackingService
 from boxoffice.waitingroom import fairness
@@ -120,6 +128,37 @@ def gateway_routes(service: type[Service]) -> list[str]:
     return [*service.routes, f"/api/{service.name}"]
 
 
+class RouteEntry(TypedDict):
+    routes: list[str]
+    has_database: bool
+    has_workers: bool
+    consumers: dict[str, list[str]]
+
+
+def route_table() -> dict[str, RouteEntry]:
+    """Every registered service: the paths the gateway sends to it, and what its workers consume.
+
+    Built from the same ``SERVICES`` and ``gateway_routes`` as the embedded gateway; nothing is started (the
+    services are constructed on a throw-away SQLite bus only to read their consumer groups).
+    """
+    table: dict[str, RouteEntry] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = Settings(data_dir=Path(scratch), mode="dev")
+        bus = build_bus(settings)
+        clients = ServiceClients(settings, {})
+        for name, cls in SERVICES.items():
+            service = cls(settings, bus=bus, clients=clients)
+            groups = {group: list(topics) for group, (topics, _) in service.consumers().items()}
+            groups.update({group: list(topics) for group, topics in cls.own_consumer_groups.items()})
+            table[name] = RouteEntry(
+                routes=gateway_routes(cls),
+                has_database=cls.has_database,
+                has_workers=cls.has_workers,
+                consumers=dict(sorted(groups.items())) if cls.has_workers else {},
+            )
+    return table
+
+
 class Runtime:
     """Everything one process runs: the bus, the services living here, and (optionally) their workers."""
 
@@ -127,6 +166,7 @@ class Runtime:
         self, settings: Settings, names: Sequence[str], *, run_workers: bool, configs: Configs | None = None
     ) -> None:
         self.settings = settings
+        configure_tracing("+".join(names), settings.otel_endpoint)  # before any engine or client is made
         self.bus: Bus = build_bus(settings)
         self.clients = ServiceClients(settings, remote_urls(names))
         self.services = [
@@ -140,6 +180,8 @@ class Runtime:
             self.clients.register_local(service.name, service_app)
         self.run_workers = run_workers
         self._tasks: list[asyncio.Task[None]] = []
+        self.draining = False
+        """Set on SIGTERM by ``serve --drain-seconds``: /readyz answers 503 while requests still run."""
 
     async def start(self) -> None:
         await self.bus.start()
@@ -181,7 +223,7 @@ class Runtime:
         await self.bus.stop()
 
     async def readiness(self) -> dict[str, str]:
-        failures: dict[str, str] = {}
+        failures: dict[str, str] = {"process": "draining"} if self.draining else {}
         for service in self.services:
             try:
                 await asyncio.wait_for(service.check_ready(), timeout=5)
@@ -215,8 +257,37 @@ def build_embedded_app(settings: Settings) -> Gateway:
     return Runtime(settings, list(SERVICES), run_workers=True).gateway()
 
 
-def _serve(asgi: ASGIApp, settings: Settings, *, port: int | None = None) -> None:
-    uvicorn.run(
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with a drain before it stops: on the first SIGTERM ``on_drain`` runs at once (the process's
+    /readyz answers 503, so load balancers take it out), requests keep being served for ``drain_seconds``,
+    then uvicorn stops accepting and finishes the requests in flight. A second signal stops it at once."""
+
+    def __init__(self, config: uvicorn.Config, *, drain_seconds: float, on_drain: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.drain_seconds = drain_seconds
+        self.on_drain = on_drain
+        self._draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig != signal.SIGTERM or self.drain_seconds <= 0 or self._draining:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        self.on_drain()
+        log.info("draining before shutdown", seconds=self.drain_seconds)
+        loop = asyncio.get_event_loop()
+        loop.call_soon_threadsafe(loop.call_later, self.drain_seconds, super().handle_exit, sig, frame)
+
+
+def _serve(
+    asgi: ASGIApp,
+    settings: Settings,
+    *,
+    port: int | None = None,
+    drain_seconds: float = 0,
+    on_drain: Callable[[], None] = lambda: None,
+) -> None:
+    config = uvicorn.Config(
         asgi,
         host=settings.host,
         port=port or settings.port,
@@ -227,6 +298,7 @@ def _serve(asgi: ASGIApp, settings: Settings, *, port: int | None = None) -> Non
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
+    DrainingServer(config, drain_seconds=drain_seconds, on_drain=on_drain).run()
 
 
 @app.command()
@@ -301,7 +373,13 @@ def run(
 
 
 @app.command()
-def serve(service: str, port: Annotated[int | None, typer.Option(help="default: BOXOFFICE_PORT")] = None) -> None:
+def serve(
+    service: str,
+    port: Annotated[int | None, typer.Option(help="default: BOXOFFICE_PORT")] = None,
+    drain_seconds: Annotated[
+        float, typer.Option(help="on SIGTERM, answer /readyz 503 and keep serving this long before stopping")
+    ] = 0,
+) -> None:
     """Serve one service's HTTP API (its workers run under ``boxoffice worker``)."""
     settings = _settings()
     _service_class(service)
@@ -317,14 +395,27 @@ def serve(service: str, port: Annotated[int | None, typer.Option(help="default: 
 
     # Served alone, the service gets every path: its public API and the /internal/ calls of other services.
     gateway = Gateway([], check_ready=runtime.readiness, lifespan=lifespan, fallback=runtime.apps[service])
-    _serve(gateway, settings, port=port)
+
+    def drain() -> None:
+        runtime.draining = True
+
+    _serve(gateway, settings, port=port, drain_seconds=drain_seconds, on_drain=drain)
 
 
 @app.command()
-def worker(service: str) -> None:
+def worker(
+    service: str,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve /metrics on this port (Prometheus scrapes workers there)")
+    ] = None,
+) -> None:
     """Run one service's workers: its outbox relay, its consumers and its senders."""
     settings = _settings()
     _service_class(service)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=settings.host)
 
     async def main() -> None:
         runtime = Runtime(settings, [service], run_workers=True)
@@ -339,6 +430,91 @@ def worker(service: str) -> None:
             await runtime.stop()
 
     asyncio.run(main())
+
+
+@app.command()
+def routes() -> None:
+    """Print the route table (services, their gateway paths, workers and consumer groups) as JSON."""
+    typer.echo(json.dumps(route_table(), indent=2, sort_keys=True))
+
+
+LAMBDA_HANDLER = "boxoffice.tickets.functions.handle"
+LAMBDA_PACKAGES = ("boxoffice/__init__.py", "boxoffice/py.typed", "boxoffice/platform", "boxoffice/tickets")
+LAMBDA_LAZY_IMPORTS = (
+    # Imported on first use rather than by the handler's module: the database drivers and the S3 client.
+    "aiosqlite",
+    "asyncpg",
+    "boto3",
+    "sqlalchemy.dialects.postgresql.asyncpg",
+    "sqlalchemy.dialects.sqlite.aiosqlite",
+)
+
+
+def _lambda_distributions() -> list[str]:
+    """The installed distributions the function imports (found by importing it in a fresh interpreter)."""
+    module = LAMBDA_HANDLER.rsplit(".", 1)[0]
+    probe = (
+        "import importlib, json, sys\n"
+        f"for name in {[module, *LAMBDA_LAZY_IMPORTS]!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+    top_level: list[str] = json.loads(found.stdout)
+    from importlib.metadata import packages_distributions
+
+    owners = packages_distributions()
+    packaging_tools = {"boxoffice", "pip", "setuptools", "wheel"}  # site's .pth hooks load setuptools' shim
+    return sorted({dist for name in top_level for dist in owners.get(name, []) if dist.lower() not in packaging_tools})
+
+
+def build_lambda_zip(out: Path) -> dict[str, int]:
+    """Write the ticket-generator bundle: the function's boxoffice packages and the distributions it imports."""
+    from importlib.metadata import distribution
+
+    import boxoffice
+
+    written: set[str] = set()
+    counts = {"boxoffice_files": 0, "distributions": 0, "files": 0}
+
+    def add(archive: zipfile.ZipFile, source: Path, name: str) -> None:
+        if name in written or "__pycache__" in name or name.endswith((".pyc", ".pyo")):
+            return
+        written.add(name)
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # reproducible: no build time inside
+        info.external_attr = (0o755 if os.access(source, os.X_OK) else 0o644) << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, source.read_bytes(), compresslevel=1)  # level 1: a third of the time, 5% bigger
+        counts["files"] += 1
+
+    root = Path(boxoffice.__file__).resolve().parent.parent
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w") as archive:
+        for entry in LAMBDA_PACKAGES:
+            path = root / entry
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            for source in files:
+                add(archive, source, source.relative_to(root).as_posix())
+                counts["boxoffice_files"] += 1
+        for name in _lambda_distributions():
+            dist = distribution(name)
+            counts["distributions"] += 1
+            for member in sorted(dist.files or [], key=str):
+                found = Path(str(dist.locate_file(member))).resolve()
+                relative = Path(os.path.normpath(str(member)))
+                if found.is_file() and relative.parts[0] not in ("..", "bin"):  # scripts live outside the zip
+                    add(archive, found, relative.as_posix())
+    return counts
+
+
+@app.command("package-lambda")
+def package_lambda(out: Path) -> None:
+    """Build the ticket-generator function's AWS Lambda bundle (handler: boxoffice.tickets.functions.handle).
+
+    The zip holds the boxoffice platform and tickets packages and every installed distribution the function
+    imports, copied from this environment: build it with the Python and platform Lambda runs (3.11, Linux).
+    """
+    counts = build_lambda_zip(out)
+    typer.echo(f"{out}: handler {LAMBDA_HANDLER}; " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
 def _run_processes(settings: Settings) -> None:

@@ -35,6 +35,7 @@ from boxoffice.platform.periodic import repeat
 from boxoffice.platform.problem_http import install_problem_handlers, problem_openapi, problem_response
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.platform.settings import ServiceSettings, Settings
+from boxoffice.platform.tracing import instrument_app
 
 Worker = Callable[[], Coroutine[Any, Any, None]]
 IDEMPOTENCY_PURGE_INTERVAL = 600.0
@@ -55,6 +56,9 @@ class Service:
     """False for a service that keeps nothing (web): no migrations, no outbox relay."""
     has_workers: ClassVar[bool] = True
     """False for a service with nothing to run in the background: ``run --processes`` starts no worker."""
+    own_consumer_groups: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Consumer groups a service runs in loops of its own rather than through ``consumers()`` (batching
+    processors): named here so deployments can scale their workers on those groups' lag."""
     settings_class: ClassVar[type[ServiceSettings]] = ServiceSettings
     """This service's own settings (``BOXOFFICE_<SERVICE>_*``)."""
 
@@ -165,6 +169,7 @@ class Service:
         app.add_middleware(MetricsMiddleware, service=self.name)
         app.add_middleware(AccessLogMiddleware, service=self.name)
         app.add_middleware(RequestIdMiddleware)
+        instrument_app(app)
         return app
 
 

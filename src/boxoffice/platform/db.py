@@ -33,6 +33,7 @@ from sqlalchemy.types import TypeDecorator
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.bus.tables import outbox_insert
 from boxoffice.platform.sqlite_inline import inline_creator
+from boxoffice.platform.tracing import instrument_engines
 
 T = TypeVar("T")
 
@@ -85,6 +86,7 @@ class Database:
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=30
             )
             self.read_engine = self.engine
+        instrument_engines(self.engine, self.read_engine)
 
     @property
     def dialect(self) -> str:

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     log_level: str = "INFO"
     log_json: bool = True
+    otel_endpoint: str | None = None
+    """An OTLP/HTTP collector for traces (e.g. http://otel-collector:4318); unset: no span leaves the process."""
     max_body_bytes: int = 1_048_576
     sqlite_inline: bool = True
     """Run SQLite statements on the event loop's thread (one process only; ``run --processes`` turns it off)."""

@@ -21,6 +21,7 @@ PROCESSOR_GROUP = "tracking-processor"
 
 
 class TrackingService(Service):
+    own_consumer_groups: ClassVar[dict[str, tuple[str, ...]]] = {"tracking-processor": ("user-tracking-events",)}
     name = "tracking"
     settings_class = TrackingSettings
     config: TrackingSettings

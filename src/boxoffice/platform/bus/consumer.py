@@ -21,6 +21,7 @@ from boxoffice.platform.bus.deadletters import DeadLetters, describe
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Consumer, Record
 from boxoffice.platform.metrics import BUS_CONSUMED, BUS_DEAD_LETTERS
+from boxoffice.platform.tracing import consuming
 
 log = structlog.get_logger("boxoffice.consumer")
 
@@ -58,8 +59,10 @@ async def handle_batch(
         for record in records:
             if (record.topic, record.partition) in stopped:
                 continue
+            envelope = record.envelope
             try:
-                await handler(record.envelope)
+                with consuming(consumer.group, record.topic, envelope.type, envelope.traceparent):
+                    await handler(envelope)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -10,6 +10,7 @@ from typing import Any
 import uuid_utils
 
 from boxoffice.platform.jsonutil import dumps, loads
+from boxoffice.platform.tracing import current_traceparent
 
 
 def uuid7() -> str:
@@ -77,5 +78,5 @@ def new_event(
         key=key,
         data=data,
         topic=topic,
-        traceparent=traceparent,
+        traceparent=traceparent if traceparent is not None else current_traceparent(),
     )

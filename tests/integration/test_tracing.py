@@ -1,0 +1,124 @@
+"""One purchase is one trace: the payment request, booking's confirmation it calls, the SQL of both, and the
+tickets consumer that handles the ``ticket-bookings`` event later (the envelope's ``traceparent``), on SQLite
+and PostgreSQL, over the sql bus and Kafka, collected by the SDK's in-memory exporter."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from boxoffice.booking.deps import BookingSettings
+from boxoffice.payments.deps import PaymentsSettings
+from boxoffice.platform import tracing
+from boxoffice.platform.bus.envelope import new_event
+from boxoffice.platform.settings import Settings
+from boxoffice.tickets.deps import TicketsSettings
+from tests.harness.app import running, wait_for
+from tests.harness.booking import CARD_OK, general_event, publish_event, token_for
+from tests.harness.postgres import create_database
+
+
+class Switchable(SpanExporter):
+    """The in-memory exporter, switched off when the test ends (the provider keeps its processors)."""
+
+    def __init__(self) -> None:
+        self.memory = InMemorySpanExporter()
+        self.on = True
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.memory.export(spans) if self.on else SpanExportResult.SUCCESS
+
+    def spans(self) -> tuple[ReadableSpan, ...]:
+        return self.memory.get_finished_spans()
+
+
+@pytest.fixture
+def exporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[Switchable]:
+    found = Switchable()
+    tracing.configure_tracing("test", None, exporter=found)
+    yield found
+    found.on = False
+    found.memory.clear()
+    monkeypatch.setattr(tracing, "_exporting", False)
+
+
+@pytest.fixture(params=["sqlite-sql", "postgres-sql", "sqlite-kafka"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Settings, Callable[[str], str]]:
+    database, bus = request.param.split("-")
+    if database == "postgres":
+        admin = request.getfixturevalue("postgres_admin_url")
+
+        def factory(name: str) -> str:
+            return create_database(admin, prefix=name)
+    else:
+        def factory(name: str) -> str:
+            return f"sqlite+aiosqlite:///{tmp_path / name}.db"
+    if bus == "kafka":
+        bootstrap = request.getfixturevalue("kafka_bootstrap")
+        settings = Settings(data_dir=tmp_path, demo=False, bus="kafka", kafka_bootstrap_servers=bootstrap,
+                            kafka_session_timeout_ms=2_000, kafka_heartbeat_interval_ms=300,
+                            kafka_rebalance_timeout_ms=1_000)
+    else:
+        settings = Settings(data_dir=tmp_path, demo=False, bus_database_url=factory("bus"))
+    return settings, factory
+
+
+def test_the_envelope_carries_the_current_span_and_nothing_outside_one() -> None:
+    assert new_event("t", source="s", key="k", data={}, topic="x").traceparent is None
+    tracing.configure_tracing("test", None)
+    with tracing.tracer.start_as_current_span("request") as span:
+        traceparent = new_event("t", source="s", key="k", data={}, topic="x").traceparent
+    assert traceparent is not None
+    assert traceparent.split("-")[1] == format(span.get_span_context().trace_id, "032x")
+
+
+async def test_one_purchase_is_one_trace(exporter: Switchable, setup: tuple[Settings, Callable[[str], str]]) -> None:
+    settings, db = setup
+    configs = {
+        "booking": BookingSettings(database_url=db("booking")),
+        "payments": PaymentsSettings(database_url=db("payments")),
+        "tickets": TicketsSettings(database_url=db("tickets")),
+    }
+    async with running(settings, ["identity", "booking", "payments", "tickets"], configs=configs) as app:
+        event = general_event()
+        await publish_event(app, event)
+        buyer = token_for(app)
+        body = {"event_id": event["event_id"], "section_id": event["sections"][0]["section_id"], "quantity": 2}
+        hold = (await app.client.post("/api/holds", json=body, headers=buyer)).json()
+        order = (await app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=buyer)).json()
+        paid = await app.client.post(f"/api/orders/{order['id']}/payment", json=CARD_OK,
+                                     headers={**buyer, "Idempotency-Key": str(uuid.uuid4())})
+        assert paid.status_code == 200, paid.text
+
+        def spans_named(prefix: str, kind: SpanKind) -> list[ReadableSpan]:
+            return [s for s in exporter.spans() if s.name.startswith(prefix) and s.kind == kind]
+
+        async def tickets_consumed() -> list[ReadableSpan]:
+            return [s for s in spans_named("ticket-bookings process", SpanKind.CONSUMER)
+                    if s.attributes and s.attributes.get("messaging.consumer.group.name") == "tickets.bookings"]
+
+        consumed = await wait_for(tickets_consumed, timeout=30)
+
+    (payment,) = spans_named("POST /api/orders/{order_id}/payment", SpanKind.SERVER)
+    # In one process booking's app runs inside the payments call: an INTERNAL span of the caller's (a SERVER
+    # span with the caller's traceparent header between processes).
+    confirms = [s for s in exporter.spans() if s.name == "POST /internal/orders/{order_id}/confirm"]
+    assert confirms and all(s.kind in (SpanKind.SERVER, SpanKind.INTERNAL) for s in confirms)
+    trace_id = payment.context.trace_id
+    assert {s.context.trace_id for s in confirms} == {trace_id}  # payments -> booking over HTTP
+    assert {s.context.trace_id for s in consumed} == {trace_id}  # booking -> outbox -> bus -> tickets
+    in_trace = [s for s in exporter.spans() if s.context.trace_id == trace_id]
+    services = {str(s.resource.attributes.get("service.name")) for s in in_trace}
+    assert services  # one process here: its resource names every service it runs
+    sql = [s for s in in_trace if s.kind == SpanKind.CLIENT and s.attributes and "db.system" in s.attributes]
+    assert sql, "no SQL spans in the purchase's trace"
+    # The hold and the order were other requests: other traces (a browser starts one per click).
+    hold_spans = spans_named("POST /api/holds", SpanKind.SERVER)
+    assert hold_spans and all(s.context.trace_id != trace_id for s in hold_spans)
