@@ -220,3 +220,15 @@ async def test_the_booking_client_says_unavailable_when_booking_is_not_deployed(
 
     with pytest.raises(ServiceUnavailable):
         await BookingOrders(nowhere).get("o1")
+
+
+async def test_a_replayed_payment_says_it_is_a_replay(app: Running) -> None:
+    buyer = token_for(app)
+    order = await order_for(app, buyer)
+    keyed = {**buyer, "Idempotency-Key": "pay-once"}
+    url = f"/api/orders/{order['id']}/payment"
+    first = await app.client.post(url, json=CARD_OK, headers=keyed)
+    assert first.status_code == 200 and "idempotent-replayed" not in first.headers
+    again = await app.client.post(url, json=CARD_OK, headers=keyed)
+    assert again.status_code == 200 and again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"

@@ -24,7 +24,7 @@ from boxoffice.platform.settings import Settings
 from boxoffice.waitingroom import domain, fairness, handlers, store
 from boxoffice.waitingroom.deps import WaitingRoomSettings
 from tests.harness.app import FakeClock, Running, running, wait_for
-from tests.harness.booking import token_for
+from tests.harness.booking import CARD_OK, token_for
 
 SECRET = Settings().secret
 
@@ -351,3 +351,49 @@ async def test_a_queued_sale_sells_only_to_buyers_the_room_admitted(tmp_path: Pa
         assert borrowed.status_code == 403  # an admission is for one account
         forged = await app.client.post("/api/holds", json=hold, headers={**ann, "X-Admission": token[:-3] + "abc"})
         assert forged.status_code == 403
+
+
+async def test_a_sale_sold_out_over_the_bus_closes_its_line(tmp_path: Path) -> None:
+    """Booking's confirmations reach the room through the bus, and the last ticket closes the line."""
+    configs = {"waitingroom": WaitingRoomSettings(tick_seconds=0.1)}
+    names = ["identity", "catalog", "booking", "payments", "waitingroom"]
+    async with running(Settings(data_dir=tmp_path, demo=False), names, configs=configs) as app:
+        admin = token_for(app, roles=("admin",))
+        on_sale = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+        body = {
+            "name": "Tiny Club Night", "category": "concert", "venue": "Cellar", "city": "Leeds", "currency": "GBP",
+            "starts_at": (on_sale + timedelta(days=9)).isoformat(),
+            "sections": [{"name": "Floor", "price": 1500, "capacity": 2}],
+            "queue": {"on_sale_at": on_sale.isoformat(), "admit_per_minute": 60},
+        }
+        created = (await app.client.post("/api/events", json=body, headers=admin)).json()
+        event_id, section_id = created["id"], created["sections"][0]["id"]
+        buyers = [token_for(app) for _ in range(4)]
+
+        async def joined() -> bool:
+            return (await app.client.post(f"/api/queue/{event_id}/join", headers=buyers[0])).status_code == 200
+
+        await wait_for(joined)
+        for buyer in buyers[1:]:
+            await join(app, event_id, buyer)
+
+        async def admitted_place() -> dict[str, Any] | None:
+            place = await me(app, event_id, buyers[0])
+            return place if place["admission"] else None
+
+        admission = (await wait_for(admitted_place))["admission"]["token"]
+        headers = {**buyers[0], "X-Admission": admission}
+        hold = await app.client.post(
+            "/api/holds", json={"event_id": event_id, "section_id": section_id, "quantity": 2}, headers=headers
+        )
+        assert hold.status_code == 201, hold.text
+        order = (await app.client.post("/api/orders", json={"hold_id": hold.json()["id"]}, headers=headers)).json()
+        paid = await app.client.post(f"/api/orders/{order['id']}/payment", json=CARD_OK, headers=headers)
+        assert paid.status_code == 200, paid.text
+
+        async def closed() -> bool:
+            return (await me(app, event_id, buyers[3]))["reason"] == "sold_out"
+
+        await wait_for(closed)
+        late = await app.client.post(f"/api/queue/{event_id}/join", headers=token_for(app))
+        assert late.status_code == 410

@@ -27,7 +27,7 @@ from boxoffice.platform.auth import Principal
 from boxoffice.platform.bus.envelope import uuid7
 from boxoffice.platform.bus.tables import claim_inbox
 from boxoffice.platform.db import UnitOfWork
-from boxoffice.platform.idempotency import IdempotencyMismatch, request_hash
+from boxoffice.platform.idempotency import IdempotencyMismatch, mark_replayed, request_hash
 from boxoffice.platform.metrics import counter
 
 log = structlog.get_logger("boxoffice.payments")
@@ -52,6 +52,8 @@ async def pay_order(deps: PaymentsDeps, cmd: PayOrder, *, actor: Principal) -> P
         payment = await _start(deps, actor, order, card, key, body_hash)
     elif payment.request_hash != body_hash:
         raise IdempotencyMismatch("This Idempotency-Key was used for another payment.")
+    else:
+        mark_replayed()  # the same key and body: the answer says it is a replay (Idempotent-Replayed: true)
     return await _advance(deps, payment, order, card, actor=actor.id)
 
 

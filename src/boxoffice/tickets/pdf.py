@@ -13,12 +13,15 @@ import logging
 import multiprocessing
 import unicodedata
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import segno
 from fpdf import FPDF
+
+from boxoffice.platform.observability import configure_worker_logging
 
 QR_SIZE_MM = 62.0
 QR_MASK = 2
@@ -149,18 +152,33 @@ class PdfRenderer:
     """Renders PDFs in worker processes (``processes``; 0: in a thread of this one): rendering is pure
     Python and would otherwise hold the interpreter lock that the service's requests need."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, *, log_level: str = "INFO", log_json: bool = True) -> None:
         self.processes = processes
+        self.log_level, self.log_json = log_level, log_json
         self._pool: ProcessPoolExecutor | None = None
 
     async def __call__(self, docs: list[TicketDocument]) -> list[bytes | None]:
         if self.processes <= 0:
             return await asyncio.to_thread(render_many, docs)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): this pool takes no more work, ever. A new pool renders
+            # the batch; without it the service would issue no PDF again until restarted.
+            self.close()
+            return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs)
+
+    def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: this process runs threads (database drivers) that a fork would copy mid-lock.
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, render_many, docs)
+            self._pool = ProcessPoolExecutor(
+                self.processes,
+                mp_context=context,
+                initializer=configure_worker_logging,  # the workers' log lines are JSON like the service's
+                initargs=(self.log_level, self.log_json),
+            )
+        return self._pool
 
     def close(self) -> None:
         if self._pool is not None:

@@ -49,7 +49,7 @@ class TicketsService(Service):
             orders=BookingOrders(lambda: clients.get("booking")),
             objects=self.objects,
             keys=TicketKeys(),  # loaded in on_start, once the database is reachable
-            render=PdfRenderer(self.config.pdf_processes),
+            render=PdfRenderer(self.config.pdf_processes, log_level=settings.log_level, log_json=settings.log_json),
             pdf_wanted=asyncio.Event(),
         )
 

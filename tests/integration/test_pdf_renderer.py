@@ -1,0 +1,29 @@
+"""Ticket PDFs render in worker processes; a worker that dies must not stop PDFs for good."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from boxoffice.tickets.pdf import PdfRenderer, TicketDocument
+
+DETAILS = {"name": "Aurora Live", "venue": "Paradiso", "city": "Amsterdam", "starts_at": "2027-01-02T19:30:00Z"}
+
+
+def ticket(n: int) -> TicketDocument:
+    return TicketDocument(f"ticket-{n}", "order-1", "event", "Ann Fan", f"code-{n}", f"A-{n}", "Floor", DETAILS)
+
+
+async def test_a_killed_pdf_worker_is_replaced_and_the_batch_still_renders() -> None:
+    render = PdfRenderer(1)
+    try:
+        first = await render([ticket(1)])
+        assert first[0] is not None and first[0].startswith(b"%PDF")
+        pool = render._executor()
+        for pid in list(pool._processes):  # the worker dies, as an out-of-memory kill would do it
+            os.kill(pid, signal.SIGKILL)
+        again = await render([ticket(2), ticket(3)])
+        assert all(pdf is not None and pdf.startswith(b"%PDF") for pdf in again)
+        assert render._executor() is not pool  # a new pool took over
+    finally:
+        render.close()
