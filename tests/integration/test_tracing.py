@@ -70,9 +70,8 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Settings, Cal
     return settings, factory
 
 
-def test_the_envelope_carries_the_current_span_and_nothing_outside_one() -> None:
+def test_the_envelope_carries_the_current_span_and_nothing_outside_one(exporter: Switchable) -> None:
     assert new_event("t", source="s", key="k", data={}, topic="x").traceparent is None
-    tracing.configure_tracing("test", None)
     with tracing.tracer.start_as_current_span("request") as span:
         traceparent = new_event("t", source="s", key="k", data={}, topic="x").traceparent
     assert traceparent is not None

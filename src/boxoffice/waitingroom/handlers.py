@@ -235,12 +235,20 @@ async def apply_catalog_event(deps: WaitingRoomDeps, envelope: Envelope) -> None
         await uow.commit()
 
 
+async def _has_room(deps: WaitingRoomDeps, event_id: str) -> bool:
+    """Rooms are made from catalog events, which come before any booking of their sale."""
+    async with deps.db.read() as conn:
+        return await store.room(conn, event_id) is not None
+
+
 async def apply_booking(deps: WaitingRoomDeps, envelope: Envelope) -> None:
     """Confirmed and cancelled orders move the sold count; a sale that sells out closes its line."""
     data = envelope.data
     tickets = int(data.get("ticket_count") or 0)
     if data.get("status") == "cancelled":
         tickets = -tickets
+    if not await _has_room(deps, str(data.get("event_id"))):
+        return  # most sales have no line: no write at all for them (this runs for every order)
     async with deps.db.uow() as uow:
         if not await claim_inbox(uow.conn, BOOKINGS_GROUP, envelope.id):
             return
@@ -257,6 +265,8 @@ async def apply_hold(deps: WaitingRoomDeps, envelope: Envelope) -> None:
     if envelope.type != "booking.hold-placed":
         return
     event_id, user_id = str(envelope.data.get("event_id")), str(envelope.data.get("user_id"))
+    if not await _has_room(deps, event_id):
+        return  # every hold of every sale comes here; only queued sales need a write
     async with deps.db.uow() as uow:
         if not await claim_inbox(uow.conn, HOLDS_GROUP, envelope.id):
             return
