@@ -270,10 +270,10 @@ async def arrivals(conn: AsyncConnection, event_id: str) -> list[Any]:
 
 
 async def close_line(conn: AsyncConnection, event_id: str, now: datetime) -> int:
-    """Sold out: everyone still waiting leaves the line at once."""
+    """Sold out: everyone still in line leaves it at once, admitted or not (nothing is left to buy)."""
     result = await conn.execute(
         update(places)
-        .where(places.c.event_id == event_id, places.c.status == PlaceStatus.WAITING)
+        .where(places.c.event_id == event_id, places.c.status.in_([PlaceStatus.WAITING, PlaceStatus.ADMITTED]))
         .values(status=PlaceStatus.CLOSED, reason=CloseReason.SOLD_OUT)
     )
     await update_room(conn, event_id, status=RoomStatus.CLOSED, closed_at=now)
