@@ -24,6 +24,7 @@ import json
 import math
 import os
 import random
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,7 @@ from boxoffice.platform.settings import Settings  # noqa: E402
 from tests.harness.net import free_port  # noqa: E402
 
 CARD = {"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"}
-SECRET = "waiting-room-benchmark-secret-0123456789abcdef"
+SECRET = secrets.token_urlsafe(32)  # this run's throw-away server only
 
 
 @dataclass
