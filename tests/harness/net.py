@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -24,8 +25,14 @@ def wait_for_port(port: int, *, timeout: float = 20.0, host: str = "127.0.0.1") 
 
 
 def free_port_range(count: int) -> int:
-    """A first port such that ``count`` consecutive loopback ports are free (for ``run --processes``)."""
-    for base in range(21000, 60000, 97):
+    """A first port such that ``count`` consecutive loopback ports are free (for ``run --processes``).
+
+    Each pytest-xdist worker searches its own stretch of ports, so two workers never pick the same range
+    between this check and their servers binding it.
+    """
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    start = 21000 + (worker % 8) * 4800
+    for base in range(start, start + 4800 - count, 97):
         sockets = []
         try:
             for port in range(base, base + count):
