@@ -357,16 +357,19 @@ class RateWatch:
 
     def observe(self, session_id: str, ts: datetime) -> bool:
         """Count one event; True when its session is (or once was) too fast to be a person."""
-        minute = int(ts.timestamp() // 60)
-        current, count = self._counts.pop(session_id, (minute, 0))
-        count = count + 1 if current == minute else 1
-        self._counts[session_id] = (minute, count)
+        minute = int(ts.timestamp()) // 60
+        counts = self._counts
+        current = counts.get(session_id)
+        if current is not None:
+            counts.move_to_end(session_id)
+        count = current[1] + 1 if current is not None and current[0] == minute else 1
+        counts[session_id] = (minute, count)
         if count > self.max_per_minute:
             self._flagged[session_id] = None
-        while len(self._counts) > self.max_sessions:
-            self._counts.popitem(last=False)
-        while len(self._flagged) > self.max_sessions:
-            self._flagged.popitem(last=False)
+            while len(self._flagged) > self.max_sessions:
+                self._flagged.popitem(last=False)
+        if len(counts) > self.max_sessions:
+            counts.popitem(last=False)
         return session_id in self._flagged
 
 

@@ -124,7 +124,7 @@ def _sqlite_time(moment: datetime) -> str:
     """As ``UtcDateTime`` stores it on SQLite: naive UTC, microseconds always written."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return moment.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
 
 
 async def _copy_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> int:
