@@ -87,6 +87,14 @@ def test_a_valid_batch_is_read_in_one_pass_and_event_ids_are_lower_cased() -> No
     assert domain.parse_time(parsed.accepted[1]["ts"]) == datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
 
 
+def test_props_that_could_not_travel_are_rejected_not_an_error() -> None:
+    huge = b'{"events": [%s]}' % json.dumps(event(props={"n": 1})).replace('"n": 1', '"n": 123456789012345678901234567890').encode()
+    parsed = parse_batch(huge, limits=LIMITS, now=NOW)
+    assert parsed.rejected == [(0, "props: props must hold only JSON values of common sizes")]
+    with pytest.raises(domain.MalformedBatch):  # valid JSON for pydantic, not for orjson: refused, not a 500
+        parse_batch(b'{"events": [{"props": {"x": 1e400}}]}', limits=LIMITS, now=NOW)
+
+
 def test_a_date_that_does_not_exist_is_rejected_not_an_error() -> None:
     parsed = parse_batch(body(event(ts="2026-02-30T12:00:00Z"), event()), limits=LIMITS, now=NOW)
     assert parsed.rejected == [(0, "ts: not a valid date and time")] and len(parsed.accepted) == 1

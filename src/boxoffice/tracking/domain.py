@@ -80,7 +80,11 @@ class Element(TypedDict, total=False):
 
 
 def _small_props(value: dict[str, Any]) -> dict[str, Any]:
-    if len(dumps(value)) > MAX_PROPS_BYTES:
+    try:
+        size = len(dumps(value))
+    except TypeError:  # orjson's: an integer beyond 64 bits, say; the event could not travel on the bus
+        raise ValueError("props must hold only JSON values of common sizes") from None
+    if size > MAX_PROPS_BYTES:
         raise ValueError(f"props must stay under {MAX_PROPS_BYTES} bytes")
     return value
 
@@ -199,7 +203,10 @@ def _salvage(
             continue
         where = ".".join(str(part) for part in loc) or "body"
         raise InvalidBatch(f"The body is not a batch of events: {where}: {error['msg']}.") from None
-    items: list[Any] = loads(body)["events"]  # valid JSON, with a list of events: only events failed
+    try:
+        items: list[Any] = loads(body)["events"]  # valid JSON, with a list of events: only events failed
+    except (ValueError, KeyError, TypeError):  # a number orjson will not read, say
+        raise MalformedBatch("The body is not JSON this collector can read.") from None
     if len(items) > limits.max_events:
         raise BatchTooLarge(f"A batch may hold at most {limits.max_events} events.")
     good = [index for index in range(len(items)) if index not in rejected]
