@@ -48,10 +48,11 @@ from boxoffice.platform.bus.factory import build_bus
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.db import Database, utcnow
-from boxoffice.platform.gateway import Gateway, HttpProxy
+from boxoffice.platform.gateway import Gateway, GatewaySettings, HttpProxy
 from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
 from boxoffice.platform.settings import ServiceSettings, Settings, location
+from boxoffice.platform.shutdown import Stop, stoppable
 from boxoffice.platform.tracing import configure_tracing
 from boxoffice.tickets.service import TicketsService
 from boxoffice.tracking.service import TrackingService
@@ -180,6 +181,7 @@ class Runtime:
             self.clients.register_local(service.name, service_app)
         self.run_workers = run_workers
         self._tasks: list[asyncio.Task[None]] = []
+        self._stop = Stop()
         self.draining = False
         """Set on SIGTERM by ``serve --drain-seconds``: /readyz answers 503 while requests still run."""
 
@@ -189,10 +191,7 @@ class Runtime:
             await service.start()
         if self.run_workers:
             for service in self.services:
-                for worker_name, worker in service.workers().items():
-                    task = asyncio.create_task(worker(), name=f"{service.name}:{worker_name}")
-                    task.add_done_callback(_report_worker_exit)
-                    self._tasks.append(task)
+                self._start_workers(service)
         log.info("boxoffice started", services=[s.name for s in self.services], bus=self.settings.bus)
 
     async def restart_workers(self, service_name: str) -> None:
@@ -205,10 +204,26 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
             self._tasks.remove(task)
-        for worker_name, worker in service.workers().items():
-            task = asyncio.create_task(worker(), name=f"{service.name}:{worker_name}")
-            task.add_done_callback(_report_worker_exit)
-            self._tasks.append(task)
+        self._start_workers(service)
+
+    def _start_workers(self, service: Service) -> None:
+        with stoppable(self._stop):  # the tasks copy the context: their loops see this runtime's stop request
+            for worker_name, worker in service.workers().items():
+                task = asyncio.create_task(worker(), name=f"{service.name}:{worker_name}")
+                task.add_done_callback(_report_worker_exit)
+                self._tasks.append(task)
+
+    async def drain(self, timeout: float) -> None:
+        """Stop the workers gracefully: consumers and periodic loops finish (and commit) the batch in hand and
+        take no new one. Returns once they have all returned, or after ``timeout`` seconds; ``stop`` then
+        cancels what is left (the relay, loops that do not cooperate, and any that overran)."""
+        self._stop.request()
+        cooperating = [t for t in self._tasks if t in self._stop.cooperating and not t.done()]
+        log.info("draining workers", cooperating=len(cooperating), seconds=timeout)
+        if cooperating:
+            _, late = await asyncio.wait(cooperating, timeout=timeout)
+            if late:
+                log.warning("workers busy after the drain; cancelled", workers=sorted(t.get_name() for t in late))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -397,7 +412,8 @@ def serve(
     gateway = Gateway([], check_ready=runtime.readiness, lifespan=lifespan, fallback=runtime.apps[service])
 
     def drain() -> None:
-        runtime.draining = True
+        runtime.draining = True  # /readyz answers 503: load balancers take this process out
+        gateway.draining = True  # answers close their connections: callers stop reusing them
 
     _serve(gateway, settings, port=port, drain_seconds=drain_seconds, on_drain=drain)
 
@@ -408,8 +424,14 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option(help="serve /metrics on this port (Prometheus scrapes workers there)")
     ] = None,
+    drain_seconds: Annotated[
+        float, typer.Option(help="on SIGTERM, let consumers and loops finish their batch for up to this long")
+    ] = 20,
 ) -> None:
-    """Run one service's workers: its outbox relay, its consumers and its senders."""
+    """Run one service's workers: its outbox relay, its consumers and its senders.
+
+    SIGTERM (or SIGINT) drains: every consumer finishes and commits the batch in hand and polls no more,
+    every periodic loop finishes its step; then the process exits 0. A second signal stops it at once."""
     settings = _settings()
     _service_class(service)
     if metrics_port is not None:
@@ -420,14 +442,27 @@ def worker(
     async def main() -> None:
         runtime = Runtime(settings, [service], run_workers=True)
         await runtime.start()
-        stop = asyncio.Event()
+        signalled, forced = asyncio.Event(), asyncio.Event()
+
+        def on_signal() -> None:
+            (forced if signalled.is_set() else signalled).set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         try:
-            await stop.wait()
+            await signalled.wait()
+            drain = asyncio.create_task(runtime.drain(drain_seconds))
+            force = asyncio.create_task(forced.wait())
+            await asyncio.wait([drain, force], return_when=asyncio.FIRST_COMPLETED)
+            force.cancel()
+            if not drain.done():
+                drain.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await drain
         finally:
             await runtime.stop()
+        log.info("workers stopped", service=service)
 
     asyncio.run(main())
 
@@ -534,7 +569,8 @@ def _run_processes(settings: Settings) -> None:
         children.append(subprocess.Popen([*command, "serve", name, "--port", str(port)], env=env))
         if SERVICES[name].has_workers:
             children.append(subprocess.Popen([*command, "worker", name], env=env))
-    proxies = {name: HttpProxy(url) for name, url in urls.items()}
+    retry_seconds = GatewaySettings().gateway_retry_seconds
+    proxies = {name: HttpProxy(url, retry_seconds=retry_seconds) for name, url in urls.items()}
 
     async def readiness() -> dict[str, str]:
         failures = {}
