@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -301,6 +302,7 @@ def _serve(
     port: int | None = None,
     drain_seconds: float = 0,
     on_drain: Callable[[], None] = lambda: None,
+    reuse_port: bool = False,
 ) -> None:
     config = uvicorn.Config(
         asgi,
@@ -313,7 +315,18 @@ def _serve(
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    DrainingServer(config, drain_seconds=drain_seconds, on_drain=on_drain).run()
+    server = DrainingServer(config, drain_seconds=drain_seconds, on_drain=on_drain)
+    if not reuse_port:
+        server.run()
+        return
+    # SO_REUSEPORT: a new process binds the same port while this one still serves, and the kernel spreads
+    # new connections over both; the old one then drains and stops (a rolling update on one machine).
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.host, port or settings.port))
+    log.info("serving", url=f"http://{settings.host}:{port or settings.port}", reuse_port=True)
+    server.run(sockets=[sock])
 
 
 @app.command()
@@ -394,6 +407,9 @@ def serve(
     drain_seconds: Annotated[
         float, typer.Option(help="on SIGTERM, answer /readyz 503 and keep serving this long before stopping")
     ] = 0,
+    reuse_port: Annotated[
+        bool, typer.Option(help="bind with SO_REUSEPORT, so that a replacement can listen on the same port")
+    ] = False,
 ) -> None:
     """Serve one service's HTTP API (its workers run under ``boxoffice worker``)."""
     settings = _settings()
@@ -415,7 +431,7 @@ def serve(
         runtime.draining = True  # /readyz answers 503: load balancers take this process out
         gateway.draining = True  # answers close their connections: callers stop reusing them
 
-    _serve(gateway, settings, port=port, drain_seconds=drain_seconds, on_drain=drain)
+    _serve(gateway, settings, port=port, drain_seconds=drain_seconds, on_drain=drain, reuse_port=reuse_port)
 
 
 @app.command()
@@ -552,6 +568,11 @@ def package_lambda(out: Path) -> None:
     typer.echo(f"{out}: handler {LAMBDA_HANDLER}; " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
+PROCESS_DRAIN_SECONDS = 2
+"""``run --processes``: how long a service process keeps serving after SIGTERM (nothing routes by readiness on
+one machine, so a short drain lets requests already on their way arrive)."""
+
+
 def _run_processes(settings: Settings) -> None:
     """Each service as ``serve`` + ``worker`` processes on its own port; this process is the gateway."""
     if settings.bus == "sql" and settings.bus_database_url is None:
@@ -566,7 +587,9 @@ def _run_processes(settings: Settings) -> None:
     for index, name in enumerate(SERVICES):
         port = settings.services_base_port + index
         command = [sys.executable, "-m", "boxoffice.cli"]
-        children.append(subprocess.Popen([*command, "serve", name, "--port", str(port)], env=env))
+        # Each service's port takes a replacement process before the old one drains: a rolling update.
+        serve = ["serve", name, "--port", str(port), "--reuse-port", "--drain-seconds", str(PROCESS_DRAIN_SECONDS)]
+        children.append(subprocess.Popen([*command, *serve], env=env))
         if SERVICES[name].has_workers:
             children.append(subprocess.Popen([*command, "worker", name], env=env))
     retry_seconds = GatewaySettings().gateway_retry_seconds
