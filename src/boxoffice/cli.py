@@ -253,6 +253,7 @@ class Runtime:
             await self.start()
             try:
                 yield
+                await self.drain(EMBEDDED_DRAIN_SECONDS)  # the server has stopped: let the workers finish too
             finally:
                 await self.stop()
 
@@ -261,6 +262,10 @@ class Runtime:
         owners = {p: s.name for s in self.services for p in gateway_routes(type(s))}
         return Gateway(routes, check_ready=self.readiness, lifespan=lifespan, docs=docs, fallback=self.apps.get("web"),
                        owners=owners, secret=self.settings.secret)
+
+
+EMBEDDED_DRAIN_SECONDS = 10
+"""``boxoffice run``: how long its workers may take to finish their batches once the server has stopped."""
 
 
 def _report_worker_exit(task: asyncio.Task[None]) -> None:
@@ -389,12 +394,18 @@ def queue_audit(event_id: str) -> None:
 @app.command()
 def run(
     processes: Annotated[bool, typer.Option("--processes", help="one process per service and worker")] = False,
+    only: Annotated[
+        str | None, typer.Option(help="with --processes: only these services, comma-separated (default: all)")
+    ] = None,
 ) -> None:
     """Run boxoffice: every service in one process (default), or one process per service."""
     settings = _settings()
-    migrate_all(settings)
+    names = [_service_class(n.strip()).name for n in only.split(",") if n.strip()] if only else list(SERVICES)
+    if only and not processes:
+        raise typer.BadParameter("--only needs --processes")
+    migrate_all(settings, names)
     if processes:
-        _run_processes(settings)
+        _run_processes(settings, names)
         return
     log.info("serving", url=f"http://{settings.host}:{settings.port}")
     _serve(build_embedded_app(settings), settings)
@@ -573,19 +584,21 @@ PROCESS_DRAIN_SECONDS = 2
 one machine, so a short drain lets requests already on their way arrive)."""
 
 
-def _run_processes(settings: Settings) -> None:
-    """Each service as ``serve`` + ``worker`` processes on its own port; this process is the gateway."""
+def _run_processes(settings: Settings, names: Sequence[str]) -> None:
+    """Each service as ``serve`` + ``worker`` processes on its own port; this process is the gateway.
+
+    Every service keeps its port (``services_base_port`` + its place in ``SERVICES``) whichever run."""
     if settings.bus == "sql" and settings.bus_database_url is None:
         log.warning("--processes with the default SQLite bus: fine on one machine; set BOXOFFICE_BUS=kafka to scale")
     env = {**os.environ, "BOXOFFICE_SQLITE_INLINE": "0"}  # processes may share SQLite files (the bus)
     urls = {}
-    for index, name in enumerate(SERVICES):
-        port = settings.services_base_port + index
-        urls[name] = f"http://127.0.0.1:{port}"
+    ports = {name: settings.services_base_port + index for index, name in enumerate(SERVICES)}
+    for name in names:
+        urls[name] = f"http://127.0.0.1:{ports[name]}"
         env[f"BOXOFFICE_{name.upper()}_URL"] = urls[name]
     children: list[subprocess.Popen[bytes]] = []
-    for index, name in enumerate(SERVICES):
-        port = settings.services_base_port + index
+    for name in names:
+        port = ports[name]
         command = [sys.executable, "-m", "boxoffice.cli"]
         # Each service's port takes a replacement process before the old one drains: a rolling update.
         serve = ["serve", name, "--port", str(port), "--reuse-port", "--drain-seconds", str(PROCESS_DRAIN_SECONDS)]
@@ -606,10 +619,10 @@ def _run_processes(settings: Settings) -> None:
                 failures[name] = type(exc).__name__
         return failures
 
-    routes = [(p, proxies[name]) for name, cls in SERVICES.items() for p in gateway_routes(cls)]
-    docs = {name: f"/api/{name}/docs" for name in SERVICES}
+    routes = [(p, proxies[name]) for name in names for p in gateway_routes(SERVICES[name])]
+    docs = {name: f"/api/{name}/docs" for name in names}
     try:
-        owners = {p: name for name, cls in SERVICES.items() for p in gateway_routes(cls)}
+        owners = {p: name for name in names for p in gateway_routes(SERVICES[name])}
         gateway = Gateway(routes, check_ready=readiness, docs=docs, fallback=proxies.get("web"), owners=owners,
                           peers=urls, secret=settings.secret)
         _serve(gateway, settings)
