@@ -2,8 +2,9 @@
 
     boxoffice run               every service in one process, workers as tasks (the embedded default)
     boxoffice run --processes   each service and its workers as separate processes behind the gateway
-    boxoffice serve SERVICE     one service's HTTP API
-    boxoffice worker SERVICE    one service's workers (relay, consumers, senders)
+                                (``--only a,b``: just those services)
+    boxoffice serve SERVICE     one service's HTTP API (SIGTERM drains: docs/operations.md)
+    boxoffice worker SERVICE    one service's workers (relay, consumers, senders; SIGTERM drains)
     boxoffice migrate           bring every service's database to the newest schema
     boxoffice seed              add the demo catalog (events, stations, trains, runs) and publish it
     boxoffice bus dead-letters  list the events consumer groups gave up on
