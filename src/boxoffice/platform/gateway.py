@@ -420,7 +420,7 @@ acted on it. A read timeout is not among them: the upstream is slow, not gone, a
 
 class _Forwarder:
     """Reads the request once, sends it upstream (retrying connection errors within ``retry_seconds``), and
-    streams the answer back. ``choose(failed)`` gives the instance for each attempt: the same one for a plain
+    passes the answer back. ``choose(failed)`` gives the instance for each attempt: the same one for a plain
     proxy, the next by weight (not one that just failed) for shifted upstreams."""
 
     def __init__(self, choose: Callable[[frozenset[str]], HttpProxy], *, retry_seconds: float) -> None:
