@@ -176,6 +176,18 @@ async def test_repeated_failures_are_throttled(app: Running) -> None:
     ).status_code == 200
 
 
+async def test_concurrent_wrong_logins_check_at_most_five_passwords(app: Running) -> None:
+    await signed_up(app.client)
+    wrong = {"email": "fan@example.com", "password": "wrong-password-x"}
+    results = await asyncio.gather(*[app.client.post("/api/auth/login", json=wrong) for _ in range(12)])
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [401] * 5 + [429] * 7, statuses
+    assert all(problem_type(r) == "/problems/login-throttled" for r in results if r.status_code == 429)
+    # The limit holds for the right password too until the lock ends.
+    right = await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": PASSWORD})
+    assert right.status_code == 429
+
+
 async def test_refresh_rotates_and_reuse_revokes_the_family(app: Running) -> None:
     first = await signed_up(app.client)
     second = await app.client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})

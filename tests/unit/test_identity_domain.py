@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,15 +77,11 @@ def test_resend_wait_is_never_negative_and_zero_after_the_interval(age_seconds: 
     assert wait == max(0, 60 - age_seconds)
 
 
-@given(st.integers(min_value=0, max_value=50))
-def test_lockout_starts_at_the_limit_and_grows(failures: int) -> None:
-    until = domain.lockout_after_failure(failures, now=NOW, max_failures=5, lockout=timedelta(minutes=5))
-    if failures < 5:
-        assert until is None
-    else:
-        assert until is not None and until >= NOW + timedelta(minutes=5)
-        longer = domain.lockout_after_failure(failures + 1, now=NOW, max_failures=5, lockout=timedelta(minutes=5))
-        assert longer is not None and longer >= until
+def test_lockout_starts_at_the_limit_and_doubles_up_to_a_cap() -> None:
+    steps = domain.lockout_steps(timedelta(minutes=5))
+    assert steps[0] == timedelta(minutes=5) and steps[1] == timedelta(minutes=10)
+    assert all(later == 2 * earlier for earlier, later in itertools.pairwise(steps))
+    assert steps[-1] == timedelta(minutes=5 * 64)
 
 
 @pytest.mark.parametrize("token", ["", "abc", ".secret", "id.", "x" * 300])

@@ -219,12 +219,13 @@ def resend_wait(state: OtpState | None, *, now: datetime, interval: timedelta) -
     return max(0, int(wait) + (1 if wait % 1 else 0))
 
 
-# Login throttling: after ``max_failures`` in a row the account waits, doubling each further failure.
-def lockout_after_failure(failures: int, *, now: datetime, max_failures: int, lockout: timedelta) -> datetime | None:
-    if failures < max_failures:
-        return None
-    until: datetime = now + lockout * 2 ** min(failures - max_failures, 6)
-    return until
+# Login throttling: the ``max_failures``-th attempt in a row locks the account, each further one twice as long.
+LOCKOUT_DOUBLINGS = 6
+
+
+def lockout_steps(lockout: timedelta) -> tuple[timedelta, ...]:
+    """How long the account waits after the ``max_failures + k``-th attempt in a row (the last for all later)."""
+    return tuple(lockout * 2**k for k in range(LOCKOUT_DOUBLINGS + 1))
 
 
 def seconds_locked(locked_until: datetime | None, now: datetime) -> int:

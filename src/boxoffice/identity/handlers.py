@@ -147,28 +147,31 @@ async def login(deps: IdentityDeps, cmd: LogIn) -> TokenPair:
         await password_matches(_DUMMY_HASH, cmd.password)
         LOGINS.labels("failed").inc()
         raise domain.InvalidCredentials()
+    # The attempt is counted (and commits) before the password is checked: concurrent guesses each take a
+    # place in the count, so no more than ``login_max_failures`` of them are ever checked in a row.
     now = deps.now()
-    if locked := domain.seconds_locked(user.locked_until, now):
-        LOGINS.labels("throttled").inc()
-        raise domain.LoginThrottled(f"Too many failed logins; try again in {locked} s.", retry_after=locked)
-    ok = await password_matches(user.password_hash, cmd.password)
     async with deps.db.uow() as uow:
-        if not ok:
-            failures = await store.failed_logins(uow.conn, user.id) + 1
-            locked_until = domain.lockout_after_failure(
-                failures,
-                now=now,
-                max_failures=deps.config.login_max_failures,
-                lockout=timedelta(seconds=deps.config.login_lockout_seconds),
-            )
-            await store.set_login_failures(uow.conn, user.id, failures, locked_until)
-            await uow.commit()
-            LOGINS.labels("failed").inc()
-            raise domain.InvalidCredentials()
+        attempt = await store.count_login_attempt(
+            uow.conn,
+            user.id,
+            now=now,
+            lock_at=deps.config.login_max_failures,
+            locks=domain.lockout_steps(timedelta(seconds=deps.config.login_lockout_seconds)),
+        )
+        locked_until = await store.locked_until(uow.conn, user.id) if attempt is None else None
+        await uow.commit()
+    if attempt is None:
+        LOGINS.labels("throttled").inc()
+        locked = max(1, domain.seconds_locked(locked_until, now))
+        raise domain.LoginThrottled(f"Too many failed logins; try again in {locked} s.", retry_after=locked)
+    if not await password_matches(user.password_hash, cmd.password):
+        LOGINS.labels("failed").inc()
+        raise domain.InvalidCredentials()
+    async with deps.db.uow() as uow:
+        await store.clear_login_failures(uow.conn, user.id)
         if not user.verified:
+            await uow.commit()
             raise domain.NotVerified()
-        if user.failed_logins or user.locked_until:
-            await store.clear_login_failures(uow.conn, user.id)
         pair = await _issue_tokens(deps, uow.conn, user, family_id=None)
         await uow.commit()
     LOGINS.labels("ok").inc()

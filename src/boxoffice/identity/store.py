@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -16,8 +17,11 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     delete,
     insert,
+    literal,
+    or_,
     select,
     update,
 )
@@ -125,15 +129,36 @@ async def insert_user(conn: AsyncConnection, user: User) -> None:
     )
 
 
-async def set_login_failures(conn: AsyncConnection, user_id: str, failures: int, locked_until: datetime | None) -> None:
-    await conn.execute(
-        update(users).where(users.c.id == user_id).values(failed_logins=failures, locked_until=locked_until)
+async def count_login_attempt(
+    conn: AsyncConnection, user_id: str, *, now: datetime, lock_at: int, locks: Sequence[timedelta]
+) -> int | None:
+    """Count one login attempt before its password is checked; None when the account is locked.
+
+    One statement is the referee between concurrent attempts: it counts only while the account is not
+    locked, and the attempt that reaches ``lock_at`` locks the account at once (for ``locks[k]`` when it is
+    the ``lock_at + k``-th in a row, the last entry for every later one). A right password clears both.
+    """
+    attempts = users.c.failed_logins + 1
+    last = len(locks) - 1
+    until = case(
+        *[(attempts == lock_at + k, literal(now + lock, UtcDateTime)) for k, lock in enumerate(locks[:last])],
+        (attempts >= lock_at + last, literal(now + locks[last], UtcDateTime)),
+        else_=users.c.locked_until,
     )
+    unlocked = or_(users.c.locked_until.is_(None), users.c.locked_until <= literal(now, UtcDateTime))
+    result = await conn.execute(
+        update(users)
+        .where(and_(users.c.id == user_id, unlocked))
+        .values(failed_logins=attempts, locked_until=until)
+        .returning(users.c.failed_logins)
+    )
+    count = result.scalar_one_or_none()
+    return None if count is None else int(count)
 
 
-async def failed_logins(conn: AsyncConnection, user_id: str) -> int:
-    count = await conn.scalar(select(users.c.failed_logins).where(users.c.id == user_id))
-    return int(count or 0)
+async def locked_until(conn: AsyncConnection, user_id: str) -> datetime | None:
+    value: datetime | None = await conn.scalar(select(users.c.locked_until).where(users.c.id == user_id))
+    return value
 
 
 async def clear_login_failures(conn: AsyncConnection, user_id: str) -> None:
