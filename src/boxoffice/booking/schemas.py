@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, Field, JsonValue, model_validator
 
 from boxoffice.booking.domain import (
     EventAvailability,
@@ -21,13 +21,14 @@ from boxoffice.booking.domain import (
 from boxoffice.booking.handlers.holds import PlaceHold
 from boxoffice.booking.handlers.orders import ConfirmOrder
 from boxoffice.platform import pagination
+from boxoffice.platform.requests import RequestBody
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 # In.
-class In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class In(RequestBody):
+    pass
 
 
 class HoldIn(In):

@@ -8,10 +8,11 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from boxoffice.identity.domain import LogIn, RegisterUser, TokenPair, User, VerifyEmail
 from boxoffice.platform.mail import Mail
+from boxoffice.platform.requests import RequestBody
 
 
-class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=4096)
+class In(RequestBody):
+    model_config = ConfigDict(str_max_length=4096)
 
 
 class RegisterIn(In):
