@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from boxoffice.identity.deps import LoginEmail
 from boxoffice.identity.domain import LogIn, RegisterUser, TokenPair, User, VerifyEmail
 from boxoffice.platform.mail import Mail
 from boxoffice.platform.requests import RequestBody
@@ -16,7 +17,7 @@ class In(RequestBody):
 
 
 class RegisterIn(In):
-    email: EmailStr = Field(max_length=320)
+    email: LoginEmail
     password: str = Field(min_length=1, max_length=1024)
     name: str = Field(min_length=1, max_length=200)
 
@@ -25,7 +26,7 @@ class RegisterIn(In):
 
 
 class VerifyIn(In):
-    email: EmailStr = Field(max_length=320)
+    email: LoginEmail
     code: str = Field(pattern=r"^\d{6}$", description="the 6-digit code from the e-mail")
 
     def command(self) -> VerifyEmail:
@@ -33,11 +34,11 @@ class VerifyIn(In):
 
 
 class EmailIn(In):
-    email: EmailStr = Field(max_length=320)
+    email: LoginEmail
 
 
 class LoginIn(In):
-    email: EmailStr = Field(max_length=320)
+    email: LoginEmail
     password: str = Field(min_length=1, max_length=1024)
 
     def command(self) -> LogIn:
