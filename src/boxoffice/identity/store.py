@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.identity.domain import OtpState, QueuedMail, RefreshToken, User, with_role
+from boxoffice.identity.domain import CodePurpose, OtpState, QueuedMail, RefreshToken, User, with_role
 from boxoffice.platform.bus.tables import BigId, add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
 from boxoffice.platform.keys import add_signing_keys_table
@@ -58,6 +58,19 @@ otp_codes = Table(
     Column("sent_at", UtcDateTime, nullable=False),
 )
 
+# "Forgot password" codes: the same shape as otp_codes, kept apart so that asking for a reset never
+# replaces a pending sign-up code, and a code of one kind never works for the other.
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("user_id", String(36), primary_key=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("sent_at", UtcDateTime, nullable=False),
+)
+_CODES = {"verify": otp_codes, "reset": password_resets}
+
 refresh_tokens = Table(
     "refresh_tokens",
     metadata,
@@ -70,6 +83,7 @@ refresh_tokens = Table(
     Column("revoked", Boolean, nullable=False, server_default="0"),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_refresh_tokens_family_id", "family_id"),
+    Index("ix_refresh_tokens_user_id", "user_id"),  # "log out everywhere" and password changes
 )
 
 signing_keys = add_signing_keys_table(metadata)
@@ -174,30 +188,67 @@ async def make_admin(conn: AsyncConnection, user: User, *, password_hash: str) -
         roles=" ".join(with_role(user.roles, "admin")), verified=True, password_hash=password_hash))
 
 
-async def otp_state(conn: AsyncConnection, user_id: str) -> OtpState | None:
-    row = (await conn.execute(select(otp_codes).where(otp_codes.c.user_id == user_id))).first()
+def _otp(row: Row[Any] | None) -> OtpState | None:
     if row is None:
         return None
     return OtpState(code_hash=row.code_hash, expires_at=row.expires_at, attempts=row.attempts, sent_at=row.sent_at)
 
 
+async def otp_state(conn: AsyncConnection, user_id: str, purpose: CodePurpose = "verify") -> OtpState | None:
+    table = _CODES[purpose]
+    return _otp((await conn.execute(select(table).where(table.c.user_id == user_id))).first())
+
+
 async def replace_otp(
-    conn: AsyncConnection, user_id: str, *, code_hash: str, expires_at: datetime, now: datetime
+    conn: AsyncConnection,
+    user_id: str,
+    *,
+    code_hash: str,
+    expires_at: datetime,
+    now: datetime,
+    purpose: CodePurpose = "verify",
 ) -> None:
-    await conn.execute(delete(otp_codes).where(otp_codes.c.user_id == user_id))
+    table = _CODES[purpose]
+    await conn.execute(delete(table).where(table.c.user_id == user_id))
     await conn.execute(
-        insert(otp_codes).values(user_id=user_id, code_hash=code_hash, expires_at=expires_at, attempts=0, sent_at=now)
+        insert(table).values(user_id=user_id, code_hash=code_hash, expires_at=expires_at, attempts=0, sent_at=now)
     )
 
 
-async def count_otp_attempt(conn: AsyncConnection, user_id: str) -> None:
-    await conn.execute(
-        update(otp_codes).where(otp_codes.c.user_id == user_id).values(attempts=otp_codes.c.attempts + 1)
+async def count_otp_attempt(
+    conn: AsyncConnection, user_id: str, *, purpose: CodePurpose, max_attempts: int
+) -> OtpState | None:
+    """Count one try of the user's code before it is compared; None when there is none or it is used up.
+
+    The UPDATE is the referee between concurrent tries: no more than ``max_attempts`` are ever counted.
+    """
+    table = _CODES[purpose]
+    result = await conn.execute(
+        update(table)
+        .where(and_(table.c.user_id == user_id, table.c.attempts < max_attempts))
+        .values(attempts=table.c.attempts + 1)
+        .returning(table.c.code_hash, table.c.expires_at, table.c.attempts, table.c.sent_at)
     )
+    return _otp(result.first())
 
 
-async def delete_otp(conn: AsyncConnection, user_id: str) -> None:
-    await conn.execute(delete(otp_codes).where(otp_codes.c.user_id == user_id))
+async def delete_otp(conn: AsyncConnection, user_id: str, purpose: CodePurpose = "verify") -> None:
+    table = _CODES[purpose]
+    await conn.execute(delete(table).where(table.c.user_id == user_id))
+
+
+async def set_password(conn: AsyncConnection, user_id: str, password_hash: str) -> None:
+    await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+async def revoke_user_tokens(conn: AsyncConnection, user_id: str) -> int:
+    """End every session of the user: each of its refresh tokens stops working."""
+    result = await conn.execute(
+        update(refresh_tokens)
+        .where(and_(refresh_tokens.c.user_id == user_id, refresh_tokens.c.revoked.is_(False)))
+        .values(revoked=True)
+    )
+    return int(result.rowcount or 0)
 
 
 async def queue_mail(conn: AsyncConnection, *, recipient: str, subject: str, body: str, now: datetime) -> None:
