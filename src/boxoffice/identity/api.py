@@ -20,7 +20,6 @@ from boxoffice.identity.schemas import (
     RefreshIn,
     RegisterIn,
     ResetPasswordIn,
-    SessionsEndedOut,
     TokenPairOut,
     UserOut,
     VerifyIn,
@@ -84,16 +83,19 @@ async def me(user: CurrentUser, deps: Deps) -> MeOut:
     return MeOut.of(await handlers.get_user(deps, user.id))
 
 
-@router.post("/api/me/password", responses=problem_responses(401, 403, 404, 422))
-async def change_password(body: ChangePasswordIn, user: CurrentUser, deps: Deps) -> TokenPairOut:
-    """A new password (the current one is asked again); every other session ends."""
-    return TokenPairOut.of(await handlers.change_password(deps, user.id, body.command()))
+@router.post(
+    "/api/me/password", status_code=204, response_class=Response, responses=problem_responses(401, 403, 404, 422)
+)
+async def change_password(body: ChangePasswordIn, user: CurrentUser, deps: Deps) -> None:
+    """A new password (the current one is asked again). Every refresh token of the account is revoked, so
+    every session ends when its access token expires; log in again with the new password to go on."""
+    await handlers.change_password(deps, user.id, body.command())
 
 
-@router.post("/api/me/logout-all", responses=problem_responses(401))
-async def log_out_everywhere(user: CurrentUser, deps: Deps) -> SessionsEndedOut:
+@router.post("/api/auth/logout-all", status_code=204, response_class=Response, responses=problem_responses(401))
+async def log_out_everywhere(user: CurrentUser, deps: Deps) -> None:
     """Revoke every refresh token of the caller: no device can renew its session."""
-    return SessionsEndedOut(sessions_ended=await handlers.log_out_everywhere(deps, user.id))
+    await handlers.log_out_everywhere(deps, user.id)
 
 
 @router.get("/.well-known/jwks.json")

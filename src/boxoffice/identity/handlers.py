@@ -281,8 +281,8 @@ async def reset_password(deps: IdentityDeps, cmd: ResetPassword) -> TokenPair:
     return pair
 
 
-async def change_password(deps: IdentityDeps, user_id: str, cmd: ChangePassword) -> TokenPair:
-    """A new password for a signed-in user who knows the current one: every other session ends."""
+async def change_password(deps: IdentityDeps, user_id: str, cmd: ChangePassword) -> None:
+    """A new password for a signed-in user who knows the current one: no session can renew itself after."""
     user = await get_user(deps, user_id)
     if not await password_matches(user.password_hash, cmd.current_password):
         raise domain.WrongPassword()
@@ -290,11 +290,10 @@ async def change_password(deps: IdentityDeps, user_id: str, cmd: ChangePassword)
     password_hash = await hash_password(cmd.new_password)
     async with deps.db.uow() as uow:
         await store.set_password(uow.conn, user.id, password_hash)
+        await store.clear_login_failures(uow.conn, user.id)
         ended = await store.revoke_user_tokens(uow.conn, user.id)
-        pair = await _issue_tokens(deps, uow.conn, user, family_id=None)
         await uow.commit()
     log.info("password changed", user_id=user.id, sessions_ended=ended)
-    return pair
 
 
 async def log_out_everywhere(deps: IdentityDeps, user_id: str) -> int:

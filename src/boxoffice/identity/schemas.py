@@ -56,10 +56,10 @@ class LoginIn(In):
 class ResetPasswordIn(In):
     email: LoginEmail
     code: str = Field(pattern=r"^\d{6}$", description="the 6-digit code from the \"forgot password\" e-mail")
-    password: str = Field(min_length=1, max_length=1024, description="the new password")
+    new_password: str = Field(min_length=1, max_length=1024)
 
     def command(self) -> ResetPassword:
-        return ResetPassword(email=self.email, code=self.code, password=self.password)
+        return ResetPassword(email=self.email, code=self.code, password=self.new_password)
 
 
 class ChangePasswordIn(In):
@@ -68,10 +68,6 @@ class ChangePasswordIn(In):
 
     def command(self) -> ChangePassword:
         return ChangePassword(current_password=self.current_password, new_password=self.new_password)
-
-
-class SessionsEndedOut(BaseModel):
-    sessions_ended: int = Field(description="refresh tokens revoked; access tokens expire within their lifetime")
 
 
 class RefreshIn(In):

@@ -150,13 +150,14 @@ async def change_password(request: Request, visitor: VisitorDep) -> Response:
         return render(request, "account.html", "account", account=user, status=422,
                       error="The new password and its repetition differ.")
     try:
-        tokens = await visitor.identity.change_password(_password(data, "current_password"), new)
+        await visitor.identity.change_password(_password(data, "current_password"), new)
     except ApiProblem as exc:
         if exc.status >= 500 or exc.status == 401:
             raise
         return render(request, "account.html", "account", account=user, error=_field_message(exc),
                       status=exc.status)
-    await visitor.log_in_with(tokens)  # every other session ended with the old password; this one goes on
+    # Every session ended with the old password; this one goes on with a pair the new password gives.
+    await visitor.log_in_with(await visitor.identity.login(user.email, new))
     return redirect("/account?changed=1", request)
 
 

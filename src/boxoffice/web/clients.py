@@ -211,15 +211,15 @@ class IdentityApi(ServiceApi):
         await self.call("POST", "/api/auth/password/forgot", json={"email": email}, auth=False)
 
     async def reset_password(self, email: str, code: str, password: str) -> Tokens:
-        body = {"email": email, "code": code, "password": password}
+        body = {"email": email, "code": code, "new_password": password}
         return (await self.read(TokenPair, "POST", "/api/auth/password/reset", json=body, auth=False)).tokens()
 
-    async def change_password(self, current: str, new: str) -> Tokens:
+    async def change_password(self, current: str, new: str) -> None:
         body = {"current_password": current, "new_password": new}
-        return (await self.read(TokenPair, "POST", "/api/me/password", json=body)).tokens()
+        await self.call("POST", "/api/me/password", json=body)
 
     async def log_out_everywhere(self) -> None:
-        await self.call("POST", "/api/me/logout-all")
+        await self.call("POST", "/api/auth/logout-all")
 
     async def mailbox(self, to: str) -> Mailbox:
         """The dev mailbox; empty when identity runs without the dev mail backend (its 404)."""
