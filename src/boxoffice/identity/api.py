@@ -84,7 +84,7 @@ async def me(user: CurrentUser, deps: Deps) -> MeOut:
 
 
 @router.post(
-    "/api/me/password", status_code=204, response_class=Response, responses=problem_responses(401, 403, 404, 422)
+    "/api/me/password", status_code=204, response_class=Response, responses=problem_responses(400, 401, 403, 404, 422)
 )
 async def change_password(body: ChangePasswordIn, user: CurrentUser, deps: Deps) -> None:
     """A new password (the current one is asked again). Every refresh token of the account is revoked, so
