@@ -35,6 +35,7 @@ from typing import Annotated, TypedDict
 import structlog
 import typer
 import uvicorn
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
@@ -734,7 +735,12 @@ def replay(dead_letter_id: str) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as invalid:  # a setting that cannot work stops start-up with what is wrong in it
+        for error in invalid.errors():
+            typer.echo(f"boxoffice: invalid setting: {error['msg'].removeprefix('Value error, ')}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

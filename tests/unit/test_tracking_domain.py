@@ -15,6 +15,7 @@ import rjsmin
 from hypothesis import given
 from hypothesis import strategies as st
 
+from boxoffice.platform.pagination import InvalidCursor
 from boxoffice.tracking import domain
 from boxoffice.tracking.domain import Cursor, Limits, RateWatch, TokenBucket, parse_batch
 from boxoffice.tracking.enrich import parse_agent
@@ -163,7 +164,7 @@ def test_cursors_round_trip(ts: datetime, event_id: uuid.UUID) -> None:
 
 @pytest.mark.parametrize("garbage", ["", "x", "not|base64!", "MjAyNi0xMS0yOA"])
 def test_foreign_cursors_are_refused(garbage: str) -> None:
-    with pytest.raises(domain.InvalidCursor):
+    with pytest.raises(InvalidCursor):
         Cursor.decode(garbage)
 
 

@@ -6,7 +6,7 @@ from datetime import UTC
 from datetime import date as Day  # RunsIn has a field called date
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from boxoffice.catalog import timetable
 from boxoffice.catalog.domain import (
@@ -20,6 +20,7 @@ from boxoffice.catalog.domain import (
 )
 from boxoffice.catalog.timetable import FareRule, Stop, TrainClass, TrainLayout
 from boxoffice.platform.bus.envelope import uuid7
+from boxoffice.platform.requests import JsonDate, JsonTime, RequestBody
 
 # JSON numbers only (no "12" strings, no true/false) for counts and money.
 Money = Annotated[int, Field(strict=True, ge=0, le=100_000_000)]
@@ -31,8 +32,8 @@ Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,10}$")]
 Minutes = Annotated[int | None, Field(strict=True, ge=0, le=14 * 24 * 60)]
 
 
-class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, str_max_length=4096)
+class In(RequestBody):
+    model_config = ConfigDict(str_strip_whitespace=True, str_max_length=4096)
 
 
 class RowIn(In):
@@ -54,7 +55,7 @@ class SectionIn(In):
 
 
 class QueueIn(In):
-    on_sale_at: AwareDatetime = Field(description="when the line opens; earlier arrivals are drawn at random")
+    on_sale_at: JsonTime = Field(description="when the line opens; earlier arrivals are drawn at random")
     admit_per_minute: int | None = Field(
         default=None, strict=True, ge=1, le=100_000, description="unset: adapt to what booking sustains"
     )
@@ -65,7 +66,7 @@ class EventIn(In):
     category: Category
     venue: Name
     city: City
-    starts_at: AwareDatetime
+    starts_at: JsonTime
     currency: Currency
     sections: list[SectionIn] = Field(min_length=1, max_length=50)
     queue: QueueIn | None = Field(default=None, description="a queued sale behind the waiting room")
@@ -149,9 +150,9 @@ class TrainIn(In):
 class RunsIn(In):
     """One date, or every date from ``from_date`` to ``to_date`` (both included)."""
 
-    date: Day | None = None
-    from_date: Day | None = None
-    to_date: Day | None = None
+    date: JsonDate | None = None
+    from_date: JsonDate | None = None
+    to_date: JsonDate | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> RunsIn:

@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 import structlog
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -65,6 +65,7 @@ from boxoffice.platform.problems import (
     Unauthorized,
     Unprocessable,
 )
+from boxoffice.platform.requests import RequestBody
 
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailers",
@@ -103,16 +104,14 @@ def _specificity(pattern: str) -> tuple[int, int]:
     return (len(pattern.replace("{}", "")), pattern.count("/"))
 
 
-class UpstreamIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UpstreamIn(RequestBody):
 
     url: str = Field(pattern=r"^https?://[^/\s]+/?$", description="a service process, e.g. http://10.0.0.7:8106")
     version: str = Field(min_length=1, max_length=64)
     weight: int = Field(strict=True, ge=0, le=100)
 
 
-class RoutesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RoutesIn(RequestBody):
 
     upstreams: list[UpstreamIn] = Field(min_length=1, max_length=10)
 

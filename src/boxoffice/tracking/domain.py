@@ -8,8 +8,6 @@ the bus is a boundary too.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import math
 import re
@@ -22,6 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from boxoffice.platform import pagination
 from boxoffice.platform.jsonutil import dumps, loads
 from boxoffice.platform.problems import (
     BadRequest,
@@ -63,10 +62,6 @@ class InvalidBatch(Unprocessable):
 
 class ClientFlooding(TooManyRequests):
     slug = "client-flooding"
-
-
-class InvalidCursor(BadRequest):
-    slug = "invalid-cursor"
 
 
 class InvalidRange(BadRequest):
@@ -386,20 +381,11 @@ class Cursor:
     event_id: str
 
     def encode(self) -> str:
-        raw = f"{self.ts.astimezone(UTC).isoformat()}|{self.event_id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return pagination.encode_cursor(self.ts, self.event_id)
 
     @classmethod
     def decode(cls, value: str) -> Cursor:
-        try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-            ts, event_id = raw.split("|", 1)
-            parsed = datetime.fromisoformat(ts)
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise InvalidCursor("The cursor is not one this API gave out.") from None
-        if parsed.tzinfo is None or not event_id:
-            raise InvalidCursor("The cursor is not one this API gave out.")
-        return cls(parsed, event_id)
+        return cls(*pagination.decode_cursor(value, datetime))
 
 
 @dataclass(frozen=True, slots=True)
