@@ -13,6 +13,7 @@ import pytest
 from boxoffice.booking.deps import BookingSettings
 from boxoffice.payments.deps import PaymentsSettings
 from boxoffice.platform.settings import Settings
+from boxoffice.tickets.deps import TicketsSettings
 from tests.harness.app import FakeClock, Running, running, wait_for
 from tests.harness.booking import (
     CARD_DECLINED,
@@ -32,8 +33,9 @@ async def app(tmp_path: Path, db_factory: Callable[[str], str]) -> AsyncIterator
     configs = {
         "booking": BookingSettings(database_url=db_factory("booking")),
         "payments": PaymentsSettings(database_url=db_factory("payments")),
+        "tickets": TicketsSettings(database_url=db_factory("tickets")),  # fences a paid order's cancellation
     }
-    async with running(settings, ["identity", "booking", "payments"], configs=configs) as app:
+    async with running(settings, ["identity", "booking", "payments", "tickets"], configs=configs) as app:
         yield app
 
 

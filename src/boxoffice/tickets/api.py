@@ -11,8 +11,8 @@ from boxoffice.platform.app import provide
 from boxoffice.platform.auth import CurrentUser, Principal, require_internal, require_role
 from boxoffice.platform.problem_http import problem_responses
 from boxoffice.tickets.deps import TicketsDeps
-from boxoffice.tickets.domain import CheckIn, CreateUpload, ListTickets
-from boxoffice.tickets.handlers import gates, reading, uploads
+from boxoffice.tickets.domain import CheckIn, CreateUpload, ListTickets, VoidOrder
+from boxoffice.tickets.handlers import gates, issuing, reading, uploads
 from boxoffice.tickets.schemas import (
     ID_PATTERN,
     AuditOut,
@@ -24,6 +24,8 @@ from boxoffice.tickets.schemas import (
     TicketRefs,
     UploadCreated,
     UploadOut,
+    VoidOrderIn,
+    VoidOrderOut,
 )
 
 Deps = Annotated[TicketsDeps, Depends(provide(TicketsDeps))]
@@ -97,6 +99,14 @@ async def get_upload(upload_id: UUID, user: CurrentUser, deps: Deps) -> UploadOu
 async def order_tickets(order_id: OrderId, deps: Deps) -> TicketRefs:
     """For booking's ``GET /api/orders/{id}``: the order's tickets (empty until they are issued)."""
     return TicketRefs.of(await reading.order_tickets(deps, order_id))
+
+
+@internal.post("/orders/{order_id}/void", responses=problem_responses(403, 409, 422))
+async def void_order(order_id: OrderId, body: VoidOrderIn, deps: Deps) -> VoidOrderOut:
+    """Booking's refund fence, before it cancels a paid order: voids every ticket of the order (and any
+    issued later) in one transaction, or answers 409 ``/ticket-used`` and changes nothing."""
+    cmd = VoidOrder(order_id, body.user_id, body.kind, body.event_id, body.holder_name)
+    return VoidOrderOut(order_id=order_id, voided=await issuing.void_order(deps, cmd))
 
 
 @internal.get("/orders/{order_id}/audit", responses=problem_responses(403, 422))

@@ -31,6 +31,12 @@ class TicketVoided(Conflict):
     slug, title = "voided", "Ticket voided"
 
 
+class TicketUsedNoRefund(Conflict):
+    """Booking's refund fence met a ticket of the order that was already admitted at a gate."""
+
+    slug, title = "ticket-used", "A ticket of this order was used"
+
+
 class TicketNotFound(NotFound):
     slug, title = "ticket-not-found", "Ticket not found"
 
@@ -137,6 +143,30 @@ class ListTickets:
 @dataclass(frozen=True, slots=True)
 class CheckIn:
     code: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoidOrder:
+    """Booking's refund fence: void every ticket of the order, now and for good, unless one was used."""
+
+    order_id: str
+    user_id: str
+    kind: str  # event | train
+    subject_id: str
+    holder_name: str
+
+    def as_booking(self) -> Booking:
+        """The fence as the cancelled order tickets remembers (no tickets are issued for it later)."""
+        return Booking(
+            order_id=self.order_id,
+            user_id=self.user_id,
+            subject_id=self.subject_id,
+            status="cancelled",
+            kind=self.kind,
+            holder_name=self.holder_name[:200],
+            details={},
+            data={},
+        )
 
 
 @dataclass(frozen=True, slots=True)

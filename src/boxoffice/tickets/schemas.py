@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,21 @@ class CheckInOut(BaseModel):
     @classmethod
     def of(cls, ticket: Ticket) -> CheckInOut:
         return cls(ticket_id=ticket.id, status="admitted")
+
+
+class VoidOrderIn(BaseModel):
+    """Booking's refund fence (docs/contracts.md): what tickets remembers of an order it may not know yet."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: str = Field(min_length=1, max_length=64)
+    kind: Literal["event", "train"]
+    event_id: str = Field(min_length=1, max_length=64, description="the event id, or the run id for a train")
+    holder_name: str = Field(max_length=200)
+
+
+class VoidOrderOut(BaseModel):
+    order_id: str
+    voided: int = Field(description="tickets this call voided (0 on a repeat or before any were issued)")
 
 
 class TicketRef(BaseModel):

@@ -126,6 +126,23 @@ async def set_order_status(conn: AsyncConnection, order_id: str, status: str, *,
     await conn.execute(update(orders).where(orders.c.id == order_id).values(status=status, updated_at=now))
 
 
+async def lock_order(conn: AsyncConnection, order_id: str) -> str | None:
+    """The order's status, its row locked until the transaction ends (PostgreSQL; a SQLite writer holds the
+    whole database already): issuance and a refund fence of one order take turns."""
+    query = select(orders.c.status).where(orders.c.id == order_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    status: str | None = await conn.scalar(query)
+    return status
+
+
+async def order_details(conn: AsyncConnection, order_id: str) -> dict[str, Any]:
+    """The event or train object an order's tickets print (empty for an order tickets knows only as a fence)."""
+    details: str | None = await conn.scalar(select(orders.c.details).where(orders.c.id == order_id))
+    loaded = json.loads(details) if details else {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
 # Tickets.
 def _ticket(row: Any) -> Ticket:
     return Ticket(
@@ -195,6 +212,17 @@ async def tickets_of_user(
     if after is not None:
         query = query.where(tickets.c.id > after)
     return [_ticket(row) for row in await conn.execute(query.order_by(tickets.c.id).limit(limit))]
+
+
+async def lock_tickets_of_order(conn: AsyncConnection, order_id: str) -> list[Ticket]:
+    """The order's tickets, their rows locked until the transaction ends (PostgreSQL; a SQLite writer holds
+    the whole database already). A check-in's conditional UPDATE of one of them waits for the lock and then
+    sees the row as this transaction left it; a check-in that got there first is seen as ``used`` (READ
+    COMMITTED re-reads a locked row's newest version)."""
+    query = select(tickets).where(tickets.c.order_id == order_id).order_by(tickets.c.line_no)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return [_ticket(row) for row in await conn.execute(query)]
 
 
 async def void_tickets(conn: AsyncConnection, order_id: str, now: datetime) -> list[Ticket]:
