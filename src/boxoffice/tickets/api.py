@@ -63,7 +63,7 @@ async def list_my_tickets(
 @router.get(
     "/api/tickets/{ticket_id}/pdf",
     response_class=Response,
-    responses={**PDF_RESPONSE, **problem_responses(401, 403, 404, 422)},
+    responses={**PDF_RESPONSE, **problem_responses(401, 403, 404, 409, 422)},
 )
 async def ticket_pdf(ticket_id: UUID, user: CurrentUser, deps: Deps) -> Response:
     pdf = await reading.ticket_pdf(deps, str(ticket_id), viewer=user)
@@ -73,7 +73,8 @@ async def ticket_pdf(ticket_id: UUID, user: CurrentUser, deps: Deps) -> Response
 
 @router.post("/api/checkin", responses=problem_responses(400, 401, 403, 409, 422))
 async def check_in(body: CheckInIn, gate: Gate, deps: Deps) -> CheckInOut:
-    return CheckInOut.of(await gates.check_in(deps, CheckIn(code=body.code), gate=gate))
+    cmd = CheckIn(code=body.code, event_id=body.event_id, gate=body.gate, nonce=body.nonce)
+    return CheckInOut.of(await gates.check_in(deps, cmd, gate=gate))
 
 
 @router.post("/api/uploads", status_code=201, responses=problem_responses(401, 404, 413, 415, 422, 503))

@@ -70,6 +70,8 @@ tickets = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=True),
     Column("checked_in_by", String(64), nullable=True),
+    Column("checkin_gate", String(64), nullable=True),  # the gate's name, as staff picked it
+    Column("checkin_nonce", String(64), nullable=True),  # the admitting scan's client nonce (a retry repeats it)
     Column("voided_at", UtcDateTime, nullable=True),
     # One ticket per order line, whatever happens to the events: the last guard against a second set.
     UniqueConstraint("order_id", "line_no", name="uq_tickets_order_line"),
@@ -164,6 +166,8 @@ def _ticket(row: Any) -> Ticket:
         used_at=row.used_at,
         checked_in_by=row.checked_in_by,
         voided_at=row.voided_at,
+        checkin_gate=row.checkin_gate,
+        checkin_nonce=row.checkin_nonce,
     )
 
 
@@ -234,13 +238,23 @@ async def void_tickets(conn: AsyncConnection, order_id: str, now: datetime) -> l
     return [replace(t, status=TicketStatus.VOIDED, voided_at=now) for t in victims]
 
 
-async def admit_ticket(conn: AsyncConnection, ticket_id: str, *, version: int, by: str, now: datetime) -> bool:
+async def admit_ticket(
+    conn: AsyncConnection,
+    ticket_id: str,
+    *,
+    version: int,
+    by: str,
+    now: datetime,
+    gate: str | None = None,
+    nonce: str | None = None,
+) -> bool:
     """Mark a valid ticket used; False if it was not valid (used, voided, reissued). The conditional UPDATE
-    is the referee between two gates scanning the same code at once: exactly one of them changes the row."""
+    is the referee between two gates scanning the same code at once, and between a gate and booking's refund
+    fence (``lock_tickets_of_order``): exactly one of them changes the row."""
     result = await conn.execute(
         update(tickets)
         .where(tickets.c.id == ticket_id, tickets.c.status == TicketStatus.VALID.value, tickets.c.version == version)
-        .values(status=TicketStatus.USED.value, used_at=now, checked_in_by=by)
+        .values(status=TicketStatus.USED.value, used_at=now, checked_in_by=by, checkin_gate=gate, checkin_nonce=nonce)
     )
     return bool(result.rowcount == 1)
 
