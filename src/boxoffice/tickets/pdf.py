@@ -1,24 +1,36 @@
 """Rendering one ticket as a PDF (fpdf2) with its code as a QR (segno).
 
-Pure CPU and no I/O: ``PdfRenderer`` runs it in worker processes (or a thread). The text uses the PDF core
-font Helvetica (no font file to ship or embed); characters outside Latin-1 are transliterated where Unicode knows how
-("Ł" -> "L") and replaced with "?" otherwise. The QR carries the exact code, whatever the alphabet.
+Pure CPU and no I/O but reading font files: ``PdfRenderer`` runs it in worker processes (or a thread). A
+ticket whose text is all Latin-1 uses the PDF core fonts (nothing to embed: the fast, common case). One with
+other characters (a holder named in Devanagari, Cyrillic, Chinese, Japanese or Korean) prints its values in
+Unicode fonts from Debian packages (``scripts/install-system-deps.sh``, ``deploy/Dockerfile``): Noto Sans
+(Latin, Greek, Cyrillic), Noto Sans Devanagari, Droid Sans Fallback (Chinese, Japanese) and Nanum Gothic
+(Korean), each added only when the ticket needs it and embedded as a subset of the glyphs used (fpdf2
+subsets on output), so a PDF stays ~20 KB. Text is not shaped (fpdf2 shapes only with HarfBuzz, whose text
+layer does not extract back to the same characters): Devanagari conjuncts print as their letters with a
+visible virama. A character no installed font has, or any when no Unicode font is installed, is
+transliterated where Unicode knows how ("Ł" -> "L") and replaced with "?" otherwise. The QR carries the exact
+code, whatever the alphabet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import multiprocessing
 import unicodedata
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import segno
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
 
 from boxoffice.platform.observability import configure_worker_logging
@@ -43,6 +55,65 @@ class TicketDocument:
 
 def latin1(text: str) -> str:
     return "".join(c if ord(c) < 256 else _transliterate(c) for c in text)
+
+
+# Unicode fonts: (name, file under a font directory), in the order they are tried for a character.
+UNICODE_FONTS: tuple[tuple[str, str], ...] = (
+    ("sans", "noto/NotoSans-Regular.ttf"),  # fonts-noto-core: Latin, Greek, Cyrillic (the main value font)
+    ("deva", "noto/NotoSansDevanagari-Regular.ttf"),  # fonts-noto-core
+    ("cjk", "droid/DroidSansFallbackFull.ttf"),  # fonts-droid-fallback: Chinese, Japanese
+    ("hangul", "nanum/NanumGothic.ttf"),  # fonts-nanum: Korean
+)
+FONT_DIRS: tuple[Path, ...] = (Path("/usr/share/fonts/truetype"), Path("/usr/local/share/fonts"))
+
+
+@dataclass(frozen=True, slots=True)
+class FontFile:
+    name: str
+    path: str
+
+
+def find_fonts(dirs: Sequence[Path] = FONT_DIRS) -> tuple[FontFile, ...]:
+    """The Unicode fonts installed, in ``UNICODE_FONTS`` order; empty unless the main one (Noto Sans) is."""
+    found = []
+    for name, relative in UNICODE_FONTS:
+        path = next((d / relative for d in dirs if (d / relative).is_file()), None)
+        if path is not None:
+            found.append(FontFile(name, str(path)))
+    return tuple(found) if found and found[0].name == "sans" else ()
+
+
+@functools.cache
+def _coverage(path: str) -> frozenset[int]:
+    """The code points a font has glyphs for (read once per process: only the cmap table is parsed)."""
+    font = TTFont(path, lazy=True)
+    try:
+        return frozenset(font.getBestCmap() or ())
+    finally:
+        font.close()
+
+
+def _plan_fonts(texts: Iterable[str], fonts: Sequence[FontFile]) -> tuple[list[FontFile], frozenset[int]]:
+    """The fonts a ticket's text needs (the main one first) and the code points they cover together; no
+    fonts when the text is all Latin-1 (core fonts print it) or no Unicode font is installed."""
+    wanted = {ord(c) for text in texts for c in text if ord(c) >= 256}
+    if not wanted or not fonts:
+        return [], frozenset()
+    chosen, covered = [fonts[0]], set(_coverage(fonts[0].path))
+    for font in fonts[1:]:
+        missing = wanted - covered
+        if not missing:
+            break
+        coverage = _coverage(font.path)
+        if missing & coverage:
+            chosen.append(font)
+            covered |= coverage
+    return chosen, frozenset(covered)
+
+
+def _printable(text: str, covered: frozenset[int]) -> str:
+    """``text`` with what no chosen font can print transliterated or replaced by "?"."""
+    return "".join(c if ord(c) in covered or ord(c) < 256 else _transliterate(c) for c in text)
 
 
 def _transliterate(char: str) -> str:
@@ -99,11 +170,25 @@ def qr_png(code: str) -> bytes:
     return buffer.getvalue()
 
 
-def render_ticket_pdf(doc: TicketDocument) -> bytes:
+def render_ticket_pdf(doc: TicketDocument, fonts: Sequence[FontFile] = ()) -> bytes:
+    lines = [*describe(doc), ("Holder", doc.holder), ("Order", doc.order_id), ("Ticket", doc.ticket_id)]
+    needed, covered = _plan_fonts((value for _, value in lines), fonts)
     pdf = FPDF(format=(148, 210), orientation="portrait", unit="mm")  # A5
     pdf.set_title(latin1(f"boxoffice ticket {doc.ticket_id}"))
     pdf.set_creator("boxoffice")
     pdf.set_auto_page_break(auto=False)
+    if needed:
+        for font in needed:
+            pdf.add_font(font.name, "", font.path)
+        # Characters the main font lacks come from the others (one regular face each serves bold text too).
+        pdf.set_fallback_fonts([font.name for font in needed[1:]], exact_match=False)
+        value_font = needed[0].name
+    else:
+        value_font = "Helvetica"
+
+    def show(text: str) -> str:
+        return _printable(text, covered) if needed else latin1(text)
+
     pdf.add_page()
     width = pdf.w - 2 * pdf.l_margin
     pdf.set_font("Helvetica", style="B", size=18)
@@ -111,11 +196,11 @@ def render_ticket_pdf(doc: TicketDocument) -> bytes:
     pdf.set_font("Helvetica", size=9)
     pdf.cell(width, 5, "Train ticket" if doc.kind == "train" else "Event ticket", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
-    for label, value in [*describe(doc), ("Holder", doc.holder), ("Order", doc.order_id), ("Ticket", doc.ticket_id)]:
+    for label, value in lines:
         pdf.set_font("Helvetica", style="B", size=10)
         pdf.cell(38, 7, latin1(label))
-        pdf.set_font("Helvetica", size=10)
-        text = latin1(value)
+        pdf.set_font(value_font, size=10)
+        text = show(value)
         if pdf.get_string_width(text) <= width - 40:  # multi_cell's line breaking is slow; most values fit
             pdf.cell(width - 38, 7, text, new_x="LMARGIN", new_y="NEXT")
         else:
@@ -132,16 +217,17 @@ def render_ticket_pdf(doc: TicketDocument) -> bytes:
     return bytes(pdf.output())
 
 
-def render_many(docs: list[TicketDocument]) -> list[bytes | None]:
+def render_many(docs: list[TicketDocument], fonts: Sequence[FontFile] = ()) -> list[bytes | None]:
     """Render each document; None for one that cannot be rendered, so it does not hold up the others.
 
     Runs in a worker process (the tickets service's PDF pool): rendering is pure Python and would otherwise
     hold the interpreter lock that the service's requests need.
     """
+    logging.getLogger("fontTools").setLevel(logging.ERROR)  # its subsetter notes every table it drops
     rendered: list[bytes | None] = []
     for doc in docs:
         try:
-            rendered.append(render_ticket_pdf(doc))
+            rendered.append(render_ticket_pdf(doc, fonts))
         except Exception:
             logging.getLogger("boxoffice.tickets.pdf").exception("ticket PDF could not be rendered: %s", doc.ticket_id)
             rendered.append(None)
@@ -152,21 +238,28 @@ class PdfRenderer:
     """Renders PDFs in worker processes (``processes``; 0: in a thread of this one): rendering is pure
     Python and would otherwise hold the interpreter lock that the service's requests need."""
 
-    def __init__(self, processes: int, *, log_level: str = "INFO", log_json: bool = True) -> None:
+    def __init__(
+        self, processes: int, *, log_level: str = "INFO", log_json: bool = True, fonts: Sequence[FontFile] | None = None
+    ) -> None:
         self.processes = processes
+        self.fonts = tuple(find_fonts() if fonts is None else fonts)
+        if not self.fonts:
+            logging.getLogger("boxoffice.tickets.pdf").warning(
+                "no Unicode font installed (fonts-noto-core): names outside Latin-1 print as '?'"
+            )
         self.log_level, self.log_json = log_level, log_json
         self._pool: ProcessPoolExecutor | None = None
 
     async def __call__(self, docs: list[TicketDocument]) -> list[bytes | None]:
         if self.processes <= 0:
-            return await asyncio.to_thread(render_many, docs)
+            return await asyncio.to_thread(render_many, docs, self.fonts)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs)
+            return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs, self.fonts)
         except BrokenProcessPool:
             # A worker died (killed, out of memory): this pool takes no more work, ever. A new pool renders
             # the batch; without it the service would issue no PDF again until restarted.
             self.close()
-            return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs)
+            return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs, self.fonts)
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
