@@ -239,6 +239,8 @@ async def test_the_gate_admits_only_its_event_shows_who_and_where_and_knows_a_re
     tickets = await issued(app, confirmed.data["order_id"], 2)
     (elsewhere,) = await issued(app, other.data["order_id"], 1)
     event_id = confirmed.data["event_id"]
+    pdf = await app.client.get(tickets[0]["pdf_url"], headers=fan.headers)  # the name in its own script
+    assert "Holder Анна Фан" in pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
 
     def scan(code: str, nonce: str, **extra: str) -> dict[str, str]:
         return {"code": code, "event_id": event_id, "gate": "North 3", "nonce": nonce, **extra}

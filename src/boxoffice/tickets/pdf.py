@@ -16,11 +16,16 @@ code, whatever the alphabet.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
+import hashlib
 import io
 import logging
 import multiprocessing
+import tempfile
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import segno
+from fontTools.fontBuilder import FontBuilder
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
 
@@ -83,32 +89,117 @@ def find_fonts(dirs: Sequence[Path] = FONT_DIRS) -> tuple[FontFile, ...]:
     return tuple(found) if found and found[0].name == "sans" else ()
 
 
+class _Source:
+    """One installed font, parsed once per process: its character map, and its glyphs read on demand."""
+
+    def __init__(self, path: str) -> None:
+        self.font = TTFont(path, lazy=True, recalcTimestamp=False)
+        self.cmap: dict[int, str] = dict(self.font.getBestCmap() or {})
+        self.coverage = frozenset(self.cmap)
+
+
 @functools.cache
+def _source(path: str) -> _Source:
+    return _Source(path)
+
+
 def _coverage(path: str) -> frozenset[int]:
-    """The code points a font has glyphs for (read once per process: only the cmap table is parsed)."""
-    font = TTFont(path, lazy=True)
-    try:
-        return frozenset(font.getBestCmap() or ())
-    finally:
-        font.close()
+    return _source(path).coverage
 
 
-def _plan_fonts(texts: Iterable[str], fonts: Sequence[FontFile]) -> tuple[list[FontFile], frozenset[int]]:
-    """The fonts a ticket's text needs (the main one first) and the code points they cover together; no
-    fonts when the text is all Latin-1 (core fonts print it) or no Unicode font is installed."""
-    wanted = {ord(c) for text in texts for c in text if ord(c) >= 256}
-    if not wanted or not fonts:
+FontPlan = list[tuple[FontFile, frozenset[int]]]
+"""The fonts a ticket uses, each with the code points it prints."""
+
+
+def _plan_fonts(texts: Iterable[str], fonts: Sequence[FontFile]) -> tuple[FontPlan, frozenset[int]]:
+    """The fonts a ticket's text needs, each with the code points it prints (the main font first: all it
+    has), and the code points they cover together; none when the text is all Latin-1 (core fonts print it)
+    or no Unicode font is installed."""
+    used = {ord(c) for text in texts for c in text}
+    if not any(c >= 256 for c in used) or not fonts:
         return [], frozenset()
-    chosen, covered = [fonts[0]], set(_coverage(fonts[0].path))
+    main = fonts[0]
+    chosen = [(main, frozenset(used & _coverage(main.path)))]
+    missing = used - _coverage(main.path)
     for font in fonts[1:]:
-        missing = wanted - covered
         if not missing:
             break
-        coverage = _coverage(font.path)
-        if missing & coverage:
-            chosen.append(font)
-            covered |= coverage
-    return chosen, frozenset(covered)
+        if serves := missing & _coverage(font.path):
+            chosen.append((font, frozenset(serves | {0x20})))
+            missing -= serves
+    return chosen, frozenset(used - missing)
+
+
+# A font reduced to the glyphs one ticket prints: a few KB that fpdf2 reads in a millisecond, where the
+# installed font (up to 4 MB for CJK) would take it seconds to parse and subset on every PDF.
+_SUBSET_DIR = tempfile.TemporaryDirectory(prefix="boxoffice-fonts-")
+_SUBSET_FILES: OrderedDict[tuple[str, frozenset[int]], str] = OrderedDict()
+_SUBSET_CACHE_SIZE = 256  # an order's tickets share a holder name, so a batch reuses its fonts
+_SUBSET_LOCK = threading.Lock()  # renderer threads share the cache and the lazily parsed fonts
+
+
+def _subset_file(path: str, chars: frozenset[int]) -> str:
+    """A TrueType file with only the glyphs of ``chars`` (and the glyphs they are built from), cached."""
+    with _SUBSET_LOCK:
+        return _subset_file_locked(path, chars)
+
+
+def _subset_file_locked(path: str, chars: frozenset[int]) -> str:
+    key = (path, chars)
+    if (cached := _SUBSET_FILES.get(key)) is not None:
+        _SUBSET_FILES.move_to_end(key)
+        return cached
+    data = _build_subset(_source(path), chars)
+    name = hashlib.sha256(path.encode() + b"\0" + ",".join(map(str, sorted(chars))).encode()).hexdigest()[:32]
+    target = Path(_SUBSET_DIR.name) / f"{name}.ttf"
+    target.write_bytes(data)
+    _SUBSET_FILES[key] = str(target)
+    while len(_SUBSET_FILES) > _SUBSET_CACHE_SIZE:
+        _, evicted = _SUBSET_FILES.popitem(last=False)
+        Path(evicted).unlink(missing_ok=True)
+    return str(target)
+
+
+def _build_subset(source: _Source, chars: frozenset[int]) -> bytes:
+    font, cmap = source.font, source.cmap
+    glyf, hmtx = font["glyf"], font["hmtx"]
+    names, seen = [".notdef"], {".notdef"}
+    for char in sorted(chars):
+        glyph = cmap.get(char)
+        if glyph is not None and glyph not in seen:
+            seen.add(glyph)
+            names.append(glyph)
+    index = 0
+    while index < len(names):  # composite glyphs (accented letters, some Hangul) need their components
+        glyph = glyf[names[index]]
+        if glyph.isComposite():
+            for component in glyph.getComponentNames(glyf):
+                if component not in seen:
+                    seen.add(component)
+                    names.append(component)
+        index += 1
+    builder = FontBuilder(font["head"].unitsPerEm, isTTF=True)
+    builder.setupGlyphOrder(names)
+    builder.setupCharacterMap({char: cmap[char] for char in chars if char in cmap})
+    builder.setupGlyf({name: copy.deepcopy(glyf[name]) for name in names})
+    builder.setupHorizontalMetrics({name: hmtx[name] for name in names})
+    builder.setupHorizontalHeader(ascent=font["hhea"].ascent, descent=font["hhea"].descent)
+    builder.setupNameTable({"familyName": "boxoffice ticket subset", "styleName": "Regular"})
+    os2 = font["OS/2"]
+    builder.setupOS2(
+        sTypoAscender=os2.sTypoAscender,
+        sTypoDescender=os2.sTypoDescender,
+        sTypoLineGap=os2.sTypoLineGap,
+        usWinAscent=os2.usWinAscent,
+        usWinDescent=os2.usWinDescent,
+        sxHeight=getattr(os2, "sxHeight", 0),
+        sCapHeight=getattr(os2, "sCapHeight", 0),
+        fsType=os2.fsType,  # the font's own embedding permission, unchanged
+    )
+    builder.setupPost()
+    buffer = io.BytesIO()
+    builder.save(buffer)
+    return buffer.getvalue()
 
 
 def _printable(text: str, covered: frozenset[int]) -> str:
@@ -178,11 +269,11 @@ def render_ticket_pdf(doc: TicketDocument, fonts: Sequence[FontFile] = ()) -> by
     pdf.set_creator("boxoffice")
     pdf.set_auto_page_break(auto=False)
     if needed:
-        for font in needed:
-            pdf.add_font(font.name, "", font.path)
-        # Characters the main font lacks come from the others (one regular face each serves bold text too).
-        pdf.set_fallback_fonts([font.name for font in needed[1:]], exact_match=False)
-        value_font = needed[0].name
+        for font, chars in needed:
+            pdf.add_font(font.name, "", _subset_file(font.path, chars))
+        # Characters the main font lacks come from the others.
+        pdf.set_fallback_fonts([font.name for font, _ in needed[1:]], exact_match=False)
+        value_font = needed[0][0].name
     else:
         value_font = "Helvetica"
 
