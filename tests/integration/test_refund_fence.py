@@ -208,3 +208,6 @@ async def test_cancel_is_refused_while_tickets_cannot_answer(tmp_path: Path, db_
         assert order["status"] == "confirmed"
         assert await sold_seats(app, event["event_id"]) == {seat: "sold"}
         assert await payment_status(app, order_id, buyer) == "captured"
+        # The order's history says its tickets part is missing rather than leaving it out silently.
+        history = (await app.client.get(f"/api/orders/{order_id}/history", headers=buyer)).json()
+        assert "tickets" in history["incomplete"]
