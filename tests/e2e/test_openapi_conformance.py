@@ -64,9 +64,7 @@ KNOWN_DEFECTS: dict[str, tuple[int, ...]] = {
     "booking DELETE /api/holds/{hold_id}": (404,),
     "booking POST /api/orders": (404, 409),
     "booking GET /api/orders/{order_id}": (404,),
-    "booking POST /api/orders/{order_id}/cancel": (404, 409),
     "payments GET /api/payments/{payment_id}": (404,),
-    "tickets GET /api/tickets/{ticket_id}/pdf": (404,),
     "tickets POST /api/uploads": (415,),
     "tickets GET /api/uploads/{upload_id}": (404,),
 }

@@ -13,6 +13,7 @@ import pytest
 from boxoffice.booking.deps import BookingSettings
 from boxoffice.payments.deps import PaymentsSettings
 from boxoffice.platform.settings import Settings
+from boxoffice.tickets.deps import TicketsSettings
 from tests.harness.app import FakeClock, Running, running, wait_for
 from tests.harness.booking import (
     CARD_DECLINED,
@@ -32,8 +33,9 @@ async def app(tmp_path: Path, db_factory: Callable[[str], str]) -> AsyncIterator
     configs = {
         "booking": BookingSettings(database_url=db_factory("booking")),
         "payments": PaymentsSettings(database_url=db_factory("payments")),
+        "tickets": TicketsSettings(database_url=db_factory("tickets")),  # fences a paid order's cancellation
     }
-    async with running(settings, ["identity", "booking", "payments"], configs=configs) as app:
+    async with running(settings, ["identity", "booking", "payments", "tickets"], configs=configs) as app:
         yield app
 
 
@@ -347,8 +349,9 @@ async def test_order_history_is_the_audit_trail_of_every_change(app: Running) ->
     assert [e["at"] for e in history["items"]] == sorted(e["at"] for e in history["items"])
     assert history["items"][0]["detail"]["quantity"] == 2
     assert all(set(e) == {"at", "actor", "action", "detail"} for e in history["items"])
-    # tickets does not run in this test: its part is missing, and the answer says so.
-    assert "tickets" in history["incomplete"]
+    # tickets runs here (it fences a paid order's cancellation): its part is in, whether or not it had issued
+    # the tickets before the cancellation fenced them.
+    assert "tickets" not in history["incomplete"]
     payments_audit = await app.runtime.clients.get("payments").get(f"/internal/orders/{order_id}/audit")
     if payments_audit.status_code == 200:  # payments keeps its own trail (docs/contracts.md)
         assert "payments" not in history["incomplete"]

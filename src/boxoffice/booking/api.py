@@ -106,7 +106,7 @@ async def get_order(order_id: PathId, user: CurrentUser, deps: Deps) -> Customer
     return CustomerOrderOut.with_tickets(await orders.get_order(deps, order_id, user=user))
 
 
-@router.post("/api/orders/{order_id}/cancel", responses=problem_responses(401, 404, 409, 422))
+@router.post("/api/orders/{order_id}/cancel", responses=problem_responses(401, 404, 409, 422, 503))
 async def cancel_order(order_id: PathId, user: CurrentUser, deps: Deps) -> OrderOut:
     return OrderOut.of(await orders.cancel_order(deps, order_id, user=user))
 

@@ -86,6 +86,12 @@ class OrderNotCancellable(Conflict):
     slug, title = "order-not-cancellable", "Order cannot be cancelled"
 
 
+class TicketUsed(Conflict):
+    """Tickets' refund fence refused: a ticket of the order was admitted at a gate (docs/contracts.md)."""
+
+    slug, title = "ticket-used", "A ticket of this order was used"
+
+
 class LimitReached(TooManyRequests):
     slug, title = "limit-reached", "Per-customer limit reached"
 

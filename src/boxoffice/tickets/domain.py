@@ -31,6 +31,16 @@ class TicketVoided(Conflict):
     slug, title = "voided", "Ticket voided"
 
 
+class TicketUsedNoRefund(Conflict):
+    """Booking's refund fence met a ticket of the order that was already admitted at a gate."""
+
+    slug, title = "ticket-used", "A ticket of this order was used"
+
+
+class WrongEvent(Conflict):
+    slug, title = "wrong-event", "Ticket for another event"
+
+
 class TicketNotFound(NotFound):
     slug, title = "ticket-not-found", "Ticket not found"
 
@@ -93,6 +103,8 @@ class Ticket:
     used_at: datetime | None = None
     checked_in_by: str | None = None
     voided_at: datetime | None = None
+    checkin_gate: str | None = None
+    checkin_nonce: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +149,37 @@ class ListTickets:
 @dataclass(frozen=True, slots=True)
 class CheckIn:
     code: str
+    event_id: str | None = None
+    """The event (or train run) the gate admits to; a ticket for another is refused (``WrongEvent``)."""
+    gate: str | None = None
+    """The gate's name, as staff picked it (recorded with the admission)."""
+    nonce: str | None = None
+    """The scan's client nonce: a retry of the scan that admitted the ticket repeats it and is answered
+    "admitted" again (marked as a retry) instead of "already used"."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoidOrder:
+    """Booking's refund fence: void every ticket of the order, now and for good, unless one was used."""
+
+    order_id: str
+    user_id: str
+    kind: str  # event | train
+    subject_id: str
+    holder_name: str
+
+    def as_booking(self) -> Booking:
+        """The fence as the cancelled order tickets remembers (no tickets are issued for it later)."""
+        return Booking(
+            order_id=self.order_id,
+            user_id=self.user_id,
+            subject_id=self.subject_id,
+            status="cancelled",
+            kind=self.kind,
+            holder_name=self.holder_name[:200],
+            details={},
+            data={},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +190,35 @@ class CreateUpload:
 
 
 # The gate.
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A ticket admitted at a gate, with what the gate shows staff."""
+
+    ticket: Ticket
+    event_name: str
+    retry: bool = False
+    """True when this answers a retry of the scan that admitted the ticket (same nonce, same staff)."""
+
+
+def subject_name(kind: str, details: Mapping[str, Any]) -> str:
+    """The event's name, or the train's number and name, from the order's details."""
+    if kind == "train":
+        return " ".join(str(p) for p in (details.get("train_number"), details.get("name")) if p) or "Train"
+    return str(details.get("name") or "Event")
+
+
+def is_retry(ticket: Ticket | None, cmd: CheckIn, *, gate_user: str) -> bool:
+    """Whether a scan that did not admit is a retry of the one that did: the same code, nonce and staff."""
+    return (
+        ticket is not None
+        and cmd.nonce is not None
+        and ticket.status == TicketStatus.USED
+        and ticket.code == cmd.code
+        and ticket.checkin_nonce == cmd.nonce
+        and ticket.checked_in_by == gate_user
+    )
+
+
 def refusal(ticket: Ticket | None, code: str) -> InvalidTicketCode | TicketVoided | AlreadyUsed:
     """Why a genuine code that did not admit anyone was refused (the ticket as it stands after the attempt)."""
     if ticket is None or ticket.code != code:  # signed by us, but not this ticket's current code (reissued)

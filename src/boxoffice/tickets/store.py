@@ -70,6 +70,8 @@ tickets = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=True),
     Column("checked_in_by", String(64), nullable=True),
+    Column("checkin_gate", String(64), nullable=True),  # the gate's name, as staff picked it
+    Column("checkin_nonce", String(64), nullable=True),  # the admitting scan's client nonce (a retry repeats it)
     Column("voided_at", UtcDateTime, nullable=True),
     # One ticket per order line, whatever happens to the events: the last guard against a second set.
     UniqueConstraint("order_id", "line_no", name="uq_tickets_order_line"),
@@ -126,6 +128,23 @@ async def set_order_status(conn: AsyncConnection, order_id: str, status: str, *,
     await conn.execute(update(orders).where(orders.c.id == order_id).values(status=status, updated_at=now))
 
 
+async def lock_order(conn: AsyncConnection, order_id: str) -> str | None:
+    """The order's status, its row locked until the transaction ends (PostgreSQL; a SQLite writer holds the
+    whole database already): issuance and a refund fence of one order take turns."""
+    query = select(orders.c.status).where(orders.c.id == order_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    status: str | None = await conn.scalar(query)
+    return status
+
+
+async def order_details(conn: AsyncConnection, order_id: str) -> dict[str, Any]:
+    """The event or train object an order's tickets print (empty for an order tickets knows only as a fence)."""
+    details: str | None = await conn.scalar(select(orders.c.details).where(orders.c.id == order_id))
+    loaded = json.loads(details) if details else {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
 # Tickets.
 def _ticket(row: Any) -> Ticket:
     return Ticket(
@@ -147,6 +166,8 @@ def _ticket(row: Any) -> Ticket:
         used_at=row.used_at,
         checked_in_by=row.checked_in_by,
         voided_at=row.voided_at,
+        checkin_gate=row.checkin_gate,
+        checkin_nonce=row.checkin_nonce,
     )
 
 
@@ -197,6 +218,17 @@ async def tickets_of_user(
     return [_ticket(row) for row in await conn.execute(query.order_by(tickets.c.id).limit(limit))]
 
 
+async def lock_tickets_of_order(conn: AsyncConnection, order_id: str) -> list[Ticket]:
+    """The order's tickets, their rows locked until the transaction ends (PostgreSQL; a SQLite writer holds
+    the whole database already). A check-in's conditional UPDATE of one of them waits for the lock and then
+    sees the row as this transaction left it; a check-in that got there first is seen as ``used`` (READ
+    COMMITTED re-reads a locked row's newest version)."""
+    query = select(tickets).where(tickets.c.order_id == order_id).order_by(tickets.c.line_no)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return [_ticket(row) for row in await conn.execute(query)]
+
+
 async def void_tickets(conn: AsyncConnection, order_id: str, now: datetime) -> list[Ticket]:
     """Void the order's valid tickets; returns the ones this call voided, as they are now."""
     condition = and_(tickets.c.order_id == order_id, tickets.c.status == TicketStatus.VALID.value)
@@ -206,13 +238,23 @@ async def void_tickets(conn: AsyncConnection, order_id: str, now: datetime) -> l
     return [replace(t, status=TicketStatus.VOIDED, voided_at=now) for t in victims]
 
 
-async def admit_ticket(conn: AsyncConnection, ticket_id: str, *, version: int, by: str, now: datetime) -> bool:
+async def admit_ticket(
+    conn: AsyncConnection,
+    ticket_id: str,
+    *,
+    version: int,
+    by: str,
+    now: datetime,
+    gate: str | None = None,
+    nonce: str | None = None,
+) -> bool:
     """Mark a valid ticket used; False if it was not valid (used, voided, reissued). The conditional UPDATE
-    is the referee between two gates scanning the same code at once: exactly one of them changes the row."""
+    is the referee between two gates scanning the same code at once, and between a gate and booking's refund
+    fence (``lock_tickets_of_order``): exactly one of them changes the row."""
     result = await conn.execute(
         update(tickets)
         .where(tickets.c.id == ticket_id, tickets.c.status == TicketStatus.VALID.value, tickets.c.version == version)
-        .values(status=TicketStatus.USED.value, used_at=now, checked_in_by=by)
+        .values(status=TicketStatus.USED.value, used_at=now, checked_in_by=by, checkin_gate=gate, checkin_nonce=nonce)
     )
     return bool(result.rowcount == 1)
 

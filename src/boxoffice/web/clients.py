@@ -27,6 +27,7 @@ from boxoffice.web.domain import ProblemInfo, Tokens, friendly_message, problem_
 from boxoffice.web.resources import (
     Admission,
     Card,
+    CheckInRequest,
     Event,
     EventFilter,
     EventPage,
@@ -302,8 +303,8 @@ class PaymentsApi(ServiceApi):
 
 
 class TicketsApi(ServiceApi):
-    async def check_in(self, code: str) -> Admission:
-        return await self.read(Admission, "POST", "/api/checkin", json={"code": code})
+    async def check_in(self, scan: CheckInRequest) -> Admission:
+        return await self.read(Admission, "POST", "/api/checkin", json=scan.model_dump(exclude_none=True))
 
     async def pdf(self, ticket_id: str) -> bytes:
         return (await self.call("GET", at("/api/tickets/{}/pdf", ticket_id))).content

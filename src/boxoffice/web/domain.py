@@ -252,9 +252,28 @@ class StationLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CheckinResult:
-    outcome: str  # "admitted" | "used" | "invalid"
+    outcome: str  # "admitted" | "used" | "wrong-event" | "invalid"
     message: str
     ticket_id: str | None = None
+    holder_name: str = ""
+    event_name: str = ""
+    section: str | None = None
+    seat: str = ""
+    retry: bool = False
+
+
+GATE_NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+def gate_nonce() -> str:
+    """A new scan's client nonce: a retry of the same scan repeats it, a new scan gets a new one."""
+    return secrets.token_urlsafe(16)
+
+
+def gate_name(text: str) -> str | None:
+    """The gate's name as staff typed it: printable, at most 64 characters, or None."""
+    cleaned = re.sub(r"[\x00-\x1f\x7f]", "", text).strip()[:64]
+    return cleaned or None
 
 
 # Forms -----------------------------------------------------------------------------------------------------

@@ -262,6 +262,19 @@ class Card(Request):
 # tickets
 class Admission(Answer):
     ticket_id: str
+    retry: bool = False
+    event_name: str = ""
+    holder_name: str = ""
+    section: str | None = None
+    seat: str = ""
+    gate: str | None = None
+
+
+class CheckInRequest(Request):
+    code: str
+    event_id: str
+    gate: str | None = None
+    nonce: str | None = None
 
 
 # waiting room

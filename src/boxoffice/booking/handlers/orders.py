@@ -35,7 +35,7 @@ from boxoffice.platform.auth import Principal
 from boxoffice.platform.bus.envelope import uuid7
 from boxoffice.platform.db import UnitOfWork
 from boxoffice.platform.idempotency import StoredResponse, run_idempotent
-from boxoffice.platform.problems import Forbidden, NotFound
+from boxoffice.platform.problems import Forbidden, NotFound, ServiceUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +173,25 @@ async def confirm_order(deps: BookingDeps, cmd: ConfirmOrder) -> Order:
 
 async def cancel_order(deps: BookingDeps, order_id: str, *, user: Principal) -> Order:
     """Cancel: seats go back on sale; a paid order is announced on ``ticket-bookings`` so payments refunds
-    it and tickets voids its tickets."""
+    it and tickets voids its tickets.
+
+    A paid order is first fenced by tickets, which owns the rule "no refund once a ticket was used"
+    (docs/contracts.md): in one tickets transaction every ticket of the order is voided, and any issued later
+    would be, unless one was admitted at a gate (409 ``/ticket-used``, nothing changes here). A check-in
+    after the fence finds its ticket voided. When tickets cannot answer, nothing is cancelled (503).
+    """
+    seen = await read_order(deps, order_id)
+    if not may_see(user, seen.user_id):
+        raise NotFound("No such order.")
+    fenced = seen.status == OrderStatus.CONFIRMED
+    if fenced:
+        try:
+            await deps.tickets.void_order(seen)
+        except PeerUnavailable:
+            raise ServiceUnavailable(
+                "Tickets cannot be checked right now, so the order was not cancelled; try again later.",
+                headers={"Retry-After": "5"},
+            ) from None
 
     async def work(uow: UnitOfWork) -> Order:
         now = deps.now()
@@ -188,6 +206,8 @@ async def cancel_order(deps: BookingDeps, order_id: str, *, user: Principal) -> 
             if not await end_hold(uow, hold.id, to=HoldStatus.RELEASED, now=now, actor=user.id):
                 raise domain.OrderNotCancellable("This order has expired already.")
         elif order.status == OrderStatus.CONFIRMED:
+            if not fenced:  # paid between the first read and now: its tickets were not fenced
+                raise domain.OrderNotCancellable("This order was paid a moment ago; cancel it again.")
             await _cancel_paid(uow, order, hold, actor=user.id, now=now)
         else:
             raise domain.OrderNotCancellable(f"This order is {order.seen_at(now).status}.")

@@ -43,6 +43,8 @@ async def ticket_pdf(deps: TicketsDeps, ticket_id: str, *, viewer: Principal) ->
         raise domain.TicketNotFound("No ticket with this id.")
     if ticket.user_id != viewer.id and not viewer.has_role("admin"):
         raise domain.NotYourTicket("This ticket belongs to someone else.")
+    if ticket.status == domain.TicketStatus.VOIDED:  # a printout of it would look like a ticket: none is given
+        raise domain.TicketVoided("This ticket was voided: its order was cancelled.")
     if ticket.pdf_key is None:
         raise domain.PdfNotReady("The PDF is being prepared; try again in a moment.", headers={"Retry-After": "1"})
     return await deps.objects.get(ticket.pdf_key)
