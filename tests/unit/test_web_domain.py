@@ -71,8 +71,26 @@ def test_origin_checks_and_safe_redirects() -> None:
     assert not domain.same_origin("https://evil.example", "boxoffice.test")
     assert not domain.same_origin("null", "boxoffice.test")
     assert domain.safe_next("/events/1?x=2") == "/events/1?x=2"
-    for target in ("//evil.example", "https://evil.example", "/\\evil.example", "", None, "events"):
-        assert domain.safe_next(target) == "/"
+    for target in ("//evil.example", "https://evil.example", "/\\evil.example", "", None, "events",
+                   "/\t/evil.example", "/\n/evil.example", "/ /evil.example", "/\x00", "/\x7f/x", "/" + "a" * 2001):
+        assert domain.safe_next(target) == "/", target
+
+
+def test_a_sealed_choice_opens_only_for_the_same_browser_unaltered_and_in_time() -> None:
+    secret, now = b"s" * 32, datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    token = domain.seal_choice(secret, "csrf-of-this-browser", '{"event_id": "e1", "quantity": 2}', now=now)
+    assert domain.open_choice(secret, "csrf-of-this-browser", token, now=now) == '{"event_id": "e1", "quantity": 2}'
+    soon = now + timedelta(seconds=domain.CHOICE_SECONDS - 1)
+    assert domain.open_choice(secret, "csrf-of-this-browser", token, now=soon) is not None
+    late = now + timedelta(seconds=domain.CHOICE_SECONDS + 1)
+    assert domain.open_choice(secret, "csrf-of-this-browser", token, now=late) is None
+    assert domain.open_choice(secret, "csrf-of-another-browser", token, now=now) is None
+    assert domain.open_choice(b"t" * 32, "csrf-of-this-browser", token, now=now) is None
+    assert domain.open_choice(secret, None, token, now=now) is None
+    body, signature = token.split(".")
+    altered = domain.seal_choice(secret, "x", '{"event_id": "e1", "quantity": 9}', now=now).split(".")[0]
+    for forged in (f"{altered}.{signature}", body, f"{body}.", "a.b.c", "", "%%%.abc", "x" * 5000):
+        assert domain.open_choice(secret, "csrf-of-this-browser", forged, now=now) is None, forged
 
 
 def test_api_problems_become_friendly_messages() -> None:

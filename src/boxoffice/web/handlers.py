@@ -283,14 +283,14 @@ class WaitInLine(Exception):
     """A queued sale's hold needs an admission this visitor does not have yet: the waiting page is next."""
 
 
-async def place_event_hold(visitor: Visitor, wanted: HoldRequest) -> Hold:
+async def place_event_hold(visitor: Visitor, wanted: HoldRequest, *, idempotency_key: str | None = None) -> Hold:
     """Hold seats of an event; for a queued sale, with the waiting room's admission (docs/waiting-room.md).
 
     Booking alone knows whether a sale is queued, so the hold is tried first; booking's ``not-admitted``
     answer sends the visitor's admission along, or the visitor to the line.
     """
     try:
-        return await visitor.booking.place_hold(wanted)
+        return await visitor.booking.place_hold(wanted, idempotency_key=idempotency_key)
     except ApiProblem as exc:
         if exc.slug != "not-admitted" or wanted.event_id is None:
             raise
@@ -302,4 +302,4 @@ async def place_event_hold(visitor: Visitor, wanted: HoldRequest) -> Hold:
         raise
     if place.admission is None:
         raise WaitInLine
-    return await visitor.booking.place_hold(wanted, admission=place.admission.token)
+    return await visitor.booking.place_hold(wanted, admission=place.admission.token, idempotency_key=idempotency_key)

@@ -80,6 +80,11 @@
     });
     form.addEventListener("submit", function () { button.disabled = true; });
 
+    // Seats picked before logging in come back picked (the page marks them); taken ones simply are not.
+    form.querySelectorAll(".seat[data-picked]").forEach(function (seat) {
+      if (seat.classList.contains("available") && picked.size < max) picked.set(seat.dataset.seatId, seat.dataset.label);
+    });
+
     // Fresh seat states arrive by htmx polling; a seat someone else took leaves our picks.
     form.applyStates = function (states) {
       var lost = [];
