@@ -12,6 +12,7 @@ from boxoffice.catalog import timetable
 from boxoffice.catalog.domain import (
     MAX_SECTION_CAPACITY,
     Category,
+    EventDetails,
     EventDraft,
     QueueDraft,
     RowDraft,
@@ -29,6 +30,12 @@ Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.
 StationCode = Annotated[str, Field(pattern=r"^[A-Z0-9]{2,8}$")]
 Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,10}$")]
 Minutes = Annotated[int | None, Field(strict=True, ge=0, le=14 * 24 * 60)]
+# An event's picture: a path on this site (the demo's are under /static/events/) or an https URL.
+ImageUrl = Annotated[str, Field(
+    max_length=500,
+    pattern=r"^(/[A-Za-z0-9._~%-][A-Za-z0-9._~%/-]*|https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~%/?=&+-]*)$",
+    description="a path on this site (/static/...) or an https URL",
+)]
 
 
 class In(BaseModel):
@@ -69,6 +76,10 @@ class EventIn(In):
     currency: Currency
     sections: list[SectionIn] = Field(min_length=1, max_length=50)
     queue: QueueIn | None = Field(default=None, description="a queued sale behind the waiting room")
+    description: str | None = Field(default=None, max_length=4000, description="what the event page tells buyers")
+    image_url: ImageUrl | None = None
+    doors_at: AwareDatetime | None = Field(default=None, description="when doors open: up to 12 h before starts_at")
+    venue_address: str | None = Field(default=None, min_length=1, max_length=300)
 
     def draft(self) -> EventDraft:
         sections = tuple(
@@ -85,7 +96,11 @@ class EventIn(In):
         if self.queue is not None:
             on_sale_at = self.queue.on_sale_at.astimezone(UTC).replace(microsecond=0)
             queue = QueueDraft(on_sale_at, self.queue.admit_per_minute)
-        return EventDraft(self.name, self.category, self.venue, self.city, starts_at, self.currency, sections, queue)
+        doors_at = self.doors_at.astimezone(UTC).replace(microsecond=0) if self.doors_at else None
+        details = EventDetails(self.description or None, self.image_url, doors_at, self.venue_address)
+        return EventDraft(
+            self.name, self.category, self.venue, self.city, starts_at, self.currency, sections, queue, details
+        )
 
 
 class StationIn(In):

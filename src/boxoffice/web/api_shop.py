@@ -88,7 +88,8 @@ async def _event_page(request: Request, visitor: Visitor, event_id: str, *, erro
     event = await visitor.catalog.event(event_id)
     venue = seatmap.layout_venue(event.sections, event.seats) if event.seats else None
     return render(
-        request, "event.html", "event", event=event, seatmap=venue, error=error, status=status,
+        request, "event.html", "event", event=event, seatmap=venue, tones=seatmap.section_tones(event.sections),
+        error=error, status=status,
         created=request.query_params.get("created") == "1",
         max_quantity=visitor.deps.config.max_quantity, picked=picked or HoldRequest(),
     )
@@ -231,7 +232,7 @@ async def _run_page(request: Request, visitor: Visitor, run_id: str, origin: str
                                          handlers.list_stations(visitor))
     names = {s.code: s.name for s in stations}
     chosen = next((c for c in run.classes if c.code == class_code), run.classes[0] if run.classes else None)
-    coaches = [(coach, seatmap.layout_coach(coach.seats)) for coach in (chosen.coaches if chosen else [])]
+    coaches = [(coach, seatmap.layout_coach(coach.seats, chosen.code)) for coach in chosen.coaches] if chosen else []
     segment = {run.origin or origin, run.destination or destination}
     return render(
         request, "run.html", "run", run=run, names=names, chosen=chosen, coaches=coaches, error=error, status=status,
