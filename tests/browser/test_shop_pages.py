@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import httpx
+import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.browser.conftest import PASSWORD, wait_for_code
+from tests.browser.conftest import PASSWORD, open_event, wait_for_code
 from tests.harness.server import Server
 
 
@@ -60,3 +62,72 @@ def test_api_docs_work_without_internet(page: Page, server: Server) -> None:
     expect(page.locator(".opblock-summary-path", has_text="/api/events").first).to_be_visible()
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("boxoffice catalog")
     assert leaving == []
+
+
+def test_the_home_page_finds_events_by_artist_city_and_date(page: Page, server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        events = client.get("/api/events", params={"category": "concert", "limit": 100}).json()["items"]
+        concert = events[0]
+        artists = client.get(f"/api/lineups/{concert['id']}").json()["artists"]
+    assert artists, "the demo gives every concert a line-up"
+    artist = artists[-1]["name"]
+
+    page.goto("/")
+    page.get_by_test_id("event-search-q").fill(artist)
+    page.get_by_test_id("event-search-submit").click()
+    expect(page.locator("body")).to_have_attribute("data-page", "events")
+    card = page.locator(f"[data-testid=event-card][data-event-id='{concert['id']}']")
+    expect(card).to_be_visible()
+    expect(card.get_by_test_id("event-card-note")).to_have_text(f"With {artist}")
+
+    # A city and a date window: only that city's events in it.
+    day = concert["starts_at"][:10]
+    page.goto("/")
+    page.get_by_test_id("event-search-q").fill(concert["city"])
+    page.get_by_test_id("event-search-from").fill(day)
+    page.get_by_test_id("event-search-to").fill(day)
+    page.get_by_test_id("event-search-submit").click()
+    cards = page.get_by_test_id("event-card")
+    expect(cards.first).to_be_visible()
+    for i in range(cards.count()):
+        expect(cards.nth(i)).to_contain_text(concert["city"])
+        assert (cards.nth(i).locator("time").get_attribute("datetime") or "").startswith(day)
+    expect(page.locator(f"[data-testid=event-card][data-event-id='{concert['id']}']")).to_be_visible()
+    page.get_by_test_id("filter-q").fill("no such event anywhere")
+    page.get_by_test_id("filter-submit").click()
+    expect(page.get_by_test_id("no-events")).to_be_visible()
+
+
+@pytest.mark.parametrize("context", [{"width": 390, "height": 844}], indirect=True, ids=["phone"])
+def test_an_event_page_tells_a_buyer_what_they_need_on_a_phone(page: Page, server: Server) -> None:
+    event_id = open_event(page, server, seating="reserved", category="theatre")
+    image = page.get_by_test_id("event-image")
+    expect(image).to_be_visible()
+    assert image.evaluate("img => img.complete && img.naturalWidth > 0")  # the picture is there, not a broken link
+    expect(page.get_by_test_id("event-description")).not_to_be_empty()
+    expect(page.get_by_test_id("event-doors")).to_have_text(re.compile(r"^\d\d:\d\d UTC$"))
+    expect(page.get_by_test_id("event-address")).not_to_be_empty()
+
+    # Prices by section, in the seats' colours, before the map and its Hold button.
+    legend = page.get_by_test_id("price-legend")
+    expect(legend.locator("li")).to_have_count(2)
+    expect(legend).to_contain_text(re.compile(r"Stalls [£€$₹][\d,]+\.\d\d"))
+    hold = page.get_by_test_id("hold-seats")
+    assert legend.bounding_box()["y"] < hold.bounding_box()["y"]  # type: ignore[index]
+    first = page.locator("#seatmap .seat.available").first
+    swatch = legend.locator(".swatch").first
+    assert first.evaluate("el => getComputedStyle(el).fill") == swatch.evaluate(
+        "el => getComputedStyle(el).backgroundColor")
+    expect(page.locator("#seatmap .seat-no").first).to_have_text("1")
+
+    # The map keeps seats big enough to tap: narrower than the map, the box scrolls sideways.
+    wrap = page.locator(".seatmap-wrap")
+    assert wrap.evaluate("el => el.scrollWidth > el.clientWidth")
+    box = first.bounding_box()
+    assert box is not None and box["width"] >= 24
+    far = page.locator("#seatmap .seat.available[data-label$='-20']").first
+    far.scroll_into_view_if_needed()
+    far.click()
+    expect(page.get_by_test_id("selection-summary")).to_contain_text(re.compile(r"1 seat picked: \w-20 · [£€$₹]"))
+    expect(hold).to_be_enabled()
+    assert event_id

@@ -55,12 +55,37 @@ async def events(request: Request, visitor: VisitorDep) -> Response:
         if exc.status >= 500:
             raise
         page, error = EventPage(items=[]), exc.message
+    performing: dict[str, str] = {}
+    if query.q and not query.cursor and error is None:
+        performing, extra = await _events_by_artist(visitor, query, {e.id for e in page.items})
+        page = page.model_copy(update={"items": sorted([*page.items, *extra], key=lambda e: (e.starts_at, e.id))})
     shown = {"category": category, "q": query.q or "", "from": q.get("from", ""), "to": q.get("to", "")}
     next_url = with_query("/events", **shown, cursor=page.next_cursor) if page.next_cursor else None
     return render(
         request, "events.html", "events", events=page.items, filters=shown, next_url=next_url,
-        first_url=with_query("/events", **shown) if q.get("cursor") else None, error=error,
+        first_url=with_query("/events", **shown) if q.get("cursor") else None, error=error, performing=performing,
     )
+
+
+async def _events_by_artist(visitor: Visitor, query: EventFilter, listed: set[str]
+                            ) -> tuple[dict[str, str], list[EventSummary]]:
+    """Events where an artist matching the search plays (within the filters), beyond those catalog found."""
+    performing = await handlers.events_of_artists(visitor, query.q or "")
+    wanted = [event_id for event_id in performing if event_id not in listed][:EVENTS_PER_PAGE]
+    found = await asyncio.gather(*(visitor.catalog.event(event_id) for event_id in wanted), return_exceptions=True)
+    extra: list[EventSummary] = []
+    for event in found:
+        if not isinstance(event, EventSummary):
+            continue
+        starts = domain.parse_time(event.starts_at)
+        if query.category and event.category != query.category:
+            continue
+        if query.starts_after and starts < domain.parse_time(query.starts_after):
+            continue
+        if query.starts_before and starts > domain.parse_time(query.starts_before):
+            continue
+        extra.append(EventSummary.model_validate(event.model_dump(include=set(EventSummary.model_fields))))
+    return performing, extra
 
 
 def _day(value: str | None, *, end: bool = False) -> str | None:

@@ -26,6 +26,7 @@ from boxoffice.web.clients import (
     PaymentsApi,
     QueueApi,
     TicketsApi,
+    at,
     not_found,
 )
 from boxoffice.web.deps import WebDeps
@@ -190,6 +191,31 @@ async def list_stations(visitor: Visitor) -> list[Station]:
                 return stations
 
     return await visitor.deps.stations.get(load)
+
+
+ARTISTS_SEARCHED = 5
+
+
+async def events_of_artists(visitor: Visitor, q: str) -> dict[str, str]:
+    """``{event id: artist name}``: upcoming events of the artists whose name matches ``q`` (music's line-ups).
+
+    Catalog finds events by their own words (name, venue, city, address, description); who plays is music's.
+    Music not answering leaves the search to catalog alone.
+    """
+    try:
+        page = await visitor.call("music", "GET", "/api/artists", params={"q": q, "limit": ARTISTS_SEARCHED},
+                                  auth=False)
+        ids = [str(a["id"]) for a in page["items"] if isinstance(a, dict) and "id" in a]
+        artists = await asyncio.gather(*(visitor.call("music", "GET", at("/api/artists/{}", i), auth=False)
+                                         for i in ids))
+    except (ApiProblem, KeyError, TypeError):
+        return {}
+    found: dict[str, str] = {}
+    for artist in artists:
+        for show in artist.get("upcoming_events", []) if isinstance(artist, dict) else []:
+            if isinstance(show, dict) and domain.is_id(str(show.get("event_id", ""))):
+                found.setdefault(str(show["event_id"]), str(artist.get("name", "")))
+    return found
 
 
 async def order_titles(visitor: Visitor, orders: Sequence[Order]) -> dict[str, str]:
