@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.browser.conftest import PASSWORD, open_event, wait_for_code
+from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, log_in, open_event, wait_for_code
 from tests.harness.server import Server
 
 
@@ -131,3 +131,31 @@ def test_an_event_page_tells_a_buyer_what_they_need_on_a_phone(page: Page, serve
     expect(page.get_by_test_id("selection-summary")).to_contain_text(re.compile(r"1 seat picked: \w-20 · [£€$₹]"))
     expect(hold).to_be_enabled()
     assert event_id
+
+
+def test_an_operator_gives_an_event_its_picture_doors_address_and_description(page: Page, server: Server) -> None:
+    log_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.goto("/admin/events/new")
+    starts = (page.get_by_test_id("event-starts-at").input_value())  # the form's default start
+    doors = (datetime.fromisoformat(starts) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")
+    page.get_by_test_id("event-name-input").fill("Details Night")
+    page.get_by_test_id("event-venue").fill("Melkweg")
+    page.get_by_test_id("event-city").fill("Amsterdam")
+    page.get_by_test_id("event-doors-at").fill(doors)
+    page.get_by_test_id("event-venue-address").fill("Lijnbaansgracht 234A, 1017 PH Amsterdam")
+    page.get_by_test_id("event-image-url").fill("/static/events/comedy-3.svg")
+    page.get_by_test_id("event-description-input").fill("Two sets of new songs; the support act is Ivy Lane.")
+    page.get_by_test_id("section-0-name").fill("Floor")
+    page.get_by_test_id("section-0-price").fill("30")
+    page.get_by_test_id("section-0-capacity").fill("100")
+    page.get_by_test_id("create-event").click()
+
+    expect(page.get_by_test_id("event-created")).to_be_visible()
+    expect(page.get_by_test_id("event-doors")).to_have_text(f"{doors[11:]} UTC")
+    expect(page.get_by_test_id("event-address")).to_have_text("Lijnbaansgracht 234A, 1017 PH Amsterdam")
+    expect(page.get_by_test_id("event-description")).to_contain_text("Ivy Lane")
+    expect(page.get_by_test_id("event-image")).to_have_attribute("src", "/static/events/comedy-3.svg")
+    # Found by what its description says.
+    page.goto("/events?q=Ivy+Lane")
+    expect(page.get_by_test_id("event-card")).to_have_count(1)
+    expect(page.get_by_test_id("event-card")).to_contain_text("Details Night")

@@ -126,6 +126,10 @@ class EventRequest(Request):
     currency: str
     starts_at: str
     sections: list[SectionRequest]
+    description: str | None = None
+    image_url: str | None = None
+    doors_at: str | None = None
+    venue_address: str | None = None
 
 
 # catalog: stations and trains
