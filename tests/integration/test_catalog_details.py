@@ -63,6 +63,8 @@ async def test_an_event_keeps_its_details_and_shows_them(app: Running) -> None:
         {"venue_address": ""},
         {"doors_at": "2030-01-01T18:00:00"},  # no offset
         {"doors_at": 5},
+        {"doors_at": "0001-01-01T00:00:00+01:00"},  # no UTC form: a 422, not a 500
+        {"starts_at": "9999-12-31T23:59:59-05:00"},
     ],
 )
 async def test_bad_details_are_refused_and_nothing_is_created(app: Running, change: dict[str, Any]) -> None:
@@ -100,3 +102,6 @@ async def test_search_finds_events_by_name_artist_in_the_description_city_addres
     later = (datetime.now(UTC) + timedelta(days=10)).isoformat()
     assert await names(q="amsterdam", starts_after=later) == ["Other Night"]
     assert await names(q="100%") == []
+    for bound in ("starts_after", "starts_before"):
+        odd = await app.client.get("/api/events", params={bound: "0001-01-01T00:00:00+01:00"})
+        assert odd.status_code == 422 and odd.json()["type"].endswith("/invalid-date")
