@@ -18,6 +18,12 @@ def test_a_train_choice_survives_signing_up(page: Page, server: Server) -> None:
     page.goto(f"/trains?origin=KOTA&destination=BRC&date={tomorrow}")
     page.get_by_test_id("train-result").first.get_by_test_id("choose-2A").click()
     expect(page.locator("body")).to_have_attribute("data-page", "run")
+    # AC 2 Tier: bays of lower and upper berths with side berths, each marked.
+    expect(page.get_by_test_id("berth-legend")).to_have_text(
+        "LB lower berth · UB upper berth · SL side lower berth · SU side upper berth")
+    expect(page.locator(".coach .seat[data-label$='-1']").first).to_have_attribute("data-note", "LB")
+    expect(page.locator(".coach .seat[data-label$='-5']").first).to_have_attribute(
+        "aria-label", re.compile("side lower berth"))
     seats = page.locator(".coach .seat.available")
     labels = [seats.nth(i).get_attribute("data-label") for i in (0, 1)]
     seats.nth(0).click()

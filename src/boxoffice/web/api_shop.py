@@ -259,10 +259,12 @@ async def _run_page(request: Request, visitor: Visitor, run_id: str, origin: str
     chosen = next((c for c in run.classes if c.code == class_code), run.classes[0] if run.classes else None)
     coaches = [(coach, seatmap.layout_coach(coach.seats, chosen.code)) for coach in chosen.coaches] if chosen else []
     segment = {run.origin or origin, run.destination or destination}
+    notes = {seat.note for _, layout in coaches for seat in layout.seats}
+    berths = [(note, name) for note, name in seatmap.BERTH_NAMES.items() if note in notes]
     return render(
         request, "run.html", "run", run=run, names=names, chosen=chosen, coaches=coaches, error=error, status=status,
         origin=run.origin or origin, destination=run.destination or destination, segment=segment,
-        max_quantity=visitor.deps.config.max_quantity, picked=picked or HoldRequest(),
+        max_quantity=visitor.deps.config.max_quantity, picked=picked or HoldRequest(), berths=berths,
     )
 
 
