@@ -95,7 +95,7 @@ async def place_order(body: OrderIn, user: CurrentUser, deps: Deps, key: Idempot
 async def list_orders(
     user: CurrentUser,
     deps: Deps,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> OrderListOut:
     return OrderListOut.of(await orders.list_orders(deps, user=user, before=decode_cursor(cursor), limit=limit))

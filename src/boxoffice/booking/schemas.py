@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, Field, JsonValue, model_validator
 
 from boxoffice.booking.domain import (
     EventAvailability,
@@ -21,14 +20,15 @@ from boxoffice.booking.domain import (
 )
 from boxoffice.booking.handlers.holds import PlaceHold
 from boxoffice.booking.handlers.orders import ConfirmOrder
-from boxoffice.platform.problems import BadRequest
+from boxoffice.platform import pagination
+from boxoffice.platform.requests import RequestBody
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 # In.
-class In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class In(RequestBody):
+    pass
 
 
 class HoldIn(In):
@@ -236,20 +236,11 @@ class OrderListOut(BaseModel):
 
 
 def encode_cursor(after: tuple[datetime, str] | None) -> str | None:
-    if after is None:
-        return None
-    created, order_id = after
-    return base64.urlsafe_b64encode(f"{created.isoformat()}|{order_id}".encode()).decode()
+    return pagination.encode_cursor(*after) if after is not None else None
 
 
 def decode_cursor(value: str | None) -> tuple[datetime, str] | None:
-    if not value:
-        return None
-    try:
-        created, order_id = base64.urlsafe_b64decode(value.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), order_id
-    except ValueError:
-        raise BadRequest("The cursor is not one this API gave out.", slug="invalid-cursor") from None
+    return pagination.decode_cursor(value, datetime) if value else None
 
 
 class HistoryEntryOut(BaseModel):

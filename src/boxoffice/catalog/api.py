@@ -55,7 +55,7 @@ async def list_events(
     q: Annotated[str | None, Query(max_length=100)] = None,
     starts_after: Annotated[datetime | None, Query(description="default: now; naive times are UTC")] = None,
     starts_before: datetime | None = None,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> EventPageOut:
     query = EventQuery(

@@ -5,15 +5,13 @@ Train rules (routes, segments, fares) are in ``timetable``.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from boxoffice.platform.problems import BadRequest, Conflict, NotFound, Unprocessable
+from boxoffice.platform import pagination
+from boxoffice.platform.problems import Conflict, NotFound, Unprocessable
 
 CATEGORIES = ("concert", "theatre", "comedy", "sports", "festival")
 Category = Literal["concert", "theatre", "comedy", "sports", "festival"]
@@ -68,10 +66,6 @@ class InvalidSegment(Unprocessable):
 
 class InvalidDate(Unprocessable):
     slug, title = "invalid-date", "Invalid date"
-
-
-class InvalidCursor(BadRequest):
-    slug, title = "invalid-cursor", "Invalid cursor"
 
 
 # Events and seat maps.
@@ -303,20 +297,11 @@ def event_published(plan: EventPlan) -> dict[str, Any]:
 
 # Pagination: an opaque cursor holding the (starts_at, id) of the last item of the page.
 def encode_cursor(starts_at: datetime, item_id: str) -> str:
-    raw = json.dumps([starts_at.astimezone(UTC).isoformat(), item_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pagination.encode_cursor(starts_at, item_id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        starts_at, item_id = json.loads(raw)
-        when = datetime.fromisoformat(starts_at)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise InvalidCursor("The cursor is not one this API gave out.") from None
-    if when.tzinfo is None or not isinstance(item_id, str):
-        raise InvalidCursor("The cursor is not one this API gave out.")
-    return when.astimezone(UTC), item_id
+    return pagination.decode_cursor(cursor, datetime)
 
 
 def rfc3339(when: datetime | None) -> str | None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from datetime import date as Day  # RunsIn has a field called date
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from boxoffice.catalog import timetable
 from boxoffice.catalog.domain import (
@@ -21,6 +21,7 @@ from boxoffice.catalog.domain import (
 )
 from boxoffice.catalog.timetable import FareRule, Stop, TrainClass, TrainLayout
 from boxoffice.platform.bus.envelope import uuid7
+from boxoffice.platform.requests import JsonDate, JsonTime, RequestBody
 
 # JSON numbers only (no "12" strings, no true/false) for counts and money.
 Money = Annotated[int, Field(strict=True, ge=0, le=100_000_000)]
@@ -40,7 +41,7 @@ def _in_utc(value: datetime) -> datetime:
         raise ValueError("the time is out of range") from None
 
 
-Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+Moment = Annotated[JsonTime, AfterValidator(_in_utc)]
 # An event's picture: a path on this site (the demo's are under /static/events/) or an https URL.
 ImageUrl = Annotated[str, Field(
     max_length=500,
@@ -49,8 +50,8 @@ ImageUrl = Annotated[str, Field(
 )]
 
 
-class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, str_max_length=4096)
+class In(RequestBody):
+    model_config = ConfigDict(str_strip_whitespace=True, str_max_length=4096)
 
 
 class RowIn(In):
@@ -175,9 +176,9 @@ class TrainIn(In):
 class RunsIn(In):
     """One date, or every date from ``from_date`` to ``to_date`` (both included)."""
 
-    date: Day | None = None
-    from_date: Day | None = None
-    to_date: Day | None = None
+    date: JsonDate | None = None
+    from_date: JsonDate | None = None
+    to_date: JsonDate | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> RunsIn:

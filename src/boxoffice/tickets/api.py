@@ -46,12 +46,12 @@ async def ticket_keys(deps: Deps, response: Response) -> Jwks:
     return Jwks(keys=[Jwk.model_validate(key) for key in reading.public_keys(deps)])
 
 
-@router.get("/api/tickets", responses=problem_responses(401, 422))
+@router.get("/api/tickets", responses=problem_responses(400, 401, 422))
 async def list_my_tickets(
     user: CurrentUser,
     deps: Deps,
     order_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)] = None,
-    cursor: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> TicketPage:
     query = ListTickets(order_id=order_id, cursor=cursor, limit=limit)

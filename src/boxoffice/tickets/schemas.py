@@ -8,14 +8,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from boxoffice.platform.audit import AuditEntry
+from boxoffice.platform.requests import RequestBody
 from boxoffice.tickets.codes import MAX_CODE_LENGTH
 from boxoffice.tickets.domain import Ticket, TicketList, Upload
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
-class CheckInIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CheckInIn(RequestBody):
     code: str = Field(min_length=1, max_length=MAX_CODE_LENGTH)
 
 

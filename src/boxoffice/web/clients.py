@@ -207,6 +207,20 @@ class IdentityApi(ServiceApi):
     async def logout(self, refresh_token: str) -> None:
         await self.call("POST", "/api/auth/logout", json={"refresh_token": refresh_token}, auth=False)
 
+    async def forgot_password(self, email: str) -> None:
+        await self.call("POST", "/api/auth/password/forgot", json={"email": email}, auth=False)
+
+    async def reset_password(self, email: str, code: str, password: str) -> Tokens:
+        body = {"email": email, "code": code, "new_password": password}
+        return (await self.read(TokenPair, "POST", "/api/auth/password/reset", json=body, auth=False)).tokens()
+
+    async def change_password(self, current: str, new: str) -> None:
+        body = {"current_password": current, "new_password": new}
+        await self.call("POST", "/api/me/password", json=body)
+
+    async def log_out_everywhere(self) -> None:
+        await self.call("POST", "/api/auth/logout-all")
+
     async def mailbox(self, to: str) -> Mailbox:
         """The dev mailbox; empty when identity runs without the dev mail backend (its 404)."""
         try:
