@@ -165,6 +165,7 @@ async def test_admin_publishes_a_general_admission_event(app: Running) -> None:
                 "availability_stale",
                 "queued",
                 "on_sale_at",
+                "image_url",
             )
         }
     ]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from boxoffice.catalog import handlers
 from boxoffice.catalog.deps import CatalogDeps
-from boxoffice.catalog.domain import Category, EventQuery
+from boxoffice.catalog.domain import Category, EventQuery, InvalidDate
 from boxoffice.catalog.schemas import EventIn, RunsIn, StationIn, TrainIn
 from boxoffice.catalog.views import (
     EventOut,
@@ -35,7 +35,10 @@ WRITE_PROBLEMS = (400, 401, 403, 422)
 def _utc(when: datetime | None) -> datetime | None:
     if when is None:
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    try:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except OverflowError:  # no UTC form: year 1 at +01:00, 9999-12-31 at -05:00
+        raise InvalidDate("The time is out of range.") from None
 
 
 def _code(value: str | None) -> str | None:

@@ -13,6 +13,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 from boxoffice.catalog import domain, handlers, store, timetable
+from boxoffice.catalog.demo_details import demo_details
 from boxoffice.catalog.deps import CatalogDeps
 from boxoffice.catalog.domain import Category, EventDraft, RowDraft, SectionDraft, Station
 from boxoffice.catalog.timetable import FareRule, Stop, TrainClass, TrainLayout
@@ -80,7 +81,9 @@ def demo_events(now: datetime) -> list[EventDraft]:
     for i, (name, category, venue, city, currency, days, hour, plan) in enumerate(EVENTS):
         price = (150_000 + 50_000 * (i % 5)) if currency == "INR" else 2_500 + 500 * (i % 7)
         starts_at = midnight + timedelta(days=days, hours=hour, minutes=30 * (i % 2))
-        drafts.append(EventDraft(name, category, venue, city, starts_at, currency, _sections(plan, price)))
+        details = demo_details(i, name, category, venue, city, starts_at)
+        drafts.append(EventDraft(name, category, venue, city, starts_at, currency, _sections(plan, price),
+                                 details=details))
     return drafts
 
 

@@ -96,6 +96,20 @@ class QueueDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class EventDetails:
+    """What an event page tells a buyer beyond the listing; every part is optional."""
+
+    description: str | None = None
+    image_url: str | None = None  # a path on this site (``/static/...``) or an https URL
+    doors_at: datetime | None = None  # when the doors open: before the start
+    venue_address: str | None = None
+
+
+NO_DETAILS = EventDetails()
+MAX_DOORS_BEFORE = timedelta(hours=12)
+
+
+@dataclass(frozen=True, slots=True)
 class EventDraft:
     name: str
     category: Category
@@ -105,6 +119,7 @@ class EventDraft:
     currency: str
     sections: tuple[SectionDraft, ...]
     queue: QueueDraft | None = None
+    details: EventDetails = NO_DETAILS
 
     @property
     def seating(self) -> Seating:
@@ -135,6 +150,9 @@ def check_event_draft(draft: EventDraft, *, now: datetime) -> None:
         raise Unprocessable("queue.on_sale_at must be before starts_at.", slug="on-sale-after-start")
     if draft.starts_at > now + timedelta(days=MAX_DAYS_AHEAD):
         raise Unprocessable("starts_at is too far ahead (at most 3 years).", slug="starts-too-late")
+    doors = draft.details.doors_at
+    if doors is not None and not draft.starts_at - MAX_DOORS_BEFORE <= doors <= draft.starts_at:
+        raise Unprocessable("doors_at must be at or before starts_at, by at most 12 hours.", slug="invalid-doors")
     if reasons := seat_map_problems(draft.sections):
         raise InvalidSeatMap("The sections cannot be sold: " + "; ".join(reasons) + ".")
 
@@ -193,6 +211,7 @@ class EventRecord:
     capacity: int
     on_sale_at: datetime | None = None  # set for a queued sale
     admit_per_minute: int | None = None
+    details: EventDetails = NO_DETAILS
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.catalog.domain import EventPlan, EventRecord, SeatRecord, SectionRecord, Station
+from boxoffice.catalog.domain import EventDetails, EventPlan, EventRecord, SeatRecord, SectionRecord, Station
 from boxoffice.catalog.tables import (
     coach_seats,
     coaches,
@@ -69,7 +69,9 @@ async def insert_event(conn: AsyncConnection, plan: EventPlan, *, venue_id: str,
         id=plan.id, name=d.name, category=d.category, venue_id=venue_id, starts_at=d.starts_at, currency=d.currency,
         seating=d.seating, price_from=plan.price_from, capacity=plan.capacity, created_at=now,
         on_sale_at=d.queue.on_sale_at if d.queue else None,
-        admit_per_minute=d.queue.admit_per_minute if d.queue else None)])
+        admit_per_minute=d.queue.admit_per_minute if d.queue else None,
+        description=d.details.description, image_url=d.details.image_url, doors_at=d.details.doors_at,
+        venue_address=d.details.venue_address)])
     await _insert(conn, sections, [
         dict(id=s.id, event_id=plan.id, position=i, name=s.name, price=s.price, capacity=s.capacity)
         for i, s in enumerate(plan.sections)])
@@ -80,6 +82,9 @@ async def insert_event(conn: AsyncConnection, plan: EventPlan, *, venue_id: str,
 
 
 _EVENT_COLUMNS = (*events.c, venues.c.name.label("venue"), venues.c.city.label("city"))
+# What ``q`` searches: the name (often the artist's), the venue, its city and address, and the description
+# (line-ups and artists are named there).
+SEARCHED = (events.c.name, venues.c.name, venues.c.city, events.c.venue_address, events.c.description)
 
 
 def _event(row: Row[Any]) -> EventRecord:
@@ -87,6 +92,8 @@ def _event(row: Row[Any]) -> EventRecord:
         id=row.id, name=row.name, category=row.category, venue=row.venue, city=row.city, starts_at=row.starts_at,
         seating=row.seating, currency=row.currency, price_from=row.price_from, capacity=row.capacity,
         on_sale_at=row.on_sale_at, admit_per_minute=row.admit_per_minute,
+        details=EventDetails(description=row.description, image_url=row.image_url, doors_at=row.doors_at,
+                             venue_address=row.venue_address),
     )
 
 
@@ -116,7 +123,7 @@ async def list_events(
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(
-            or_(*(column.ilike(pattern, escape="\\") for column in (events.c.name, venues.c.name, venues.c.city)))
+            or_(*(column.ilike(pattern, escape="\\") for column in SEARCHED))
         )
     if after is not None:
         at, last_id = after

@@ -7,7 +7,7 @@ booking keys train inventory by ``(run_id, seat_id)``.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, ForeignKey, Index, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import Column, Date, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 from boxoffice.platform.bus.tables import add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
@@ -38,6 +38,11 @@ events = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("on_sale_at", UtcDateTime, nullable=True),  # a queued sale (waiting room) opens then
     Column("admit_per_minute", Integer, nullable=True),
+    # What the event page shows beyond the listing (all optional).
+    Column("description", Text, nullable=True),
+    Column("image_url", String(500), nullable=True),
+    Column("doors_at", UtcDateTime, nullable=True),
+    Column("venue_address", String(300), nullable=True),
     Index("ix_events_starts_at_id", "starts_at", "id"),
     Index("ix_events_category_starts_at", "category", "starts_at"),
 )

@@ -35,6 +35,7 @@ class EventSummaryOut(Out):
     """True when booking did not answer in time: ``available`` is the last count seen (or the capacity)."""
     queued: bool = False  # a queued sale: buyers join the waiting room's line (docs/waiting-room.md)
     on_sale_at: datetime | None = None
+    image_url: str | None = None
 
 
 class SectionOut(Out):
@@ -56,6 +57,9 @@ class SeatOut(Out):
 
 
 class EventOut(EventSummaryOut):
+    description: str | None = None
+    doors_at: datetime | None = None
+    venue_address: str | None = None
     sections: list[SectionOut]
     seats: list[SeatOut]  # empty for general admission
 
@@ -195,12 +199,16 @@ def summary_view(row: EventRecord) -> EventSummaryOut:
         available=row.capacity,
         queued=row.on_sale_at is not None,
         on_sale_at=row.on_sale_at,
+        image_url=row.details.image_url,
     )
 
 
 def event_view(row: EventRecord, sections: Sequence[SectionRecord], seats: Sequence[SeatRecord]) -> EventOut:
     return EventOut(
         **summary_view(row).model_dump(),
+        description=row.details.description,
+        doors_at=row.details.doors_at,
+        venue_address=row.details.venue_address,
         sections=[
             SectionOut(id=s.id, name=s.name, price=s.price, capacity=s.capacity, available=s.capacity) for s in sections
         ],

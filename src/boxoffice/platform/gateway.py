@@ -47,10 +47,11 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from boxoffice.platform.apidocs import docs_index_page
 from boxoffice.platform.auth import Principal, TokenVerifier
 from boxoffice.platform.faults import FaultRegistry, parse_rules, registry, rules_document
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
@@ -258,8 +259,12 @@ class Gateway:
     async def _metrics(self, _: Request) -> Response:
         return metrics_response()
 
-    async def _docs_index(self, _: Request) -> Response:
-        return JSONResponse({"services": [{"name": n, "docs": d} for n, d in sorted(self._docs.items())]})
+    async def _docs_index(self, request: Request) -> Response:
+        """A page linking every service's docs; the same list as JSON for a client that asks for JSON."""
+        accept = request.headers.get("accept", "")
+        if "application/json" in accept and "text/html" not in accept:
+            return JSONResponse({"services": [{"name": n, "docs": d} for n, d in sorted(self._docs.items())]})
+        return HTMLResponse(docs_index_page(self._docs))
 
     # The operators' API ----------------------------------------------------------------------------------
 

@@ -85,6 +85,12 @@ def event_body(data: FormData) -> tuple[EventRequest | None, str]:
             sections.append(SectionRequest(name=name, price=price, capacity=capacity))
     if not sections:
         return None, "Add at least one section with a name."
+    doors_at = None
+    if text(data, "doors_at"):
+        try:
+            doors_at = datetime.fromisoformat(text(data, "doors_at")).replace(tzinfo=UTC)
+        except ValueError:
+            return None, "Give the time the doors open, or leave it empty."
     event = EventRequest(
         name=text(data, "name"),
         category=text(data, "category"),
@@ -93,6 +99,10 @@ def event_body(data: FormData) -> tuple[EventRequest | None, str]:
         currency=text(data, "currency"),
         starts_at=starts_at.isoformat().replace("+00:00", "Z"),
         sections=sections,
+        description=text(data, "description") or None,
+        image_url=text(data, "image_url") or None,
+        doors_at=doors_at.isoformat().replace("+00:00", "Z") if doors_at else None,
+        venue_address=text(data, "venue_address") or None,
     )
     return event, ""
 

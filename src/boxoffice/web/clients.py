@@ -259,10 +259,13 @@ class CatalogApi(ServiceApi):
 
 
 class BookingApi(ServiceApi):
-    async def place_hold(self, request: HoldRequest, *, admission: str | None = None) -> Hold:
+    async def place_hold(
+        self, request: HoldRequest, *, admission: str | None = None, idempotency_key: str | None = None
+    ) -> Hold:
         """``admission``: the waiting room's token, for a queued sale."""
         headers = {"X-Admission": admission} if admission else None
-        return await self.read(Hold, "POST", "/api/holds", json=_body(request), extra_headers=headers)
+        return await self.read(Hold, "POST", "/api/holds", json=_body(request), extra_headers=headers,
+                               idempotency_key=idempotency_key)
 
     async def hold(self, hold_id: str) -> Hold:
         return await self.read(Hold, "GET", at("/api/holds/{}", hold_id))

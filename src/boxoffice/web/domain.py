@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 CURRENCY_SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$", "INR": "₹"}
 CATEGORIES = ("concert", "theatre", "comedy", "sports", "festival")
@@ -176,10 +177,57 @@ def same_origin(origin: str | None, host: str | None) -> bool:
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
-    """Where to go after logging in: only a path on this site (no ``//evil.example``, no scheme)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after logging in: only a path on this site (no ``//evil.example``, no scheme).
+
+    Browsers drop tabs and line breaks inside a URL and read a backslash as a slash, so ``/\t/evil.example``
+    or ``/\\evil.example`` would leave the site: any control character, space or backslash refuses the target.
+    """
+    if not target or len(target) > 2000 or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return default
     return target
+
+
+# A buyer's choice kept across logging in -------------------------------------------------------------------
+
+CHOICE_SECONDS = 30 * 60  # long enough to register and type the e-mailed code
+
+
+def _choice_signature(secret: bytes, binding: str, body: str) -> str:
+    message = f"boxoffice-web-choice-v1\x1f{binding}\x1f{body}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+
+
+def seal_choice(secret: bytes, binding: str, choice: str, *, now: datetime) -> str:
+    """``choice`` (a JSON text) as a token for a ``next`` address, signed and bound to ``binding``.
+
+    The binding is the browser's CSRF token: a link someone else made cannot carry a choice this browser's
+    pages will act on, and the choice cannot be altered on its way through the login form. It expires after
+    ``CHOICE_SECONDS``.
+    """
+    expires = int(now.timestamp()) + CHOICE_SECONDS
+    body = base64.urlsafe_b64encode(json.dumps([expires, choice]).encode()).decode().rstrip("=")
+    return f"{body}.{_choice_signature(secret, binding, body)}"
+
+
+def open_choice(secret: bytes, binding: str | None, token: str | None, *, now: datetime) -> str | None:
+    """The choice ``seal_choice`` sealed, or None when the token is not ours, not this browser's, or too old."""
+    if not binding or not token or len(token) > 4000 or token.count(".") != 1:
+        return None
+    body, signature = token.split(".")
+    if not hmac.compare_digest(signature, _choice_signature(secret, binding, body)):
+        return None
+    try:
+        expires, choice = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(expires, int) or not isinstance(choice, str) or expires < now.timestamp():
+        return None
+    return choice
 
 
 # Friendly errors -------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from boxoffice.web.clients import (
     PaymentsApi,
     QueueApi,
     TicketsApi,
+    at,
     not_found,
 )
 from boxoffice.web.deps import WebDeps
@@ -192,6 +193,31 @@ async def list_stations(visitor: Visitor) -> list[Station]:
     return await visitor.deps.stations.get(load)
 
 
+ARTISTS_SEARCHED = 5
+
+
+async def events_of_artists(visitor: Visitor, q: str) -> dict[str, str]:
+    """``{event id: artist name}``: upcoming events of the artists whose name matches ``q`` (music's line-ups).
+
+    Catalog finds events by their own words (name, venue, city, address, description); who plays is music's.
+    Music not answering leaves the search to catalog alone.
+    """
+    try:
+        page = await visitor.call("music", "GET", "/api/artists", params={"q": q, "limit": ARTISTS_SEARCHED},
+                                  auth=False)
+        ids = [str(a["id"]) for a in page["items"] if isinstance(a, dict) and "id" in a]
+        artists = await asyncio.gather(*(visitor.call("music", "GET", at("/api/artists/{}", i), auth=False)
+                                         for i in ids))
+    except (ApiProblem, KeyError, TypeError):
+        return {}
+    found: dict[str, str] = {}
+    for artist in artists:
+        for show in artist.get("upcoming_events", []) if isinstance(artist, dict) else []:
+            if isinstance(show, dict) and domain.is_id(str(show.get("event_id", ""))):
+                found.setdefault(str(show["event_id"]), str(artist.get("name", "")))
+    return found
+
+
 async def order_titles(visitor: Visitor, orders: Sequence[Order]) -> dict[str, str]:
     """A title for each order's event or run, fetched once per distinct id (unknown ones say so)."""
     wanted = {(o.kind, o.event_id) for o in orders}
@@ -283,14 +309,14 @@ class WaitInLine(Exception):
     """A queued sale's hold needs an admission this visitor does not have yet: the waiting page is next."""
 
 
-async def place_event_hold(visitor: Visitor, wanted: HoldRequest) -> Hold:
+async def place_event_hold(visitor: Visitor, wanted: HoldRequest, *, idempotency_key: str | None = None) -> Hold:
     """Hold seats of an event; for a queued sale, with the waiting room's admission (docs/waiting-room.md).
 
     Booking alone knows whether a sale is queued, so the hold is tried first; booking's ``not-admitted``
     answer sends the visitor's admission along, or the visitor to the line.
     """
     try:
-        return await visitor.booking.place_hold(wanted)
+        return await visitor.booking.place_hold(wanted, idempotency_key=idempotency_key)
     except ApiProblem as exc:
         if exc.slug != "not-admitted" or wanted.event_id is None:
             raise
@@ -302,4 +328,4 @@ async def place_event_hold(visitor: Visitor, wanted: HoldRequest) -> Hold:
         raise
     if place.admission is None:
         raise WaitInLine
-    return await visitor.booking.place_hold(wanted, admission=place.admission.token)
+    return await visitor.booking.place_hold(wanted, admission=place.admission.token, idempotency_key=idempotency_key)

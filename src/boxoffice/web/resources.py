@@ -61,6 +61,7 @@ class EventSummary(Answer):
     queued: bool = False  # a queued sale: buyers go through the waiting room
     on_sale_at: str | None = None
     availability_stale: bool = False  # booking did not answer: the last count catalog saw, or the capacity
+    image_url: str | None = None
 
 
 class Section(Answer):
@@ -82,6 +83,9 @@ class Seat(Answer):
 
 
 class Event(EventSummary):
+    description: str | None = None
+    doors_at: str | None = None
+    venue_address: str | None = None
     sections: list[Section]
     seats: list[Seat] = []
 
@@ -122,6 +126,10 @@ class EventRequest(Request):
     currency: str
     starts_at: str
     sections: list[SectionRequest]
+    description: str | None = None
+    image_url: str | None = None
+    doors_at: str | None = None
+    venue_address: str | None = None
 
 
 # catalog: stations and trains

@@ -28,9 +28,23 @@
       });
       var labels = Array.from(picked.values());
       summary.textContent = labels.length
-        ? labels.length + (labels.length === 1 ? " seat picked: " : " seats picked: ") + labels.join(", ")
+        ? labels.length + (labels.length === 1 ? " seat picked: " : " seats picked: ") + labels.join(", ") + total()
         : "No seats picked yet.";
       button.disabled = labels.length === 0;
+    }
+
+    // What the picks cost: each seat's price (venues) or the class fare per seat (trains).
+    function total() {
+      var sum = 0, known = true;
+      picked.forEach(function (label, id) {
+        var seat = form.querySelector('[data-seat-id="' + id + '"]');
+        var price = seat && (seat.dataset.price || form.dataset.fare);
+        if (price) sum += parseInt(price, 10); else known = false;
+      });
+      if (!known || !form.dataset.currency) return "";
+      try {
+        return " · " + new Intl.NumberFormat("en-GB", { style: "currency", currency: form.dataset.currency }).format(sum / 100);
+      } catch (e) { return ""; }
     }
 
     function toggle(seat) {
@@ -79,6 +93,11 @@
       }
     });
     form.addEventListener("submit", function () { button.disabled = true; });
+
+    // Seats picked before logging in come back picked (the page marks them); taken ones simply are not.
+    form.querySelectorAll(".seat[data-picked]").forEach(function (seat) {
+      if (seat.classList.contains("available") && picked.size < max) picked.set(seat.dataset.seatId, seat.dataset.label);
+    });
 
     // Fresh seat states arrive by htmx polling; a seat someone else took leaves our picks.
     form.applyStates = function (states) {
