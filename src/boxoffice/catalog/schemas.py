@@ -28,6 +28,9 @@ City = Annotated[str, Field(min_length=1, max_length=100)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. EUR")]
 StationCode = Annotated[str, Field(pattern=r"^[A-Z0-9]{2,8}$")]
 Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,10}$")]
+Timezone = Annotated[
+    str, Field(min_length=1, max_length=64, description="IANA time zone name", examples=["Europe/Amsterdam"])
+]
 Minutes = Annotated[int | None, Field(strict=True, ge=0, le=14 * 24 * 60)]
 
 
@@ -69,6 +72,12 @@ class EventIn(In):
     currency: Currency
     sections: list[SectionIn] = Field(min_length=1, max_length=50)
     queue: QueueIn | None = Field(default=None, description="a queued sale behind the waiting room")
+    timezone: Timezone | None = Field(
+        default=None, description="the venue's IANA zone; unset: the venue's as known (UTC for a new venue)"
+    )
+    address: Annotated[str, Field(min_length=1, max_length=300)] | None = Field(
+        default=None, description="the venue's street address; unset: as known"
+    )
 
     def draft(self) -> EventDraft:
         sections = tuple(
@@ -85,16 +94,20 @@ class EventIn(In):
         if self.queue is not None:
             on_sale_at = self.queue.on_sale_at.astimezone(UTC).replace(microsecond=0)
             queue = QueueDraft(on_sale_at, self.queue.admit_per_minute)
-        return EventDraft(self.name, self.category, self.venue, self.city, starts_at, self.currency, sections, queue)
+        return EventDraft(
+            self.name, self.category, self.venue, self.city, starts_at, self.currency, sections, queue,
+            timezone=self.timezone, address=self.address,
+        )
 
 
 class StationIn(In):
     code: StationCode
     name: Annotated[str, Field(min_length=1, max_length=100)]
     city: City
+    timezone: Timezone = Field(default="UTC", description="the station's IANA zone, e.g. Asia/Kolkata")
 
     def station(self) -> Station:
-        return Station(code=self.code, name=self.name, city=self.city)
+        return Station(code=self.code, name=self.name, city=self.city, timezone=self.timezone)
 
 
 class StopIn(In):
