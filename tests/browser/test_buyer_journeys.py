@@ -184,6 +184,7 @@ def test_buy_a_train_seat_for_a_segment_with_a_passenger_name_in_local_time(page
     expect(page.get_by_test_id("ticket-passenger")).to_have_text("Asha Rao")
     order_number = page.get_by_test_id("order-number").inner_text()
     assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{8}", order_number), order_number
+    expect(page.get_by_test_id("ticket-pdf")).to_be_visible(timeout=60_000)  # rendered moments after the ticket
     pdf_href = page.get_by_test_id("ticket-pdf").get_attribute("href")
     assert pdf_href
     printed = pypdf.PdfReader(io.BytesIO(page.request.get(pdf_href).body())).pages[0].extract_text()
@@ -193,6 +194,11 @@ def test_buy_a_train_seat_for_a_segment_with_a_passenger_name_in_local_time(page
     # The confirmation e-mail is in the dev mailbox, with the number and the local time.
     page.goto("/dev/mailbox?to=rail@example.com")
     confirmation = page.get_by_test_id("mail").filter(has_text=order_number)
+    for _ in range(30):  # the confirmation is sent moments after the last PDF is stored
+        if confirmation.count():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
     expect(confirmation.get_by_test_id("mail-subject")).to_contain_text(f"order {order_number}")
     expect(confirmation.get_by_test_id("mail-text")).to_contain_text("21:35 IST")
     expect(confirmation.get_by_test_id("mail-text")).to_contain_text("passenger Asha Rao")

@@ -110,8 +110,8 @@ async def test_one_confirmation_with_the_tickets_and_one_refund_per_order(app: R
         "New Delhi (NDLS)",
         "Tue 01 Dec 2026, 16:55 IST",  # local time in India, not 11:25 UTC
         "Wed 02 Dec 2026, 08:35 IST",
-        "B1-7 - passenger Asha Rao",
-        "B1-8 - passenger Ravi Rao",
+        "Coach B1, seat 7 - passenger Asha Rao",
+        "Coach B1, seat 8 - passenger Ravi Rao",
         "Total paid: 5,900.00 INR",
         f"https://tickets.example.com/orders/{order_id}",
         "photo ID matching the passenger name",

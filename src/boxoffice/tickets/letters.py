@@ -50,6 +50,14 @@ def _block(lines: Sequence[tuple[str, str]], indent: str = "") -> list[str]:
     return [f"{indent}{label + ':':<{width}} {value}" for label, value in lines]
 
 
+def _seat(kind: str, ticket: Ticket) -> str:
+    """"Coach B1, seat 7" for a train ("B1-7"); "Stalls, seat A-12" or "Floor" for an event."""
+    if kind == "train" and "-" in ticket.label:
+        coach, number = ticket.label.rsplit("-", 1)
+        return f"Coach {coach}, seat {number}"
+    return ticket.label if ticket.section in (None, ticket.label) else f"{ticket.section}, seat {ticket.label}"
+
+
 def ticket_file(ticket: Ticket) -> str:
     return f"ticket-{ticket.line_no}-{ticket.id}.pdf"
 
@@ -70,7 +78,7 @@ def confirmation(order: OrderSummary, tickets: Sequence[Ticket], *, site: str) -
         f"Tickets ({len(tickets)}):",
     ]
     for ticket in tickets:
-        seat = ticket.label if ticket.section in (None, ticket.label) else f"{ticket.section}, seat {ticket.label}"
+        seat = _seat(order.kind, ticket)
         who = f" - passenger {ticket.holder_name}" if order.kind == "train" else ""
         body.append(f"  {ticket.line_no}. {seat}{who}")
         body.append(f"     {site}/orders/{order.id}/tickets/{ticket.id}.pdf")
