@@ -136,6 +136,7 @@ def test_general_admission_decline_then_pay_then_cancel(page: Page, server: Serv
     expect(page.get_by_test_id("tickets-void")).to_be_visible()
 
 
+@pytest.mark.timeout(300)  # the whole journey, its PDF and its e-mail: minutes on a loaded machine
 def test_buy_a_train_seat_for_a_segment_with_a_passenger_name_in_local_time(page: Page, server: Server) -> None:
     create_user(server, "rail@example.com")
     log_in(page, "rail@example.com")
