@@ -95,7 +95,8 @@ def test_buy_a_reserved_seat_from_the_seat_map(page: Page, server: Server) -> No
     ticket = page.get_by_test_id("ticket")
     expect(ticket).to_have_count(1)
     expect(ticket.locator("svg")).to_be_visible()
-    expect(ticket.get_by_test_id("ticket-pdf")).to_be_visible()  # the PDF is rendered moments after the ticket
+    # The PDF is rendered moments after the ticket (the first one also starts the renderer's worker process).
+    expect(ticket.get_by_test_id("ticket-pdf")).to_be_visible(timeout=60_000)
     pdf_href = ticket.get_by_test_id("ticket-pdf").get_attribute("href")
     assert pdf_href
     pdf = page.request.get(pdf_href)
