@@ -66,11 +66,14 @@ def test_event_published_has_the_contract_shape() -> None:
         "venue",
         "city",
         "starts_at",
+        "timezone",
+        "address",
         "currency",
         "seating",
         "sections",
     }
     assert data["starts_at"] == "2026-11-25T12:00:00Z" and data["seating"] == "general"
+    assert data["timezone"] == "UTC"  # a draft without a zone: the venue's, UTC for a new venue
     assert data["sections"][0] == {
         "section_id": plan.sections[0].id,
         "name": "Floor",

@@ -145,20 +145,49 @@ def test_the_pdf_prints_the_ticket_and_carries_the_code() -> None:
     assert code in text.replace("\n", "")
 
 
-def test_train_tickets_print_stations_and_coach_seat() -> None:
+def test_train_tickets_print_stations_local_times_the_passenger_and_what_to_show() -> None:
     details = {
-        "train_number": "12951",
-        "name": "Rajdhani Express",
+        "train_number": "12952",
+        "name": "Mumbai Rajdhani Express",
         "origin": "NDLS",
         "destination": "BCT",
+        "origin_name": "New Delhi",
+        "destination_name": "Mumbai Central",
+        "origin_timezone": "Asia/Kolkata",
+        "destination_timezone": "Asia/Kolkata",
         "class_code": "3A",
-        "departs_at": "2026-12-01T16:55:00Z",
-        "arrives_at": "2026-12-02T08:35:00Z",
+        "class_name": "AC 3 Tier",
+        "departs_at": "2026-12-01T11:25:00Z",
+        "arrives_at": "2026-12-02T03:05:00Z",
     }
-    pdf = render_ticket_pdf(TicketDocument(TICKET, "o", "train", "Ravi", a_code("Ravi"), "B1-7", "3A", details))
-    text = pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
-    for expected in ("12951 Rajdhani Express", "NDLS - BCT", "B1-7", "3A", "16:55"):
+    doc = TicketDocument(TICKET, "o", "train", "Ravi Kumar", a_code("Ravi"), "B1-7", "3A", details, "K7M29QXD")
+    text = pypdf.PdfReader(io.BytesIO(render_ticket_pdf(doc))).pages[0].extract_text()
+    for expected in (
+        "12952 Mumbai Rajdhani Express",
+        "New Delhi (NDLS)",
+        "Mumbai Central (BCT)",
+        "Tue 01 Dec 2026, 16:55 IST",  # 11:25 UTC is 16:55 in India
+        "Wed 02 Dec 2026, 08:35 IST",
+        "AC 3 Tier (3A)",
+        "B1-7",
+        "Passenger",
+        "Ravi Kumar",
+        "K7M29QXD",
+        "Show this ticket with a photo ID matching the passenger name",
+    ):
         assert expected in text, expected
+    assert "UTC" not in text
+
+
+def test_event_tickets_print_the_local_time_the_address_and_the_order_number() -> None:
+    details = {"name": "Aurora Nights Live", "venue": "Ziggo Dome", "city": "Amsterdam",
+               "address": "De Passage 100, 1101 AX Amsterdam", "starts_at": "2026-12-03T19:00:00Z",
+               "timezone": "Europe/Amsterdam"}
+    doc = TicketDocument(TICKET, "o", "event", "Ann Fan", a_code("Ann"), "Floor", "Floor", details, "AB12CD34")
+    text = pypdf.PdfReader(io.BytesIO(render_ticket_pdf(doc))).pages[0].extract_text()
+    for expected in ("Thu 03 Dec 2026, 20:00 CET", "De Passage 100, 1101 AX Amsterdam", "AB12CD34", "Holder"):
+        assert expected in text, expected
+    assert "photo ID" not in text
 
 
 UNICODE_NAMES = {

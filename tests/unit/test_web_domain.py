@@ -38,9 +38,13 @@ def test_prices_typed_by_people() -> None:
     assert domain.parse_money("ten") is None
 
 
-def test_times_are_shown_in_utc_and_durations_in_hours_and_minutes() -> None:
-    assert domain.format_when("2026-11-28T18:00:00Z") == "Sat 28 Nov 2026, 18:00 UTC"
+def test_times_are_shown_where_they_happen_and_durations_in_hours_and_minutes() -> None:
+    assert domain.format_when("2026-11-28T18:00:00Z") == "Sat 28 Nov 2026, 18:00 UTC"  # no place: UTC, saying so
     assert domain.format_when("2026-11-28T19:00:00+01:00") == "Sat 28 Nov 2026, 18:00 UTC"
+    assert domain.format_when("2026-12-01T11:25:00Z", "Asia/Kolkata") == "Tue 01 Dec 2026, 16:55 IST"
+    assert domain.format_clock("2026-12-01T11:25:00Z", "Asia/Kolkata") == "16:55 IST"
+    assert domain.format_clock("2026-12-01T11:25:00Z") == "11:25"
+    assert domain.format_day("2026-12-01T20:00:00Z", "Asia/Kolkata") == "Wed 02 Dec"  # after midnight in India
     assert domain.format_duration("2026-12-01T11:25:00Z", "2026-12-02T03:05:00Z") == "15h 40m"
     assert domain.format_duration("2026-12-01T11:25:00Z", "2026-12-01T11:50:00Z") == "25m"
 

@@ -16,13 +16,15 @@ release and expiry race on that row and exactly one of them wins.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking.domain import (
+    Details,
+    EventDetails,
     HistoryEntry,
     Hold,
     HoldKind,
@@ -32,6 +34,8 @@ from boxoffice.booking.domain import (
     OrderKind,
     OrderStatus,
     Segment,
+    StopDetails,
+    TrainDetails,
 )
 from boxoffice.booking.tables import (
     audit_log,
@@ -67,11 +71,53 @@ async def customer_usage(conn: AsyncConnection, user_id: str, event_id: str, now
 
 # Holds and orders.
 def _items_json(items: tuple[Item, ...]) -> list[dict[str, Any]]:
-    return [{"seat_id": i.seat_id, "label": i.label, "price": i.price, "section": i.section} for i in items]
+    def one(i: Item) -> dict[str, Any]:
+        item = {"seat_id": i.seat_id, "label": i.label, "price": i.price, "section": i.section}
+        return {**item, "passenger": i.passenger} if i.passenger is not None else item
+
+    return [one(i) for i in items]
 
 
 def _items(value: list[dict[str, Any]]) -> tuple[Item, ...]:
-    return tuple(Item(i.get("seat_id"), i["label"], i["price"], i["section"]) for i in value)
+    return tuple(Item(i.get("seat_id"), i["label"], i["price"], i["section"], i.get("passenger")) for i in value)
+
+
+def details_json(details: Details) -> dict[str, Any] | None:
+    """What was bought as JSON (the order's ``details`` column; also what ticket-bookings carries)."""
+    if details.event is not None:
+        e = details.event
+        return {"event": {"name": e.name, "venue": e.venue, "city": e.city, "address": e.address,
+                          "starts_at": rfc3339(e.starts_at), "timezone": e.timezone}}
+    if details.train is not None:
+        t = details.train
+        return {"train": {"run_id": t.run_id, "train_number": t.train_number, "name": t.name,
+                          "class_code": t.class_code, "class_name": t.class_name,
+                          "origin": _stop_json(t.origin), "destination": _stop_json(t.destination)}}
+    return None
+
+
+def _stop_json(stop: StopDetails) -> dict[str, Any]:
+    return {"station": stop.station, "name": stop.name, "timezone": stop.timezone, "at": stop.at}
+
+
+def _stop(value: dict[str, Any]) -> StopDetails:
+    return StopDetails(str(value["station"]), str(value["name"]), str(value["timezone"]), value.get("at"))
+
+
+def _details(value: dict[str, Any] | None) -> Details:
+    if not value:
+        return Details()
+    if (e := value.get("event")) is not None:
+        starts_at = datetime.fromisoformat(str(e["starts_at"]).replace("Z", "+00:00"))
+        return Details(event=EventDetails(e["name"], e["venue"], e["city"], e.get("address"), starts_at,
+                                          e.get("timezone") or "UTC"))
+    t = value["train"]
+    return Details(train=TrainDetails(t["run_id"], t["train_number"], t["name"], t["class_code"], t["class_name"],
+                                      _stop(t["origin"]), _stop(t["destination"])))
+
+
+def rfc3339(when: datetime) -> str:
+    return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _hold(row: Any) -> Hold:
@@ -179,6 +225,9 @@ def _order(row: Any) -> Order:
         created_at=row.created_at,
         expires_at=row.expires_at,
         hold_version=row.hold_version,
+        number=row.number or "",
+        email=row.email or "",
+        details=_details(row.details),
     )
 
 
@@ -203,8 +252,15 @@ async def insert_order(conn: AsyncConnection, order: Order) -> None:
             items=_items_json(order.items),
             payment_id=order.payment_id,
             created_at=order.created_at,
+            number=order.number or None,
+            email=order.email or None,
+            details=details_json(order.details),
         )
     )
+
+
+async def number_taken(conn: AsyncConnection, number: str) -> bool:
+    return (await conn.scalar(select(orders.c.id).where(orders.c.number == number))) is not None
 
 
 async def order_of(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Order | None:
@@ -239,9 +295,11 @@ async def set_order(
 
 
 async def orders_of(
-    conn: AsyncConnection, user_id: str, *, before: tuple[datetime, str] | None, limit: int
+    conn: AsyncConnection, user_id: str, *, before: tuple[datetime, str] | None, limit: int, number: str | None = None
 ) -> list[Order]:
     stmt = _orders_with_hold().where(orders.c.user_id == user_id)
+    if number is not None:
+        stmt = stmt.where(orders.c.number == number)
     if before is not None:
         created, order_id = before
         stmt = stmt.where(

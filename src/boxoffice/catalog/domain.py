@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from boxoffice.platform import pagination
+from boxoffice.platform.localtime import DEFAULT_ZONE, is_zone
 from boxoffice.platform.problems import Conflict, NotFound, Unprocessable
 
 CATEGORIES = ("concert", "theatre", "comedy", "sports", "festival")
@@ -68,6 +69,16 @@ class InvalidDate(Unprocessable):
     slug, title = "invalid-date", "Invalid date"
 
 
+class UnknownTimezone(Unprocessable):
+    slug, title = "unknown-timezone", "Unknown time zone"
+
+
+def check_timezone(name: str | None) -> None:
+    """An IANA zone name ("Europe/Amsterdam", "Asia/Kolkata"), or None for "keep what the venue has"."""
+    if name is not None and not is_zone(name):
+        raise UnknownTimezone(f"{name!r} is not an IANA time zone name (like Europe/Amsterdam or Asia/Kolkata).")
+
+
 # Events and seat maps.
 @dataclass(frozen=True, slots=True)
 class RowDraft:
@@ -120,6 +131,8 @@ class EventDraft:
     sections: tuple[SectionDraft, ...]
     queue: QueueDraft | None = None
     details: EventDetails = NO_DETAILS
+    timezone: str | None = None  # the venue's IANA zone; None: the venue's as known (UTC for a new venue)
+    address: str | None = None  # the venue's street address; None: as known
 
     @property
     def seating(self) -> Seating:
@@ -144,6 +157,7 @@ def seat_map_problems(sections: Sequence[SectionDraft]) -> list[str]:
 
 
 def check_event_draft(draft: EventDraft, *, now: datetime) -> None:
+    check_timezone(draft.timezone)
     if draft.starts_at <= now:
         raise Unprocessable("starts_at must be in the future.", slug="starts-in-past", title="Event in the past")
     if draft.queue is not None and draft.queue.on_sale_at >= draft.starts_at:
@@ -212,6 +226,15 @@ class EventRecord:
     on_sale_at: datetime | None = None  # set for a queued sale
     admit_per_minute: int | None = None
     details: EventDetails = NO_DETAILS
+    timezone: str = DEFAULT_ZONE  # the venue's IANA zone
+    address: str | None = None  # the venue's street address
+
+
+@dataclass(frozen=True, slots=True)
+class Venue:
+    id: str
+    timezone: str
+    address: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +260,7 @@ class Station:
     code: str
     name: str
     city: str
+    timezone: str = DEFAULT_ZONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +298,8 @@ def event_published(plan: EventPlan) -> dict[str, Any]:
         "venue": d.venue,
         "city": d.city,
         "starts_at": rfc3339(d.starts_at),
+        "timezone": d.timezone or DEFAULT_ZONE,
+        "address": d.address,
         "currency": d.currency,
         "seating": d.seating,
         "sections": [

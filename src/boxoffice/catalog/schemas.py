@@ -30,6 +30,9 @@ City = Annotated[str, Field(min_length=1, max_length=100)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. EUR")]
 StationCode = Annotated[str, Field(pattern=r"^[A-Z0-9]{2,8}$")]
 Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,10}$")]
+Timezone = Annotated[
+    str, Field(min_length=1, max_length=64, description="IANA time zone name", examples=["Europe/Amsterdam"])
+]
 Minutes = Annotated[int | None, Field(strict=True, ge=0, le=14 * 24 * 60)]
 
 
@@ -91,7 +94,15 @@ class EventIn(In):
     description: str | None = Field(default=None, max_length=4000, description="what the event page tells buyers")
     image_url: ImageUrl | None = None
     doors_at: Moment | None = Field(default=None, description="when doors open: up to 12 h before starts_at")
-    venue_address: str | None = Field(default=None, min_length=1, max_length=300)
+    venue_address: str | None = Field(
+        default=None, min_length=1, max_length=300, description="the venue's street address (same as `address`)"
+    )
+    timezone: Timezone | None = Field(
+        default=None, description="the venue's IANA zone; unset: the venue's as known (UTC for a new venue)"
+    )
+    address: Annotated[str, Field(min_length=1, max_length=300)] | None = Field(
+        default=None, description="the venue's street address; unset: as known"
+    )
 
     def draft(self) -> EventDraft:
         sections = tuple(
@@ -109,9 +120,12 @@ class EventIn(In):
             on_sale_at = self.queue.on_sale_at.astimezone(UTC).replace(microsecond=0)
             queue = QueueDraft(on_sale_at, self.queue.admit_per_minute)
         doors_at = self.doors_at.astimezone(UTC).replace(microsecond=0) if self.doors_at else None
-        details = EventDetails(self.description or None, self.image_url, doors_at, self.venue_address)
+        # One address, two names: `venue_address` (the event page's field) and `address` (kept with the venue).
+        address = self.address or self.venue_address
+        details = EventDetails(self.description or None, self.image_url, doors_at, address)
         return EventDraft(
-            self.name, self.category, self.venue, self.city, starts_at, self.currency, sections, queue, details
+            self.name, self.category, self.venue, self.city, starts_at, self.currency, sections, queue, details,
+            timezone=self.timezone, address=address,
         )
 
 
@@ -119,9 +133,10 @@ class StationIn(In):
     code: StationCode
     name: Annotated[str, Field(min_length=1, max_length=100)]
     city: City
+    timezone: Timezone = Field(default="UTC", description="the station's IANA zone, e.g. Asia/Kolkata")
 
     def station(self) -> Station:
-        return Station(code=self.code, name=self.name, city=self.city)
+        return Station(code=self.code, name=self.name, city=self.city, timezone=self.timezone)
 
 
 class StopIn(In):

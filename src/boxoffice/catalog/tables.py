@@ -20,6 +20,8 @@ venues = Table(
     Column("id", String(36), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("city", String(100), nullable=False),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),  # IANA, e.g. Europe/Amsterdam
+    Column("address", String(300), nullable=True),
     UniqueConstraint("name", "city", name="uq_venues_name_city"),
 )
 
@@ -79,6 +81,7 @@ stations = Table(
     Column("code", String(8), primary_key=True),
     Column("name", String(100), nullable=False),
     Column("city", String(100), nullable=False),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),  # IANA, e.g. Asia/Kolkata
 )
 
 trains = Table(

@@ -8,12 +8,13 @@ in minor units, for any ordered pair of stops (a ticket from a stop to a later s
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from boxoffice.catalog.domain import MAX_DAYS_AHEAD, InvalidDate, InvalidRoute, InvalidSegment, rfc3339
+from boxoffice.catalog.domain import MAX_DAYS_AHEAD, InvalidDate, InvalidRoute, InvalidSegment, Station, rfc3339
+from boxoffice.platform.localtime import DEFAULT_ZONE
 
 MAX_TRAIN_SEATS = 5_000  # per train: every seat travels in each catalog.run-published
 
@@ -197,21 +198,27 @@ def run_dates(first: date, last: date, *, today: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def run_published(layout: TrainLayout, run_id: str, run_date: date) -> dict[str, Any]:
-    """The data of ``catalog.run-published`` (docs/contracts.md): booking builds train inventory from it."""
+def run_published(
+    layout: TrainLayout, run_id: str, run_date: date, stations: Mapping[str, Station] | None = None
+) -> dict[str, Any]:
+    """The data of ``catalog.run-published`` (docs/contracts.md): booking builds train inventory from it.
+    With ``stations`` each stop also carries its station's name and time zone (what a ticket prints)."""
     departs_at = run_departure(run_date, layout.departure_minute)
     stops = []
     for index, stop in enumerate(layout.stops):
         arrives, departs = stop_times(departs_at, stop)
-        stops.append(
-            {
-                "station": stop.station,
-                "index": index,
-                "arrives_at": rfc3339(arrives),
-                "departs_at": rfc3339(departs),
-                "distance_km": stop.distance_km,
-            }
-        )
+        entry: dict[str, Any] = {
+            "station": stop.station,
+            "index": index,
+            "arrives_at": rfc3339(arrives),
+            "departs_at": rfc3339(departs),
+            "distance_km": stop.distance_km,
+        }
+        if stations is not None:
+            known = stations.get(stop.station)
+            entry["name"] = known.name if known else stop.station
+            entry["timezone"] = known.timezone if known else DEFAULT_ZONE
+        stops.append(entry)
     classes = [
         {
             "code": c.code,

@@ -113,6 +113,7 @@ class TicketToRender:
 
     ticket: Ticket
     details: dict[str, Any]
+    number: str = ""  # the order's number
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +244,12 @@ class Booking:
     details: dict[str, Any]
     """The record's ``event`` or ``train`` object: what a ticket prints."""
     data: Mapping[str, Any] = field(repr=False)
+    number: str = ""
+    """The order number a buyer reads out (booking gives it)."""
+    email: str = ""
+    """Where the order's e-mails go; empty in records from before booking sent it (no e-mail then)."""
+    amount_minor: int = 0
+    currency: str = ""
 
 
 def parse_booking(event_type: str, data: Mapping[str, Any]) -> Booking | None:
@@ -264,7 +271,46 @@ def parse_booking(event_type: str, data: Mapping[str, Any]) -> Booking | None:
         holder_name=str(data.get("holder_name") or "Ticket holder")[:200],
         details=dict(details) if isinstance(details, Mapping) else {},
         data=data,
+        number=str(data.get("number") or "")[:16],
+        email=str(data.get("email") or "")[:320],
+        amount_minor=data["amount_minor"] if isinstance(data.get("amount_minor"), int) else 0,
+        currency=str(data.get("currency") or "")[:3],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSummary:
+    """What tickets knows of an order, from its ``ticket-bookings`` records."""
+
+    id: str
+    status: str
+    kind: str
+    holder_name: str
+    details: dict[str, Any]
+    number: str
+    email: str
+    amount_minor: int
+    currency: str
+
+
+# Mail to buyers.
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """One e-mail about an order: its confirmation (with the tickets) or its refund."""
+
+    order_id: str
+    kind: str  # confirmation | refund
+    recipient: str
+    subject: str
+    body: str
+    attachments: tuple[tuple[str, str], ...] = ()
+    """(file name, object key) of each PDF to attach."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedLetter:
+    id: int
+    letter: Letter
 
 
 # Which tickets an order gets.
@@ -274,6 +320,7 @@ class TicketLine:
     seat_id: str | None
     label: str
     section: str | None
+    passenger: str | None = None  # trains: who travels on this seat; the ticket is theirs
 
 
 GENERAL_ADMISSION = "General admission"
@@ -292,6 +339,7 @@ def plan_tickets(data: Mapping[str, Any]) -> list[TicketLine]:
             str(item["seat_id"]) if item.get("seat_id") else None,
             str(item.get("label") or item.get("section") or GENERAL_ADMISSION)[:100],
             str(item["section"])[:100] if item.get("section") else None,
+            str(item["passenger"])[:200] if item.get("passenger") else None,
         )
         for n, item in enumerate(items, start=1)
     ]

@@ -30,7 +30,6 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from fontTools.fontBuilder import FontBuilder
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
 
+from boxoffice.platform.localtime import format_local
 from boxoffice.platform.observability import configure_worker_logging
 
 QR_SIZE_MM = 62.0
@@ -57,6 +57,8 @@ class TicketDocument:
     section: str | None
     details: dict[str, Any]
     """The ``event`` or ``train`` object of the ticket-bookings record."""
+    order_number: str = ""
+    """The readable order number (empty for orders from before numbers)."""
 
 
 def latin1(text: str) -> str:
@@ -215,37 +217,56 @@ def _transliterate(char: str) -> str:
 _EXTRA = {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ŀ": "L", "ŀ": "l", "Œ": "OE", "œ": "oe", "\u0131": "i"}
 
 
-def _when(value: Any) -> str:
-    if not value:
-        return "-"
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return str(value)
-    return moment.strftime("%a %d %b %Y, %H:%M UTC")
+def _where(name: Any, code: Any) -> str:
+    """A station as a person reads it: "Mumbai Central (BCT)"; the code alone when the name is unknown."""
+    if name and code and name != code:
+        return f"{name} ({code})"
+    return str(name or code or "?")
 
 
 def describe(doc: TicketDocument) -> list[tuple[str, str]]:
-    """The lines a ticket prints, as (label, value)."""
+    """The lines a ticket prints, as (label, value); times in the local time of the place, with its zone."""
     d = doc.details
     if doc.kind == "train":
         title = " ".join(str(p) for p in (d.get("train_number"), d.get("name")) if p) or "Train"
+        class_name = d.get("class_name")
+        code = d.get("class_code")
+        travel_class = f"{class_name} ({code})" if class_name and code and class_name != code else str(code or "-")
         return [
             ("Train", title),
-            ("Departs", _when(d.get("departs_at"))),
-            ("Arrives", _when(d.get("arrives_at"))),
-            ("From - to", f"{d.get('origin', '?')} - {d.get('destination', '?')}"),
-            ("Class", str(d.get("class_code") or "-")),
+            ("From", _where(d.get("origin_name"), d.get("origin"))),
+            ("Departs", format_local(d.get("departs_at"), d.get("origin_timezone"))),
+            ("To", _where(d.get("destination_name"), d.get("destination"))),
+            ("Arrives", format_local(d.get("arrives_at"), d.get("destination_timezone"))),
+            ("Class", travel_class),
             ("Coach / seat", doc.label),
         ]
     venue = ", ".join(str(p) for p in (d.get("venue"), d.get("city")) if p) or "-"
     place = doc.label if doc.section in (None, doc.label) else f"{doc.section}, seat {doc.label}"
-    return [
+    lines = [
         ("Event", str(d.get("name") or "Event")),
-        ("Date and time", _when(d.get("starts_at"))),
+        ("Date and time", format_local(d.get("starts_at"), d.get("timezone"))),
         ("Venue", venue),
-        ("Section / row / seat", place),
     ]
+    if d.get("address"):
+        lines.append(("Address", str(d["address"])))
+    return [*lines, ("Section / row / seat", place)]
+
+
+def holder_lines(doc: TicketDocument) -> list[tuple[str, str]]:
+    """Whose ticket it is and which order: a train ticket names its passenger."""
+    return [
+        ("Passenger" if doc.kind == "train" else "Holder", doc.holder),
+        ("Order number", doc.order_number or doc.order_id),
+        ("Ticket", doc.ticket_id),
+    ]
+
+
+def instructions(doc: TicketDocument) -> str:
+    """What the holder shows at the gate or on the train."""
+    if doc.kind == "train":
+        return "Show this ticket with a photo ID matching the passenger name. Valid once; do not share it."
+    return "Show this QR code at the entrance. It is valid once; do not share it."
 
 
 def qr_png(code: str) -> bytes:
@@ -262,7 +283,7 @@ def qr_png(code: str) -> bytes:
 
 
 def render_ticket_pdf(doc: TicketDocument, fonts: Sequence[FontFile] = ()) -> bytes:
-    lines = [*describe(doc), ("Holder", doc.holder), ("Order", doc.order_id), ("Ticket", doc.ticket_id)]
+    lines = [*describe(doc), *holder_lines(doc)]
     needed, covered = _plan_fonts((value for _, value in lines), fonts)
     pdf = FPDF(format=(148, 210), orientation="portrait", unit="mm")  # A5
     pdf.set_title(latin1(f"boxoffice ticket {doc.ticket_id}"))
@@ -304,7 +325,7 @@ def render_ticket_pdf(doc: TicketDocument, fonts: Sequence[FontFile] = ()) -> by
         pdf.cell(width, 2.2, doc.code[start : start + CODE_CHARS_PER_LINE], new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=7)
     pdf.ln(1)
-    pdf.cell(width, 3.5, "Show this QR code at the entrance. It is valid once; do not share it.")
+    pdf.cell(width, 3.5, latin1(instructions(doc)))
     return bytes(pdf.output())
 
 

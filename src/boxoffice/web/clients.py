@@ -37,6 +37,7 @@ from boxoffice.web.resources import (
     Mailbox,
     Order,
     OrderPage,
+    OrderRequest,
     QueueLine,
     QueuePlace,
     Registration,
@@ -273,11 +274,12 @@ class BookingApi(ServiceApi):
     async def release_hold(self, hold_id: str) -> None:
         await self.call("DELETE", at("/api/holds/{}", hold_id))
 
-    async def place_order(self, hold_id: str, *, idempotency_key: str) -> Order:
-        return await self.read(Order, "POST", "/api/orders", json={"hold_id": hold_id}, idempotency_key=idempotency_key)
+    async def place_order(self, request: OrderRequest, *, idempotency_key: str) -> Order:
+        return await self.read(Order, "POST", "/api/orders", json=_body(request), idempotency_key=idempotency_key)
 
-    async def orders(self, *, limit: int, cursor: str | None = None) -> OrderPage:
-        return await self.read(OrderPage, "GET", "/api/orders", params={"limit": limit, "cursor": cursor})
+    async def orders(self, *, limit: int, cursor: str | None = None, number: str | None = None) -> OrderPage:
+        params = {"limit": limit, "cursor": cursor, "number": number}
+        return await self.read(OrderPage, "GET", "/api/orders", params={k: v for k, v in params.items() if v})
 
     async def order(self, order_id: str) -> Order:
         return await self.read(Order, "GET", at("/api/orders/{}", order_id))

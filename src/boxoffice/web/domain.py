@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from boxoffice.platform import localtime
+
 CURRENCY_SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$", "INR": "₹"}
 CATEGORIES = ("concert", "theatre", "comedy", "sports", "festival")
 CURRENCIES = ("EUR", "GBP", "USD", "INR")
@@ -94,18 +96,19 @@ def parse_time(value: str | datetime) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def format_when(value: str | datetime) -> str:
-    """``"Sat 28 Nov 2026, 18:00 UTC"``: every time on the site is shown in UTC, and says so."""
-    moment = parse_time(value).astimezone(UTC)
-    return moment.strftime("%a %d %b %Y, %H:%M UTC")
+def format_when(value: str | datetime, zone: str | None = None) -> str:
+    """``"Tue 01 Dec 2026, 16:55 IST"``: a time where it happens (the event's or the station's zone), with the
+    zone's abbreviation; in UTC, and saying so, where no place is involved (a sale opening, a hold)."""
+    return localtime.format_local(parse_time(value), zone)
 
 
-def format_clock(value: str | datetime) -> str:
-    return parse_time(value).astimezone(UTC).strftime("%H:%M")
+def format_clock(value: str | datetime, zone: str | None = None) -> str:
+    """``"16:55"`` in UTC, or ``"16:55 IST"`` in the zone of the place."""
+    return localtime.format_local(parse_time(value), zone, "%H:%M %Z" if zone else "%H:%M")
 
 
-def format_day(value: str | datetime) -> str:
-    return parse_time(value).astimezone(UTC).strftime("%a %d %b")
+def format_day(value: str | datetime, zone: str | None = None) -> str:
+    return localtime.format_local(parse_time(value), zone, "%a %d %b")
 
 
 def format_duration(departs: str | datetime, arrives: str | datetime) -> str:

@@ -31,7 +31,7 @@ from boxoffice.web.clients import (
 )
 from boxoffice.web.deps import WebDeps
 from boxoffice.web.domain import CSRF_COOKIE, SESSION_COOKIE, ProblemInfo, Tokens
-from boxoffice.web.resources import Card, Hold, HoldRequest, Order, Station
+from boxoffice.web.resources import Card, Hold, HoldRequest, Order, OrderRequest, Passenger, Station
 
 __all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "ApiProblem", "LoginRequired", "Tokens", "Visitor"]
 
@@ -269,13 +269,31 @@ class Payment:
     """Paid before this attempt (another tab, a resubmitted form): nothing was charged now."""
 
 
-async def pay_for_hold(visitor: Visitor, user_id: str, hold_id: str, card: Card, *, attempt: str) -> Payment:
-    """Order the hold and pay the order; the service's refusal as ``ApiProblem``."""
+async def pay_for_hold(
+    visitor: Visitor,
+    user_id: str,
+    hold_id: str,
+    card: Card,
+    *,
+    attempt: str,
+    passengers: Sequence[Passenger] = (),
+) -> Payment:
+    """Order the hold (with a passenger name per train seat) and pay the order; the service's refusal as
+    ``ApiProblem``."""
     order_id: str | None = None
     try:
-        # The same hold always makes the same order: a retry after a decline pays the order placed before.
-        order_key = domain.attempt_key("order", user_id, hold_id)
-        order_id = (await visitor.booking.place_order(hold_id, idempotency_key=order_key)).id
+        # The same hold and names make the same order: a retry after a decline pays the order placed before.
+        names = [f"{p.seat_id}={p.name}" for p in passengers]
+        order_key = domain.attempt_key("order", user_id, hold_id, *names)
+        request = OrderRequest(hold_id=hold_id, passengers=list(passengers) or None)
+        try:
+            order_id = (await visitor.booking.place_order(request, idempotency_key=order_key)).id
+        except ApiProblem as exc:
+            # Ordered before with other names (then a decline): the order stands as placed; pay it.
+            earlier = await orders_for_hold(visitor, hold_id) if exc.slug == "hold-already-ordered" else []
+            if not earlier:
+                raise
+            order_id = earlier[0].id
         # One key per rendering of the form: a double click pays once, a new card after a decline is new.
         await visitor.payments.pay(order_id, card, idempotency_key=domain.attempt_key("pay", order_id, attempt))
     except ApiProblem as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from pydantic import JsonValue
@@ -200,9 +200,11 @@ async def _claim_train(uow: UnitOfWork, cmd: PlaceHold, *, hold_id: str, expires
 
 
 async def get_hold(deps: BookingDeps, hold_id: str, *, user: Principal) -> Hold:
+    """The customer's hold with what it is for (the event, or the train journey), for the checkout page."""
     async with deps.db.read() as conn:
         hold = await owned_hold(conn, user, hold_id)
-    return hold.seen_at(deps.now())
+        details = await catalog_copy.details_of(conn, hold)
+    return replace(hold, details=details).seen_at(deps.now())
 
 
 async def release_hold(deps: BookingDeps, hold_id: str, *, user: Principal) -> None:

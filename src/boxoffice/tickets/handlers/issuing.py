@@ -19,6 +19,7 @@ from boxoffice.tickets import domain, store
 from boxoffice.tickets.deps import TicketsDeps
 from boxoffice.tickets.domain import Booking, Ticket, TicketStatus, TicketToRender, VoidOrder
 from boxoffice.tickets.handlers import TICKETS_TOPIC
+from boxoffice.tickets.handlers.mail import queue_confirmations
 from boxoffice.tickets.pdf import TicketDocument
 
 log = structlog.get_logger("boxoffice.tickets")
@@ -60,9 +61,8 @@ async def _issue_tickets(deps: TicketsDeps, conn: AsyncConnection, booking: Book
     tickets = []
     for line in domain.plan_tickets(booking.data):
         ticket_id = uuid7()
-        code = ring.sign(
-            ticket_id=ticket_id, subject_id=booking.subject_id, seat=line.label, holder=booking.holder_name, version=1
-        )
+        holder = line.passenger or booking.holder_name  # a train ticket is the passenger's
+        code = ring.sign(ticket_id=ticket_id, subject_id=booking.subject_id, seat=line.label, holder=holder, version=1)
         tickets.append(
             Ticket(
                 id=ticket_id,
@@ -74,7 +74,7 @@ async def _issue_tickets(deps: TicketsDeps, conn: AsyncConnection, booking: Book
                 seat_id=line.seat_id,
                 label=line.label,
                 section=line.section,
-                holder_name=booking.holder_name,
+                holder_name=holder,
                 version=1,
                 code=code,
                 status=TicketStatus.VALID,
@@ -172,6 +172,7 @@ def _document(pending: TicketToRender) -> TicketDocument:
         label=ticket.label,
         section=ticket.section,
         details=pending.details,
+        order_number=pending.number,
     )
 
 
@@ -194,7 +195,7 @@ async def render_pending_pdfs(deps: TicketsDeps, *, batch: int) -> int:
             for t, pdf in rendered
         )
     )
-    issued = 0
+    issued, completed = 0, set()
     async with deps.db.uow() as uow:
         for (t, _), obj in zip(rendered, stored, strict=True):
             if not await store.set_pdf_key(uow.conn, t.id, obj.key):
@@ -203,6 +204,11 @@ async def render_pending_pdfs(deps: TicketsDeps, *, batch: int) -> int:
             data = {"ticket_id": t.id, "order_id": t.order_id, "event_id": t.subject_id, "user_id": t.user_id}
             uow.publish(TICKETS_TOPIC, "tickets.issued", key=t.order_id, data=data)
             issued += 1
+            completed.add(t.order_id)
+        # The confirmation e-mail commits with the last PDF of its order (then every ticket can be attached).
+        mails = await queue_confirmations(deps, uow.conn, completed)
         await uow.commit()
     ISSUED.inc(issued)
+    if mails:
+        deps.mail_wanted.set()
     return len(pending)
