@@ -61,10 +61,9 @@ class CheckInOut(BaseModel):
         )
 
 
-class VoidOrderIn(BaseModel):
+class VoidOrderIn(RequestBody):
     """Booking's refund fence (docs/contracts.md): what tickets remembers of an order it may not know yet."""
 
-    model_config = ConfigDict(extra="forbid")
     user_id: str = Field(min_length=1, max_length=64)
     kind: Literal["event", "train"]
     event_id: str = Field(min_length=1, max_length=64, description="the event id, or the run id for a train")
