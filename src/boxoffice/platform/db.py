@@ -32,6 +32,7 @@ from sqlalchemy.types import TypeDecorator
 
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.bus.tables import outbox_insert
+from boxoffice.platform.metrics import DB_STATEMENTS
 from boxoffice.platform.sqlite_inline import inline_creator
 from boxoffice.platform.tracing import instrument_engines
 
@@ -40,6 +41,20 @@ T = TypeVar("T")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _count_statements(engine: AsyncEngine, database: str) -> None:
+    """``boxoffice_db_statements_total{database}``: every statement sent, BEGIN and COMMIT included
+    (``loadtest/compare.py`` divides it by the flows of a run)."""
+    statements = DB_STATEMENTS.labels(database)
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _on_execute(*_: Any) -> None:
+        statements.inc()
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def _on_commit(_conn: Any) -> None:
+        statements.inc()
 
 
 def _configure_sqlite(engine: AsyncEngine, *, writer: bool) -> None:
@@ -86,6 +101,8 @@ class Database:
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=30
             )
             self.read_engine = self.engine
+        for engine in dict.fromkeys((self.engine, self.read_engine)):
+            _count_statements(engine, name)
         instrument_engines(self.engine, self.read_engine)
 
     @property
