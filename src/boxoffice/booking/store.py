@@ -19,7 +19,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking.domain import (
@@ -123,11 +123,13 @@ async def insert_hold(conn: AsyncConnection, hold: Hold) -> None:
     )
 
 
+_HOLD = select(holds).where(holds.c.id == bindparam("p_hold_id"))  # built once: read by every order and payment
+_HOLD_FOR_UPDATE = _HOLD.with_for_update()
+
+
 async def hold_of(conn: AsyncConnection, hold_id: str, *, for_update: bool = False) -> Hold | None:
-    stmt = select(holds).where(holds.c.id == hold_id)
-    if for_update and is_postgres(conn):
-        stmt = stmt.with_for_update()
-    row = (await conn.execute(stmt)).first()
+    stmt = _HOLD_FOR_UPDATE if for_update and is_postgres(conn) else _HOLD
+    row = (await conn.execute(stmt, {"p_hold_id": hold_id})).first()
     return None if row is None else _hold(row)
 
 
