@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking.domain import (
@@ -100,8 +100,12 @@ async def insert_missing_train_seats(conn: AsyncConnection, run_id: str, new: li
         await conn.execute(upsert_into(conn, train_seats).on_conflict_do_nothing(), rows)
 
 
+_EVENT = select(events).where(events.c.event_id == bindparam("p_event_id"))  # built once: read by every hold
+_SECTION = select(sections).where(sections.c.section_id == bindparam("p_section_id"))
+
+
 async def event_of(conn: AsyncConnection, event_id: str) -> Event | None:
-    row = (await conn.execute(select(events).where(events.c.event_id == event_id))).first()
+    row = (await conn.execute(_EVENT, {"p_event_id": event_id})).first()
     if row is None:
         return None
     return Event(
@@ -130,7 +134,7 @@ async def section_names(conn: AsyncConnection, event_id: str) -> dict[str, str]:
 
 
 async def section_of(conn: AsyncConnection, section_id: str) -> Section | None:
-    row = (await conn.execute(select(sections).where(sections.c.section_id == section_id))).first()
+    row = (await conn.execute(_SECTION, {"p_section_id": section_id})).first()
     return None if row is None else Section(row.section_id, row.event_id, row.name, row.price, row.capacity)
 
 

@@ -19,7 +19,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking.domain import (
@@ -54,18 +54,24 @@ async def lock_customer(conn: AsyncConnection, user_id: str) -> None:
         await conn.execute(select(customer_locks).where(customer_locks.c.user_id == user_id).with_for_update())
 
 
+def _customer_usage() -> Any:
+    live = and_(holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at > bindparam("p_now"))
+    for_event = and_(holds.c.event_id == bindparam("p_event_id"), or_(live, holds.c.status == HoldStatus.CONFIRMED))
+    return select(
+        func.coalesce(func.sum(case((live, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((for_event, holds.c.quantity), else_=0)), 0),
+    ).where(
+        holds.c.user_id == bindparam("p_user_id"), holds.c.status.in_([HoldStatus.ACTIVE, HoldStatus.CONFIRMED])
+    )
+
+
+_CUSTOMER_USAGE = _customer_usage()  # built once: every hold runs it (SQLAlchemy then skips building and keying it)
+
+
 async def customer_usage(conn: AsyncConnection, user_id: str, event_id: str, now: datetime) -> tuple[int, int]:
     """(live holds of this customer, tickets held or bought for this event), in one query."""
-    live = and_(holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at > now)
-    for_event = and_(holds.c.event_id == event_id, or_(live, holds.c.status == HoldStatus.CONFIRMED))
-    row = (
-        await conn.execute(
-            select(
-                func.coalesce(func.sum(case((live, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((for_event, holds.c.quantity), else_=0)), 0),
-            ).where(holds.c.user_id == user_id, holds.c.status.in_([HoldStatus.ACTIVE, HoldStatus.CONFIRMED]))
-        )
-    ).one()
+    params = {"p_now": now, "p_event_id": event_id, "p_user_id": user_id}
+    row = (await conn.execute(_CUSTOMER_USAGE, params)).one()
     return int(row[0]), int(row[1])
 
 
@@ -143,37 +149,43 @@ def _hold(row: Any) -> Hold:
     )
 
 
+_INSERT_HOLD = insert(holds)
+
+
 async def insert_hold(conn: AsyncConnection, hold: Hold) -> None:
     segment = hold.segment
     await conn.execute(
-        insert(holds).values(
-            id=hold.id,
-            user_id=hold.user_id,
-            kind=hold.kind,
-            event_id=hold.event_id,
-            section_id=hold.section_id,
-            class_code=hold.class_code,
-            origin=segment.origin if segment else None,
-            destination=segment.destination if segment else None,
-            from_index=segment.from_index if segment else None,
-            to_index=segment.to_index if segment else None,
-            quantity=hold.quantity,
-            status=hold.status,
-            version=hold.version,
-            expires_at=hold.expires_at,
-            total=hold.total,
-            currency=hold.currency,
-            items=_items_json(hold.items),
-            created_at=hold.created_at,
-        )
+        _INSERT_HOLD,
+        {
+            "id": hold.id,
+            "user_id": hold.user_id,
+            "kind": hold.kind,
+            "event_id": hold.event_id,
+            "section_id": hold.section_id,
+            "class_code": hold.class_code,
+            "origin": segment.origin if segment else None,
+            "destination": segment.destination if segment else None,
+            "from_index": segment.from_index if segment else None,
+            "to_index": segment.to_index if segment else None,
+            "quantity": hold.quantity,
+            "status": hold.status,
+            "version": hold.version,
+            "expires_at": hold.expires_at,
+            "total": hold.total,
+            "currency": hold.currency,
+            "items": _items_json(hold.items),
+            "created_at": hold.created_at,
+        },
     )
 
 
+_HOLD = select(holds).where(holds.c.id == bindparam("p_hold_id"))  # built once: read by every order and payment
+_HOLD_FOR_UPDATE = _HOLD.with_for_update()
+
+
 async def hold_of(conn: AsyncConnection, hold_id: str, *, for_update: bool = False) -> Hold | None:
-    stmt = select(holds).where(holds.c.id == hold_id)
-    if for_update and is_postgres(conn):
-        stmt = stmt.with_for_update()
-    row = (await conn.execute(stmt)).first()
+    stmt = _HOLD_FOR_UPDATE if for_update and is_postgres(conn) else _HOLD
+    row = (await conn.execute(stmt, {"p_hold_id": hold_id})).first()
     return None if row is None else _hold(row)
 
 

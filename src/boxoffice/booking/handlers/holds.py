@@ -10,7 +10,7 @@ from pydantic import JsonValue
 
 from boxoffice.booking import catalog_copy, domain, inventory, store
 from boxoffice.booking.deps import BookingDeps
-from boxoffice.booking.domain import Hold, HoldKind, HoldStatus, Item, Segment
+from boxoffice.booking.domain import Event, Hold, HoldKind, HoldStatus, Item, Segment
 from boxoffice.booking.handlers.common import HOLDS, HOLDS_TOPIC, iso, owned_hold, record_hold
 from boxoffice.booking.handlers.expiry import end_hold, expire_section_holds
 from boxoffice.platform.admission import ADMISSION_HEADER, admitted
@@ -78,23 +78,27 @@ async def place_hold(
     return answer
 
 
-async def _check_admission(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal, now: datetime) -> None:
-    """A queued sale sells only to buyers the waiting room admitted: its signed token, for this sale and buyer."""
+async def _check_admission(
+    uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal, now: datetime
+) -> Event | None:
+    """A queued sale sells only to buyers the waiting room admitted: its signed token, for this sale and buyer.
+    Returns the event (None for a train or an unknown event), so that the claim does not read it again."""
     if cmd.event_id is None:
-        return
+        return None
     event = await catalog_copy.event_of(uow.conn, cmd.event_id)
     if event is None or event.on_sale_at is None:
-        return
+        return event
     if not admitted(deps.secret, cmd.admission, event_id=event.event_id, user_id=user.id, now=now):
         raise domain.NotAdmitted(
             "This sale has a waiting room: join the line, and hold seats once you are admitted "
             f"(send the admission in the {ADMISSION_HEADER} header)."
         )
+    return event
 
 
 async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal) -> Hold:
     now = deps.now()
-    await _check_admission(uow, deps, cmd, user, now)
+    event = await _check_admission(uow, deps, cmd, user, now)
     hold_id = uuid7()
     expires_at = now + timedelta(seconds=deps.config.hold_ttl_seconds)
     # The customer's own lock first and the contended inventory row last, so that row stays locked
@@ -102,7 +106,7 @@ async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Princ
     await store.lock_customer(uow.conn, user.id)
     active, tickets = await store.customer_usage(uow.conn, user.id, cmd.run_id or cmd.event_id or "", now)
     domain.check_limits(deps.limits, active_holds=active, tickets_for_event=tickets, requested=cmd.requested)
-    claim = await _claim(uow, cmd, hold_id=hold_id, expires_at=expires_at, now=now)
+    claim = await _claim(uow, cmd, event, hold_id=hold_id, expires_at=expires_at, now=now)
     hold = Hold(
         id=hold_id,
         user_id=user.id,
@@ -138,11 +142,19 @@ async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Princ
     return hold
 
 
-async def _claim(uow: UnitOfWork, cmd: PlaceHold, *, hold_id: str, expires_at: datetime, now: datetime) -> _Claim:
-    """Claim the inventory a hold asks for, or raise why not (the transaction then rolls back)."""
+async def _claim(
+    uow: UnitOfWork,
+    cmd: PlaceHold,
+    event: Event | None,
+    *,
+    hold_id: str,
+    expires_at: datetime,
+    now: datetime,
+) -> _Claim:
+    """Claim the inventory a hold asks for, or raise why not (the transaction then rolls back). ``event``:
+    the event ``cmd.event_id`` names, as read in this transaction (None if there is none)."""
     if cmd.run_id is not None:
         return await _claim_train(uow, cmd, hold_id=hold_id, expires_at=expires_at, now=now)
-    event = await catalog_copy.event_of(uow.conn, cmd.event_id or "")
     if event is None:
         raise domain.UnknownInventory("This event is not on sale (yet).")
     if cmd.seat_ids:
