@@ -70,12 +70,14 @@ class Shared:
         self.dir = Path(tempfile.mkdtemp(prefix="boxoffice-sm-"))
         config = Settings(data_dir=self.dir, demo=False)
         booking = BookingSettings(hold_ttl_seconds=TTL, max_active_holds=10_000, max_tickets_per_event=10_000)
-        migrate_all(config, ["booking"])
-        self.runtime = Runtime(config, ["booking"], run_workers=False, configs={"booking": booking})
+        # Tickets too: cancelling a paid order asks tickets first (the refund fence, docs/contracts.md).
+        migrate_all(config, ["booking", "tickets"])
+        self.runtime = Runtime(config, ["booking", "tickets"], run_workers=False, configs={"booking": booking})
         self.loop.run_until_complete(self.runtime.bus.start())
 
     def close(self) -> None:
-        self.loop.run_until_complete(self.runtime.services[0].stop())
+        for service in self.runtime.services:
+            self.loop.run_until_complete(service.stop())
         self.loop.run_until_complete(self.runtime.bus.stop())
         self.loop.close()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -214,7 +216,8 @@ class InventoryMachine(RuleBasedStateMachine):
         try:
             order = self.do(
                 orders.place_order(
-                    self.deps, hold_id, user=self.owners[hold_id], idempotency_key=None, body=None, render=order_json
+                    self.deps, hold_id, user=self.owners[hold_id], idempotency_key=None, body=None, render=order_json,
+                    passengers={seat: "A Passenger" for seat in hold.seats} if hold.kind == "train" else None,
                 )
             ).body
         except Problem:

@@ -26,7 +26,6 @@ from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp
 
 from boxoffice.platform.asgi_stream import StreamingASGITransport
-from boxoffice.platform.faults import registry as fault_registry
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.platform.settings import Settings
@@ -229,9 +228,13 @@ class ServiceClients:
         set (faults are injected at a service's HTTP ingress, so while any rule exists calls go over it).
         The caller checks the port's type (a ``Protocol`` of its own: services import no other service)."""
         port = self._ports.get(name)
-        if port is None or fault_registry().rules:
+        if port is None:
             return None
-        return port
+        # Imported here: the fault machinery needs FastAPI, which the ticket Lambda bundle (it imports these
+        # clients through tickets' dependencies, never a port) does not carry.
+        from boxoffice.platform.faults import registry as fault_registry
+
+        return None if fault_registry().rules else port
 
     def get(self, name: str) -> ServiceClient:
         client = self._clients.get(name)
