@@ -268,8 +268,6 @@ def test_draw_and_token_bucket_rules() -> None:
         total += count
     assert total == 90
     assert domain.admit_count(60, 3600, 0.0)[0] == 5  # a stalled loop does not release an hour at once
-    assert domain.adapt_rate(600, 0, floor=30, ceiling=1000) == 600
-    assert domain.adapt_rate(600, 100, floor=30, ceiling=1000) == pytest.approx(0.5 * 600 + 0.5 * 125)
 
 
 async def test_the_audit_command_replays_the_record_from_the_data_dir(tmp_path: Path) -> None:
@@ -398,3 +396,87 @@ async def test_a_sale_sold_out_over_the_bus_closes_its_line(tmp_path: Path) -> N
         await wait_for(closed)
         late = await app.client.post(f"/api/queue/{event_id}/join", headers=token_for(app))
         assert late.status_code == 410
+
+
+def held(event_id: str, headers: dict[str, str], latency_ms: int) -> Envelope:
+    data = {"hold_id": str(uuid.uuid4()), "user_id": user_of(headers), "event_id": event_id, "quantity": 1,
+            "expires_at": datetime.now(UTC).isoformat(), "latency_ms": latency_ms}
+    return new_event("booking.hold-placed", source="booking", key=event_id, data=data, topic="booking.holds")
+
+
+@pytest.fixture
+async def adaptive(tmp_path: Path, db_url: str) -> AsyncIterator[Running]:
+    """A room whose rate adapts: 60 a minute to start, adjusted every 2 s by 60, a window of 6."""
+    config = WaitingRoomSettings(
+        database_url=db_url, abandon_after_seconds=3600, initial_admit_per_minute=60, adjust_seconds=2,
+        rate_step_per_minute=60, min_admit_per_minute=30, hold_latency_target_ms=500, hold_grace_seconds=4,
+        admission_window=6,
+    )
+    async with running(Settings(data_dir=tmp_path, demo=False), ["identity", "waitingroom"], workers=False,
+                       configs={"waitingroom": config}) as app:
+        app.service("waitingroom").clock = FakeClock()
+        yield app
+
+
+async def test_the_adaptive_rate_grows_while_booking_keeps_up_and_halves_when_holds_slow_down(
+    adaptive: Running,
+) -> None:
+    app = adaptive
+    event = await open_room(app, admit_per_minute=None)
+    event_id, deps = event["event_id"], app.service("waitingroom").deps
+    buyers = {user_of(b): b for b in (token_for(app) for _ in range(40))}
+    for buyer in buyers.values():
+        await join(app, event_id, buyer)
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+
+    async def hold_for_admitted(latency_ms: int) -> None:
+        async with deps.db.read() as conn:
+            admitted_now = [p.user_id for p in await store.arrivals(conn, event_id)]
+        for user_id in admitted_now:
+            place = await me(app, event_id, buyers[user_id])
+            if place["status"] == "admitted":
+                await handlers.apply_hold(deps, held(event_id, buyers[user_id], latency_ms))
+
+    async def rate() -> float:
+        line = (await app.client.get(f"/api/queue/{event_id}", headers=token_for(app, roles=("admin",)))).json()
+        return float(line["rate_per_minute"])
+
+    rates = []
+    for latency in (100, 100, 100, 2000, 100, 2000, 2000, 2000):  # booking's own hold latency, per period
+        await tick(app, 1.0)
+        await hold_for_admitted(latency)
+        await tick(app, 1.0)  # the adjustment, every 2 s
+        rates.append(await rate())
+    # Grows by 60 while holds are fast (fewer or more of them alike), halves on slow holds, never below 30.
+    assert rates == [120, 180, 240, 120, 180, 90, 45, 30], rates
+
+    replay = await fairness.replay_line(deps, event_id)
+    assert replay.fair, replay.violations
+    reasons = [c.reason for c in replay.rate_changes]
+    assert reasons[0] == "opened at the initial adaptive rate"
+    assert [r.split(":")[0] for r in reasons[1:]] == ["grew", "grew", "grew", "halved", "grew", "halved", "halved",
+                                                      "halved"]
+    assert "holds slower than the target in booking" in reasons[4]
+
+
+async def test_admitted_buyers_who_fail_to_hold_halve_the_rate_and_the_window_caps_them(adaptive: Running) -> None:
+    app = adaptive
+    event = await open_room(app, admit_per_minute=None)
+    event_id, deps = event["event_id"], app.service("waitingroom").deps
+    buyers = [token_for(app) for _ in range(20)]
+    for buyer in buyers:
+        await join(app, event_id, buyer)
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+    for _ in range(12):  # nobody ever holds (booking answers them 503, say)
+        await tick(app, 1.0)
+        async with deps.db.read() as conn:
+            assert await store.unheld(conn, event_id) <= 6  # the concurrency window
+    async with deps.db.read() as conn:
+        assert await store.unheld(conn, event_id) == 6
+    replay = await fairness.replay_line(deps, event_id)
+    assert replay.fair, replay.violations
+    reasons = [c.reason for c in replay.rate_changes]
+    assert any(r.startswith("halved:") and "placed no hold in time" in r for r in reasons), reasons
+    assert all(c.to_rate >= 30 for c in replay.rate_changes)

@@ -25,9 +25,12 @@ from boxoffice.waitingroom.domain import PlaceStatus, RoomStatus
 JOINED = counter("boxoffice_waitingroom_joined_total", "People who joined a line")
 ADMITTED = counter("boxoffice_waitingroom_admitted_total", "People admitted from a line")
 ABANDONED = counter("boxoffice_waitingroom_abandoned_total", "Places passed over because their holder left")
+RATE_CHANGES = counter("boxoffice_waitingroom_rate_changes_total", "Adaptive rate changes", ("change",))
 CATALOG_GROUP = "waitingroom.catalog"
 BOOKINGS_GROUP = "waitingroom.bookings"
 HOLDS_GROUP = "waitingroom.holds"
+_NO_SIGNALS = domain.Signals(holds=0, slow_holds=0, due=0, stalled=0, waiting=0, unheld=0)
+SEEN_EVERY = timedelta(seconds=60)  # how stale a waiting place's last_seen_at may get (abandonment is 10 min)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,7 @@ class MyPlace:
     room: domain.Room
     standing: domain.Standing
     admission: Admission | None
+    poll_after_seconds: int | None  # when to ask again (Retry-After); None once admitted or closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +60,8 @@ def _my_place(deps: WaitingRoomDeps, place: domain.Place, room: domain.Room) -> 
     if domain.admission_valid(place, now) and place.expires_at is not None:
         token = sign_admission(deps.secret, event_id=place.event_id, user_id=place.user_id, expires_at=place.expires_at)
         admission = Admission(token, place.expires_at)
-    return MyPlace(room, domain.standing(place, room, now), admission)
+    standing = domain.standing(place, room, now)
+    return MyPlace(room, standing, admission, domain.poll_after(standing, room, now))
 
 
 async def join_line(deps: WaitingRoomDeps, event_id: str, user_id: str) -> MyPlace:
@@ -93,17 +98,20 @@ async def join_line(deps: WaitingRoomDeps, event_id: str, user_id: str) -> MyPla
 
 
 async def my_place(deps: WaitingRoomDeps, event_id: str, user_id: str) -> MyPlace:
-    """Where this account stands; asking keeps the place from being abandoned."""
+    """Where this account stands; asking keeps the place from being abandoned.
+
+    This is what every waiting buyer polls, so it is one read (room and place joined) and, at most once a
+    minute per place, one small write.
+    """
     now = deps.now()
     async with deps.db.read() as conn:
-        room = await store.room(conn, event_id)
-        place = await store.place(conn, event_id, user_id) if room else None
+        room, place = await store.room_and_place(conn, event_id, user_id)
     if room is None:
         raise domain.NoWaitingRoom("This sale has no waiting room.")
     if place is None:
         raise domain.NoWaitingRoom("You are not in this line; join it first.")
-    if place.status == PlaceStatus.WAITING and now - place.last_seen_at > timedelta(seconds=15):
-        async with deps.db.uow() as uow:  # at most one write per place every 15 s, however often it polls
+    if place.status == PlaceStatus.WAITING and now - place.last_seen_at > SEEN_EVERY:
+        async with deps.db.uow() as uow:
             await store.update_place(uow.conn, event_id, user_id, last_seen_at=now)
             await uow.commit()
     return _my_place(deps, place, room)
@@ -140,10 +148,14 @@ async def tick_room(deps: WaitingRoomDeps, event_id: str) -> int:
                 return 0
             room = await _open(uow.conn, room, now)
         await store.expire_admissions(uow.conn, event_id, now)
-        rate = await _rate(deps, uow.conn, room, now)
+        unheld = await store.unheld(uow.conn, event_id)
+        rate = await _rate(deps, uow.conn, room, unheld, now)
         elapsed = (now - room.last_tick_at).total_seconds() if room.last_tick_at else deps.config.tick_seconds
         count, carry = domain.admit_count(rate, elapsed, room.carry)
-        admitted = await _admit(deps, uow.conn, room, count, rate, now) if count else 0
+        allowed = domain.window_room(count, unheld, deps.config.admission_window)
+        if allowed < count:
+            carry = 0.0  # the window is full: no credit piles up for a burst once it frees
+        admitted = await _admit(deps, uow.conn, room, allowed, rate, now) if allowed else 0
         await store.update_room(uow.conn, event_id, rate_per_minute=rate, carry=carry, last_tick_at=now)
         await uow.commit()
     return admitted
@@ -155,23 +167,57 @@ async def _open(conn: AsyncConnection, room: domain.Room, now: datetime) -> doma
     drawn = domain.draw_positions(await store.prequeue(conn, room.event_id), seed)
     await store.set_positions(conn, room.event_id, drawn)
     await store.update_room(
-        conn, room.event_id, status=RoomStatus.OPEN, seed=seed, opened_at=now, next_position=len(drawn) + 1
+        conn, room.event_id, status=RoomStatus.OPEN, seed=seed, opened_at=now, next_position=len(drawn) + 1,
+        adjusted_at=now, signal_holds=0, signal_slow=0,
+    )
+    how = "the organiser's rate" if room.admit_per_minute is not None else "the initial adaptive rate"
+    await store.record_rate_change(
+        conn, event_id=room.event_id, at=now, from_rate=room.rate_per_minute, to_rate=room.rate_per_minute,
+        reason=f"opened at {how}", signals=_NO_SIGNALS,
     )
     opened = await store.room(conn, room.event_id)
     assert opened is not None
     return opened
 
 
-async def _rate(deps: WaitingRoomDeps, conn: AsyncConnection, room: domain.Room, now: datetime) -> float:
+async def _rate(deps: WaitingRoomDeps, conn: AsyncConnection, room: domain.Room, unheld: int, now: datetime) -> float:
+    """The rate in force: the organiser's, or the adaptive one, adjusted once per ``adjust_seconds``."""
     if room.admit_per_minute is not None:
+        if room.admit_per_minute != room.rate_per_minute:  # the organiser changed it
+            await store.record_rate_change(
+                conn, event_id=room.event_id, at=now, from_rate=room.rate_per_minute,
+                to_rate=float(room.admit_per_minute), reason="set by the organiser", signals=_NO_SIGNALS,
+            )
         return float(room.admit_per_minute)
-    since = _minute(now) - timedelta(minutes=1)  # the last full minute and this one so far
-    span_minutes = max((now - since).total_seconds(), 1.0) / 60.0
-    holds_per_minute = await store.holds_since(conn, room.event_id, since) / span_minutes
     c = deps.config
-    return domain.adapt_rate(
-        room.rate_per_minute, holds_per_minute, floor=c.min_admit_per_minute, ceiling=c.max_admit_per_minute
+    since = room.adjusted_at or room.opened_at or now
+    if (now - since).total_seconds() < c.adjust_seconds:
+        return room.rate_per_minute
+    grace = timedelta(seconds=c.hold_grace_seconds)
+    due, stalled = await store.admitted_between(conn, room.event_id, since - grace, now - grace)
+    signals = domain.Signals(
+        holds=room.signal_holds, slow_holds=room.signal_slow, due=due, stalled=stalled,
+        waiting=await store.waiting(conn, room.event_id), unheld=unheld,
     )
+    rule = domain.RateRule(
+        floor=c.min_admit_per_minute, ceiling=c.max_admit_per_minute, step=c.rate_step_per_minute,
+        window=c.admission_window,
+    )
+    change = domain.next_rate(room.rate_per_minute, signals, rule)
+    if change.rate != room.rate_per_minute:
+        await store.record_rate_change(
+            conn, event_id=room.event_id, at=now, from_rate=room.rate_per_minute, to_rate=change.rate,
+            reason=change.reason, signals=signals,
+        )
+        RATE_CHANGES.labels(change.reason.split(":", 1)[0]).inc()
+    # The signals counted so far belong to this period; the counters start again (holds that arrive while
+    # the room is locked wait for the commit and count in the next period).
+    await store.update_room(
+        conn, room.event_id, adjusted_at=now,
+        signal_holds=store.rooms.c.signal_holds - room.signal_holds,
+        signal_slow=store.rooms.c.signal_slow - room.signal_slow,
+    )
+    return change.rate
 
 
 async def _admit(
@@ -202,10 +248,6 @@ async def _admit(
     await store.update_room(conn, room.event_id, admitted_through=through)
     ADMITTED.inc(admitted)
     return admitted
-
-
-def _minute(at: datetime) -> datetime:
-    return at.replace(second=0, microsecond=0)
 
 
 def _time(value: str) -> datetime:
@@ -261,16 +303,18 @@ async def apply_booking(deps: WaitingRoomDeps, envelope: Envelope) -> None:
 
 
 async def apply_hold(deps: WaitingRoomDeps, envelope: Envelope) -> None:
-    """Holds placed on a queued sale: the adaptive rate follows them, and an admitted buyer's hold counts."""
+    """Holds placed on a queued sale: booking's own latency for each feeds the adaptive rate, and an admitted
+    buyer's hold marks the admission as used (it leaves the concurrency window)."""
     if envelope.type != "booking.hold-placed":
         return
     event_id, user_id = str(envelope.data.get("event_id")), str(envelope.data.get("user_id"))
     if not await _has_room(deps, event_id):
         return  # every hold of every sale comes here; only queued sales need a write
+    latency = envelope.data.get("latency_ms")
+    slow = isinstance(latency, int | float) and latency > deps.config.hold_latency_target_ms
     async with deps.db.uow() as uow:
         if not await claim_inbox(uow.conn, HOLDS_GROUP, envelope.id):
             return
-        if await store.room(uow.conn, event_id) is not None:
-            await store.count_hold(uow.conn, event_id, _minute(envelope.time))
-            await store.mark_converted(uow.conn, event_id, user_id)
+        await store.count_hold(uow.conn, event_id, slow=slow)
+        await store.mark_converted(uow.conn, event_id, user_id)
         await uow.commit()

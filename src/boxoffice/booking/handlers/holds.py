@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,8 +65,10 @@ async def place_hold(
 ) -> StoredResponse:
     """Hold what ``cmd`` asks for; ``render`` gives the answer's JSON, stored with the Idempotency-Key."""
 
+    started = time.perf_counter()  # the hold's latency inside booking, reported to the waiting room
+
     async def work(uow: UnitOfWork) -> JsonValue:
-        return render(await _place(uow, deps, cmd, user))
+        return render(await _place(uow, deps, cmd, user, started))
 
     try:
         answer = await run_idempotent(
@@ -92,7 +95,7 @@ async def _check_admission(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, u
         )
 
 
-async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal) -> Hold:
+async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal, started: float) -> Hold:
     now = deps.now()
     await _check_admission(uow, deps, cmd, user, now)
     hold_id = uuid7()
@@ -133,6 +136,9 @@ async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Princ
             "event_id": hold.event_id,
             "quantity": hold.quantity,
             "expires_at": expires_at.isoformat(),
+            # From the request reaching the handler to the claim made (waiting for the database included):
+            # the waiting room slows its admissions when this grows (docs/waiting-room.md).
+            "latency_ms": round((time.perf_counter() - started) * 1000),
         },
     )
     return hold
