@@ -186,6 +186,9 @@ def window_room(count: int, unheld: int, window: int) -> int:
     return max(0, min(count, window - unheld))
 
 
+POLL_MIN, POLL_MAX = 2, 20  # seconds between a waiting buyer's status polls (sold out reaches all within 20 s)
+
+
 def poll_after(standing: Standing, room: Room, now: datetime) -> int | None:
     """When the buyer should ask again (seconds; the ``Retry-After`` hint): rarely when the turn is far off,
     every 2 seconds when it is near; never once admitted or closed."""
@@ -193,8 +196,8 @@ def poll_after(standing: Standing, room: Room, now: datetime) -> int | None:
         return None
     if room.status == RoomStatus.SCHEDULED or standing.eta_seconds is None:
         to_open = (room.on_sale_at - now).total_seconds()
-        return int(min(30, max(2, to_open / 2)))
-    return int(min(30, max(2, standing.eta_seconds / 4)))
+        return int(min(POLL_MAX, max(POLL_MIN, to_open / 2)))
+    return int(min(POLL_MAX, max(POLL_MIN, standing.eta_seconds / 4)))
 
 
 def ahead_of(place: Place, room: Room) -> int:

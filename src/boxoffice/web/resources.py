@@ -279,6 +279,7 @@ class QueuePlace(Answer):
     eta_seconds: int | None = None
     on_sale_at: str
     admission: QueueAdmission | None = None
+    poll_after_seconds: int | None = None  # the waiting room's hint: ask again after this long
 
 
 class QueueLine(Answer):
