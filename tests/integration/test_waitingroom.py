@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import update
 
 from boxoffice.booking.deps import BookingSettings
+from boxoffice.catalog.deps import CatalogSettings
 from boxoffice.platform.admission import admitted
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.settings import Settings
@@ -480,3 +481,80 @@ async def test_admitted_buyers_who_fail_to_hold_halve_the_rate_and_the_window_ca
     reasons = [c.reason for c in replay.rate_changes]
     assert any(r.startswith("halved:") and "placed no hold in time" in r for r in reasons), reasons
     assert all(c.to_rate >= 30 for c in replay.rate_changes)
+
+
+async def test_a_train_runs_booking_day_can_be_queued_and_sells_only_to_admitted_buyers(
+    tmp_path: Path, db_factory: Any
+) -> None:
+    """Catalog queues a run's booking day, the room opens a line for the run, booking refuses its holds
+    without the room's admission and accepts them with it."""
+    configs = {
+        "catalog": CatalogSettings(database_url=db_factory("catalog")),
+        "booking": BookingSettings(database_url=db_factory("booking")),
+        "waitingroom": WaitingRoomSettings(database_url=db_factory("waitingroom"), tick_seconds=0.1),
+    }
+    names = ["identity", "catalog", "booking", "waitingroom"]
+    async with running(Settings(data_dir=tmp_path, demo=False), names, configs=configs) as app:
+        admin = token_for(app, roles=("admin",))
+        for code, city in (("GLC", "Glasgow"), ("EDB", "Edinburgh")):
+            station = {"code": code, "name": city, "city": city}
+            assert (await app.client.post("/api/stations", json=station, headers=admin)).status_code == 201
+        train = {
+            "number": "1S42", "name": "Shuttle", "currency": "GBP", "departure_time": "08:00",
+            "stops": [{"station": "GLC", "departure_minutes": 0, "distance_km": 0},
+                      {"station": "EDB", "arrival_minutes": 50, "distance_km": 75}],
+            "classes": [{"code": "STD", "name": "Standard", "base_fare": 1000, "per_km_fare": 10,
+                         "coaches": [{"label": "A", "seats": 6}]}],
+        }
+        made = await app.client.post("/api/trains", json=train, headers=admin)
+        assert made.status_code == 201, made.text
+        day = (datetime.now(UTC) + timedelta(days=5)).date()
+        runs = await app.client.post(f"/api/trains/{made.json()['id']}/runs", json={"date": str(day)}, headers=admin)
+        run_id = runs.json()["items"][0]["run_id"]
+
+        on_sale = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+        path = f"/api/trains/runs/{run_id}/queue"
+        too_late = {"on_sale_at": (on_sale + timedelta(days=30)).isoformat()}
+        refused = await app.client.put(path, json=too_late, headers=admin)
+        assert refused.status_code == 422 and refused.json()["type"].endswith("/invalid-date")
+        opens = {"on_sale_at": on_sale.isoformat()}
+        assert (await app.client.put(path, json=opens, headers=token_for(app))).status_code == 403
+        missing = await app.client.put(f"/api/trains/runs/{uuid.uuid4()}/queue", json=opens, headers=admin)
+        assert missing.status_code == 404
+        queued = await app.client.put(path, json={"on_sale_at": on_sale.isoformat(), "admit_per_minute": 600},
+                                      headers=admin)
+        assert queued.status_code == 200, queued.text
+        assert queued.json()["queued"] is True and queued.json()["on_sale_at"].startswith(on_sale.date().isoformat())
+        assert (await app.client.get(f"/api/trains/runs/{run_id}")).json()["queued"] is True
+
+        hold = {"run_id": run_id, "class_code": "STD", "origin": "GLC", "destination": "EDB", "quantity": 2}
+        ann, bob = token_for(app), token_for(app)
+
+        async def line_exists() -> bool:
+            return (await app.client.post(f"/api/queue/{run_id}/join", headers=ann)).status_code == 200
+
+        await wait_for(line_exists)
+
+        async def refused_without_admission() -> bool:  # once booking has the queued run from the bus
+            response = await app.client.post("/api/holds", json=hold, headers=ann)
+            return response.status_code == 403 and response.json()["type"].endswith("/not-admitted")
+
+        await wait_for(refused_without_admission)
+
+        async def admitted_place() -> dict[str, Any] | None:
+            place = await me(app, run_id, ann)
+            return place if place["admission"] else None
+
+        token = (await wait_for(admitted_place, timeout=30))["admission"]["token"]  # a loaded machine
+        with_admission = await app.client.post("/api/holds", json=hold, headers={**ann, "X-Admission": token})
+        assert with_admission.status_code == 201, with_admission.text
+        borrowed = await app.client.post("/api/holds", json=hold, headers={**bob, "X-Admission": token})
+        assert borrowed.status_code == 403  # an admission is for one account and one sale
+        line = (await app.client.get(f"/api/queue/{run_id}", headers=admin)).json()
+        assert line["capacity"] == 6 and line["name"].startswith("1S42 Shuttle")
+
+        async def counted() -> bool:  # the hold reaches the room: the admission is used
+            async with app.service("waitingroom").deps.db.read() as conn:
+                return await store.unheld(conn, run_id) == 0
+
+        await wait_for(counted, timeout=30)

@@ -67,6 +67,7 @@ async def upsert_run(conn: AsyncConnection, run: Run) -> None:
         ],
         "fares": {code: dict(fares) for code, fares in run.fares.items()},
         "class_names": dict(run.class_names),
+        "on_sale_at": run.on_sale_at,
     }
     stmt = upsert_into(conn, runs).values(values)
     await conn.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_=values))
@@ -88,7 +89,9 @@ async def event_of(conn: AsyncConnection, event_id: str) -> Event | None:
 
 def run_from(row: Any) -> Run:
     stops = tuple(Stop(str(s["station"]), int(s["index"]), s.get("arrives_at"), s.get("departs_at")) for s in row.stops)
-    return Run(row.run_id, row.train_number, row.name, row.currency, stops, row.fares, row.class_names)
+    return Run(
+        row.run_id, row.train_number, row.name, row.currency, stops, row.fares, row.class_names, row.on_sale_at
+    )
 
 
 async def run_of(conn: AsyncConnection, run_id: str) -> Run | None:

@@ -84,6 +84,8 @@ class Run:
     train_id: str
     run_date: date
     departs_at: datetime
+    on_sale_at: datetime | None = None  # a queued booking day: buyers wait in the waiting room's line
+    admit_per_minute: int | None = None
 
 
 def route_problems(stops: Sequence[Stop]) -> list[str]:
@@ -197,8 +199,20 @@ def run_dates(first: date, last: date, *, today: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def run_published(layout: TrainLayout, run_id: str, run_date: date) -> dict[str, Any]:
-    """The data of ``catalog.run-published`` (docs/contracts.md): booking builds train inventory from it."""
+def check_queue(run: Run, on_sale_at: datetime, *, now: datetime) -> None:
+    """A run's booking day can be queued until the train leaves, with the line opening before it does."""
+    if run.departs_at <= now:
+        raise InvalidDate("This train has left; its booking cannot be queued.")
+    if on_sale_at >= run.departs_at:
+        raise InvalidDate("queue.on_sale_at must be before the train leaves.")
+
+
+def run_published(
+    layout: TrainLayout, run_id: str, run_date: date, *, on_sale_at: datetime | None = None,
+    admit_per_minute: int | None = None,
+) -> dict[str, Any]:
+    """The data of ``catalog.run-published`` (docs/contracts.md): booking builds train inventory from it; a
+    queued booking day adds ``queue`` (and ``capacity``, the seats, for the waiting room)."""
     departs_at = run_departure(run_date, layout.departure_minute)
     stops = []
     for index, stop in enumerate(layout.stops):
@@ -228,7 +242,7 @@ def run_published(layout: TrainLayout, run_id: str, run_date: date) -> dict[str,
         }
         for c in layout.classes
     ]
-    return {
+    data: dict[str, Any] = {
         "run_id": run_id,
         "train_id": layout.id,
         "train_number": layout.number,
@@ -238,3 +252,7 @@ def run_published(layout: TrainLayout, run_id: str, run_date: date) -> dict[str,
         "stops": stops,
         "classes": classes,
     }
+    if on_sale_at is not None:
+        data["queue"] = {"on_sale_at": rfc3339(on_sale_at), "admit_per_minute": admit_per_minute}
+        data["capacity"] = sum(c.capacity for c in layout.classes)
+    return data

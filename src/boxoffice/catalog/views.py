@@ -135,6 +135,8 @@ class RunOut(Out):
     arrives_at: datetime
     stops: list[RunStopOut]
     classes: list[RunClassOut]
+    queued: bool = False  # a queued booking day: buyers go through the waiting room (/api/queue/{run_id})
+    on_sale_at: datetime | None = None
 
 
 class TrainStopOut(Out):
@@ -278,4 +280,5 @@ def run_view(layout: TrainLayout, run: Run, start: int, end: int) -> RunOut:
         run_id=run.id, train_id=layout.id, train_number=layout.number, name=layout.name, date=run.run_date,
         currency=layout.currency, origin=layout.stops[start].station, destination=layout.stops[end].station,
         departs_at=departs, arrives_at=arrives, stops=stops, classes=classes,
+        queued=run.on_sale_at is not None, on_sale_at=run.on_sale_at,
     )

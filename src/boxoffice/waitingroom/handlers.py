@@ -152,7 +152,7 @@ async def tick_room(deps: WaitingRoomDeps, event_id: str) -> int:
         rate = await _rate(deps, uow.conn, room, unheld, now)
         elapsed = (now - room.last_tick_at).total_seconds() if room.last_tick_at else deps.config.tick_seconds
         count, carry = domain.admit_count(rate, elapsed, room.carry)
-        allowed = domain.window_room(count, unheld, deps.config.admission_window)
+        allowed = domain.window_room(count, unheld, _window(deps, room))
         if allowed < count:
             carry = 0.0  # the window is full: no credit piles up for a burst once it frees
         admitted = await _admit(deps, uow.conn, room, allowed, rate, now) if allowed else 0
@@ -180,6 +180,13 @@ async def _open(conn: AsyncConnection, room: domain.Room, now: datetime) -> doma
     return opened
 
 
+def _window(deps: WaitingRoomDeps, room: domain.Room) -> int:
+    """The concurrency window: admitted buyers without a hold yet, never more than tickets left to sell."""
+    if room.capacity <= 0:
+        return deps.config.admission_window
+    return max(1, min(deps.config.admission_window, room.capacity - room.sold))
+
+
 async def _rate(deps: WaitingRoomDeps, conn: AsyncConnection, room: domain.Room, unheld: int, now: datetime) -> float:
     """The rate in force: the organiser's, or the adaptive one, adjusted once per ``adjust_seconds``."""
     if room.admit_per_minute is not None:
@@ -201,7 +208,7 @@ async def _rate(deps: WaitingRoomDeps, conn: AsyncConnection, room: domain.Room,
     )
     rule = domain.RateRule(
         floor=c.min_admit_per_minute, ceiling=c.max_admit_per_minute, step=c.rate_step_per_minute,
-        window=c.admission_window,
+        window=_window(deps, room),
     )
     change = domain.next_rate(room.rate_per_minute, signals, rule)
     if change.rate != room.rate_per_minute:
@@ -255,20 +262,30 @@ def _time(value: str) -> datetime:
 
 
 async def apply_catalog_event(deps: WaitingRoomDeps, envelope: Envelope) -> None:
-    """A published event with ``queue`` settings gets (or updates) its room."""
-    queue = envelope.data.get("queue") if envelope.type == "catalog.event-published" else None
+    """A published event, or a train run whose booking day is queued, with ``queue`` settings gets (or
+    updates) its room; a run's room is keyed by the run id, which booking's holds and orders carry."""
+    if envelope.type not in ("catalog.event-published", "catalog.run-published"):
+        return
+    queue = envelope.data.get("queue")
     if not isinstance(queue, dict) or not queue.get("on_sale_at"):
         return
     data = envelope.data
-    capacity = sum(int(s.get("capacity") or len(s.get("seats") or ())) for s in data.get("sections") or ())
+    if envelope.type == "catalog.run-published":
+        sale_id = str(data["run_id"])
+        name = f"{data.get('train_number', '')} {data.get('name', '')}, {data.get('date')}"
+        seats = sum(len(c.get("seats") or ()) for k in data.get("classes") or () for c in k.get("coaches") or ())
+        capacity = int(data.get("capacity") or seats)
+    else:
+        sale_id, name = str(data["event_id"]), str(data.get("name", ""))
+        capacity = sum(int(s.get("capacity") or len(s.get("seats") or ())) for s in data.get("sections") or ())
     admit = queue.get("admit_per_minute")
     async with deps.db.uow() as uow:
         if not await claim_inbox(uow.conn, CATALOG_GROUP, envelope.id):
             return
         await store.upsert_room(
             uow.conn,
-            event_id=str(data["event_id"]),
-            name=str(data.get("name", "")),
+            event_id=sale_id,
+            name=name.strip()[:200],
             on_sale_at=_time(str(queue["on_sale_at"])),
             admit_per_minute=int(admit) if admit else None,
             rate_per_minute=float(admit) if admit else deps.config.initial_admit_per_minute,

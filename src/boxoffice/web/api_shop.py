@@ -209,7 +209,9 @@ async def hold_run(request: Request, run_id: str, visitor: VisitorDep) -> Respon
         return await _run_page(request, visitor, run_id, origin, destination, class_code,
                                error="Pick your seats or a number of passengers.", status=422)
     try:
-        hold = await visitor.booking.place_hold(wanted)
+        hold = await handlers.place_event_hold(visitor, wanted)
+    except handlers.WaitInLine:
+        return redirect(f"/queue/{run_id}", request)
     except ApiProblem as exc:
         if exc.status >= 500 or exc.status in (401, 403):
             raise

@@ -192,6 +192,8 @@ class Run(Answer):
     arrives_at: str
     stops: list[RunStop]
     classes: list[RunClass]
+    queued: bool = False  # a queued booking day: buyers go through the waiting room
+    on_sale_at: str | None = None
 
 
 # booking

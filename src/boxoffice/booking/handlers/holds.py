@@ -82,13 +82,17 @@ async def place_hold(
 
 
 async def _check_admission(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal, now: datetime) -> None:
-    """A queued sale sells only to buyers the waiting room admitted: its signed token, for this sale and buyer."""
-    if cmd.event_id is None:
+    """A queued sale (an event, or a train run's booking day) sells only to buyers the waiting room admitted:
+    its signed token, for this sale and buyer."""
+    if cmd.run_id is not None:
+        run = await catalog_copy.run_of(uow.conn, cmd.run_id)
+        sale_id, queued = cmd.run_id, run is not None and run.on_sale_at is not None
+    elif cmd.event_id is not None:
+        event = await catalog_copy.event_of(uow.conn, cmd.event_id)
+        sale_id, queued = cmd.event_id, event is not None and event.on_sale_at is not None
+    else:
         return
-    event = await catalog_copy.event_of(uow.conn, cmd.event_id)
-    if event is None or event.on_sale_at is None:
-        return
-    if not admitted(deps.secret, cmd.admission, event_id=event.event_id, user_id=user.id, now=now):
+    if queued and not admitted(deps.secret, cmd.admission, event_id=sale_id, user_id=user.id, now=now):
         raise domain.NotAdmitted(
             "This sale has a waiting room: join the line, and hold seats once you are admitted "
             f"(send the admission in the {ADMISSION_HEADER} header)."
