@@ -81,6 +81,11 @@ async def join_line(deps: WaitingRoomDeps, event_id: str, user_id: str) -> MyPla
             position = None
             if room.status == RoomStatus.OPEN:  # after the opening: first come, first served
                 position = await store.take_counter(uow.conn, event_id, "next_position")
+            place = domain.Place(
+                event_id=event_id, user_id=user_id, arrival=arrival, joined_at=now, position=position,
+                status=PlaceStatus.WAITING, reason=None, admitted_at=None, expires_at=None, last_seen_at=now,
+                converted=False,
+            )
             try:
                 await store.insert_place(
                     uow.conn,
@@ -93,7 +98,7 @@ async def join_line(deps: WaitingRoomDeps, event_id: str, user_id: str) -> MyPla
             except IntegrityError:
                 continue
         JOINED.inc()
-        return await my_place(deps, event_id, user_id)
+        return _my_place(deps, place, room)  # what was just written: no second read
     return await my_place(deps, event_id, user_id)
 
 
