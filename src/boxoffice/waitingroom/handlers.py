@@ -77,10 +77,8 @@ async def join_line(deps: WaitingRoomDeps, event_id: str, user_id: str) -> MyPla
             if room.status == RoomStatus.CLOSED:
                 raise domain.QueueClosed("This sale is sold out; the line is closed.")
             now = deps.now()
-            arrival = await store.take_counter(uow.conn, event_id, "next_arrival")
-            position = None
-            if room.status == RoomStatus.OPEN:  # after the opening: first come, first served
-                position = await store.take_counter(uow.conn, event_id, "next_position")
+            # After the opening, the next position too: first come, first served (one statement for both).
+            arrival, position = await store.take_numbers(uow.conn, event_id, position=room.status == RoomStatus.OPEN)
             place = domain.Place(
                 event_id=event_id, user_id=user_id, arrival=arrival, joined_at=now, position=position,
                 status=PlaceStatus.WAITING, reason=None, admitted_at=None, expires_at=None, last_seen_at=now,
@@ -157,7 +155,8 @@ async def tick_room(deps: WaitingRoomDeps, event_id: str) -> int:
         rate = await _rate(deps, uow.conn, room, unheld, now)
         elapsed = (now - room.last_tick_at).total_seconds() if room.last_tick_at else deps.config.tick_seconds
         count, carry = domain.admit_count(rate, elapsed, room.carry)
-        allowed = domain.window_room(count, unheld, _window(deps, room))
+        window = _window(deps, room)
+        allowed = count if window is None else domain.window_room(count, unheld, window)
         if allowed < count:
             carry = 0.0  # the window is full: no credit piles up for a burst once it frees
         admitted = await _admit(deps, uow.conn, room, allowed, rate, now) if allowed else 0
@@ -185,8 +184,11 @@ async def _open(conn: AsyncConnection, room: domain.Room, now: datetime) -> doma
     return opened
 
 
-def _window(deps: WaitingRoomDeps, room: domain.Room) -> int:
-    """The concurrency window: admitted buyers without a hold yet, never more than tickets left to sell."""
+def _window(deps: WaitingRoomDeps, room: domain.Room) -> int | None:
+    """The adaptive rate's concurrency window: admitted buyers without a hold yet, never more than tickets
+    left to sell. An organiser's own rate is kept as set (None: no window)."""
+    if room.admit_per_minute is not None:
+        return None
     if room.capacity <= 0:
         return deps.config.admission_window
     return max(1, min(deps.config.admission_window, room.capacity - room.sold))
@@ -213,7 +215,7 @@ async def _rate(deps: WaitingRoomDeps, conn: AsyncConnection, room: domain.Room,
     )
     rule = domain.RateRule(
         floor=c.min_admit_per_minute, ceiling=c.max_admit_per_minute, step=c.rate_step_per_minute,
-        window=_window(deps, room),
+        window=_window(deps, room) or c.admission_window,
     )
     change = domain.next_rate(room.rate_per_minute, signals, rule)
     if change.rate != room.rate_per_minute:
@@ -239,24 +241,21 @@ async def _admit(
     abandon_after = timedelta(seconds=deps.config.abandon_after_seconds)
     expires_at = now + timedelta(seconds=deps.config.admission_ttl_seconds)
     admitted, through = 0, room.admitted_through
+    # A few statements per batch, not per person: the tick holds the service's one SQLite writer, which
+    # every join also needs.
     while admitted < count:
         batch = await store.next_waiting(conn, room.event_id, count - admitted)
         if not batch:
             break
-        for place in batch:
-            through = max(through, place.position or 0)
-            if domain.unseen(place, now, abandon_after):
-                await store.update_place(
-                    conn, place.event_id, place.user_id, status=PlaceStatus.CLOSED, reason=domain.CloseReason.ABANDONED
-                )
-                await store.record_admission(conn, place=place, outcome="abandoned", at=now, rate=rate, tick=tick)
-                ABANDONED.inc()
-                continue
-            await store.update_place(
-                conn, place.event_id, place.user_id, status=PlaceStatus.ADMITTED, admitted_at=now, expires_at=expires_at
-            )
-            await store.record_admission(conn, place=place, outcome="admitted", at=now, rate=rate, tick=tick)
-            admitted += 1
+        gone = [p for p in batch if domain.unseen(p, now, abandon_after)]
+        going = [p for p in batch if not domain.unseen(p, now, abandon_after)]
+        through = max(through, *(p.position or 0 for p in batch))
+        await store.close_places(conn, room.event_id, [p.user_id for p in gone], domain.CloseReason.ABANDONED)
+        await store.admit_places(conn, room.event_id, [p.user_id for p in going], at=now, expires_at=expires_at)
+        outcomes = [(p, "abandoned" if p in gone else "admitted") for p in batch]  # in position order
+        await store.record_admissions(conn, outcomes, at=now, rate=rate, tick=tick)
+        ABANDONED.inc(len(gone))
+        admitted += len(going)
     await store.update_room(conn, room.event_id, admitted_through=through)
     ADMITTED.inc(admitted)
     return admitted

@@ -193,13 +193,18 @@ async def update_room(conn: AsyncConnection, event_id: str, **values: Any) -> No
     await conn.execute(update(rooms).where(rooms.c.event_id == event_id).values(values))
 
 
-async def take_counter(conn: AsyncConnection, event_id: str, column: str) -> int:
-    """Hand out the next arrival number or position (one conditional increment, so never twice)."""
-    counter = rooms.c[column]
+async def take_numbers(conn: AsyncConnection, event_id: str, *, position: bool) -> tuple[int, int | None]:
+    """The next arrival number and, with ``position``, the next position (one conditional increment each, in
+    one statement, so never twice)."""
+    values = {"next_arrival": rooms.c.next_arrival + 1}
+    if position:
+        values["next_position"] = rooms.c.next_position + 1
     result = await conn.execute(
-        update(rooms).where(rooms.c.event_id == event_id).values({column: counter + 1}).returning(counter)
+        update(rooms).where(rooms.c.event_id == event_id).values(values)
+        .returning(rooms.c.next_arrival, rooms.c.next_position)
     )
-    return int(result.scalar_one()) - 1
+    row = result.one()
+    return int(row[0]) - 1, (int(row[1]) - 1 if position else None)
 
 
 async def add_sold(conn: AsyncConnection, event_id: str, tickets: int) -> Room | None:
@@ -255,15 +260,39 @@ async def next_waiting(conn: AsyncConnection, event_id: str, limit: int) -> list
     return [_place(r) for r in rows]
 
 
-async def record_admission(
-    conn: AsyncConnection, *, place: Place, outcome: str, at: datetime, rate: float, tick: int
-) -> None:
-    await conn.execute(
-        insert(admissions).values(
-            event_id=place.event_id, user_id=place.user_id, position=place.position or 0, outcome=outcome,
-            at=at, rate_per_minute=rate, tick=tick,
+async def close_places(conn: AsyncConnection, event_id: str, user_ids: Sequence[str], reason: CloseReason) -> None:
+    if user_ids:
+        await conn.execute(
+            update(places)
+            .where(places.c.event_id == event_id, places.c.user_id.in_(list(user_ids)))
+            .values(status=PlaceStatus.CLOSED, reason=reason)
         )
-    )
+
+
+async def admit_places(
+    conn: AsyncConnection, event_id: str, user_ids: Sequence[str], *, at: datetime, expires_at: datetime
+) -> None:
+    if user_ids:
+        await conn.execute(
+            update(places)
+            .where(places.c.event_id == event_id, places.c.user_id.in_(list(user_ids)))
+            .values(status=PlaceStatus.ADMITTED, admitted_at=at, expires_at=expires_at)
+        )
+
+
+async def record_admissions(
+    conn: AsyncConnection, outcomes: Sequence[tuple[Place, str]], *, at: datetime, rate: float, tick: int
+) -> None:
+    """The record's rows for one batch, in the order given (position order: ``seq`` follows it)."""
+    if outcomes:
+        await conn.execute(
+            insert(admissions),
+            [
+                {"event_id": p.event_id, "user_id": p.user_id, "position": p.position or 0, "outcome": outcome,
+                 "at": at, "rate_per_minute": rate, "tick": tick}
+                for p, outcome in outcomes
+            ],
+        )
 
 
 async def admission_record(conn: AsyncConnection, event_id: str) -> list[Any]:
