@@ -7,6 +7,7 @@ increments of the room's counters, so two joins never share a number.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -65,39 +66,46 @@ def _my_place(deps: WaitingRoomDeps, place: domain.Place, room: domain.Room) -> 
 
 
 async def join_line(deps: WaitingRoomDeps, event_id: str, user_id: str) -> MyPlace:
-    """Take a place in the line, or get back the one this account already has."""
-    for _ in range(2):  # a second browser racing the first loses the insert and reads the same place
-        async with deps.db.uow() as uow:
-            room = await store.room(uow.conn, event_id)
-            if room is None:
-                raise domain.NoWaitingRoom("This sale has no waiting room.")
-            existing = await store.place(uow.conn, event_id, user_id)
-            if existing is not None:
-                return _my_place(deps, existing, room)
-            if room.status == RoomStatus.CLOSED:
-                raise domain.QueueClosed("This sale is sold out; the line is closed.")
-            now = deps.now()
-            # After the opening, the next position too: first come, first served (one statement for both).
-            arrival, position = await store.take_numbers(uow.conn, event_id, position=room.status == RoomStatus.OPEN)
-            place = domain.Place(
-                event_id=event_id, user_id=user_id, arrival=arrival, joined_at=now, position=position,
-                status=PlaceStatus.WAITING, reason=None, admitted_at=None, expires_at=None, last_seen_at=now,
-                converted=False,
+    """Take a place in the line, or get back the one this account already has.
+
+    Every buyer of a big sale joins within seconds, so a join keeps the service's writer (on SQLite, its one
+    write connection) for two statements only: the numbers, decided by the room's status in the same UPDATE
+    (so a join racing the opening is either drawn or gets a position, never neither), and the place.
+    Looking for an existing place is a read on the read pool; a retried join writes nothing.
+    """
+    async with deps.db.read() as conn:
+        room, existing = await store.room_and_place(conn, event_id, user_id)
+    if room is None:
+        raise domain.NoWaitingRoom("This sale has no waiting room.")
+    if existing is not None:
+        return _my_place(deps, existing, room)
+    if room.status == RoomStatus.CLOSED:
+        raise domain.QueueClosed("This sale is sold out; the line is closed.")
+    now, raced = deps.now(), False
+    async with deps.db.uow() as uow:
+        arrival, position, status = await store.take_numbers(uow.conn, event_id)
+        if status == RoomStatus.CLOSED:
+            raise domain.QueueClosed("This sale is sold out; the line is closed.")
+        place = domain.Place(
+            event_id=event_id, user_id=user_id, arrival=arrival, joined_at=now, position=position,
+            status=PlaceStatus.WAITING, reason=None, admitted_at=None, expires_at=None, last_seen_at=now,
+            converted=False,
+        )
+        try:
+            await store.insert_place(
+                uow.conn,
+                {
+                    "event_id": event_id, "user_id": user_id, "arrival": arrival, "joined_at": now,
+                    "position": position, "status": PlaceStatus.WAITING, "last_seen_at": now, "converted": False,
+                },
             )
-            try:
-                await store.insert_place(
-                    uow.conn,
-                    {
-                        "event_id": event_id, "user_id": user_id, "arrival": arrival, "joined_at": now,
-                        "position": position, "status": PlaceStatus.WAITING, "last_seen_at": now, "converted": False,
-                    },
-                )
-                await uow.commit()
-            except IntegrityError:
-                continue
-        JOINED.inc()
-        return _my_place(deps, place, room)  # what was just written: no second read
-    return await my_place(deps, event_id, user_id)
+            await uow.commit()
+        except IntegrityError:
+            raced = True
+    if raced:  # a second browser won the race: its place is this account's place
+        return await my_place(deps, event_id, user_id)
+    JOINED.inc()
+    return _my_place(deps, place, dataclasses.replace(room, status=status))  # what was just written
 
 
 async def my_place(deps: WaitingRoomDeps, event_id: str, user_id: str) -> MyPlace:

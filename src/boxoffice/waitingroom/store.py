@@ -193,18 +193,21 @@ async def update_room(conn: AsyncConnection, event_id: str, **values: Any) -> No
     await conn.execute(update(rooms).where(rooms.c.event_id == event_id).values(values))
 
 
-async def take_numbers(conn: AsyncConnection, event_id: str, *, position: bool) -> tuple[int, int | None]:
-    """The next arrival number and, with ``position``, the next position (one conditional increment each, in
-    one statement, so never twice)."""
-    values = {"next_arrival": rooms.c.next_arrival + 1}
-    if position:
-        values["next_position"] = rooms.c.next_position + 1
+async def take_numbers(conn: AsyncConnection, event_id: str) -> tuple[int, int | None, RoomStatus]:
+    """The next arrival number and, once the room is open, the next position (first come, first served),
+    with the room's status, all from one conditional increment: never twice, never out of step with the
+    opening."""
+    opened = rooms.c.status == RoomStatus.OPEN
     result = await conn.execute(
-        update(rooms).where(rooms.c.event_id == event_id).values(values)
-        .returning(rooms.c.next_arrival, rooms.c.next_position)
+        update(rooms)
+        .where(rooms.c.event_id == event_id)
+        .values(next_arrival=rooms.c.next_arrival + 1,
+                next_position=case((opened, rooms.c.next_position + 1), else_=rooms.c.next_position))
+        .returning(rooms.c.next_arrival, rooms.c.next_position, rooms.c.status)
     )
     row = result.one()
-    return int(row[0]) - 1, (int(row[1]) - 1 if position else None)
+    status = RoomStatus(row[2])
+    return int(row[0]) - 1, (int(row[1]) - 1 if status == RoomStatus.OPEN else None), status
 
 
 async def add_sold(conn: AsyncConnection, event_id: str, tickets: int) -> Room | None:
