@@ -472,10 +472,11 @@ async def test_admitted_buyers_who_fail_to_hold_halve_the_rate_and_the_window_ca
     await tick(app, 0)
     for _ in range(12):  # nobody ever holds (booking answers them 503, say)
         await tick(app, 1.0)
-        async with deps.db.read() as conn:
-            assert await store.unheld(conn, event_id) <= 6  # the concurrency window
+        async with deps.db.read() as conn:  # the concurrency window: admitted within the grace, no hold yet
+            assert await store.unheld(conn, event_id, clock(app).now - timedelta(seconds=4)) <= 6
     async with deps.db.read() as conn:
-        assert await store.unheld(conn, event_id) == 6
+        # Buyers still without a hold after the grace leave the window, so the line keeps moving.
+        assert 6 < await store.unheld(conn, event_id) < 20
     replay = await fairness.replay_line(deps, event_id)
     assert replay.fair, replay.violations
     reasons = [c.reason for c in replay.rate_changes]

@@ -159,7 +159,8 @@ async def tick_room(deps: WaitingRoomDeps, event_id: str) -> int:
                 return 0
             room = await _open(uow.conn, room, now)
         await store.expire_admissions(uow.conn, event_id, now)
-        unheld = await store.unheld(uow.conn, event_id)
+        grace = timedelta(seconds=deps.config.hold_grace_seconds)
+        unheld = await store.unheld(uow.conn, event_id, now - grace)
         rate = await _rate(deps, uow.conn, room, unheld, now)
         elapsed = (now - room.last_tick_at).total_seconds() if room.last_tick_at else deps.config.tick_seconds
         count, carry = domain.admit_count(rate, elapsed, room.carry)

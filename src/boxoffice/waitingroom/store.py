@@ -356,15 +356,16 @@ async def count_hold(conn: AsyncConnection, event_id: str, *, slow: bool) -> Non
     )
 
 
-async def unheld(conn: AsyncConnection, event_id: str) -> int:
-    """Admitted buyers who have not placed a hold yet (the concurrency window's use)."""
-    value = (
-        await conn.execute(
-            select(func.count()).where(
-                places.c.event_id == event_id, places.c.status == PlaceStatus.ADMITTED, places.c.converted.is_(False)
-            )
-        )
-    ).scalar_one()
+async def unheld(conn: AsyncConnection, event_id: str, since: datetime | None = None) -> int:
+    """Admitted buyers who have not placed a hold yet (the concurrency window's use); with ``since``, only
+    those admitted after it (a buyer still without a hold after the grace no longer holds a place in the
+    window: gone, or failing, which the rate counts instead)."""
+    stmt = select(func.count()).where(
+        places.c.event_id == event_id, places.c.status == PlaceStatus.ADMITTED, places.c.converted.is_(False)
+    )
+    if since is not None:
+        stmt = stmt.where(places.c.admitted_at > since)
+    value = (await conn.execute(stmt)).scalar_one()
     return int(value)
 
 
