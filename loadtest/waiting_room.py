@@ -102,8 +102,8 @@ class Connection:
 
     IDLE = 4.0  # uvicorn closes keep-alive connections idle for 5 s
 
-    def __init__(self, host: str, port: int, timeout: float, out: Outcome) -> None:
-        self.host, self.port, self.timeout, self.out = host, port, timeout, out
+    def __init__(self, host: str, port: int, timeout: float, out: Outcome, deadline: float = math.inf) -> None:
+        self.host, self.port, self.timeout, self.out, self.deadline = host, port, timeout, out, deadline
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.used = 0.0
@@ -114,6 +114,8 @@ class Connection:
         self.reader = self.writer = None
 
     async def request(self, method: str, path: str, headers: dict[str, str], body: Any = None) -> Reply:
+        if time.time() > self.deadline:  # the run is bounded, even if a cancellation was lost in wait_for
+            raise Answer("no answer (run bounded)")
         for attempt in range(2):
             fresh = self.writer is None or time.monotonic() - self.used > self.IDLE
             try:
@@ -298,7 +300,7 @@ def load_process(job: Job) -> Outcome:
 
         async def one(token: str, at: float) -> None:
             await asyncio.sleep(max(0.0, job.began + at - time.time()))
-            conn = Connection(job.host, job.port, job.timeout, out)
+            conn = Connection(job.host, job.port, job.timeout, out, job.began + job.max_seconds)
             arrived = time.monotonic()
             try:
                 answer = await behaviour(conn, token, job.event, out, job.poll)
@@ -313,10 +315,14 @@ def load_process(job: Job) -> Outcome:
         tasks = [asyncio.create_task(one(t, a)) for t, a in job.buyers]
         remaining = job.began + job.max_seconds - time.time()
         _, pending = await asyncio.wait(tasks, timeout=max(1.0, remaining))
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        out.answers["no answer (run bounded)"] += len(pending)
+        for _ in range(10):  # asyncio.wait_for may swallow a cancellation (Python 3.11): cancel until done
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=2.0)
+        unanswered = "no answer (run bounded)"  # cancelled, or stopped at the deadline
+        out.answers[unanswered] = len(tasks) - sum(n for key, n in out.answers.items() if key != unanswered)
         return out
 
     return asyncio.run(main())
