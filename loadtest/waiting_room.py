@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import random
 import secrets
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -418,7 +419,9 @@ async def main(args: argparse.Namespace) -> None:
            "BOXOFFICE_BOOKING_MAX_ACTIVE_HOLDS": "3", "BOXOFFICE_WAITINGROOM_TICK_SECONDS": "0.5"}
     log = (data_dir / "server.log").open("wb")
     command = [sys.executable, "-m", "boxoffice.cli", "run"]
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: ASYNC220 - once
+    server = subprocess.Popen(  # noqa: ASYNC220 - once; its own session, so its workers stop with it
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     modes = [m.strip() for m in args.modes.split(",")]
     results = []
@@ -439,7 +442,7 @@ async def main(args: argparse.Namespace) -> None:
             results.append(report("with the waiting room" if mode == "room" else "without", run, args))
             print(json.dumps(results[-1]), flush=True)
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     print(f"\n{args.buyers} buyers within {args.arrival_seconds:g} s for {args.tickets} tickets, "
           f"{args.processes} load processes, {os.cpu_count()} cores")
