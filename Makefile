@@ -13,7 +13,7 @@ test: system-deps $(VENV)/.dev $(VENV)/.checkov
 	$(BIN)/ruff check src tests loadtest deploy
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # Debian servers the integration tests start on loopback (PostgreSQL); nothing when already installed.
 system-deps:

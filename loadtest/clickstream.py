@@ -11,9 +11,17 @@ collector it measures, on the same two cores.
     .venv/bin/python loadtest/clickstream.py                       # embedded, 30 s
     .venv/bin/python loadtest/clickstream.py --bus kafka           # Tansu broker, tracking on SQLite
     .venv/bin/python loadtest/clickstream.py --database-url postgresql+asyncpg://...  # tracking on PostgreSQL
+    .venv/bin/python loadtest/clickstream.py --collectors 2        # `boxoffice serve tracking` x2 + `worker tracking`
+
+``--collectors N`` runs tracking as its own processes instead of ``boxoffice run``: N collectors (``boxoffice
+serve tracking``, each on its own port; the browsers are spread over them) and one processor (``boxoffice worker
+tracking``), sharing the data dir (SQLite, and the sql bus unless ``--bus kafka``). ``--py-spy PATH`` records
+each server process with py-spy while the load runs (collapsed stacks in ``--profile-dir``).
 
 Prints accepted events/s, the collector's p50/p95/p99, stored events/s end to end (from the first request
-to the moment the last accepted event is in the table) and the backlog left when the load stopped.
+to the moment the last accepted event is in the table), the backlog left when the load stopped, and the CPU
+time the server processes spent per event, with and without what they spend idle (measured for
+``--idle-seconds`` before the load: the other services' pollers in ``boxoffice run``).
 """
 
 from __future__ import annotations
@@ -23,19 +31,23 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import signal
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.harness
+from tests.harness.net import free_port, wait_for_port
 from tests.harness.server import boxoffice_run
 
 AGENTS = [
@@ -113,15 +125,18 @@ async def browser_loop(
             await writer.wait_closed()
 
 
-def load_process(args: tuple[str, int, int, int, float, int]) -> tuple[dict[str, int], list[float]]:
-    host, port, first, browsers, seconds, size = args
+def load_process(args: tuple[str, tuple[int, ...], int, int, float, int]) -> tuple[dict[str, int], list[float]]:
+    host, ports, first, browsers, seconds, size = args
 
     async def main() -> tuple[dict[str, int], list[float]]:
         latencies: list[float] = []
         counts = {"accepted": 0}
         deadline = time.monotonic() + seconds
         results = await asyncio.gather(
-            *(browser_loop(host, port, first + b, deadline, size, latencies, counts) for b in range(browsers)),
+            *(
+                browser_loop(host, ports[(first + b) % len(ports)], first + b, deadline, size, latencies, counts)
+                for b in range(browsers)
+            ),
             return_exceptions=True,
         )
         errors = [r for r in results if isinstance(r, BaseException)]
@@ -178,10 +193,82 @@ def kafka_env(bus: str, bootstrap: str | None) -> Iterator[dict[str, str]]:
         yield {"BOXOFFICE_BUS": "kafka", "BOXOFFICE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its reaped children (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time of processes and their reaped children (Linux /proc)."""
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+@dataclass
+class Servers:
+    ports: tuple[int, ...]
+    pids: dict[str, int]
+    """Each server process by role: ``run``, or ``collector-N`` and ``processor``."""
+
+
+@contextlib.contextmanager
+def embedded(data_dir: Path, env: dict[str, str]) -> Iterator[Servers]:
+    with boxoffice_run(data_dir, env=env, timeout=120) as server:
+        yield Servers((int(server.url.rsplit(":", 1)[1]),), {"run": server.process.pid})
+
+
+@contextlib.contextmanager
+def separate(data_dir: Path, env: dict[str, str], collectors: int) -> Iterator[Servers]:
+    """Tracking alone, as its own processes: ``serve tracking`` N times and ``worker tracking`` once."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")},
+        "BOXOFFICE_DATA_DIR": str(data_dir),
+        "BOXOFFICE_SQLITE_INLINE": "0",  # processes share the SQLite files
+        **env,
+    }
+    command = [sys.executable, "-m", "boxoffice.cli"]
+    subprocess.run([*command, "migrate"], env=full_env, check=True, stdout=subprocess.DEVNULL)
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    ports = tuple(free_port() for _ in range(collectors))
+    with (data_dir / "servers.log").open("wb") as out:
+        try:
+            for n, port in enumerate(ports):
+                processes[f"collector-{n + 1}"] = subprocess.Popen(
+                    [*command, "serve", "tracking", "--port", str(port)], env=full_env, stdout=out,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )
+            processes["processor"] = subprocess.Popen(
+                [*command, "worker", "tracking"], env=full_env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            for port in ports:
+                wait_for_port(port, timeout=120)
+            yield Servers(ports, {role: p.pid for role, p in processes.items()})
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+            for process in processes.values():
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+def start_profilers(
+    py_spy: str | None, out_dir: Path, servers: Servers, seconds: float
+) -> list[subprocess.Popen[bytes]]:
+    if not py_spy:
+        return []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", "200",
+             "--format", "raw", "--nonblocking", "-o", str(out_dir / f"{role}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for role, pid in servers.pids.items()
+    ]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -202,13 +289,19 @@ def run(args: argparse.Namespace) -> None:
         }
         if args.database_url:
             env["BOXOFFICE_TRACKING_DATABASE_URL"] = args.database_url
-        with boxoffice_run(data_dir, env=env, timeout=120) as server:
-            host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+        servers_of = separate(data_dir, env, args.collectors) if args.collectors else embedded(data_dir, env)
+        with servers_of as servers:
+            host = "127.0.0.1"
+            pids = list(servers.pids.values())
             counter = StoredCounter(data_dir, args.database_url)
             baseline = counter.count()
-            cpu_before = cpu_seconds(server.process.pid)
+            idle_started, idle_cpu = time.monotonic(), cpu_seconds(pids)
+            time.sleep(args.idle_seconds)
+            idle_per_second = (cpu_seconds(pids) - idle_cpu) / (time.monotonic() - idle_started)
+            cpu_before = {role: cpu_seconds([pid]) for role, pid in servers.pids.items()}
             per = max(1, args.browsers // args.processes)
-            jobs = [(host, port, p * per, per, args.seconds, args.batch) for p in range(args.processes)]
+            jobs = [(host, servers.ports, p * per, per, args.seconds, args.batch) for p in range(args.processes)]
+            profilers = start_profilers(args.py_spy, Path(args.profile_dir), servers, args.seconds)
             started = time.monotonic()
             context = multiprocessing.get_context("spawn")
             with context.Pool(args.processes) as pool:
@@ -231,10 +324,15 @@ def run(args: argparse.Namespace) -> None:
                 time.sleep(0.25)
                 stored = counter.count() - baseline
             end_to_end = time.monotonic() - started
-            server_cpu = cpu_seconds(server.process.pid) - cpu_before
+            cpu_by_role = {role: cpu_seconds([pid]) - cpu_before[role] for role, pid in servers.pids.items()}
             load = os.getloadavg()[0]
+            for profiler in profilers:
+                profiler.wait(timeout=60)
+        server_cpu = sum(cpu_by_role.values())
         requests = len(latencies)
-        print(f"mode: {args.bus} bus, tracking on {'PostgreSQL' if args.database_url else 'SQLite'}; "
+        layout = (f"{args.collectors} x `serve tracking` + `worker tracking`" if args.collectors
+                  else "`boxoffice run`")
+        print(f"mode: {layout}, {args.bus} bus, tracking on {'PostgreSQL' if args.database_url else 'SQLite'}; "
               f"{args.browsers} browsers in {args.processes} load processes, batches of {args.batch}, "
               f"{args.seconds:g} s, {os.cpu_count()} cores")
         print(f"requests: {requests} ({requests / load_seconds:,.0f}/s); other answers: "
@@ -249,9 +347,14 @@ def run(args: argparse.Namespace) -> None:
               f"({stored / end_to_end:,.0f} events/s)")
         # The machine may be shared: what one event costs the server says more than the wall-clock rates.
         per_event = server_cpu / max(1, stored)
+        busy = max(0.0, server_cpu - idle_per_second * end_to_end) / max(1, stored)
+        roles = ", ".join(f"{role} {cpu / max(1, stored) * 1e6:.0f}" for role, cpu in cpu_by_role.items())
         print(f"server CPU: {server_cpu:.1f} s for collecting and storing {stored} events = {per_event * 1e6:.0f} us "
-              f"per event (one fully available core: ~{1 / per_event if per_event else 0:,.0f} events/s end to end); "
+              f"per event ({roles}); {busy * 1e6:.0f} us without the {idle_per_second * 1000:.0f} ms/s the "
+              f"servers spend idle (one fully available core: ~{1 / busy if busy else 0:,.0f} events/s end to end); "
               f"load average {load:.1f}")
+        if profilers:
+            print(f"py-spy profiles (collapsed stacks): {args.profile_dir}/<role>.txt")
 
 
 def main() -> None:
@@ -264,9 +367,14 @@ def main() -> None:
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers; default: start Tansu for the run")
     parser.add_argument("--database-url", help="tracking's database (default: SQLite in a temporary data dir)")
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="seconds to wait for the processor")
+    parser.add_argument("--collectors", type=int, default=0,
+                        help="run tracking alone: this many `serve tracking` processes and one `worker tracking`")
+    parser.add_argument("--idle-seconds", type=float, default=5.0, help="measure the servers' idle CPU this long")
+    parser.add_argument("--py-spy", metavar="PATH", help="py-spy executable: profile each server process")
+    parser.add_argument("--profile-dir", default="var/clickstream-profiles", help="where --py-spy writes")
     args = parser.parse_args()
-    if args.seconds > 600 or args.browsers > 5000:
-        parser.error("keep a run bounded: at most 600 s and 5000 browsers")
+    if args.seconds > 600 or args.browsers > 5000 or args.collectors > 8:
+        parser.error("keep a run bounded: at most 600 s, 5000 browsers and 8 collectors")
     run(args)
 
 

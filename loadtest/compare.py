@@ -10,7 +10,10 @@
   run by pgbench with 64 clients on the same PostgreSQL), the reference ARCHITECTURE's target is set against.
 
 Each mode runs ``loadtest/flash_sale.py`` against its own server on 127.0.0.1 and prints its JSON; a summary
-table closes the run. Everything started here is stopped before the next mode starts.
+table closes the run: flows/s, latencies, the server's CPU milliseconds per complete flow (every process
+of the mode; the sale alone, then with the work it left behind) and SQL statements per flow by database
+(``boxoffice_db_statements_total``; in ``processes`` mode the gateway's process sees none of the services',
+so that column is empty there). Everything started here is stopped before the next mode starts.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ ADMIN = ("admin@example.com", "admin-password-2026")
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], args: list[str], data_dir: Path) -> Iterator[str]:
+def server(env: dict[str, str], args: list[str], data_dir: Path) -> Iterator[tuple[str, int]]:
+    """The server's URL and its process group (every process it starts is in it)."""
     port = free_port()
     full = {
         **os.environ,
@@ -73,7 +77,7 @@ def server(env: dict[str, str], args: list[str], data_dir: Path) -> Iterator[str
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start; see {data_dir / 'server.log'}")
             time.sleep(0.5)
-        yield url
+        yield url, process.pid
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -82,7 +86,8 @@ def server(env: dict[str, str], args: list[str], data_dir: Path) -> Iterator[str
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def flash_sale(url: str, args: argparse.Namespace, label: str) -> dict[str, object]:
+def flash_sale(where: tuple[str, int], args: argparse.Namespace, label: str) -> dict[str, object]:
+    url, pid = where
     command = [
         sys.executable,
         str(ROOT / "loadtest" / "flash_sale.py"),
@@ -98,6 +103,8 @@ def flash_sale(url: str, args: argparse.Namespace, label: str) -> dict[str, obje
         ADMIN[1],
         "--label",
         label,
+        "--server-pid",
+        str(pid),
     ]
     out = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
     print(out.stdout, flush=True)
@@ -140,8 +147,8 @@ def main() -> None:
         for mode in args.modes.split(","):
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{mode}-")))
             if mode == "embedded":
-                with server({}, [], data_dir) as url:
-                    results.append(flash_sale(url, args, "embedded (SQLite, sql bus)"))
+                with server({}, [], data_dir) as where:
+                    results.append(flash_sale(where, args, "embedded (SQLite, sql bus)"))
                 continue
             admin_url = stack.enter_context(postgres_server())
             env = {f"BOXOFFICE_{s.upper()}_DATABASE_URL": create_database(admin_url, prefix=s) for s in SERVICES}
@@ -151,17 +158,26 @@ def main() -> None:
             else:
                 env |= {"BOXOFFICE_BUS_DATABASE_URL": create_database(admin_url, prefix="bus")}
             env["BOXOFFICE_SERVICES_BASE_PORT"] = str(free_port_range(len(SERVICES)))
-            with server(env, ["--processes"], data_dir) as url:
-                results.append(flash_sale(url, args, f"processes (PostgreSQL, {args.bus} bus)"))
+            with server(env, ["--processes"], data_dir) as where:
+                results.append(flash_sale(where, args, f"processes (PostgreSQL, {args.bus} bus)"))
             if args.pgbench:
                 limit = pgbench(admin_url, 15)
-    print("\nmode                                   flows/s  hold p50/p99 ms   flow p50 ms   pdf p50/p99 ms  oversold")
+    print(
+        "\nmode                                   flows/s  hold p50/p99 ms   flow p50 ms   pdf p50/p99 ms  oversold"
+        "  cpu ms/flow (sale/all)"
+    )
     for r in results:
         hold, flow, pdf = r["hold_ms"], r["flow_ms"], r["pdf_ready_ms"]
         print(
             f"{r['mode']:<38} {r['flows_per_second']:>7}  {hold['p50']:>6}/{hold['p99']:<8}  {flow['p50']:>10}"  # type: ignore[index]
-            f"   {pdf['p50']}/{pdf['p99']}  {r['oversold']:>8}"  # type: ignore[index]
+            f"   {pdf['p50']}/{pdf['p99']}  {r['oversold']:>8}  {r['cpu_ms_per_flow']}/{r['cpu_ms_per_flow_all']}"  # type: ignore[index]
         )
+    print("\nSQL statements per complete flow, by database (the sale / with the work it left behind)")
+    for r in results:
+        sale, every = r["statements_per_flow"], r["statements_per_flow_all"]
+        assert isinstance(sale, dict) and isinstance(every, dict)
+        row = ", ".join(f"{db} {sale.get(db, 0)}/{n}" for db, n in every.items())
+        print(f"{r['mode']:<38} total {sum(sale.values()):.1f}/{sum(every.values()):.1f}: {row}")
     if limit is not None:
         print(f"\nPostgreSQL's own limit for the booking path (pgbench, 64 clients): {limit:.0f} flows/s")
 

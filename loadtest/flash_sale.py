@@ -11,6 +11,10 @@ per-customer limit is 10 tickets per event; registration is set-up, not timed), 
 hold(1) -> order -> pay until the section is sold out. It prints complete flows per second, p50/p95/p99 of
 each step, and the oversell count (paid tickets beyond N; must be 0), checked against the server's own
 availability afterwards. Only 127.0.0.1 is a sensible target: the run is bounded by N and --max-seconds.
+
+Cost per complete flow, from the server's ``/metrics`` (``boxoffice_db_statements_total`` per database) and,
+with ``--server-pid``, the CPU time of that process group (read from /proc): once for the sale itself, and
+once more when the work the sale left behind (relay, consumers, ticket issuing) is done too (``*_all``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import re
 import statistics
 import sys
@@ -45,6 +50,50 @@ class Stats:
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
+
+
+STATEMENTS = re.compile(r'^boxoffice_db_statements_total\{database="([^"]+)"\} ([0-9.e+]+)$', re.MULTILINE)
+
+
+async def statements(client: httpx.AsyncClient) -> dict[str, float]:
+    """SQL statements each database has been sent so far (the server's own counter)."""
+    text = (await client.get("/metrics")).text
+    return {database: float(count) for database, count in STATEMENTS.findall(text)}
+
+
+def cpu_seconds(pgid: int | None) -> float:
+    """User + system CPU time of every process in the server's process group (0 without one)."""
+    if pgid is None:
+        return 0.0
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ..., utime (11), stime (12)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def settle(client: httpx.AsyncClient, *, quiet: float = 1.0, limit: float = 60.0) -> None:
+    """Wait until the server sends no statement for ``quiet`` seconds: the sale's background work is done."""
+    deadline = time.monotonic() + limit
+    last = await statements(client)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(quiet)
+        now = await statements(client)
+        if now == last:
+            return
+        last = now
+
+
+def per_flow(before: dict[str, float], after: dict[str, float], flows: int) -> dict[str, float]:
+    used = {db: after.get(db, 0.0) - before.get(db, 0.0) for db in after}
+    return {db: round(n / max(1, flows), 1) for db, n in sorted(used.items()) if n}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -191,6 +240,8 @@ async def main(args: argparse.Namespace) -> int:
         stats = Stats()
         stop = asyncio.Event()
         hold_body = {"event_id": event_id, "section_id": section_id, "quantity": 1}
+        counted_before, cpu_before = await statements(client), cpu_seconds(args.server_pid)
+        print(f"the sale starts: {args.buyers} buyers", file=sys.stderr, flush=True)
         started = time.perf_counter()
         sample_every = max(1, args.tickets // max(1, args.pdf_samples))
         buyers = [
@@ -201,8 +252,11 @@ async def main(args: argparse.Namespace) -> int:
         for task in pending:
             task.cancel()
         elapsed = time.perf_counter() - started
+        counted_sale, cpu_sale = await statements(client), cpu_seconds(args.server_pid)
         if stats.watchers:
             await asyncio.wait(stats.watchers, timeout=130)
+        await settle(client)
+        counted_all, cpu_all = await statements(client), cpu_seconds(args.server_pid)
 
         event = (await client.get(f"/api/events/{event_id}")).json()
         available = sum(section["available"] for section in event["sections"])
@@ -217,6 +271,10 @@ async def main(args: argparse.Namespace) -> int:
         "oversold": oversold,
         "server_available_after": available,
         "errors": stats.errors,
+        "statements_per_flow": per_flow(counted_before, counted_sale, stats.paid),
+        "statements_per_flow_all": per_flow(counted_before, counted_all, stats.paid),
+        "cpu_ms_per_flow": round((cpu_sale - cpu_before) * 1000 / max(1, stats.paid), 2),
+        "cpu_ms_per_flow_all": round((cpu_all - cpu_before) * 1000 / max(1, stats.paid), 2),
         **{
             f"{step}_ms": {
                 "p50": round(percentile(values, 0.50) * 1000, 1),
@@ -244,6 +302,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--pdf-samples", type=int, default=20, help="orders whose payment-to-PDF time is measured")
     parser.add_argument("--admin-email", default="admin@example.com")
     parser.add_argument("--admin-password", default="admin-password-2026")
+    parser.add_argument("--server-pid", type=int, help="the server's process group, whose CPU time is reported")
     parser.add_argument("--label", default="", help="a name for this run in the output")
     return parser.parse_args()
 

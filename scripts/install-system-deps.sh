@@ -5,6 +5,9 @@
 #   java 17      the JVM PyFlink starts for the Flink SQL differential test (deploy/flink/)
 #   prometheus   for promtool: tests/deploy checks the alert rules (`promtool test rules`) and every
 #                dashboard query of deploy/observability
+#   fonts-noto-core, fonts-droid-fallback, fonts-nanum
+#                the Unicode fonts ticket PDFs embed for holder names in Cyrillic, Devanagari, Chinese,
+#                Japanese and Korean (src/boxoffice/tickets/pdf.py; the image installs them too)
 # (kubectl, hadolint, checkov and the schema validators of tests/deploy come from PyPI: pyproject.toml.)
 set -euo pipefail
 
@@ -14,6 +17,9 @@ command -v runuser >/dev/null || need+=(util-linux)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -d /usr/share/fonts/truetype/liberation ] || need+=(fonts-liberation)
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
+[ -f /usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf ] || need+=(fonts-noto-core)
+[ -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] || need+=(fonts-droid-fallback)
+[ -f /usr/share/fonts/truetype/nanum/NanumGothic.ttf ] || need+=(fonts-nanum)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v promtool >/dev/null || need+=(prometheus)
 

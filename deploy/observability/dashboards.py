@@ -75,6 +75,7 @@ def red() -> dict[str, Any]:
         )}, "s"),
         ("Client breakers (0 closed, 1 half-open, 2 open)", {"{{client}}": "max by (client) (boxoffice_client_breaker_state)"}, "short"),
         ("Client breaker transitions", {"{{client}} to {{to}}": "sum by (client, to) (increase(boxoffice_client_breaker_transitions_total[$__rate_interval]))"}, "short"),
+        ("Gateway retries on connection errors (rollouts, restarts)", {"{{reason}}": "sum by (reason) (rate(boxoffice_gateway_retries_total[$__rate_interval]))"}, "ops"),
     ])
     variables = [{
         "name": "service",

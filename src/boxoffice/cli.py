@@ -2,8 +2,9 @@
 
     boxoffice run               every service in one process, workers as tasks (the embedded default)
     boxoffice run --processes   each service and its workers as separate processes behind the gateway
-    boxoffice serve SERVICE     one service's HTTP API
-    boxoffice worker SERVICE    one service's workers (relay, consumers, senders)
+                                (``--only a,b``: just those services)
+    boxoffice serve SERVICE     one service's HTTP API (SIGTERM drains: docs/operations.md)
+    boxoffice worker SERVICE    one service's workers (relay, consumers, senders; SIGTERM drains)
     boxoffice migrate           bring every service's database to the newest schema
     boxoffice seed              add the demo catalog (events, stations, trains, runs) and publish it
     boxoffice bus dead-letters  list the events consumer groups gave up on
@@ -19,6 +20,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ from typing import Annotated, TypedDict
 import structlog
 import typer
 import uvicorn
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
@@ -48,10 +51,11 @@ from boxoffice.platform.bus.factory import build_bus
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.db import Database, utcnow
-from boxoffice.platform.gateway import Gateway, HttpProxy
+from boxoffice.platform.gateway import Gateway, GatewaySettings, HttpProxy
 from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
 from boxoffice.platform.settings import ServiceSettings, Settings, location
+from boxoffice.platform.shutdown import Stop, stoppable
 from boxoffice.platform.tracing import configure_tracing
 from boxoffice.tickets.service import TicketsService
 from boxoffice.tracking.service import TrackingService
@@ -180,6 +184,7 @@ class Runtime:
             self.clients.register_local(service.name, service_app)
         self.run_workers = run_workers
         self._tasks: list[asyncio.Task[None]] = []
+        self._stop = Stop()
         self.draining = False
         """Set on SIGTERM by ``serve --drain-seconds``: /readyz answers 503 while requests still run."""
 
@@ -189,10 +194,7 @@ class Runtime:
             await service.start()
         if self.run_workers:
             for service in self.services:
-                for worker_name, worker in service.workers().items():
-                    task = asyncio.create_task(worker(), name=f"{service.name}:{worker_name}")
-                    task.add_done_callback(_report_worker_exit)
-                    self._tasks.append(task)
+                self._start_workers(service)
         log.info("boxoffice started", services=[s.name for s in self.services], bus=self.settings.bus)
 
     async def restart_workers(self, service_name: str) -> None:
@@ -205,10 +207,26 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
             self._tasks.remove(task)
-        for worker_name, worker in service.workers().items():
-            task = asyncio.create_task(worker(), name=f"{service.name}:{worker_name}")
-            task.add_done_callback(_report_worker_exit)
-            self._tasks.append(task)
+        self._start_workers(service)
+
+    def _start_workers(self, service: Service) -> None:
+        with stoppable(self._stop):  # the tasks copy the context: their loops see this runtime's stop request
+            for worker_name, worker in service.workers().items():
+                task = asyncio.create_task(worker(), name=f"{service.name}:{worker_name}")
+                task.add_done_callback(_report_worker_exit)
+                self._tasks.append(task)
+
+    async def drain(self, timeout: float) -> None:
+        """Stop the workers gracefully: consumers and periodic loops finish (and commit) the batch in hand and
+        take no new one. Returns once they have all returned, or after ``timeout`` seconds; ``stop`` then
+        cancels what is left (the relay, loops that do not cooperate, and any that overran)."""
+        self._stop.request()
+        cooperating = [t for t in self._tasks if t in self._stop.cooperating and not t.done()]
+        log.info("draining workers", cooperating=len(cooperating), seconds=timeout)
+        if cooperating:
+            _, late = await asyncio.wait(cooperating, timeout=timeout)
+            if late:
+                log.warning("workers busy after the drain; cancelled", workers=sorted(t.get_name() for t in late))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -237,6 +255,7 @@ class Runtime:
             await self.start()
             try:
                 yield
+                await self.drain(EMBEDDED_DRAIN_SECONDS)  # the server has stopped: let the workers finish too
             finally:
                 await self.stop()
 
@@ -245,6 +264,10 @@ class Runtime:
         owners = {p: s.name for s in self.services for p in gateway_routes(type(s))}
         return Gateway(routes, check_ready=self.readiness, lifespan=lifespan, docs=docs, fallback=self.apps.get("web"),
                        owners=owners, secret=self.settings.secret)
+
+
+EMBEDDED_DRAIN_SECONDS = 10
+"""``boxoffice run``: how long its workers may take to finish their batches once the server has stopped."""
 
 
 def _report_worker_exit(task: asyncio.Task[None]) -> None:
@@ -286,6 +309,7 @@ def _serve(
     port: int | None = None,
     drain_seconds: float = 0,
     on_drain: Callable[[], None] = lambda: None,
+    reuse_port: bool = False,
 ) -> None:
     config = uvicorn.Config(
         asgi,
@@ -298,7 +322,18 @@ def _serve(
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    DrainingServer(config, drain_seconds=drain_seconds, on_drain=on_drain).run()
+    server = DrainingServer(config, drain_seconds=drain_seconds, on_drain=on_drain)
+    if not reuse_port:
+        server.run()
+        return
+    # SO_REUSEPORT: a new process binds the same port while this one still serves, and the kernel spreads
+    # new connections over both; the old one then drains and stops (a rolling update on one machine).
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.host, port or settings.port))
+    log.info("serving", url=f"http://{settings.host}:{port or settings.port}", reuse_port=True)
+    server.run(sockets=[sock])
 
 
 @app.command()
@@ -368,12 +403,18 @@ def queue_audit(event_id: str) -> None:
 @app.command()
 def run(
     processes: Annotated[bool, typer.Option("--processes", help="one process per service and worker")] = False,
+    only: Annotated[
+        str | None, typer.Option(help="with --processes: only these services, comma-separated (default: all)")
+    ] = None,
 ) -> None:
     """Run boxoffice: every service in one process (default), or one process per service."""
     settings = _settings()
-    migrate_all(settings)
+    names = [_service_class(n.strip()).name for n in only.split(",") if n.strip()] if only else list(SERVICES)
+    if only and not processes:
+        raise typer.BadParameter("--only needs --processes")
+    migrate_all(settings, names)
     if processes:
-        _run_processes(settings)
+        _run_processes(settings, names)
         return
     log.info("serving", url=f"http://{settings.host}:{settings.port}")
     _serve(build_embedded_app(settings), settings)
@@ -386,6 +427,9 @@ def serve(
     drain_seconds: Annotated[
         float, typer.Option(help="on SIGTERM, answer /readyz 503 and keep serving this long before stopping")
     ] = 0,
+    reuse_port: Annotated[
+        bool, typer.Option(help="bind with SO_REUSEPORT, so that a replacement can listen on the same port")
+    ] = False,
 ) -> None:
     """Serve one service's HTTP API (its workers run under ``boxoffice worker``)."""
     settings = _settings()
@@ -404,9 +448,10 @@ def serve(
     gateway = Gateway([], check_ready=runtime.readiness, lifespan=lifespan, fallback=runtime.apps[service])
 
     def drain() -> None:
-        runtime.draining = True
+        runtime.draining = True  # /readyz answers 503: load balancers take this process out
+        gateway.draining = True  # answers close their connections: callers stop reusing them
 
-    _serve(gateway, settings, port=port, drain_seconds=drain_seconds, on_drain=drain)
+    _serve(gateway, settings, port=port, drain_seconds=drain_seconds, on_drain=drain, reuse_port=reuse_port)
 
 
 @app.command()
@@ -415,8 +460,14 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option(help="serve /metrics on this port (Prometheus scrapes workers there)")
     ] = None,
+    drain_seconds: Annotated[
+        float, typer.Option(help="on SIGTERM, let consumers and loops finish their batch for up to this long")
+    ] = 20,
 ) -> None:
-    """Run one service's workers: its outbox relay, its consumers and its senders."""
+    """Run one service's workers: its outbox relay, its consumers and its senders.
+
+    SIGTERM (or SIGINT) drains: every consumer finishes and commits the batch in hand and polls no more,
+    every periodic loop finishes its step; then the process exits 0. A second signal stops it at once."""
     settings = _settings()
     _service_class(service)
     if metrics_port is not None:
@@ -427,14 +478,27 @@ def worker(
     async def main() -> None:
         runtime = Runtime(settings, [service], run_workers=True)
         await runtime.start()
-        stop = asyncio.Event()
+        signalled, forced = asyncio.Event(), asyncio.Event()
+
+        def on_signal() -> None:
+            (forced if signalled.is_set() else signalled).set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         try:
-            await stop.wait()
+            await signalled.wait()
+            drain = asyncio.create_task(runtime.drain(drain_seconds))
+            force = asyncio.create_task(forced.wait())
+            await asyncio.wait([drain, force], return_when=asyncio.FIRST_COMPLETED)
+            force.cancel()
+            if not drain.done():
+                drain.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await drain
         finally:
             await runtime.stop()
+        log.info("workers stopped", service=service)
 
     asyncio.run(main())
 
@@ -524,24 +588,34 @@ def package_lambda(out: Path) -> None:
     typer.echo(f"{out}: handler {LAMBDA_HANDLER}; " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
-def _run_processes(settings: Settings) -> None:
-    """Each service as ``serve`` + ``worker`` processes on its own port; this process is the gateway."""
+PROCESS_DRAIN_SECONDS = 2
+"""``run --processes``: how long a service process keeps serving after SIGTERM (nothing routes by readiness on
+one machine, so a short drain lets requests already on their way arrive)."""
+
+
+def _run_processes(settings: Settings, names: Sequence[str]) -> None:
+    """Each service as ``serve`` + ``worker`` processes on its own port; this process is the gateway.
+
+    Every service keeps its port (``services_base_port`` + its place in ``SERVICES``) whichever run."""
     if settings.bus == "sql" and settings.bus_database_url is None:
         log.warning("--processes with the default SQLite bus: fine on one machine; set BOXOFFICE_BUS=kafka to scale")
     env = {**os.environ, "BOXOFFICE_SQLITE_INLINE": "0"}  # processes may share SQLite files (the bus)
     urls = {}
-    for index, name in enumerate(SERVICES):
-        port = settings.services_base_port + index
-        urls[name] = f"http://127.0.0.1:{port}"
+    ports = {name: settings.services_base_port + index for index, name in enumerate(SERVICES)}
+    for name in names:
+        urls[name] = f"http://127.0.0.1:{ports[name]}"
         env[f"BOXOFFICE_{name.upper()}_URL"] = urls[name]
     children: list[subprocess.Popen[bytes]] = []
-    for index, name in enumerate(SERVICES):
-        port = settings.services_base_port + index
+    for name in names:
+        port = ports[name]
         command = [sys.executable, "-m", "boxoffice.cli"]
-        children.append(subprocess.Popen([*command, "serve", name, "--port", str(port)], env=env))
+        # Each service's port takes a replacement process before the old one drains: a rolling update.
+        serve = ["serve", name, "--port", str(port), "--reuse-port", "--drain-seconds", str(PROCESS_DRAIN_SECONDS)]
+        children.append(subprocess.Popen([*command, *serve], env=env))
         if SERVICES[name].has_workers:
             children.append(subprocess.Popen([*command, "worker", name], env=env))
-    proxies = {name: HttpProxy(url) for name, url in urls.items()}
+    retry_seconds = GatewaySettings().gateway_retry_seconds
+    proxies = {name: HttpProxy(url, retry_seconds=retry_seconds) for name, url in urls.items()}
 
     async def readiness() -> dict[str, str]:
         failures = {}
@@ -554,10 +628,10 @@ def _run_processes(settings: Settings) -> None:
                 failures[name] = type(exc).__name__
         return failures
 
-    routes = [(p, proxies[name]) for name, cls in SERVICES.items() for p in gateway_routes(cls)]
-    docs = {name: f"/api/{name}/docs" for name in SERVICES}
+    routes = [(p, proxies[name]) for name in names for p in gateway_routes(SERVICES[name])]
+    docs = {name: f"/api/{name}/docs" for name in names}
     try:
-        owners = {p: name for name, cls in SERVICES.items() for p in gateway_routes(cls)}
+        owners = {p: name for name in names for p in gateway_routes(SERVICES[name])}
         gateway = Gateway(routes, check_ready=readiness, docs=docs, fallback=proxies.get("web"), owners=owners,
                           peers=urls, secret=settings.secret)
         _serve(gateway, settings)
@@ -668,7 +742,12 @@ def replay(dead_letter_id: str) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as invalid:  # a setting that cannot work stops start-up with what is wrong in it
+        for error in invalid.errors():
+            typer.echo(f"boxoffice: invalid setting: {error['msg'].removeprefix('Value error, ')}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pypdf
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -60,7 +62,7 @@ def test_register_verify_with_the_emailed_code_log_out_and_in(page: Page, server
 
 def test_buy_a_reserved_seat_from_the_seat_map(page: Page, server: Server) -> None:
     create_user(server, "seat@example.com")
-    # Not logged in yet: holding seats sends the buyer to log in and back to the event.
+    # Not logged in yet: holding seats sends the buyer to log in, and the same seat is held right after.
     event_id = open_event(page, server, seating="reserved", category="sports")
     seat = page.locator("#seatmap .seat.available").first
     label = seat.get_attribute("data-label")
@@ -71,9 +73,11 @@ def test_buy_a_reserved_seat_from_the_seat_map(page: Page, server: Server) -> No
     page.get_by_test_id("login-email").fill("seat@example.com")
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
-    expect(page).to_have_url(re.compile(f"/events/{event_id}$"))
+    expect(page.locator("body")).to_have_attribute("data-page", "checkout")
+    expect(page.get_by_test_id("hold-items")).to_contain_text(str(label))
 
     # Keyboard: focus a seat, Space picks it.
+    page.goto(f"/events/{event_id}")
     seat = page.locator("#seatmap .seat.available").first
     label, seat_id = seat.get_attribute("data-label"), seat.get_attribute("data-seat-id")
     seat.focus()
@@ -93,7 +97,8 @@ def test_buy_a_reserved_seat_from_the_seat_map(page: Page, server: Server) -> No
     ticket = page.get_by_test_id("ticket")
     expect(ticket).to_have_count(1)
     expect(ticket.locator("svg")).to_be_visible()
-    expect(ticket.get_by_test_id("ticket-pdf")).to_be_visible()  # the PDF is rendered moments after the ticket
+    # The PDF is rendered moments after the ticket (the first one also starts the renderer's worker process).
+    expect(ticket.get_by_test_id("ticket-pdf")).to_be_visible(timeout=60_000)
     pdf_href = ticket.get_by_test_id("ticket-pdf").get_attribute("href")
     assert pdf_href
     pdf = page.request.get(pdf_href)
@@ -134,7 +139,8 @@ def test_general_admission_decline_then_pay_then_cancel(page: Page, server: Serv
     expect(page.get_by_test_id("tickets-void")).to_be_visible()
 
 
-def test_buy_a_train_seat_for_a_segment(page: Page, server: Server) -> None:
+@pytest.mark.timeout(300)  # the whole journey, its PDF and its e-mail: minutes on a loaded machine
+def test_buy_a_train_seat_for_a_segment_with_a_passenger_name_in_local_time(page: Page, server: Server) -> None:
     create_user(server, "rail@example.com")
     log_in(page, "rail@example.com")
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
@@ -147,21 +153,82 @@ def test_buy_a_train_seat_for_a_segment(page: Page, server: Server) -> None:
     expect(page.locator("body")).to_have_attribute("data-page", "trains")
     result = page.get_by_test_id("train-result").first
     expect(result.get_by_test_id("duration")).to_have_text(re.compile(r"\d+h \d\dm"))
+    # The Rajdhani leaves Kota at 16:05 UTC: shown as the time on the station clock in India.
+    expect(result.get_by_test_id("departs")).to_have_text("21:35 IST")
     result.get_by_test_id("choose-3A").click()
 
     expect(page.locator("body")).to_have_attribute("data-page", "run")
+    expect(page.get_by_test_id("run-departs")).to_have_text("21:35 IST")
     expect(page.get_by_test_id("class-tab-3A")).to_have_attribute("aria-current", "page")
     seat = page.locator(".coach .seat.available").first
-    label = seat.get_attribute("data-label")
+    label = str(seat.get_attribute("data-label"))
     seat.click()
     page.get_by_test_id("hold-seats").click()
 
     expect(page.locator("body")).to_have_attribute("data-page", "checkout")
     expect(page.get_by_test_id("checkout-title")).to_contain_text("KOTA → BRC")
+    expect(page.get_by_test_id("purchase-from")).to_contain_text("Kota Junction (KOTA)")
+    expect(page.get_by_test_id("purchase-departs")).to_contain_text("21:35 IST")
+    expect(page.get_by_test_id("purchase-to")).to_contain_text("Vadodara Junction (BRC)")
+    coach, number = label.rsplit("-", 1)
+    expect(page.get_by_test_id("hold-items")).to_contain_text(f"Coach {coach}, seat {number}")
+    # A train ticket is personal: no name, no payment.
+    expect(page.get_by_test_id("passenger-0")).to_have_attribute("required", "")
+    page.get_by_test_id("passenger-0").fill("   ")
     pay(page, GOOD)
+    expect(page.get_by_test_id("checkout-error")).to_contain_text("name of who travels")
+    page.get_by_test_id("passenger-0").fill("Asha Rao")
+    pay(page, GOOD)
+
     expect(page.get_by_test_id("order-confirmed")).to_be_visible()
-    expect(page.get_by_test_id("order-items")).to_contain_text(str(label))
+    expect(page.get_by_test_id("order-items")).to_contain_text(f"Coach {coach}, seat {number}")
+    expect(page.get_by_test_id("order-passenger")).to_have_text("Asha Rao")
+    expect(page.get_by_test_id("purchase-departs")).to_contain_text("21:35 IST")
     expect(page.get_by_test_id("ticket")).to_have_count(1)
+    expect(page.get_by_test_id("ticket-passenger")).to_have_text("Asha Rao")
+    order_number = page.get_by_test_id("order-number").inner_text()
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{8}", order_number), order_number
+    expect(page.get_by_test_id("ticket-pdf")).to_be_visible(timeout=60_000)  # rendered moments after the ticket
+    pdf_href = page.get_by_test_id("ticket-pdf").get_attribute("href")
+    assert pdf_href
+    printed = pypdf.PdfReader(io.BytesIO(page.request.get(pdf_href).body())).pages[0].extract_text()
+    for expected in ("Asha Rao", "Kota Junction (KOTA)", "21:35 IST", order_number, "photo ID"):
+        assert expected in printed, expected
+
+    # The confirmation e-mail is in the dev mailbox, with the number and the local time.
+    page.goto("/dev/mailbox?to=rail@example.com")
+    confirmation = page.get_by_test_id("mail").filter(has_text=order_number)
+    for _ in range(30):  # the confirmation is sent moments after the last PDF is stored
+        if confirmation.count():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    expect(confirmation.get_by_test_id("mail-subject")).to_contain_text(f"order {order_number}")
+    expect(confirmation.get_by_test_id("mail-text")).to_contain_text("21:35 IST")
+    expect(confirmation.get_by_test_id("mail-text")).to_contain_text("passenger Asha Rao")
+
+    # The buyer finds the order by the number as read out on the phone.
+    page.goto("/orders")
+    page.get_by_test_id("order-search-number").fill(f"{order_number[:4]}-{order_number[4:]}".lower())
+    page.get_by_test_id("order-search-submit").click()
+    expect(page.get_by_test_id("order-row")).to_have_count(1)
+    expect(page.get_by_test_id("order-row-number")).to_have_text(order_number)
+    page.get_by_test_id("order-search-number").fill("ZZZZ-ZZZZ")
+    page.get_by_test_id("order-search-submit").click()
+    expect(page.get_by_test_id("no-orders")).to_be_visible()
+
+
+def test_event_times_are_shown_where_the_event_happens(page: Page, server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        events = client.get("/api/events", params={"q": "AR Rahman", "limit": 5}).json()["items"]
+    [rahman] = events
+    assert rahman["timezone"] == "Asia/Kolkata" and rahman["starts_at"].endswith("T13:30:00Z")
+    page.goto(f"/events/{rahman['id']}")
+    expect(page.get_by_test_id("event-when")).to_contain_text("19:00 IST")  # 13:30 UTC in New Delhi
+    expect(page.get_by_test_id("event-address")).to_contain_text("Lodhi Road")
+    page.goto("/events?category=concert")
+    card = page.locator(f"[data-testid=event-card][data-event-id='{rahman['id']}']")
+    expect(card).to_contain_text("19:00 IST")
 
 
 def test_a_seat_taken_meanwhile_leaves_the_picks_and_cannot_be_held(page: Page, server: Server) -> None:

@@ -56,6 +56,19 @@ def wait_for_events(api: httpx.Client, anonymous: str, wanted: Any, timeout: flo
         time.sleep(0.2)
 
 
+def wait_until(page: Page, expression: str, timeout: float = 20.0) -> None:
+    """Polls ``expression`` in the page until it is true.
+
+    Not ``page.wait_for_function``: when its first try is false it polls through ``new Function``, which the
+    shop's Content Security Policy (no 'unsafe-eval') refuses, and the refusal is logged as a page error.
+    ``page.evaluate`` runs through the DevTools protocol, outside the page's CSP.
+    """
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        page.wait_for_timeout(100)
+
+
 def test_e2e_browse_the_shop_then_find_the_events_through_the_query_api(
     page: Page, server: Server, admin_api: httpx.Client
 ) -> None:
@@ -121,12 +134,12 @@ def test_a_batch_sent_while_the_collector_is_unreachable_arrives_after_it_return
     page.goto("/trains")
     anonymous = anonymous_id(page)
     page.evaluate("boxoffice.track('while-down', {n: 1}); boxoffice.flush()")
-    page.wait_for_function("JSON.parse(localStorage.getItem('bo_queue') || '[]').length >= 2")
+    wait_until(page, "JSON.parse(localStorage.getItem('bo_queue') || '[]').length >= 2")
     assert events_of(admin_api, anonymous) == []
     page.unroute("**/collect")
     events = wait_for_events(admin_api, anonymous, lambda evs: any(e["name"] == "while-down" for e in evs), 40)
     assert [e["type"] for e in events][:2] == ["page_view", "custom"]
-    page.wait_for_function("JSON.parse(localStorage.getItem('bo_queue') || '[]').length === 0")
+    wait_until(page, "JSON.parse(localStorage.getItem('bo_queue') || '[]').length === 0")
 
 
 @pytest.mark.parametrize("signal", ["dnt", "gpc"])
@@ -187,7 +200,7 @@ def test_where_consent_is_required_nothing_is_sent_before_it(browser: Browser, c
         expect(page.get_by_test_id("footer-consent")).not_to_be_checked()
         page.get_by_test_id("footer-consent").check()
         page.evaluate("boxoffice.flush()")
-        page.wait_for_function("localStorage.getItem('bo_aid') !== null")
+        wait_until(page, "localStorage.getItem('bo_aid') !== null")
         deadline = time.monotonic() + 10
         while not sent and time.monotonic() < deadline:
             page.wait_for_timeout(100)

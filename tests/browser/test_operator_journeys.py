@@ -31,6 +31,7 @@ def test_create_an_event_sell_a_ticket_and_check_it_in_twice(page: Page, server:
     page.get_by_test_id("create-event").click()
 
     expect(page.get_by_test_id("event-created")).to_be_visible()
+    event_id = page.url.split("/events/")[1].split("?")[0]
     expect(page.get_by_test_id("event-name")).to_have_text("Browser Test Quartet")
     expect(page.locator("#seatmap .seat")).to_have_count(30)
     # On sale at once: the seats can be held and bought right away.
@@ -45,20 +46,58 @@ def test_create_an_event_sell_a_ticket_and_check_it_in_twice(page: Page, server:
 
     page.get_by_test_id("nav-admin-checkin").click()
     expect(page.locator("body")).to_have_attribute("data-page", "admin-checkin")
+    # The gate first: staff pick the event and name the gate.
+    page.get_by_test_id("gate-event").select_option(event_id)
+    page.get_by_test_id("gate-name").fill("North 3")
+    page.get_by_test_id("gate-open").click()
+    expect(page.get_by_test_id("gate-current")).to_contain_text("Browser Test Quartet")
+    expect(page.get_by_test_id("gate-current-name")).to_have_text("North 3")
+    # No camera in a headless browser: the page says so instead of failing silently.
+    scan = page.get_by_test_id("scan-camera")
+    if scan.is_enabled():
+        scan.click()
+    expect(page.get_by_test_id("scan-note")).to_contain_text(re.compile("camera", re.I))
+
+    nonce = page.get_by_test_id("checkin-nonce").input_value()
     page.get_by_test_id("checkin-code").fill(code)
     page.get_by_test_id("checkin-submit").click()
-    expect(page.get_by_test_id("checkin-result")).to_have_attribute("data-outcome", "admitted")
+    result = page.get_by_test_id("checkin-result")
+    expect(result).to_have_attribute("data-outcome", "admitted")
+    expect(result).to_have_attribute("data-retry", "false")
+    expect(page.get_by_test_id("checkin-holder")).not_to_be_empty()
+    expect(page.get_by_test_id("checkin-event")).to_have_text("Browser Test Quartet")
+    expect(page.get_by_test_id("checkin-section")).to_have_text("Stalls")
+    expect(page.get_by_test_id("checkin-seat")).to_have_text(re.compile(r"^A-\d+$"))
+    assert float(page.get_by_test_id("checkin-seat").evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 28
     expect(page.get_by_test_id("checkin-code")).to_be_focused()
     expect(page.get_by_test_id("checkin-code")).to_have_value("")
+    expect(page.get_by_test_id("checkin-nonce")).not_to_have_value(nonce)  # a new scan, a new nonce
 
+    # The same scan retried (its answer was lost: same code, same nonce) is the same admission.
+    page.get_by_test_id("checkin-nonce").evaluate("(e, n) => { e.value = n; }", nonce)
     page.get_by_test_id("checkin-code").fill(code)
     page.get_by_test_id("checkin-submit").click()
-    expect(page.get_by_test_id("checkin-result")).to_have_attribute("data-outcome", "used")
-    expect(page.get_by_test_id("checkin-result")).to_contain_text(re.compile("already", re.I))
+    expect(result).to_have_attribute("data-retry", "true")
+    expect(result).to_have_attribute("data-outcome", "admitted")
+
+    # A new scan of the same ticket is a second use.
+    page.get_by_test_id("checkin-code").fill(code)
+    page.get_by_test_id("checkin-submit").click()
+    expect(result).to_have_attribute("data-outcome", "used")
+    expect(result).to_contain_text(re.compile("already", re.I))
 
     page.get_by_test_id("checkin-code").fill(code[:-4] + "AAAA")
     page.get_by_test_id("checkin-submit").click()
-    expect(page.get_by_test_id("checkin-result")).to_have_attribute("data-outcome", "invalid")
+    expect(result).to_have_attribute("data-outcome", "invalid")
+
+    # At another event's gate the ticket is refused as for another event.
+    page.get_by_test_id("gate-change").click()
+    other = page.locator(f"[data-testid=gate-event] option:not([value='']):not([value='{event_id}'])").first
+    page.get_by_test_id("gate-event").select_option(other.get_attribute("value"))
+    page.get_by_test_id("gate-open").click()
+    page.get_by_test_id("checkin-code").fill(code)
+    page.get_by_test_id("checkin-submit").click()
+    expect(result).to_have_attribute("data-outcome", "wrong-event")
 
 
 def test_general_admission_event_and_operator_pages_are_for_admins_only(page: Page, server: Server) -> None:

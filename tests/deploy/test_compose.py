@@ -61,6 +61,7 @@ def test_every_service_runs_its_api_and_its_workers(compose: dict[str, Any], gen
     for name, svc in generator.load_services().items():
         api = services[f"{name}-api"]
         assert api["command"] == ["serve", name, "--drain-seconds", "5"]
+        assert _seconds(api["stop_grace_period"]) > 5 + 5  # the drain, then uvicorn's 5 s for requests in flight
         assert api["read_only"] is True and api["tmpfs"] == ["/tmp"] and api["user"].startswith("10001")
         assert api["cap_drop"] == ["ALL"]
         assert ("profiles" in api) == svc["pending"]  # announced services start with `--profile pending`
@@ -68,6 +69,8 @@ def test_every_service_runs_its_api_and_its_workers(compose: dict[str, Any], gen
         assert (worker is not None) == svc["has_workers"], name
         if worker is not None:
             assert worker["command"][:2] == ["worker", name]
+            drain = float(worker["command"][worker["command"].index("--drain-seconds") + 1])
+            assert _seconds(worker["stop_grace_period"]) > drain + 5  # a batch in hand is finished, not killed
         if svc["has_database"]:
             url = api["environment"][f"BOXOFFICE_{name.upper()}_DATABASE_URL"]
             assert url.startswith("postgresql+asyncpg://") and f"@postgres:5432/{name}" in url
@@ -132,3 +135,8 @@ def test_grafana_is_provisioned_with_the_dashboards_and_the_three_data_sources()
     assert "otlp/tempo" in collector["service"]["pipelines"]["traces"]["exporters"]
     shipper = yaml.safe_load((DEPLOY / "observability" / "loki" / "promtail.yaml").read_text())
     assert shipper["clients"][0]["url"] == "http://loki:3100/loki/api/v1/push"
+
+
+def _seconds(duration: str) -> float:
+    assert duration.endswith("s"), duration
+    return float(duration[:-1])

@@ -241,6 +241,25 @@ def test_every_container_is_locked_down_probed_and_sized(rendered: Rendered, ove
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_grace_period_outlasts_every_drain(rendered: Rendered, overlay: str) -> None:
+    """SIGKILL must never cut a drain short: an API's preStop pause, its drain and uvicorn's 5 s for requests
+    in flight; a worker's drain (the batch in hand) and closing its clients."""
+    for name, deployment in of_kind(rendered[overlay], "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        args = container["args"]
+        drain = float(args[args.index("--drain-seconds") + 1])
+        if args[0] == "serve":
+            pause = container["lifecycle"]["preStop"]["exec"]["command"]
+            assert pause[0] == "sleep", name
+            needed = float(pause[1]) + drain + 5
+        else:
+            assert "lifecycle" not in container, name  # nothing routes to a worker: no pause before SIGTERM
+            needed = drain + 5
+        assert pod["terminationGracePeriodSeconds"] > needed, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_a_deployment_per_api_and_worker_with_budgets_and_autoscaling(rendered: Rendered, generator: ModuleType, overlay: str) -> None:
     docs = rendered[overlay]
     services = generator.load_services()

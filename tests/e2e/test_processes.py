@@ -20,6 +20,7 @@ from tests.harness.server import boxoffice_run
 
 @pytest.mark.postgres
 @pytest.mark.kafka
+@pytest.mark.timeout(420)  # ~19 processes start on two cores; on a loaded machine that alone takes minutes
 def test_buyer_journey_on_separate_processes(tmp_path: Path, postgres_admin_url: str, kafka_bootstrap: str) -> None:
     env = {
         "BOXOFFICE_ADMIN_EMAIL": ADMIN["email"],
@@ -36,7 +37,7 @@ def test_buyer_journey_on_separate_processes(tmp_path: Path, postgres_admin_url:
         },
     }
     with (
-        boxoffice_run(tmp_path / "var", env=env, args=("--processes",), timeout=120) as server,
+        boxoffice_run(tmp_path / "var", env=env, args=("--processes",), timeout=240) as server,
         httpx.Client(base_url=server.url, timeout=20) as client,
     ):
         buyer = sign_up(client, "distributed@example.com")

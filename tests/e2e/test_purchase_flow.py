@@ -65,7 +65,10 @@ def admin_headers(client: httpx.Client) -> dict[str, str]:
 
 
 def pay(client: httpx.Client, hold: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-    order = client.post("/api/orders", json={"hold_id": hold["id"]}, headers=headers)
+    body: dict[str, Any] = {"hold_id": hold["id"]}
+    if "run_id" in hold:  # a train ticket is personal: a passenger name per seat
+        body["passengers"] = [{"seat_id": i["seat_id"], "name": f"Passenger {n}"} for n, i in enumerate(hold["items"])]
+    order = client.post("/api/orders", json=body, headers=headers)
     assert order.status_code == 201, order.text
     assert order.json()["status"] == "pending_payment"
     paid = client.post(

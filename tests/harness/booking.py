@@ -60,6 +60,8 @@ def reserved_event(rows: int = 5, per_row: int = 10, price: int = 6000) -> dict[
         "category": "theatre",
         "venue": "Old Vic",
         "city": "London",
+        "address": "The Cut, London SE1 8NB",
+        "timezone": "Europe/London",
         "starts_at": (datetime.now(UTC) + timedelta(days=10)).isoformat(),
         "currency": "GBP",
         "seating": "reserved",
@@ -73,9 +75,12 @@ def train_run(seats_per_class: int = 8) -> dict[str, Any]:
     run_id = f"run-{uuid.uuid4().hex[:10]}"
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     stations = ["NDLS", "KOTA", "RTM", "BCT"]
+    names = {"NDLS": "New Delhi", "KOTA": "Kota Junction", "RTM": "Ratlam Junction", "BCT": "Mumbai Central"}
     stops = [
         {
             "station": code,
+            "name": names[code],
+            "timezone": "Asia/Kolkata",
             "index": i,
             "arrives_at": None if i == 0 else (start + timedelta(hours=4 * i)).isoformat(),
             "departs_at": None if i == len(stations) - 1 else (start + timedelta(hours=4 * i, minutes=5)).isoformat(),

@@ -35,8 +35,10 @@ def tansu_binary() -> Path:
 class Tansu:
     """One broker process on a fixed loopback port; ``stop`` and ``start`` again keep the port."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, advertised_port: int | None = None) -> None:
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
+        """Where the broker tells clients to connect (a proxy in front of it, for a test that reads the wire)."""
         self.bootstrap = f"127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
         self._log = Path(tempfile.mkstemp(prefix="boxoffice-tansu-", suffix=".log")[1])
@@ -57,7 +59,7 @@ class Tansu:
                     "--listener-url",
                     url,
                     "--advertised-listener-url",
-                    url,
+                    f"tcp://127.0.0.1:{self.advertised_port}",
                     "--storage-engine",
                     "memory://tansu/",
                 ],

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from boxoffice.booking.deps import BookingSettings
 from boxoffice.payments.deps import PaymentsSettings
 from boxoffice.platform.settings import Settings
+from boxoffice.tickets.deps import TicketsSettings
 from tests.harness.app import FakeClock, Running, running, wait_for
 from tests.harness.booking import (
     CARD_DECLINED,
@@ -32,8 +35,9 @@ async def app(tmp_path: Path, db_factory: Callable[[str], str]) -> AsyncIterator
     configs = {
         "booking": BookingSettings(database_url=db_factory("booking")),
         "payments": PaymentsSettings(database_url=db_factory("payments")),
+        "tickets": TicketsSettings(database_url=db_factory("tickets")),  # fences a paid order's cancellation
     }
-    async with running(settings, ["identity", "booking", "payments"], configs=configs) as app:
+    async with running(settings, ["identity", "booking", "payments", "tickets"], configs=configs) as app:
         yield app
 
 
@@ -347,8 +351,9 @@ async def test_order_history_is_the_audit_trail_of_every_change(app: Running) ->
     assert [e["at"] for e in history["items"]] == sorted(e["at"] for e in history["items"])
     assert history["items"][0]["detail"]["quantity"] == 2
     assert all(set(e) == {"at", "actor", "action", "detail"} for e in history["items"])
-    # tickets does not run in this test: its part is missing, and the answer says so.
-    assert "tickets" in history["incomplete"]
+    # tickets runs here (it fences a paid order's cancellation): its part is in, whether or not it had issued
+    # the tickets before the cancellation fenced them.
+    assert "tickets" not in history["incomplete"]
     payments_audit = await app.runtime.clients.get("payments").get(f"/internal/orders/{order_id}/audit")
     if payments_audit.status_code == 200:  # payments keeps its own trail (docs/contracts.md)
         assert "payments" not in history["incomplete"]
@@ -399,3 +404,111 @@ async def test_an_order_is_shown_without_tickets_while_tickets_cannot_be_reached
     shown = await app.client.get(f"/api/orders/{paid['order_id']}", headers=buyer)
     assert shown.status_code == 200  # tickets does not run here
     assert shown.json()["status"] == "confirmed" and shown.json()["tickets"] == []
+
+
+async def test_a_train_order_names_a_passenger_per_seat_and_says_what_was_bought(app: Running) -> None:
+    run = train_run(seats_per_class=4)
+    await publish_event(app, run)
+    buyer = token_for(app)
+    seats = [s["seat_id"] for s in run["classes"][0]["coaches"][0]["seats"][:2]]
+    body = {"run_id": run["run_id"], "class_code": "3A", "origin": "KOTA", "destination": "BCT", "seat_ids": seats}
+    hold = (await app.client.post("/api/holds", json=body, headers=buyer)).json()
+    # The checkout reads what the hold is for: stations by name, times in UTC with each station's zone.
+    seen = (await app.client.get(f"/api/holds/{hold['id']}", headers=buyer)).json()
+    train = seen["train"]
+    assert (train["origin"]["name"], train["destination"]["name"]) == ("Kota Junction", "Mumbai Central")
+    assert train["origin"]["timezone"] == "Asia/Kolkata"
+    assert instant(train["origin"]["at"]) == instant(run["stops"][1]["departs_at"])
+    assert instant(train["destination"]["at"]) == instant(run["stops"][3]["arrives_at"])
+    assert train["class_name"] == "AC 3 Tier"
+
+    refusals = [
+        ({"hold_id": hold["id"]}, "invalid-passengers"),  # a train ticket is personal: names are required
+        ({"hold_id": hold["id"], "passengers": [{"seat_id": seats[0], "name": "Asha Rao"}]}, "invalid-passengers"),
+        (
+            {"hold_id": hold["id"], "passengers": [{"seat_id": seats[0], "name": "Asha"}, {"seat_id": "x", "name": "B"}]},
+            "invalid-passengers",
+        ),
+        (
+            {"hold_id": hold["id"], "passengers": [{"seat_id": s, "name": "Asha\u0000Rao"} for s in seats]},
+            "invalid-passengers",
+        ),
+        ({"hold_id": hold["id"], "passengers": [{"seat_id": s, "name": ""} for s in seats]}, "validation-error"),
+        ({"hold_id": hold["id"], "passengers": [{"seat_id": seats[0], "name": "A"}] * 2}, "validation-error"),
+    ]
+    for order_body, problem in refusals:
+        refused = await app.client.post("/api/orders", json=order_body, headers=buyer)
+        assert refused.status_code == 422 and kind(refused) == problem, (order_body, refused.text)
+    assert (await app.client.get("/api/orders", headers=buyer)).json()["items"] == []  # nothing was placed
+
+    names = {seats[0]: "  Asha   Rao ", seats[1]: "Дмитрий Иванов"}
+    order_body = {"hold_id": hold["id"], "passengers": [{"seat_id": s, "name": n} for s, n in names.items()]}
+    placed = await app.client.post("/api/orders", json=order_body, headers=buyer)
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    assert [i["passenger"] for i in order["items"]] == ["Asha Rao", "Дмитрий Иванов"]
+    number = order["number"]
+    assert len(number) == 8 and set(number) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+    assert order["train"]["destination"]["name"] == "Mumbai Central" and order["event"] is None
+    paid = await app.client.post(f"/api/orders/{order['id']}/payment", json=CARD_OK, headers=buyer)
+    assert paid.status_code == 200, paid.text
+
+    # The buyer finds it by number as read out on the phone: any case, with a dash, an O for a zero.
+    spoken = f"{number[:4]}-{number[4:]}".lower().replace("0", "o")
+    found = (await app.client.get("/api/orders", params={"number": spoken}, headers=buyer)).json()["items"]
+    assert [o["id"] for o in found] == [order["id"]] and found[0]["number"] == number
+    assert (await app.client.get("/api/orders", params={"number": "ZZZZZZZZ"}, headers=buyer)).json()["items"] == []
+    assert (await app.client.get("/api/orders", params={"number": "no!"}, headers=buyer)).json()["items"] == []
+    stranger = await app.client.get("/api/orders", params={"number": number}, headers=token_for(app))
+    assert stranger.json()["items"] == []  # another customer's number finds nothing
+
+    # The bus record carries what tickets print and mail: number, address, each passenger, the zones.
+    record = await confirmed_record(app, order["id"])
+    assert record["number"] == number and record["email"].endswith("@example.com")
+    assert [i["passenger"] for i in record["items"]] == ["Asha Rao", "Дмитрий Иванов"]
+    assert record["train"]["origin_name"] == "Kota Junction" and record["train"]["origin_timezone"] == "Asia/Kolkata"
+
+
+async def test_an_event_order_has_a_number_and_its_venue_but_takes_no_passengers(app: Running) -> None:
+    event = reserved_event(rows=1, per_row=4)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    seat = event["sections"][0]["seats"][0]["seat_id"]
+    hold = (await app.client.post("/api/holds", json={"event_id": event["event_id"], "seat_ids": [seat]}, headers=buyer)).json()
+    named = {"hold_id": hold["id"], "passengers": [{"seat_id": seat, "name": "Ann"}]}
+    refused = await app.client.post("/api/orders", json=named, headers=buyer)
+    assert refused.status_code == 422 and kind(refused) == "invalid-passengers"
+    order = (await app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=buyer)).json()
+    assert order["event"]["venue"] == "Old Vic" and order["event"]["address"] == "The Cut, London SE1 8NB"
+    assert order["event"]["timezone"] == "Europe/London" and order["train"] is None
+    other = (await app.client.post("/api/holds", json={"event_id": event["event_id"], "seat_ids": [
+        event["sections"][0]["seats"][1]["seat_id"]]}, headers=buyer)).json()
+    second = (await app.client.post("/api/orders", json={"hold_id": other["id"]}, headers=buyer)).json()
+    assert second["number"] != order["number"]
+    detail = (await app.client.get(f"/api/orders/{order['id']}", headers=buyer)).json()
+    assert detail["number"] == order["number"] and detail["event"]["name"] == "Hamlet"
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def confirmed_record(app: Running, order_id: str) -> dict[str, Any]:
+    """The order's ``booking.order-confirmed`` record, read from the bus by a fresh consumer group."""
+    consumer = app.runtime.bus.consumer(f"test-{uuid.uuid4().hex[:8]}", ["ticket-bookings"])
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+
+        async def seen() -> bool:
+            found.extend(
+                dict(r.envelope.data)
+                for r in await consumer.poll(timeout=0.5)
+                if r.envelope.data.get("order_id") == order_id and r.envelope.type == "booking.order-confirmed"
+            )
+            return bool(found)
+
+        await wait_for(seen)
+    finally:
+        await consumer.stop()
+    return found[0]

@@ -158,6 +158,8 @@ async def test_admin_publishes_a_general_admission_event(app: Running) -> None:
                 "venue",
                 "city",
                 "starts_at",
+                "timezone",
+                "address",
                 "seating",
                 "currency",
                 "price_from",
@@ -165,6 +167,7 @@ async def test_admin_publishes_a_general_admission_event(app: Running) -> None:
                 "availability_stale",
                 "queued",
                 "on_sale_at",
+                "image_url",
             )
         }
     ]
@@ -177,6 +180,8 @@ async def test_admin_publishes_a_general_admission_event(app: Running) -> None:
         "venue": "Paradiso",
         "city": "Amsterdam",
         "starts_at": at(10),
+        "timezone": "UTC",
+        "address": None,
         "currency": "EUR",
         "seating": "general",
         "sections": [
@@ -373,3 +378,31 @@ async def test_a_queued_sale_is_published_with_its_line(app: Running) -> None:
         "/api/events", json=general("Odd", queue={"on_sale_at": on_sale, "admit_per_minute": "5"}), headers=admin
     )
     assert odd.status_code == 422
+
+
+async def test_events_and_stations_carry_their_time_zone(app: Running) -> None:
+    admin = await admin_headers(app.client)
+    body = general("Zoned", timezone="Europe/Amsterdam", address="Weteringschans 6-8, 1017 SG Amsterdam")
+    event = await create(app, body)
+    assert event["timezone"] == "Europe/Amsterdam" and event["address"].startswith("Weteringschans")
+    assert event["starts_at"] == body["starts_at"]  # the API keeps UTC
+    # A later event at the same venue without a zone gets the venue's; the published event carries it.
+    again = await create(app, general("Same Venue"))
+    assert again["timezone"] == "Europe/Amsterdam" and again["address"] == event["address"]
+    envelope = next(e for e in await published(app, "catalog.events", 2) if e.data["event_id"] == again["id"])
+    assert envelope.data["timezone"] == "Europe/Amsterdam"
+    # A new venue without a zone is UTC; a zone that is not IANA's is refused and changes nothing.
+    assert (await create(app, {**general("Elsewhere"), "venue": "Somewhere new"}))["timezone"] == "UTC"
+    for zone in ("Mars/Olympus", "../etc/passwd", "IST"):
+        bad = await app.client.post("/api/events", json=general("Bad Zone", timezone=zone), headers=admin)
+        assert bad.status_code == 422, zone
+        assert problem_type(bad).endswith("/unknown-timezone")
+    assert (await app.client.get("/api/events", params={"q": "Bad Zone"})).json()["items"] == []
+
+    station = {"code": "SBC", "name": "Bengaluru City", "city": "Bengaluru", "timezone": "Asia/Kolkata"}
+    created = await app.client.post("/api/stations", json=station, headers=admin)
+    assert created.status_code == 201 and created.json()["timezone"] == "Asia/Kolkata"
+    odd = await app.client.post("/api/stations", json={**station, "code": "XX", "timezone": "Nowhere/At_All"}, headers=admin)
+    assert odd.status_code == 422 and problem_type(odd).endswith("/unknown-timezone")
+    listed = {s["code"]: s for s in (await app.client.get("/api/stations")).json()["items"]}
+    assert listed["SBC"]["timezone"] == "Asia/Kolkata" and "XX" not in listed

@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from boxoffice.catalog import demo
 from boxoffice.catalog.service import CatalogService
@@ -33,6 +34,19 @@ async def test_demo_seeds_events_stations_trains_and_a_month_of_runs(tmp_path: P
         assert len((await app.client.get(f"/api/events/{big['id']}")).json()["seats"]) >= 200
 
         assert len((await app.client.get("/api/stations")).json()["items"]) >= 10
+        zones = {s["code"]: s["timezone"] for s in (await app.client.get("/api/stations")).json()["items"]}
+        assert zones["NDLS"] == "Asia/Kolkata" and zones["PNO"] == "Europe/Paris" and zones["AMS"] == "Europe/Amsterdam"
+        # Every event is at a real venue with its zone and address, at a plausible local hour.
+        by_name = {e["name"]: e for e in events}
+        rahman = by_name["AR Rahman Live"]
+        assert rahman["timezone"] == "Asia/Kolkata" and "New Delhi" in rahman["address"]
+        assert datetime.fromisoformat(rahman["starts_at"]).astimezone(ZoneInfo("Asia/Kolkata")).strftime("%H:%M") == "19:00"
+        assert all(e["timezone"] != "UTC" and e["address"] for e in events)
+        for event in events:
+            hour = datetime.fromisoformat(event["starts_at"]).astimezone(ZoneInfo(event["timezone"])).hour
+            assert 11 <= hour <= 22, event["name"]
+        ziggo = (await app.client.get(f"/api/events/{by_name['Aurora Nights Live']['id']}")).json()
+        assert sum(s["capacity"] for s in ziggo["sections"]) == 17_000  # the Ziggo Dome's capacity
         day = (datetime.now(UTC) + timedelta(days=29)).date()
         rajdhani = (
             await app.client.get(
@@ -41,6 +55,11 @@ async def test_demo_seeds_events_stations_trains_and_a_month_of_runs(tmp_path: P
         ).json()["items"]
         assert [t["train_number"] for t in rajdhani] == ["12952"]
         assert [c["code"] for c in rajdhani[0]["classes"]] == ["3A", "2A", "1A"]
+        # Times stay UTC in the API; the zones say where they are read: 11:25 UTC leaves New Delhi at 16:55 IST.
+        assert rajdhani[0]["departs_at"].endswith("T11:25:00Z")
+        assert rajdhani[0]["origin_timezone"] == rajdhani[0]["destination_timezone"] == "Asia/Kolkata"
+        run = (await app.client.get(f"/api/trains/runs/{rajdhani[0]['run_id']}")).json()
+        assert run["stops"][0]["name"] == "New Delhi" and run["stops"][0]["timezone"] == "Asia/Kolkata"
         eurostar = (
             await app.client.get("/api/trains/search", params={"origin": "PNO", "destination": "AMS", "date": str(day)})
         ).json()["items"]

@@ -221,6 +221,8 @@ async def test_runs_are_published_with_the_contract_shape(world: World) -> None:
         "arrives_at": f"{TODAY + timedelta(days=2)}T02:30:00Z",
         "departs_at": f"{TODAY + timedelta(days=2)}T02:40:00Z",
         "distance_km": 465,
+        "name": "Kota Junction",
+        "timezone": "UTC",  # stations made without a zone are UTC (the demo's Indian stations are Asia/Kolkata)
     }
     third = data["classes"][0]
     assert set(third["fares"]) == {"NDLS>KOTA", "NDLS>BRC", "NDLS>BCT", "KOTA>BRC", "KOTA>BCT", "BRC>BCT"}

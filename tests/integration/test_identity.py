@@ -176,6 +176,18 @@ async def test_repeated_failures_are_throttled(app: Running) -> None:
     ).status_code == 200
 
 
+async def test_concurrent_wrong_logins_check_at_most_five_passwords(app: Running) -> None:
+    await signed_up(app.client)
+    wrong = {"email": "fan@example.com", "password": "wrong-password-x"}
+    results = await asyncio.gather(*[app.client.post("/api/auth/login", json=wrong) for _ in range(12)])
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [401] * 5 + [429] * 7, statuses
+    assert all(problem_type(r) == "/problems/login-throttled" for r in results if r.status_code == 429)
+    # The limit holds for the right password too until the lock ends.
+    right = await app.client.post("/api/auth/login", json={"email": "fan@example.com", "password": PASSWORD})
+    assert right.status_code == 429
+
+
 async def test_refresh_rotates_and_reuse_revokes_the_family(app: Running) -> None:
     first = await signed_up(app.client)
     second = await app.client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
@@ -266,3 +278,119 @@ async def test_health_readiness_and_metrics(app: Running) -> None:
         in metrics
     )
     assert "boxoffice_users_registered_total" in metrics
+
+
+# Forgot password, change password, log out everywhere.
+async def reset_code(client: httpx.AsyncClient, email: str) -> str:
+    async def fetch() -> str | None:
+        items = (await client.get("/api/dev/mailbox", params={"to": email})).json()["items"]
+        resets = [m["text"] for m in items if "reset" in m["subject"].lower()]
+        match = re.search(r"\b(\d{6})\b", resets[0]) if resets else None
+        return match.group(1) if match else None
+
+    code: str = await wait_for(fetch)
+    return code
+
+
+def login_body(password: str) -> dict[str, str]:
+    return {"email": "fan@example.com", "password": password}
+
+
+NEW_PASSWORD = "a-brand-new-ticket-secret"
+
+
+async def test_forgot_password_sets_a_new_one_and_ends_every_session(app: Running) -> None:
+    phone = await signed_up(app.client)
+    laptop = (await app.client.post("/api/auth/login", json=login_body(PASSWORD))).json()
+    asked = await app.client.post("/api/auth/password/forgot", json={"email": "FAN@example.com"})
+    assert asked.status_code == 202
+    code = await reset_code(app.client, "fan@example.com")
+    reset = await app.client.post(
+        "/api/auth/password/reset", json={"email": "fan@example.com", "code": code, "new_password": NEW_PASSWORD}
+    )
+    assert reset.status_code == 200, reset.text
+    assert (await app.client.get("/api/me", headers={"Authorization": f"Bearer {reset.json()['access_token']}"})).json()[
+        "email"
+    ] == "fan@example.com"
+    assert (await app.client.post("/api/auth/login", json=login_body(PASSWORD))).status_code == 401
+    assert (await app.client.post("/api/auth/login", json=login_body(NEW_PASSWORD))).status_code == 200
+    for session in (phone, laptop):  # both devices were logged out
+        refreshed = await app.client.post("/api/auth/refresh", json={"refresh_token": session["refresh_token"]})
+        assert refreshed.status_code == 401 and problem_type(refreshed) == "/problems/invalid-refresh-token"
+    again = await app.client.post(
+        "/api/auth/password/reset", json={"email": "fan@example.com", "code": code, "new_password": NEW_PASSWORD}
+    )
+    assert again.status_code == 400 and problem_type(again) == "/problems/invalid-code"  # a code works once
+
+
+async def test_reset_codes_are_checked_counted_and_expire(app: Running) -> None:
+    clock = FakeClock()
+    app.service("identity").clock = clock
+    await signed_up(app.client)
+    assert (await app.client.post("/api/auth/password/forgot", json={"email": "fan@example.com"})).status_code == 202
+    code = await reset_code(app.client, "fan@example.com")
+    too_soon = await app.client.post("/api/auth/password/forgot", json={"email": "fan@example.com"})
+    assert too_soon.status_code == 429 and problem_type(too_soon) == "/problems/resend-too-soon"
+    assert int(too_soon.headers["Retry-After"]) > 0
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    body = {"email": "fan@example.com", "code": wrong, "new_password": NEW_PASSWORD}
+    refused = await app.client.post("/api/auth/password/reset", json=body)
+    assert refused.status_code == 400 and problem_type(refused) == "/problems/invalid-code"
+    clock.advance(minutes=10, seconds=1)
+    expired = await app.client.post("/api/auth/password/reset", json={**body, "code": code})
+    assert expired.status_code == 400 and problem_type(expired) == "/problems/code-expired"
+    assert (await app.client.post("/api/auth/login", json=login_body(PASSWORD))).status_code == 200  # unchanged
+    # A sign-up code never resets a password, and an unknown address learns nothing.
+    unknown = await app.client.post("/api/auth/password/forgot", json={"email": "ghost@example.com"})
+    assert unknown.status_code == 202
+    weak = await app.client.post("/api/auth/password/reset", json={**body, "code": code, "new_password": "short"})
+    assert weak.status_code == 422 and problem_type(weak) == "/problems/weak-password"
+
+
+async def test_concurrent_wrong_reset_codes_check_at_most_five(app: Running) -> None:
+    await signed_up(app.client)
+    await app.client.post("/api/auth/password/forgot", json={"email": "fan@example.com"})
+    code = await reset_code(app.client, "fan@example.com")
+    guesses = [f"{(int(code) + n) % 1_000_000:06d}" for n in range(1, 13)]
+    results = await asyncio.gather(*[
+        app.client.post(
+            "/api/auth/password/reset", json={"email": "fan@example.com", "code": g, "new_password": NEW_PASSWORD}
+        )
+        for g in guesses
+    ])
+    kinds = sorted(problem_type(r) for r in results)
+    assert kinds == ["/problems/code-locked"] * 7 + ["/problems/invalid-code"] * 5, kinds
+    right = await app.client.post(
+        "/api/auth/password/reset", json={"email": "fan@example.com", "code": code, "new_password": NEW_PASSWORD}
+    )
+    assert right.status_code == 400 and problem_type(right) == "/problems/code-locked"
+
+
+async def test_change_password_and_log_out_everywhere(app: Running) -> None:
+    phone = await signed_up(app.client)
+    laptop = (await app.client.post("/api/auth/login", json=login_body(PASSWORD))).json()
+    auth = {"Authorization": f"Bearer {laptop['access_token']}"}
+    wrong = await app.client.post(
+        "/api/me/password", json={"current_password": "not-my-password", "new_password": NEW_PASSWORD}, headers=auth
+    )
+    assert wrong.status_code == 403 and problem_type(wrong) == "/problems/wrong-password"
+    anonymous = await app.client.post(
+        "/api/me/password", json={"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    )
+    assert anonymous.status_code == 401
+    changed = await app.client.post(
+        "/api/me/password", json={"current_password": PASSWORD, "new_password": NEW_PASSWORD}, headers=auth
+    )
+    assert changed.status_code == 204, changed.text
+    assert (await app.client.post("/api/auth/login", json=login_body(PASSWORD))).status_code == 401
+    for old in (phone, laptop):  # no session can renew itself with a token from before the change
+        assert (await app.client.post("/api/auth/refresh", json={"refresh_token": old["refresh_token"]})).status_code == 401
+    # Log out everywhere: every session, this one included, can no longer renew itself.
+    first = (await app.client.post("/api/auth/login", json=login_body(NEW_PASSWORD))).json()
+    second = (await app.client.post("/api/auth/login", json=login_body(NEW_PASSWORD))).json()
+    assert (await app.client.post("/api/auth/logout-all")).status_code == 401
+    ended = await app.client.post("/api/auth/logout-all", headers={"Authorization": f"Bearer {second['access_token']}"})
+    assert ended.status_code == 204
+    for session in (first, second):
+        refreshed = await app.client.post("/api/auth/refresh", json={"refresh_token": session["refresh_token"]})
+        assert refreshed.status_code == 401

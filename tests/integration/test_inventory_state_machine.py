@@ -295,3 +295,5 @@ InventoryMachine.TestCase.settings = settings(
     max_examples=40, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 TestInventory = InventoryMachine.TestCase
+# 40 runs of 30 steps against real databases: about a minute on a quiet machine, more than two on a busy one.
+TestInventory.pytestmark = [pytest.mark.timeout(600)]  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from boxoffice.payments.domain import BookingOrder
 from boxoffice.platform.clients import ServiceClient
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.platform.settings import Settings
+from boxoffice.tickets.deps import TicketsSettings
 from tests.harness.app import FakeClock, Running, running, wait_for
 from tests.harness.booking import CARD_DECLINED, CARD_OK, general_event, publish_event, token_for
 
@@ -29,8 +30,9 @@ async def app(tmp_path: Path, db_factory: Callable[[str], str]) -> AsyncIterator
     configs = {
         "booking": BookingSettings(database_url=db_factory("booking")),
         "payments": PaymentsSettings(database_url=db_factory("payments")),
+        "tickets": TicketsSettings(database_url=db_factory("tickets")),  # fences a paid order's cancellation
     }
-    async with running(settings, ["identity", "booking", "payments"], configs=configs) as app:
+    async with running(settings, ["identity", "booking", "payments", "tickets"], configs=configs) as app:
         yield app
 
 

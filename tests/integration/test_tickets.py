@@ -28,6 +28,7 @@ from boxoffice.platform.settings import Settings
 from boxoffice.tickets.codes import b64url_decode_strict, verify_code
 from boxoffice.tickets.deps import TicketsSettings
 from tests.harness.app import Running, running, wait_for
+from tests.harness.booking import token_for
 
 PASSWORD = "a-long-ticket-password"
 ADMIN = {"email": "boss@example.com", "password": "boss-password-2026"}
@@ -186,7 +187,8 @@ async def test_confirmed_order_gets_signed_tickets_pdfs_and_one_admission_each(a
     code = tickets[0]["code"]
     assert (await app.client.post("/api/checkin", json={"code": code}, headers=fan.headers)).status_code == 403
     first = await app.client.post("/api/checkin", json={"code": code}, headers=boss.headers)
-    assert first.status_code == 200 and first.json() == {"ticket_id": tickets[0]["id"], "status": "admitted"}
+    assert first.status_code == 200 and first.json()["ticket_id"] == tickets[0]["id"]
+    assert first.json()["status"] == "admitted" and first.json()["retry"] is False
     again = await app.client.post("/api/checkin", json={"code": code}, headers=boss.headers)
     assert again.status_code == 409 and problem_type(again) == "/problems/already-used"
     assert (await order_tickets(app, confirmed.data["order_id"]))[0]["status"] == "used"
@@ -229,6 +231,57 @@ async def test_concurrent_scans_of_one_code_admit_exactly_once(app: Running) -> 
     assert all(problem_type(r) == "/problems/already-used" for r in responses if r.status_code == 409)
 
 
+async def test_the_gate_admits_only_its_event_shows_who_and_where_and_knows_a_retried_scan(app: Running) -> None:
+    fan, boss = await customer(app.client), await admin(app.client)
+    confirmed = booking_event(fan.id, seats=2, holder="Анна Фан")
+    other = booking_event(fan.id, seats=1)
+    await app.runtime.bus.publish([confirmed, other])
+    tickets = await issued(app, confirmed.data["order_id"], 2)
+    (elsewhere,) = await issued(app, other.data["order_id"], 1)
+    event_id = confirmed.data["event_id"]
+    pdf = await app.client.get(tickets[0]["pdf_url"], headers=fan.headers)  # the name in its own script
+    assert "Holder Анна Фан" in pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+
+    def scan(code: str, nonce: str, **extra: str) -> dict[str, str]:
+        return {"code": code, "event_id": event_id, "gate": "North 3", "nonce": nonce, **extra}
+
+    wrong = await app.client.post("/api/checkin", json=scan(elsewhere["code"], "nonce-0001"), headers=boss.headers)
+    assert wrong.status_code == 409 and problem_type(wrong) == "/problems/wrong-event"
+    assert (await order_tickets(app, other.data["order_id"]))[0]["status"] == "valid"  # not admitted
+
+    first = await app.client.post("/api/checkin", json=scan(tickets[0]["code"], "nonce-0002"), headers=boss.headers)
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "ticket_id": tickets[0]["id"],
+        "status": "admitted",
+        "retry": False,
+        "event_id": event_id,
+        "event_name": "Night of Strings",
+        "kind": "event",
+        "holder_name": "Анна Фан",
+        "section": "Stalls",
+        "seat": "A-1",
+        "gate": "North 3",
+    }
+    # The same scan again (the gate lost the answer and retries): the same admission, marked as a retry.
+    retried = await app.client.post("/api/checkin", json=scan(tickets[0]["code"], "nonce-0002"), headers=boss.headers)
+    assert retried.status_code == 200 and retried.json() == {**first.json(), "retry": True}
+    # Another scan of the admitted ticket (a new nonce, or none) is a second use.
+    for again in (scan(tickets[0]["code"], "nonce-0003"), {"code": tickets[0]["code"]}):
+        used = await app.client.post("/api/checkin", json=again, headers=boss.headers)
+        assert used.status_code == 409 and problem_type(used) == "/problems/already-used"
+    # Another staff member replaying the nonce is not the gate that admitted it.
+    staff = token_for(app, roles=("staff",))
+    replayed = await app.client.post("/api/checkin", json=scan(tickets[0]["code"], "nonce-0002"), headers=staff)
+    assert replayed.status_code == 409 and problem_type(replayed) == "/problems/already-used"
+    for bad in ({"nonce": "short"}, {"event_id": "a/b"}, {"gate": ""}, {"event_id": 7}):
+        invalid = await app.client.post(
+            "/api/checkin", json={**scan(tickets[1]["code"], "n-12345678"), **bad}, headers=boss.headers
+        )
+        assert invalid.status_code == 422, bad
+    assert (await order_tickets(app, confirmed.data["order_id"]))[1]["status"] == "valid"
+
+
 async def test_a_cancelled_orders_tickets_are_voided(app: Running) -> None:
     fan, boss = await customer(app.client), await admin(app.client)
     confirmed = booking_event(fan.id, seats=2)
@@ -242,6 +295,10 @@ async def test_a_cancelled_orders_tickets_are_voided(app: Running) -> None:
     await wait_for(voided)
     response = await app.client.post("/api/checkin", json={"code": tickets[0]["code"]}, headers=boss.headers)
     assert response.status_code == 409 and problem_type(response) == "/problems/voided"
+    # A voided ticket's PDF is no longer given out (a printout would look like a ticket), and not linked.
+    pdf = await app.client.get(tickets[0]["pdf_url"], headers=fan.headers)
+    assert pdf.status_code == 409 and problem_type(pdf) == "/problems/voided"
+    assert [t["pdf_url"] for t in await order_tickets(app, confirmed.data["order_id"])] == [None, None]
 
 
 async def test_a_cancellation_that_overtakes_its_confirmation_issues_nothing(sqlite_app: Running) -> None:
@@ -408,10 +465,12 @@ async def test_hostile_ids_get_a_problem_never_a_500(app: Running) -> None:
             assert response.status_code in (404, 422), (path, response.status_code, response.text)
             assert problem_type(response).startswith("/problems/")
     for value in ["\x00", "a/b", "a b", "x" * 65, "é"]:
-        for name in ("order_id", "cursor"):
-            response = await app.client.get("/api/tickets", params={name: value}, headers=fan.headers)
-            assert response.status_code == 422, (name, value, response.text)
-            assert problem_type(response) == "/problems/validation-error"
+        response = await app.client.get("/api/tickets", params={"order_id": value}, headers=fan.headers)
+        assert response.status_code == 422, (value, response.text)
+        assert problem_type(response) == "/problems/validation-error"
+        response = await app.client.get("/api/tickets", params={"cursor": value}, headers=fan.headers)
+        assert response.status_code == 400, (value, response.text)  # cursors are opaque (platform.pagination)
+        assert problem_type(response) == "/problems/invalid-cursor"
     internal = app.runtime.clients.get("tickets")
     for raw in ["%00", "%0A", "x%20y", "0" * 65]:
         for path in (f"/internal/orders/{raw}/tickets", f"/internal/orders/{raw}/audit"):

@@ -23,7 +23,7 @@ from boxoffice.platform.bus.envelope import new_event
 from boxoffice.platform.settings import Settings
 from boxoffice.tracking import handlers, store
 from boxoffice.tracking.deps import TrackingSettings
-from boxoffice.tracking.domain import EVENT_TYPE, TOPIC
+from boxoffice.tracking.domain import BATCH_TYPE, EVENT_TYPE, TOPIC
 from tests.harness.app import Running, running, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -244,25 +244,37 @@ def _json(body: dict[str, Any]) -> bytes:
 
 async def test_records_that_are_not_valid_events_go_to_the_failed_table(app: App) -> None:
     bus = app.running.runtime.bus
-    good = event("ok")
+    good, also_good, late = event("ok"), event("ok2"), event("late")
+    received = datetime.now(UTC).isoformat()
     records = [
+        # One event per record, as collectors before the batch record published.
         new_event(EVENT_TYPE, source="test", key="ok", topic=TOPIC,
-                  data={**good, "received_at": datetime.now(UTC).isoformat(), "user_agent": CHROME}),
+                  data={**good, "received_at": received, "user_agent": CHROME}),
         new_event(EVENT_TYPE, source="test", key="bad", topic=TOPIC, data={"event_id": "e-1", "type": "page_view"}),
         new_event("tracking.something-else", source="test", key="odd", topic=TOPIC, data={"x": 1}),
+        # A batch record: its bad event fails alone; a record whose own fields are wrong fails all its events.
+        new_event(BATCH_TYPE, source="test", key="ok2", topic=TOPIC, data={
+            "received_at": received, "user_agent": CHROME,
+            "events": [also_good, {**event("ok2"), "event_id": "e-2"}, {**event("ok2"), "url": "mailto:x"}]}),
+        new_event(BATCH_TYPE, source="test", key="late", topic=TOPIC,
+                  data={"received_at": "yesterday", "user_agent": CHROME, "events": [late]}),
     ]
     await bus.publish(records)
-    await wait_for(lambda: _at_least(app, 1), timeout=20)
+    await wait_for(lambda: _at_least(app, 2), timeout=20)
 
     async def failed() -> list[tuple[str | None, str, str]]:
         async with app.tracking.db.read() as conn:
             return await store.failed(conn)
 
-    rows = await wait_for(lambda: _failed_count(failed, 2), timeout=20)
+    rows = await wait_for(lambda: _failed_count(failed, 5), timeout=20)
     by_id = {event_id: (reason, payload) for event_id, reason, payload in rows}
-    assert by_id["e-1"][0].startswith("event_id:")
+    assert by_id["e-1"][0] == "event_id: must be a UUID"
     assert '"event_id":"e-1"' in by_id["e-1"][1]
+    assert by_id["e-2"][0] == "event_id: must be a UUID" and f'"received_at":"{received}"' in by_id["e-2"][1]
+    assert [reason for reason, _ in by_id.values()].count("url: must be an http(s) URL") == 1
+    assert by_id[late["event_id"]][0] == "received_at: must be an RFC 3339 date and time with its zone"
     assert any("unexpected record type" in reason for reason, _ in by_id.values())
+    assert {e["event_id"] for e in await app.events()} == {good["event_id"], also_good["event_id"]}
 
 
 async def _failed_count(read: Callable[[], Any], count: int) -> Any:

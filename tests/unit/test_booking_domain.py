@@ -237,3 +237,33 @@ def test_the_history_has_every_entry_once_oldest_first_and_keeps_ties_in_source_
 
 def test_a_confirmation_is_done_by_the_payment() -> None:
     assert domain.payment_actor("p-123") == "payment:p-123"
+
+
+# Order numbers and passengers.
+def test_order_numbers_are_eight_crockford_characters_and_read_back_as_people_type_them() -> None:
+    from boxoffice.booking.domain import CROCKFORD, new_order_number, normalize_order_number
+
+    numbers = {new_order_number() for _ in range(2000)}
+    assert len(numbers) == 2000  # 2^40 of them: no clash in a few thousand
+    assert all(len(n) == 8 and set(n) <= set(CROCKFORD) for n in numbers)
+    assert not set("ILOU") & set(CROCKFORD)
+    assert normalize_order_number("k7m2-9qxd") == "K7M29QXD"
+    assert normalize_order_number(" K7M2 9QXD ") == "K7M29QXD"
+    assert normalize_order_number("O1IL-0000") == "01110000"  # O for 0, I and L for 1
+    for bad in ("", "K7M29QX", "K7M29QXDD", "K7M2U9QX", "K7M2_9QX", "K7M29QX\u0000"):
+        assert normalize_order_number(bad) is None, bad
+
+
+def test_train_orders_need_one_printable_name_per_seat_and_events_take_none() -> None:
+    from boxoffice.booking.domain import InvalidPassengers, Item, passenger_name, with_passengers
+
+    seats = (Item("s1", "B1-7", 295000, "3A"), Item("s2", "B1-8", 295000, "3A"))
+    named = with_passengers(seats, {"s1": "  Asha   Rao", "s2": "李小龙"}, train=True)
+    assert [i.passenger for i in named] == ["Asha Rao", "李小龙"]
+    for names in ({}, {"s1": "Asha"}, {"s1": "Asha", "s2": "Ravi", "s3": "X"}, {"s1": "Asha", "s2": "\u200b\u0007"}):
+        with pytest.raises(InvalidPassengers):
+            with_passengers(seats, names, train=True)
+    assert with_passengers(seats, {}, train=False) == seats
+    with pytest.raises(InvalidPassengers):
+        with_passengers(seats, {"s1": "Ann"}, train=False)
+    assert passenger_name("x" * 101) is None and passenger_name("   ") is None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,8 +52,8 @@ def test_codes_are_six_digits() -> None:
 def test_right_code_passes_wrong_code_says_tries_left() -> None:
     domain.check_otp(state(), digest=domain.otp_digest(SECRET, "u1", "123456"), now=NOW, max_attempts=5)
     with pytest.raises(domain.InvalidCode) as wrong:
-        domain.check_otp(state(attempts=1), digest=domain.otp_digest(SECRET, "u1", "654321"), now=NOW, max_attempts=5)
-    assert wrong.value.extra["tries_left"] == 3
+        domain.check_otp(state(attempts=2), digest=domain.otp_digest(SECRET, "u1", "654321"), now=NOW, max_attempts=5)
+    assert wrong.value.extra["tries_left"] == 3  # the attempt was counted before the check
 
 
 def test_code_is_bound_to_its_user_and_secret() -> None:
@@ -60,12 +61,14 @@ def test_code_is_bound_to_its_user_and_secret() -> None:
     assert domain.otp_digest(SECRET, "u1", "123456") != domain.otp_digest(b"other", "u1", "123456")
 
 
-def test_expired_and_locked_codes_fail_even_when_right() -> None:
+def test_a_sign_up_code_is_no_password_reset_code() -> None:
+    assert domain.otp_digest(SECRET, "u1", "123456") != domain.otp_digest(SECRET, "u1", "123456", "reset")
+
+
+def test_expired_and_missing_codes_fail_even_when_right() -> None:
     right = domain.otp_digest(SECRET, "u1", "123456")
     with pytest.raises(domain.CodeExpired):
         domain.check_otp(state(age=timedelta(minutes=10)), digest=right, now=NOW, max_attempts=5)
-    with pytest.raises(domain.CodeLocked):
-        domain.check_otp(state(attempts=5), digest=right, now=NOW, max_attempts=5)
     with pytest.raises(domain.InvalidCode):
         domain.check_otp(None, digest=right, now=NOW, max_attempts=5)
 
@@ -76,15 +79,11 @@ def test_resend_wait_is_never_negative_and_zero_after_the_interval(age_seconds: 
     assert wait == max(0, 60 - age_seconds)
 
 
-@given(st.integers(min_value=0, max_value=50))
-def test_lockout_starts_at_the_limit_and_grows(failures: int) -> None:
-    until = domain.lockout_after_failure(failures, now=NOW, max_failures=5, lockout=timedelta(minutes=5))
-    if failures < 5:
-        assert until is None
-    else:
-        assert until is not None and until >= NOW + timedelta(minutes=5)
-        longer = domain.lockout_after_failure(failures + 1, now=NOW, max_failures=5, lockout=timedelta(minutes=5))
-        assert longer is not None and longer >= until
+def test_lockout_starts_at_the_limit_and_doubles_up_to_a_cap() -> None:
+    steps = domain.lockout_steps(timedelta(minutes=5))
+    assert steps[0] == timedelta(minutes=5) and steps[1] == timedelta(minutes=10)
+    assert all(later == 2 * earlier for earlier, later in itertools.pairwise(steps))
+    assert steps[-1] == timedelta(minutes=5 * 64)
 
 
 @pytest.mark.parametrize("token", ["", "abc", ".secret", "id.", "x" * 300])

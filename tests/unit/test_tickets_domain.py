@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import string
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pypdf
@@ -18,7 +19,7 @@ from boxoffice.tickets import domain
 from boxoffice.tickets.codes import InvalidTicketCode
 from boxoffice.tickets.functions import created_objects
 from boxoffice.tickets.keys import TicketKeyRing
-from boxoffice.tickets.pdf import TicketDocument, latin1, render_ticket_pdf
+from boxoffice.tickets.pdf import TicketDocument, find_fonts, latin1, render_ticket_pdf
 
 RING = TicketKeyRing([generate_key()])
 TICKET = "0195f1c2-aaaa-7bbb-8ccc-123456789abc"
@@ -144,20 +145,91 @@ def test_the_pdf_prints_the_ticket_and_carries_the_code() -> None:
     assert code in text.replace("\n", "")
 
 
-def test_train_tickets_print_stations_and_coach_seat() -> None:
+def test_train_tickets_print_stations_local_times_the_passenger_and_what_to_show() -> None:
     details = {
-        "train_number": "12951",
-        "name": "Rajdhani Express",
+        "train_number": "12952",
+        "name": "Mumbai Rajdhani Express",
         "origin": "NDLS",
         "destination": "BCT",
+        "origin_name": "New Delhi",
+        "destination_name": "Mumbai Central",
+        "origin_timezone": "Asia/Kolkata",
+        "destination_timezone": "Asia/Kolkata",
         "class_code": "3A",
-        "departs_at": "2026-12-01T16:55:00Z",
-        "arrives_at": "2026-12-02T08:35:00Z",
+        "class_name": "AC 3 Tier",
+        "departs_at": "2026-12-01T11:25:00Z",
+        "arrives_at": "2026-12-02T03:05:00Z",
     }
-    pdf = render_ticket_pdf(TicketDocument(TICKET, "o", "train", "Ravi", a_code("Ravi"), "B1-7", "3A", details))
-    text = pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
-    for expected in ("12951 Rajdhani Express", "NDLS - BCT", "B1-7", "3A", "16:55"):
+    doc = TicketDocument(TICKET, "o", "train", "Ravi Kumar", a_code("Ravi"), "B1-7", "3A", details, "K7M29QXD")
+    text = pypdf.PdfReader(io.BytesIO(render_ticket_pdf(doc))).pages[0].extract_text()
+    for expected in (
+        "12952 Mumbai Rajdhani Express",
+        "New Delhi (NDLS)",
+        "Mumbai Central (BCT)",
+        "Tue 01 Dec 2026, 16:55 IST",  # 11:25 UTC is 16:55 in India
+        "Wed 02 Dec 2026, 08:35 IST",
+        "AC 3 Tier (3A)",
+        "B1-7",
+        "Passenger",
+        "Ravi Kumar",
+        "K7M29QXD",
+        "Show this ticket with a photo ID matching the passenger name",
+    ):
         assert expected in text, expected
+    assert "UTC" not in text
+
+
+def test_event_tickets_print_the_local_time_the_address_and_the_order_number() -> None:
+    details = {"name": "Aurora Nights Live", "venue": "Ziggo Dome", "city": "Amsterdam",
+               "address": "De Passage 100, 1101 AX Amsterdam", "starts_at": "2026-12-03T19:00:00Z",
+               "timezone": "Europe/Amsterdam"}
+    doc = TicketDocument(TICKET, "o", "event", "Ann Fan", a_code("Ann"), "Floor", "Floor", details, "AB12CD34")
+    text = pypdf.PdfReader(io.BytesIO(render_ticket_pdf(doc))).pages[0].extract_text()
+    for expected in ("Thu 03 Dec 2026, 20:00 CET", "De Passage 100, 1101 AX Amsterdam", "AB12CD34", "Holder"):
+        assert expected in text, expected
+    assert "photo ID" not in text
+
+
+UNICODE_NAMES = {
+    "Devanagari": "प्रिया शर्मा",
+    "Cyrillic": "Анна Фёдорова",
+    "Chinese": "王小明",
+    "Japanese": "山田はなこ",
+    "Korean": "김민준",
+    "Polish": "Zoë Łukasz",
+}
+
+
+@pytest.mark.parametrize("script", sorted(UNICODE_NAMES))
+def test_pdfs_print_holder_names_in_their_own_script_with_an_embedded_font_subset(script: str) -> None:
+    fonts = find_fonts()
+    # The Debian font packages of scripts/install-system-deps.sh (and deploy/Dockerfile).
+    assert [f.name for f in fonts] == ["sans", "deva", "cjk", "hangul"], "run scripts/install-system-deps.sh"
+    name = UNICODE_NAMES[script]
+    details = {"name": f"Фестиваль {name}", "venue": "Arena", "city": "Mumbai", "starts_at": "2026-12-01T19:30:00Z"}
+    pdf = render_ticket_pdf(
+        TicketDocument(TICKET, "order-7", "event", name, a_code(name), "A-12", "Stalls", details), fonts
+    )
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    text = page.extract_text()
+    assert f"Holder {name}" in text.replace("\n", " ") or name in text, (script, text)
+    assert f"Фестиваль {name}" in text
+    assert "?" not in text.split("Holder", 1)[1].split("Order", 1)[0]
+    embedded = {str(f["/BaseFont"]) for f in page["/Resources"]["/Font"].values()}
+    assert any(f.endswith("boxofficeticketsubset") for f in embedded), embedded
+    assert b"/FontFile2" in pdf  # the font travels with the PDF
+    assert len(pdf) < 60_000  # subsets of the glyphs used, not whole fonts (the CJK font alone is 4 MB)
+
+
+def test_latin1_tickets_embed_no_font_and_without_unicode_fonts_names_degrade_to_question_marks() -> None:
+    details = {"name": "Concert", "venue": "Arena", "city": "Berlin", "starts_at": "2026-12-01T19:30:00Z"}
+    plain = render_ticket_pdf(
+        TicketDocument(TICKET, "o", "event", "Ann Fan", a_code("Ann"), "A-1", None, details), find_fonts()
+    )
+    assert b"/FontFile2" not in plain  # core fonts only: nothing embedded
+    bare = render_ticket_pdf(TicketDocument(TICKET, "o", "event", "王小明", a_code("x"), "A-1", None, details), ())
+    assert "Holder ???" in pypdf.PdfReader(io.BytesIO(bare)).pages[0].extract_text()
+    assert find_fonts([Path("/nonexistent")]) == ()
 
 
 def test_names_outside_latin1_are_transliterated_for_the_core_font() -> None:

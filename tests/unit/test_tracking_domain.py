@@ -15,6 +15,7 @@ import rjsmin
 from hypothesis import given
 from hypothesis import strategies as st
 
+from boxoffice.platform.pagination import InvalidCursor
 from boxoffice.tracking import domain
 from boxoffice.tracking.domain import Cursor, Limits, RateWatch, TokenBucket, parse_batch
 from boxoffice.tracking.enrich import parse_agent
@@ -60,16 +61,44 @@ def test_a_batch_keeps_the_valid_events_and_rejects_the_others_by_index() -> Non
         limits=LIMITS,
         now=NOW,
     )
-    events = [event for event, _ in parsed.accepted]
-    assert [e.event_id for e in events] == [good["event_id"], events[1].event_id]
-    assert events[1].name == "seat-picked"
-    assert parsed.accepted[0][1] == good  # what the client sent travels on, as sent
+    events = parsed.accepted
+    assert [e["event_id"] for e in events] == [good["event_id"], events[1]["event_id"]]
+    assert events[0] == good  # what the client sent travels on, as sent
+    assert events[1].get("name") == "seat-picked" and "extra_field" not in events[1]  # unknown fields are dropped
     assert [index for index, _ in parsed.rejected] == list(range(1, 11))
     reasons = dict(parsed.rejected)
+    assert reasons[1] == "Input should be an object"
+    assert reasons[2] == "type: must be one of page_view, click, form_submit, custom"
+    assert reasons[3] == "ts: must be an RFC 3339 date and time with its zone"
     assert reasons[4] == "ts: older than the retention period"
     assert reasons[5] == "ts: too far in the future"
-    assert "custom event needs a name" in reasons[7]
+    assert reasons[6] == "url: must be an http(s) URL"
+    assert reasons[7] == "name: a custom event needs a name"
+    assert reasons[8] == "session_id: must be 1 to 64 letters, digits or _.:-"
     assert reasons[9] == "event_id: repeated within the batch"
+    assert reasons[10] == "props: props must stay under 4096 bytes"
+
+
+def test_a_valid_batch_is_read_in_one_pass_and_event_ids_are_lower_cased() -> None:
+    upper = event(event_id=str(uuid.uuid4()).upper(), element={"tag": "a", "text": "Buy"}, user_id=None)
+    parsed = parse_batch(body(upper, event(ts="2026-11-28T13:00:00.123456789+01:00")), limits=LIMITS, now=NOW)
+    assert parsed.rejected == []
+    assert parsed.accepted[0]["event_id"] == upper["event_id"].lower()
+    assert parsed.accepted[0].get("element") == {"tag": "a", "text": "Buy"}
+    assert domain.parse_time(parsed.accepted[1]["ts"]) == datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_props_that_could_not_travel_are_rejected_not_an_error() -> None:
+    huge = b'{"events": [%s]}' % json.dumps(event(props={"n": 1})).replace('"n": 1', '"n": 123456789012345678901234567890').encode()
+    parsed = parse_batch(huge, limits=LIMITS, now=NOW)
+    assert parsed.rejected == [(0, "props: props must hold only JSON values of common sizes")]
+    with pytest.raises(domain.MalformedBatch):  # valid JSON for pydantic, not for orjson: refused, not a 500
+        parse_batch(b'{"events": [{"props": {"x": 1e400}}]}', limits=LIMITS, now=NOW)
+
+
+def test_a_date_that_does_not_exist_is_rejected_not_an_error() -> None:
+    parsed = parse_batch(body(event(ts="2026-02-30T12:00:00Z"), event()), limits=LIMITS, now=NOW)
+    assert parsed.rejected == [(0, "ts: not a valid date and time")] and len(parsed.accepted) == 1
 
 
 def test_batches_over_the_limits_are_refused_whole() -> None:
@@ -83,6 +112,8 @@ def test_batches_over_the_limits_are_refused_whole() -> None:
     for wrong in (b"[]", b'{"events": 3}', b'{"sent_at": "yesterday", "events": []}'):
         with pytest.raises(domain.InvalidBatch):
             parse_batch(wrong, limits=LIMITS, now=NOW)
+    nothing_valid = parse_batch(b'{"events": [{}, 3]}', limits=LIMITS, now=NOW)
+    assert nothing_valid.accepted == [] and [i for i, _ in nothing_valid.rejected] == [0, 1]
 
 
 def test_the_bucket_lets_a_burst_through_then_asks_to_wait() -> None:
@@ -133,7 +164,7 @@ def test_cursors_round_trip(ts: datetime, event_id: uuid.UUID) -> None:
 
 @pytest.mark.parametrize("garbage", ["", "x", "not|base64!", "MjAyNi0xMS0yOA"])
 def test_foreign_cursors_are_refused(garbage: str) -> None:
-    with pytest.raises(domain.InvalidCursor):
+    with pytest.raises(InvalidCursor):
         Cursor.decode(garbage)
 
 

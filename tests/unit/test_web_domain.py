@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
@@ -37,9 +38,13 @@ def test_prices_typed_by_people() -> None:
     assert domain.parse_money("ten") is None
 
 
-def test_times_are_shown_in_utc_and_durations_in_hours_and_minutes() -> None:
-    assert domain.format_when("2026-11-28T18:00:00Z") == "Sat 28 Nov 2026, 18:00 UTC"
+def test_times_are_shown_where_they_happen_and_durations_in_hours_and_minutes() -> None:
+    assert domain.format_when("2026-11-28T18:00:00Z") == "Sat 28 Nov 2026, 18:00 UTC"  # no place: UTC, saying so
     assert domain.format_when("2026-11-28T19:00:00+01:00") == "Sat 28 Nov 2026, 18:00 UTC"
+    assert domain.format_when("2026-12-01T11:25:00Z", "Asia/Kolkata") == "Tue 01 Dec 2026, 16:55 IST"
+    assert domain.format_clock("2026-12-01T11:25:00Z", "Asia/Kolkata") == "16:55 IST"
+    assert domain.format_clock("2026-12-01T11:25:00Z") == "11:25"
+    assert domain.format_day("2026-12-01T20:00:00Z", "Asia/Kolkata") == "Wed 02 Dec"  # after midnight in India
     assert domain.format_duration("2026-12-01T11:25:00Z", "2026-12-02T03:05:00Z") == "15h 40m"
     assert domain.format_duration("2026-12-01T11:25:00Z", "2026-12-01T11:50:00Z") == "25m"
 
@@ -71,8 +76,26 @@ def test_origin_checks_and_safe_redirects() -> None:
     assert not domain.same_origin("https://evil.example", "boxoffice.test")
     assert not domain.same_origin("null", "boxoffice.test")
     assert domain.safe_next("/events/1?x=2") == "/events/1?x=2"
-    for target in ("//evil.example", "https://evil.example", "/\\evil.example", "", None, "events"):
-        assert domain.safe_next(target) == "/"
+    for target in ("//evil.example", "https://evil.example", "/\\evil.example", "", None, "events",
+                   "/\t/evil.example", "/\n/evil.example", "/ /evil.example", "/\x00", "/\x7f/x", "/" + "a" * 2001):
+        assert domain.safe_next(target) == "/", target
+
+
+def test_a_sealed_choice_opens_only_for_the_same_browser_unaltered_and_in_time() -> None:
+    secret, now = b"s" * 32, datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    token = domain.seal_choice(secret, "csrf-of-this-browser", '{"event_id": "e1", "quantity": 2}', now=now)
+    assert domain.open_choice(secret, "csrf-of-this-browser", token, now=now) == '{"event_id": "e1", "quantity": 2}'
+    soon = now + timedelta(seconds=domain.CHOICE_SECONDS - 1)
+    assert domain.open_choice(secret, "csrf-of-this-browser", token, now=soon) is not None
+    late = now + timedelta(seconds=domain.CHOICE_SECONDS + 1)
+    assert domain.open_choice(secret, "csrf-of-this-browser", token, now=late) is None
+    assert domain.open_choice(secret, "csrf-of-another-browser", token, now=now) is None
+    assert domain.open_choice(b"t" * 32, "csrf-of-this-browser", token, now=now) is None
+    assert domain.open_choice(secret, None, token, now=now) is None
+    body, signature = token.split(".")
+    altered = domain.seal_choice(secret, "x", '{"event_id": "e1", "quantity": 9}', now=now).split(".")[0]
+    for forged in (f"{altered}.{signature}", body, f"{body}.", "a.b.c", "", "%%%.abc", "x" * 5000):
+        assert domain.open_choice(secret, "csrf-of-this-browser", forged, now=now) is None, forged
 
 
 def test_api_problems_become_friendly_messages() -> None:
@@ -114,14 +137,51 @@ def test_a_venue_seat_map_puts_every_seat_once_in_its_row() -> None:
     assert len({(s.x, s.y) for s in layout.seats}) == len(seats)
     assert all(0 <= s.x < layout.width and 0 <= s.y < layout.height for s in layout.seats)
     assert [t.text for t in layout.titles] == ["Stalls", "Box"]
+    # Each seat shows its number and its section's colour; row letters stand at both ends of a row.
+    assert {(s.section, s.tone) for s in layout.seats} == {("Stalls", "s0"), ("Box", "s1")}
+    assert sorted(s.number for s in row_a) == ["1", "2", "3", "4", "5"]
+    assert [lbl.text for lbl in layout.labels].count("A") == 4  # two rows A (one per section), both ends
     assert seatmap.unavailable_seats(seats) == {s.id: "sold" for s in seats if s.number == 2}
 
 
-def test_a_coach_layout_has_an_aisle_and_no_overlaps() -> None:
+def _inside_and_apart(layout: seatmap.SeatMapLayout) -> None:
+    assert all(s.x >= 0 and s.x + s.w <= layout.width and s.y >= 0 and s.y + s.h <= layout.height
+               for s in layout.seats)
+    for a in layout.seats:
+        for b in layout.seats:
+            if a is not b:
+                assert a.x + a.w <= b.x or b.x + b.w <= a.x or a.y + a.h <= b.y or b.y + b.h <= a.y, (a, b)
+
+
+def test_a_sleeper_coach_shows_each_berth_where_it_is() -> None:
     seats = [CoachSeat(id=str(i), label=f"B1-{i}") for i in range(1, 65)]
-    layout = seatmap.layout_coach(seats)
-    assert len({(s.x, s.y) for s in layout.seats}) == 64
-    assert all(s.x + seatmap.SEAT <= layout.width and s.y + seatmap.SEAT <= layout.height for s in layout.seats)
+    layout = seatmap.layout_coach(seats, "3A")
+    assert layout.kind == "berths" and len(layout.seats) == 64
+    _inside_and_apart(layout)
+    by_number = {s.number: s for s in layout.seats}
+    assert [by_number[str(n)].note for n in range(1, 9)] == ["LB", "MB", "UB", "LB", "MB", "UB", "SL", "SU"]
+    assert by_number["9"].note == "LB" and by_number["9"].x > by_number["4"].x  # the next bay
+    assert by_number["3"].y < by_number["2"].y < by_number["1"].y  # upper above middle above lower
+    assert by_number["7"].y > by_number["1"].y  # side berths across the aisle
+    two_tier = seatmap.layout_coach([CoachSeat(id=str(i), label=f"A1-{i}") for i in range(1, 47)], "2A")
+    _inside_and_apart(two_tier)
+    assert [s.note for s in two_tier.seats[:6]] == ["LB", "UB", "LB", "UB", "SL", "SU"]
+    assert "lower berth" in by_number["1"].description
+
+
+def test_a_chair_car_marks_window_seats_and_has_an_aisle() -> None:
+    seats = [CoachSeat(id=str(i), label=f"C1-{i}") for i in range(1, 79)]
+    layout = seatmap.layout_coach(seats, "CC")  # 3 + 2 across
+    assert layout.kind == "chairs"
+    _inside_and_apart(layout)
+    row = [s for s in layout.seats if int(s.number) <= 5]
+    assert [s.note for s in row] == ["W", "", "", "", "W"]
+    gaps = [b.y - a.y for a, b in itertools.pairwise(row)]
+    assert gaps[2] > gaps[0]  # the aisle between seats 3 and 4
+    assert [s.description for s in row] == ["window seat", "middle seat", "aisle seat", "aisle seat", "window seat"]
+    plain = seatmap.layout_coach([CoachSeat(id=str(i), label=f"11-{i}") for i in range(1, 77)], "standard")
+    _inside_and_apart(plain)
+    assert len({(s.x, s.y) for s in plain.seats}) == 76
 
 
 def test_only_a_uuid_is_an_id() -> None:

@@ -12,8 +12,8 @@ from starlette.responses import StreamingResponse
 
 from boxoffice.analytics import handlers
 from boxoffice.analytics.deps import AnalyticsDeps
-from boxoffice.analytics.domain import InvalidRange, parse_time
 from boxoffice.analytics.schemas import SalesOut, SummaryOut, TrackedList, TrackedOut
+from boxoffice.platform import pagination
 from boxoffice.platform.app import provide
 from boxoffice.platform.auth import require_role
 from boxoffice.platform.jsonutil import dumps
@@ -26,12 +26,7 @@ HEARTBEAT_SECONDS = 15.0
 
 
 def _cursor(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError:
-        raise InvalidRange("The cursor is not one this API gave out.", slug="invalid-cursor") from None
+    return pagination.decode_cursor(value, datetime, ids="none")[0] if value else None
 
 
 @router.get("/sales", responses=problem_responses(400, 401, 403, 422))

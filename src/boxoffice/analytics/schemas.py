@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from boxoffice.analytics.domain import WindowResult
 from boxoffice.analytics.handlers import SalesPage, Summary, Tracked
+from boxoffice.platform import pagination
 
 
 class SalesWindowOut(BaseModel):
@@ -38,7 +39,7 @@ class SalesOut(BaseModel):
 
     @classmethod
     def of(cls, page: SalesPage) -> SalesOut:
-        cursor = page.next_cursor.isoformat().replace("+00:00", "Z") if page.next_cursor else None
+        cursor = pagination.encode_cursor(page.next_cursor) if page.next_cursor else None
         return cls(items=[SalesWindowOut.of(r) for r in page.items], next_cursor=cursor)
 
 

@@ -86,7 +86,13 @@ async def release_hold(hold_id: PathId, user: CurrentUser, deps: Deps) -> Respon
 )
 async def place_order(body: OrderIn, user: CurrentUser, deps: Deps, key: IdempotencyKey = None) -> JSONResponse:
     stored = await orders.place_order(
-        deps, body.hold_id, user=user, idempotency_key=key, body=body.model_dump(), render=order_json
+        deps,
+        body.hold_id,
+        user=user,
+        idempotency_key=key,
+        body=body.model_dump(),
+        render=order_json,
+        passengers=body.names(),
     )
     return _answer(stored)
 
@@ -95,10 +101,14 @@ async def place_order(body: OrderIn, user: CurrentUser, deps: Deps, key: Idempot
 async def list_orders(
     user: CurrentUser,
     deps: Deps,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    number: Annotated[
+        str | None, Query(max_length=20, description="find the order with this number (case and dashes ignored)")
+    ] = None,
 ) -> OrderListOut:
-    return OrderListOut.of(await orders.list_orders(deps, user=user, before=decode_cursor(cursor), limit=limit))
+    page = await orders.list_orders(deps, user=user, before=decode_cursor(cursor), limit=limit, number=number)
+    return OrderListOut.of(page)
 
 
 @router.get("/api/orders/{order_id}", responses=problem_responses(401, 404, 422))
@@ -106,7 +116,7 @@ async def get_order(order_id: PathId, user: CurrentUser, deps: Deps) -> Customer
     return CustomerOrderOut.with_tickets(await orders.get_order(deps, order_id, user=user))
 
 
-@router.post("/api/orders/{order_id}/cancel", responses=problem_responses(401, 404, 409, 422))
+@router.post("/api/orders/{order_id}/cancel", responses=problem_responses(401, 404, 409, 422, 503))
 async def cancel_order(order_id: PathId, user: CurrentUser, deps: Deps) -> OrderOut:
     return OrderOut.of(await orders.cancel_order(deps, order_id, user=user))
 

@@ -7,10 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.booking.domain import Event, Run, Seat, Section, Stop
+from boxoffice.booking.domain import (
+    Details,
+    Event,
+    EventDetails,
+    Hold,
+    HoldKind,
+    Run,
+    Seat,
+    Section,
+    Stop,
+    StopDetails,
+    TrainDetails,
+)
 from boxoffice.booking.tables import events, runs, seats, sections, train_seats, upsert_into
 
 
@@ -25,6 +37,8 @@ async def upsert_event(conn: AsyncConnection, event: Event) -> None:
         "currency": event.currency,
         "seating": event.seating,
         "on_sale_at": event.on_sale_at,
+        "timezone": event.timezone,
+        "address": event.address,
     }
     stmt = upsert_into(conn, events).values(values)
     await conn.execute(stmt.on_conflict_do_update(index_elements=["event_id"], set_=values))
@@ -62,7 +76,14 @@ async def upsert_run(conn: AsyncConnection, run: Run) -> None:
         "name": run.name,
         "currency": run.currency,
         "stops": [
-            {"station": s.station, "index": s.index, "arrives_at": s.arrives_at, "departs_at": s.departs_at}
+            {
+                "station": s.station,
+                "index": s.index,
+                "arrives_at": s.arrives_at,
+                "departs_at": s.departs_at,
+                "name": s.name,
+                "timezone": s.timezone,
+            }
             for s in run.stops
         ],
         "fares": {code: dict(fares) for code, fares in run.fares.items()},
@@ -80,15 +101,26 @@ async def insert_missing_train_seats(conn: AsyncConnection, run_id: str, new: li
         await conn.execute(upsert_into(conn, train_seats).on_conflict_do_nothing(), rows)
 
 
+_EVENT = select(events).where(events.c.event_id == bindparam("p_event_id"))  # built once: read by every hold
+_SECTION = select(sections).where(sections.c.section_id == bindparam("p_section_id"))
+
+
 async def event_of(conn: AsyncConnection, event_id: str) -> Event | None:
-    row = (await conn.execute(select(events).where(events.c.event_id == event_id))).first()
+    row = (await conn.execute(_EVENT, {"p_event_id": event_id})).first()
     if row is None:
         return None
-    return Event(row.event_id, row.name, row.venue, row.city, row.starts_at, row.currency, row.seating, row.on_sale_at)
+    return Event(
+        row.event_id, row.name, row.venue, row.city, row.starts_at, row.currency, row.seating, row.on_sale_at,
+        timezone=row.timezone, address=row.address,
+    )
 
 
 def run_from(row: Any) -> Run:
-    stops = tuple(Stop(str(s["station"]), int(s["index"]), s.get("arrives_at"), s.get("departs_at")) for s in row.stops)
+    stops = tuple(
+        Stop(str(s["station"]), int(s["index"]), s.get("arrives_at"), s.get("departs_at"), s.get("name"),
+             s.get("timezone") or "UTC")
+        for s in row.stops
+    )
     return Run(
         row.run_id, row.train_number, row.name, row.currency, stops, row.fares, row.class_names, row.on_sale_at
     )
@@ -105,5 +137,32 @@ async def section_names(conn: AsyncConnection, event_id: str) -> dict[str, str]:
 
 
 async def section_of(conn: AsyncConnection, section_id: str) -> Section | None:
-    row = (await conn.execute(select(sections).where(sections.c.section_id == section_id))).first()
+    row = (await conn.execute(_SECTION, {"p_section_id": section_id})).first()
     return None if row is None else Section(row.section_id, row.event_id, row.name, row.price, row.capacity)
+
+
+async def details_of(conn: AsyncConnection, hold: Hold) -> Details:
+    """What the hold is for, from booking's copy of the catalog: the event, or the train journey."""
+    if hold.kind == HoldKind.TRAIN:
+        run = await run_of(conn, hold.event_id)
+        assert run is not None and hold.segment is not None and hold.class_code is not None
+        origin, destination = run.stop(hold.segment.origin), run.stop(hold.segment.destination)
+        return Details(
+            train=TrainDetails(
+                run_id=run.run_id,
+                train_number=run.train_number,
+                name=run.name,
+                class_code=hold.class_code,
+                class_name=run.class_names.get(hold.class_code, hold.class_code),
+                origin=StopDetails(origin.station, origin.name or origin.station, origin.timezone, origin.departs_at),
+                destination=StopDetails(
+                    destination.station, destination.name or destination.station, destination.timezone,
+                    destination.arrives_at,
+                ),
+            )
+        )
+    event = await event_of(conn, hold.event_id)
+    assert event is not None
+    return Details(
+        event=EventDetails(event.name, event.venue, event.city, event.address, event.starts_at, event.timezone)
+    )

@@ -15,7 +15,7 @@ from typing import TypeVar
 import structlog
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
-from boxoffice.booking.domain import HistoryEntry, Ticket
+from boxoffice.booking.domain import HistoryEntry, Order, Ticket, TicketUsed
 from boxoffice.platform.clients import ServiceClient
 
 log = structlog.get_logger("boxoffice.booking.clients")
@@ -88,9 +88,47 @@ class _Peer:
         return [HistoryEntry(e.at, e.actor, e.action, e.detail) for e in answer.items]
 
 
+class _Voided(_Wire):
+    order_id: str
+    voided: int
+
+
+class _Problem(_Wire):
+    type: str = ""
+    detail: str = ""
+    used_at: str | None = None
+
+
 class TicketsClient(_Peer):
     def __init__(self, client: Callable[[], ServiceClient]) -> None:
         super().__init__("tickets", client)
+
+    async def void_order(self, order: Order) -> int:
+        """The refund fence (``POST /internal/orders/{id}/void``): tickets voids every ticket of the order,
+        and any it would issue later, unless one was used. Returns how many it voided; raises
+        ``TicketUsed`` when one was used (nothing changed), ``PeerUnavailable`` when tickets cannot say."""
+        path = f"/internal/orders/{order.id}/void"
+        body = {"user_id": order.user_id, "kind": order.kind.value, "event_id": order.event_id}
+        body["holder_name"] = order.holder_name[:200]
+        try:
+            # Voiding is idempotent, so the client may retry it (an Idempotency-Key marks a call retryable).
+            response = await self._client().post(path, json=body, headers={"Idempotency-Key": f"void-{order.id}"})
+        except Exception as exc:  # not configured, unreachable, circuit open, timed out: all the same here
+            raise self._unavailable(path, repr(exc)) from exc
+        if response.status_code == 409:
+            try:
+                problem = _Problem.model_validate_json(response.content)
+            except ValidationError:
+                problem = _Problem()
+            if problem.type.endswith("/ticket-used"):
+                detail = problem.detail or "A ticket of this order was used."
+                raise TicketUsed(detail, used_at=problem.used_at) if problem.used_at else TicketUsed(detail)
+        if response.status_code != 200:
+            raise self._unavailable(path, f"answered {response.status_code}")
+        try:
+            return _Voided.model_validate_json(response.content).voided
+        except ValidationError as exc:
+            raise self._unavailable(path, f"answered an unexpected shape: {exc.error_count()} errors") from exc
 
     async def order_tickets(self, order_id: str) -> list[Ticket]:
         """The order's tickets (``GET /internal/orders/{id}/tickets``); empty until they are issued."""

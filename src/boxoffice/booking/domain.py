@@ -7,6 +7,8 @@ the rules those writes encode, so they can be tested on their own (tests/unit/te
 
 from __future__ import annotations
 
+import secrets
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -86,6 +88,12 @@ class OrderNotCancellable(Conflict):
     slug, title = "order-not-cancellable", "Order cannot be cancelled"
 
 
+class TicketUsed(Conflict):
+    """Tickets' refund fence refused: a ticket of the order was admitted at a gate (docs/contracts.md)."""
+
+    slug, title = "ticket-used", "A ticket of this order was used"
+
+
 class LimitReached(TooManyRequests):
     slug, title = "limit-reached", "Per-customer limit reached"
 
@@ -106,6 +114,10 @@ class InvalidSegment(Unprocessable):
 
 class InvalidSelection(BadRequest):
     slug, title = "invalid-selection", "Invalid selection"
+
+
+class InvalidPassengers(Unprocessable):
+    slug, title = "invalid-passengers", "Passenger names needed"
 
 
 def is_live(status: str, expires_at: datetime, now: datetime) -> bool:
@@ -155,6 +167,8 @@ class Stop:
     index: int
     arrives_at: str | None = None
     departs_at: str | None = None
+    name: str | None = None  # the station's name ("Mumbai Central")
+    timezone: str = "UTC"  # the station's IANA zone
 
 
 def segment_of(stops: Sequence[Stop], origin: str, destination: str) -> Segment:
@@ -211,6 +225,8 @@ class Event:
     currency: str
     seating: str  # general | reserved
     on_sale_at: datetime | None = None  # a queued sale: holds need an admission from the waiting room
+    timezone: str = "UTC"  # the venue's IANA zone
+    address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +271,99 @@ class Item:
     label: str
     price: int
     section: str
+    passenger: str | None = None  # trains: the name of who travels on this seat (printed on the ticket)
+
+
+# What was bought, as the buyer reads it (kept with the order: the order says what was sold, whatever the
+# catalog says later).
+@dataclass(frozen=True, slots=True)
+class EventDetails:
+    name: str
+    venue: str
+    city: str
+    address: str | None
+    starts_at: datetime
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopDetails:
+    station: str  # the code
+    name: str
+    timezone: str
+    at: str | None  # RFC 3339 UTC: departure from the origin, arrival at the destination
+
+
+@dataclass(frozen=True, slots=True)
+class TrainDetails:
+    run_id: str
+    train_number: str
+    name: str
+    class_code: str
+    class_name: str
+    origin: StopDetails
+    destination: StopDetails
+
+
+@dataclass(frozen=True, slots=True)
+class Details:
+    event: EventDetails | None = None
+    train: TrainDetails | None = None
+
+
+# Order numbers: what a buyer reads out on the phone. Crockford's base32 (no I, L, O, U: nothing to mistake
+# for 1, 0 or V), 8 characters: 2^40 numbers; uniqueness is checked when one is given out.
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+NUMBER_LENGTH = 8
+_READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+def new_order_number() -> str:
+    return "".join(secrets.choice(CROCKFORD) for _ in range(NUMBER_LENGTH))
+
+
+def normalize_order_number(text: str) -> str | None:
+    """What a buyer typed ("k7m2-9qxd", "K7M2 9QXD", an O for a 0) as a number; None when it cannot be one."""
+    cleaned = "".join(ch for ch in text.upper() if ch not in " -").translate(_READ_AS)
+    if len(cleaned) != NUMBER_LENGTH or any(ch not in CROCKFORD for ch in cleaned):
+        return None
+    return cleaned
+
+
+# Passengers: a train ticket is personal, so each seat needs the name of who travels on it.
+MAX_PASSENGER_NAME = 100
+
+
+def passenger_name(raw: str) -> str | None:
+    """The name as printed (spaces collapsed); None when it is empty, too long or holds control characters."""
+    name = " ".join(raw.split())
+    if not name or len(name) > MAX_PASSENGER_NAME:
+        return None
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        return None
+    return name
+
+
+def with_passengers(items: Sequence[Item], names: Mapping[str, str], *, train: bool) -> tuple[Item, ...]:
+    """The items with their passenger's name: trains need one valid name per seat, events take none."""
+    if not train:
+        if names:
+            raise InvalidPassengers("Passenger names are for train tickets; an event ticket needs none.")
+        return tuple(items)
+    seats = [item.seat_id for item in items if item.seat_id is not None]
+    if set(names) != set(seats):
+        missing = [i.label for i in items if i.seat_id not in names]
+        detail = f"missing for {', '.join(missing)}" if missing else "given for seats not in this hold"
+        raise InvalidPassengers(f"Give one passenger name for each seat ({detail}).")
+    named = []
+    for item in items:
+        name = passenger_name(names[item.seat_id or ""])
+        if name is None:
+            raise InvalidPassengers(
+                f"The passenger name for seat {item.label} must be 1 to {MAX_PASSENGER_NAME} printable characters."
+            )
+        named.append(replace(item, passenger=name))
+    return tuple(named)
 
 
 # Holds and orders.
@@ -275,6 +384,7 @@ class Hold:
     created_at: datetime
     class_code: str | None = None
     segment: Segment | None = None
+    details: Details | None = None  # what it is for, when a reader asked (GET /api/holds/{id})
 
     def is_live(self, now: datetime) -> bool:
         return is_live(self.status, self.expires_at, now)
@@ -300,6 +410,9 @@ class Order:
     created_at: datetime
     expires_at: datetime  # its hold's
     hold_version: int
+    number: str = ""  # the readable order number (Crockford base32)
+    email: str = ""  # where the confirmation and the refund e-mail go
+    details: Details = field(default_factory=Details)
 
     def seen_at(self, now: datetime) -> Order:
         return replace(self, status=order_status(self.status, self.expires_at, now))

@@ -9,20 +9,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking.domain import Hold, HoldKind, InvalidSelection, Seat, SeatUnavailable, Segment, SoldOut
 from boxoffice.booking.tables import is_postgres, seats, sections, train_claims, train_seats
 
-
 # General admission.
-async def claim_general(conn: AsyncConnection, section_id: str, quantity: int) -> None:
-    result = await conn.execute(
-        update(sections)
-        .where(sections.c.section_id == section_id, sections.c.sold + sections.c.held + quantity <= sections.c.capacity)
-        .values(held=sections.c.held + quantity)
+_QUANTITY = bindparam("p_quantity", type_=Integer)
+# The hottest statements of a sale, built once (SQLAlchemy then skips building and keying them per call).
+_CLAIM_GENERAL = (
+    update(sections)
+    .where(
+        sections.c.section_id == bindparam("p_section_id"),
+        sections.c.sold + sections.c.held + _QUANTITY <= sections.c.capacity,
     )
+    .values(held=sections.c.held + _QUANTITY)
+)
+_SELL_GENERAL = (
+    update(sections)
+    .where(sections.c.section_id == bindparam("p_section_id"))
+    .values(held=sections.c.held - _QUANTITY, sold=sections.c.sold + _QUANTITY)
+)
+
+
+async def claim_general(conn: AsyncConnection, section_id: str, quantity: int) -> None:
+    result = await conn.execute(_CLAIM_GENERAL, {"p_section_id": section_id, "p_quantity": quantity})
     if result.rowcount != 1:
         raise SoldOut("Not enough tickets are left in this section.")
 
@@ -34,11 +46,7 @@ async def release_general(conn: AsyncConnection, section_id: str, quantity: int)
 
 
 async def sell_general(conn: AsyncConnection, section_id: str, quantity: int) -> None:
-    await conn.execute(
-        update(sections)
-        .where(sections.c.section_id == section_id)
-        .values(held=sections.c.held - quantity, sold=sections.c.sold + quantity)
-    )
+    await conn.execute(_SELL_GENERAL, {"p_section_id": section_id, "p_quantity": quantity})
 
 
 async def unsell_general(conn: AsyncConnection, section_id: str, quantity: int) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, Field, JsonValue, model_validator
 
 from boxoffice.booking.domain import (
+    MAX_PASSENGER_NAME,
+    Details,
     EventAvailability,
     Hold,
     HoldKind,
@@ -18,17 +19,19 @@ from boxoffice.booking.domain import (
     OrderPage,
     OrderWithTickets,
     RunAvailability,
+    StopDetails,
 )
 from boxoffice.booking.handlers.holds import PlaceHold
 from boxoffice.booking.handlers.orders import ConfirmOrder
-from boxoffice.platform.problems import BadRequest
+from boxoffice.platform import pagination
+from boxoffice.platform.requests import RequestBody
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 # In.
-class In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class In(RequestBody):
+    pass
 
 
 class HoldIn(In):
@@ -75,8 +78,28 @@ class HoldIn(In):
         )
 
 
+class PassengerIn(In):
+    seat_id: Id
+    name: Annotated[str, Field(min_length=1, max_length=MAX_PASSENGER_NAME, description="as on the photo ID")]
+
+
 class OrderIn(In):
     hold_id: Id
+    passengers: list[PassengerIn] | None = Field(
+        default=None,
+        max_length=100,
+        description="trains: one name per seat of the hold (who travels on it; printed on the ticket)",
+    )
+
+    @model_validator(mode="after")
+    def _one_name_per_seat(self) -> OrderIn:
+        seats = [p.seat_id for p in self.passengers or ()]
+        if len(set(seats)) != len(seats):
+            raise ValueError("passengers must name each seat once")
+        return self
+
+    def names(self) -> dict[str, str]:
+        return {p.seat_id: p.name for p in self.passengers or ()}
 
 
 class ConfirmIn(In):
@@ -94,10 +117,63 @@ class ItemOut(BaseModel):
     label: str
     price: int
     section: str
+    passenger: str | None = Field(default=None, description="trains: who travels on this seat")
 
     @classmethod
     def of(cls, item: Item) -> ItemOut:
-        return cls(seat_id=item.seat_id, label=item.label, price=item.price, section=item.section)
+        return cls(
+            seat_id=item.seat_id, label=item.label, price=item.price, section=item.section, passenger=item.passenger
+        )
+
+
+TIMEZONE = "IANA zone of the place: show the UTC time in it"
+
+
+class EventDetailsOut(BaseModel):
+    name: str
+    venue: str
+    city: str
+    address: str | None
+    starts_at: datetime
+    timezone: str = Field(description=TIMEZONE)
+
+
+class StopOut(BaseModel):
+    station: str
+    name: str
+    timezone: str = Field(description=TIMEZONE)
+    at: datetime | None = Field(description="departure from the origin, arrival at the destination (UTC)")
+
+    @classmethod
+    def of(cls, stop: StopDetails) -> StopOut:
+        fields = {"station": stop.station, "name": stop.name, "timezone": stop.timezone, "at": stop.at}
+        return cls.model_validate(fields)
+
+
+class TrainDetailsOut(BaseModel):
+    run_id: str
+    train_number: str
+    name: str
+    class_code: str
+    class_name: str
+    origin: StopOut
+    destination: StopOut
+
+
+def _details_fields(details: Details | None) -> dict[str, object]:
+    """``event`` or ``train``: what was bought, for the pages and e-mails that show it."""
+    if details is None:
+        return {}
+    if (e := details.event) is not None:
+        event = EventDetailsOut(name=e.name, venue=e.venue, city=e.city, address=e.address, starts_at=e.starts_at,
+                                timezone=e.timezone)
+        return {"event": event}
+    if (t := details.train) is not None:
+        train = TrainDetailsOut(run_id=t.run_id, train_number=t.train_number, name=t.name, class_code=t.class_code,
+                                class_name=t.class_name, origin=StopOut.of(t.origin),
+                                destination=StopOut.of(t.destination))
+        return {"train": train}
+    return {}
 
 
 class _HoldBase(BaseModel):
@@ -109,6 +185,8 @@ class _HoldBase(BaseModel):
     currency: str
     quantity: int
     version: int
+    event: EventDetailsOut | None = None
+    train: TrainDetailsOut | None = None
 
 
 class EventHoldOut(_HoldBase):
@@ -136,6 +214,7 @@ def hold_out(hold: Hold) -> HoldOut:
         "currency": hold.currency,
         "quantity": hold.quantity,
         "version": hold.version,
+        **_details_fields(hold.details),
     }
     if hold.kind == HoldKind.TRAIN and hold.segment is not None:
         segment = hold.segment
@@ -158,6 +237,7 @@ def hold_json(hold: Hold) -> JsonValue:
 
 class OrderOut(BaseModel):
     id: str
+    number: str = Field(description="the order number a buyer reads out (8 characters of Crockford base32)")
     status: str
     hold_id: str
     kind: str
@@ -168,6 +248,8 @@ class OrderOut(BaseModel):
     expires_at: datetime
     payment_id: str | None
     created_at: datetime
+    event: EventDetailsOut | None = None
+    train: TrainDetailsOut | None = None
 
     @classmethod
     def of(cls, order: Order) -> OrderOut:
@@ -177,6 +259,7 @@ class OrderOut(BaseModel):
 def _order_fields(order: Order) -> dict[str, object]:
     return {
         "id": order.id,
+        "number": order.number,
         "status": order.status,
         "hold_id": order.hold_id,
         "kind": order.kind,
@@ -187,6 +270,7 @@ def _order_fields(order: Order) -> dict[str, object]:
         "expires_at": order.expires_at,
         "payment_id": order.payment_id,
         "created_at": order.created_at,
+        **_details_fields(order.details),
     }
 
 
@@ -199,11 +283,14 @@ class OrderDetailOut(OrderOut):
 
     user_id: str
     holder_name: str
+    email: str
     hold_version: int
 
     @classmethod
     def of(cls, order: Order) -> OrderDetailOut:
-        fields = {**_order_fields(order), "user_id": order.user_id, "holder_name": order.holder_name}
+        fields = {
+            **_order_fields(order), "user_id": order.user_id, "holder_name": order.holder_name, "email": order.email
+        }
         return cls.model_validate({**fields, "hold_version": order.hold_version})
 
 
@@ -236,20 +323,11 @@ class OrderListOut(BaseModel):
 
 
 def encode_cursor(after: tuple[datetime, str] | None) -> str | None:
-    if after is None:
-        return None
-    created, order_id = after
-    return base64.urlsafe_b64encode(f"{created.isoformat()}|{order_id}".encode()).decode()
+    return pagination.encode_cursor(*after) if after is not None else None
 
 
 def decode_cursor(value: str | None) -> tuple[datetime, str] | None:
-    if not value:
-        return None
-    try:
-        created, order_id = base64.urlsafe_b64decode(value.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), order_id
-    except ValueError:
-        raise BadRequest("The cursor is not one this API gave out.", slug="invalid-cursor") from None
+    return pagination.decode_cursor(value, datetime) if value else None
 
 
 class HistoryEntryOut(BaseModel):

@@ -11,6 +11,7 @@ from boxoffice.booking import api, domain
 from boxoffice.booking.clients import PaymentsClient, TicketsClient
 from boxoffice.booking.deps import BookingDeps, BookingSettings
 from boxoffice.booking.handlers import catalog_feed, expiry
+from boxoffice.booking.ports import OrdersPort
 from boxoffice.platform.app import Service, Worker
 from boxoffice.platform.bus.consumer import Handler
 from boxoffice.platform.bus.envelope import Envelope
@@ -42,6 +43,7 @@ class BookingService(Service):
             tickets=TicketsClient(lambda: clients.get("tickets")),
             payments=PaymentsClient(lambda: clients.get("payments")),
         )
+        clients.register_port("booking.orders", OrdersPort(lambda: self.deps))
 
     def routers(self) -> Sequence[APIRouter]:
         return [api.router, api.internal]

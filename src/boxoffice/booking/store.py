@@ -16,13 +16,15 @@ release and expiry race on that row and exactly one of them wins.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking.domain import (
+    Details,
+    EventDetails,
     HistoryEntry,
     Hold,
     HoldKind,
@@ -32,6 +34,8 @@ from boxoffice.booking.domain import (
     OrderKind,
     OrderStatus,
     Segment,
+    StopDetails,
+    TrainDetails,
 )
 from boxoffice.booking.tables import (
     audit_log,
@@ -50,28 +54,76 @@ async def lock_customer(conn: AsyncConnection, user_id: str) -> None:
         await conn.execute(select(customer_locks).where(customer_locks.c.user_id == user_id).with_for_update())
 
 
+def _customer_usage() -> Any:
+    live = and_(holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at > bindparam("p_now"))
+    for_event = and_(holds.c.event_id == bindparam("p_event_id"), or_(live, holds.c.status == HoldStatus.CONFIRMED))
+    return select(
+        func.coalesce(func.sum(case((live, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((for_event, holds.c.quantity), else_=0)), 0),
+    ).where(
+        holds.c.user_id == bindparam("p_user_id"), holds.c.status.in_([HoldStatus.ACTIVE, HoldStatus.CONFIRMED])
+    )
+
+
+_CUSTOMER_USAGE = _customer_usage()  # built once: every hold runs it (SQLAlchemy then skips building and keying it)
+
+
 async def customer_usage(conn: AsyncConnection, user_id: str, event_id: str, now: datetime) -> tuple[int, int]:
     """(live holds of this customer, tickets held or bought for this event), in one query."""
-    live = and_(holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at > now)
-    for_event = and_(holds.c.event_id == event_id, or_(live, holds.c.status == HoldStatus.CONFIRMED))
-    row = (
-        await conn.execute(
-            select(
-                func.coalesce(func.sum(case((live, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((for_event, holds.c.quantity), else_=0)), 0),
-            ).where(holds.c.user_id == user_id, holds.c.status.in_([HoldStatus.ACTIVE, HoldStatus.CONFIRMED]))
-        )
-    ).one()
+    params = {"p_now": now, "p_event_id": event_id, "p_user_id": user_id}
+    row = (await conn.execute(_CUSTOMER_USAGE, params)).one()
     return int(row[0]), int(row[1])
 
 
 # Holds and orders.
 def _items_json(items: tuple[Item, ...]) -> list[dict[str, Any]]:
-    return [{"seat_id": i.seat_id, "label": i.label, "price": i.price, "section": i.section} for i in items]
+    def one(i: Item) -> dict[str, Any]:
+        item = {"seat_id": i.seat_id, "label": i.label, "price": i.price, "section": i.section}
+        return {**item, "passenger": i.passenger} if i.passenger is not None else item
+
+    return [one(i) for i in items]
 
 
 def _items(value: list[dict[str, Any]]) -> tuple[Item, ...]:
-    return tuple(Item(i.get("seat_id"), i["label"], i["price"], i["section"]) for i in value)
+    return tuple(Item(i.get("seat_id"), i["label"], i["price"], i["section"], i.get("passenger")) for i in value)
+
+
+def details_json(details: Details) -> dict[str, Any] | None:
+    """What was bought as JSON (the order's ``details`` column; also what ticket-bookings carries)."""
+    if details.event is not None:
+        e = details.event
+        return {"event": {"name": e.name, "venue": e.venue, "city": e.city, "address": e.address,
+                          "starts_at": rfc3339(e.starts_at), "timezone": e.timezone}}
+    if details.train is not None:
+        t = details.train
+        return {"train": {"run_id": t.run_id, "train_number": t.train_number, "name": t.name,
+                          "class_code": t.class_code, "class_name": t.class_name,
+                          "origin": _stop_json(t.origin), "destination": _stop_json(t.destination)}}
+    return None
+
+
+def _stop_json(stop: StopDetails) -> dict[str, Any]:
+    return {"station": stop.station, "name": stop.name, "timezone": stop.timezone, "at": stop.at}
+
+
+def _stop(value: dict[str, Any]) -> StopDetails:
+    return StopDetails(str(value["station"]), str(value["name"]), str(value["timezone"]), value.get("at"))
+
+
+def _details(value: dict[str, Any] | None) -> Details:
+    if not value:
+        return Details()
+    if (e := value.get("event")) is not None:
+        starts_at = datetime.fromisoformat(str(e["starts_at"]).replace("Z", "+00:00"))
+        return Details(event=EventDetails(e["name"], e["venue"], e["city"], e.get("address"), starts_at,
+                                          e.get("timezone") or "UTC"))
+    t = value["train"]
+    return Details(train=TrainDetails(t["run_id"], t["train_number"], t["name"], t["class_code"], t["class_name"],
+                                      _stop(t["origin"]), _stop(t["destination"])))
+
+
+def rfc3339(when: datetime) -> str:
+    return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _hold(row: Any) -> Hold:
@@ -97,37 +149,43 @@ def _hold(row: Any) -> Hold:
     )
 
 
+_INSERT_HOLD = insert(holds)
+
+
 async def insert_hold(conn: AsyncConnection, hold: Hold) -> None:
     segment = hold.segment
     await conn.execute(
-        insert(holds).values(
-            id=hold.id,
-            user_id=hold.user_id,
-            kind=hold.kind,
-            event_id=hold.event_id,
-            section_id=hold.section_id,
-            class_code=hold.class_code,
-            origin=segment.origin if segment else None,
-            destination=segment.destination if segment else None,
-            from_index=segment.from_index if segment else None,
-            to_index=segment.to_index if segment else None,
-            quantity=hold.quantity,
-            status=hold.status,
-            version=hold.version,
-            expires_at=hold.expires_at,
-            total=hold.total,
-            currency=hold.currency,
-            items=_items_json(hold.items),
-            created_at=hold.created_at,
-        )
+        _INSERT_HOLD,
+        {
+            "id": hold.id,
+            "user_id": hold.user_id,
+            "kind": hold.kind,
+            "event_id": hold.event_id,
+            "section_id": hold.section_id,
+            "class_code": hold.class_code,
+            "origin": segment.origin if segment else None,
+            "destination": segment.destination if segment else None,
+            "from_index": segment.from_index if segment else None,
+            "to_index": segment.to_index if segment else None,
+            "quantity": hold.quantity,
+            "status": hold.status,
+            "version": hold.version,
+            "expires_at": hold.expires_at,
+            "total": hold.total,
+            "currency": hold.currency,
+            "items": _items_json(hold.items),
+            "created_at": hold.created_at,
+        },
     )
 
 
+_HOLD = select(holds).where(holds.c.id == bindparam("p_hold_id"))  # built once: read by every order and payment
+_HOLD_FOR_UPDATE = _HOLD.with_for_update()
+
+
 async def hold_of(conn: AsyncConnection, hold_id: str, *, for_update: bool = False) -> Hold | None:
-    stmt = select(holds).where(holds.c.id == hold_id)
-    if for_update and is_postgres(conn):
-        stmt = stmt.with_for_update()
-    row = (await conn.execute(stmt)).first()
+    stmt = _HOLD_FOR_UPDATE if for_update and is_postgres(conn) else _HOLD
+    row = (await conn.execute(stmt, {"p_hold_id": hold_id})).first()
     return None if row is None else _hold(row)
 
 
@@ -179,6 +237,9 @@ def _order(row: Any) -> Order:
         created_at=row.created_at,
         expires_at=row.expires_at,
         hold_version=row.hold_version,
+        number=row.number or "",
+        email=row.email or "",
+        details=_details(row.details),
     )
 
 
@@ -203,8 +264,15 @@ async def insert_order(conn: AsyncConnection, order: Order) -> None:
             items=_items_json(order.items),
             payment_id=order.payment_id,
             created_at=order.created_at,
+            number=order.number or None,
+            email=order.email or None,
+            details=details_json(order.details),
         )
     )
+
+
+async def number_taken(conn: AsyncConnection, number: str) -> bool:
+    return (await conn.scalar(select(orders.c.id).where(orders.c.number == number))) is not None
 
 
 async def order_of(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Order | None:
@@ -239,9 +307,11 @@ async def set_order(
 
 
 async def orders_of(
-    conn: AsyncConnection, user_id: str, *, before: tuple[datetime, str] | None, limit: int
+    conn: AsyncConnection, user_id: str, *, before: tuple[datetime, str] | None, limit: int, number: str | None = None
 ) -> list[Order]:
     stmt = _orders_with_hold().where(orders.c.user_id == user_id)
+    if number is not None:
+        stmt = stmt.where(orders.c.number == number)
     if before is not None:
         created, order_id = before
         stmt = stmt.where(

@@ -28,6 +28,8 @@ events = Table(
     Column("currency", String(3), nullable=False),
     Column("seating", String(16), nullable=False),
     Column("on_sale_at", UtcDateTime, nullable=True),  # a queued sale (the waiting room's line)
+    Column("timezone", String(64), nullable=False, server_default="UTC"),  # the venue's IANA zone
+    Column("address", String(300), nullable=True),
 )
 
 sections = Table(
@@ -137,6 +139,11 @@ orders = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("confirmed_at", UtcDateTime, nullable=True),
     Column("cancelled_at", UtcDateTime, nullable=True),
+    # The number a buyer reads out (Crockford base32; null for orders from before numbers existed).
+    Column("number", String(8), nullable=True),
+    Column("email", String(320), nullable=True),  # where the order's e-mails go
+    Column("details", JSON, nullable=True),  # what was bought: the event, or the train journey
+    Index("uq_orders_number", "number", unique=True),
 )
 
 # One row per customer: locked (PostgreSQL) while their limits are checked, so two concurrent holds of one

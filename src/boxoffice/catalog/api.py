@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from boxoffice.catalog import handlers
 from boxoffice.catalog.deps import CatalogDeps
-from boxoffice.catalog.domain import Category, EventQuery, QueueDraft
+from boxoffice.catalog.domain import Category, EventQuery, InvalidDate, QueueDraft
 from boxoffice.catalog.schemas import EventIn, QueueIn, RunsIn, StationIn, TrainIn
 from boxoffice.catalog.views import (
     EventOut,
@@ -35,7 +35,10 @@ WRITE_PROBLEMS = (400, 401, 403, 422)
 def _utc(when: datetime | None) -> datetime | None:
     if when is None:
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    try:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except OverflowError:  # no UTC form: year 1 at +01:00, 9999-12-31 at -05:00
+        raise InvalidDate("The time is out of range.") from None
 
 
 def _code(value: str | None) -> str | None:
@@ -52,7 +55,7 @@ async def list_events(
     q: Annotated[str | None, Query(max_length=100)] = None,
     starts_after: Annotated[datetime | None, Query(description="default: now; naive times are UTC")] = None,
     starts_before: datetime | None = None,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> EventPageOut:
     query = EventQuery(

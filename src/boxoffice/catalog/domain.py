@@ -5,15 +5,14 @@ Train rules (routes, segments, fares) are in ``timetable``.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from boxoffice.platform.problems import BadRequest, Conflict, NotFound, Unprocessable
+from boxoffice.platform import pagination
+from boxoffice.platform.localtime import DEFAULT_ZONE, is_zone
+from boxoffice.platform.problems import Conflict, NotFound, Unprocessable
 
 CATEGORIES = ("concert", "theatre", "comedy", "sports", "festival")
 Category = Literal["concert", "theatre", "comedy", "sports", "festival"]
@@ -70,8 +69,14 @@ class InvalidDate(Unprocessable):
     slug, title = "invalid-date", "Invalid date"
 
 
-class InvalidCursor(BadRequest):
-    slug, title = "invalid-cursor", "Invalid cursor"
+class UnknownTimezone(Unprocessable):
+    slug, title = "unknown-timezone", "Unknown time zone"
+
+
+def check_timezone(name: str | None) -> None:
+    """An IANA zone name ("Europe/Amsterdam", "Asia/Kolkata"), or None for "keep what the venue has"."""
+    if name is not None and not is_zone(name):
+        raise UnknownTimezone(f"{name!r} is not an IANA time zone name (like Europe/Amsterdam or Asia/Kolkata).")
 
 
 # Events and seat maps.
@@ -102,6 +107,20 @@ class QueueDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class EventDetails:
+    """What an event page tells a buyer beyond the listing; every part is optional."""
+
+    description: str | None = None
+    image_url: str | None = None  # a path on this site (``/static/...``) or an https URL
+    doors_at: datetime | None = None  # when the doors open: before the start
+    venue_address: str | None = None
+
+
+NO_DETAILS = EventDetails()
+MAX_DOORS_BEFORE = timedelta(hours=12)
+
+
+@dataclass(frozen=True, slots=True)
 class EventDraft:
     name: str
     category: Category
@@ -111,6 +130,9 @@ class EventDraft:
     currency: str
     sections: tuple[SectionDraft, ...]
     queue: QueueDraft | None = None
+    details: EventDetails = NO_DETAILS
+    timezone: str | None = None  # the venue's IANA zone; None: the venue's as known (UTC for a new venue)
+    address: str | None = None  # the venue's street address; None: as known
 
     @property
     def seating(self) -> Seating:
@@ -135,12 +157,16 @@ def seat_map_problems(sections: Sequence[SectionDraft]) -> list[str]:
 
 
 def check_event_draft(draft: EventDraft, *, now: datetime) -> None:
+    check_timezone(draft.timezone)
     if draft.starts_at <= now:
         raise Unprocessable("starts_at must be in the future.", slug="starts-in-past", title="Event in the past")
     if draft.queue is not None and draft.queue.on_sale_at >= draft.starts_at:
         raise Unprocessable("queue.on_sale_at must be before starts_at.", slug="on-sale-after-start")
     if draft.starts_at > now + timedelta(days=MAX_DAYS_AHEAD):
         raise Unprocessable("starts_at is too far ahead (at most 3 years).", slug="starts-too-late")
+    doors = draft.details.doors_at
+    if doors is not None and not draft.starts_at - MAX_DOORS_BEFORE <= doors <= draft.starts_at:
+        raise Unprocessable("doors_at must be at or before starts_at, by at most 12 hours.", slug="invalid-doors")
     if reasons := seat_map_problems(draft.sections):
         raise InvalidSeatMap("The sections cannot be sold: " + "; ".join(reasons) + ".")
 
@@ -199,6 +225,16 @@ class EventRecord:
     capacity: int
     on_sale_at: datetime | None = None  # set for a queued sale
     admit_per_minute: int | None = None
+    details: EventDetails = NO_DETAILS
+    timezone: str = DEFAULT_ZONE  # the venue's IANA zone
+    address: str | None = None  # the venue's street address
+
+
+@dataclass(frozen=True, slots=True)
+class Venue:
+    id: str
+    timezone: str
+    address: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +260,7 @@ class Station:
     code: str
     name: str
     city: str
+    timezone: str = DEFAULT_ZONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +298,8 @@ def event_published(plan: EventPlan) -> dict[str, Any]:
         "venue": d.venue,
         "city": d.city,
         "starts_at": rfc3339(d.starts_at),
+        "timezone": d.timezone or DEFAULT_ZONE,
+        "address": d.address,
         "currency": d.currency,
         "seating": d.seating,
         "sections": [
@@ -284,20 +323,11 @@ def event_published(plan: EventPlan) -> dict[str, Any]:
 
 # Pagination: an opaque cursor holding the (starts_at, id) of the last item of the page.
 def encode_cursor(starts_at: datetime, item_id: str) -> str:
-    raw = json.dumps([starts_at.astimezone(UTC).isoformat(), item_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pagination.encode_cursor(starts_at, item_id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        starts_at, item_id = json.loads(raw)
-        when = datetime.fromisoformat(starts_at)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise InvalidCursor("The cursor is not one this API gave out.") from None
-    if when.tzinfo is None or not isinstance(item_id, str):
-        raise InvalidCursor("The cursor is not one this API gave out.")
-    return when.astimezone(UTC), item_id
+    return pagination.decode_cursor(cursor, datetime)
 
 
 def rfc3339(when: datetime | None) -> str | None:

@@ -8,6 +8,7 @@ through the read cache for what catalog owns and ask booking for availability on
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +32,7 @@ from boxoffice.catalog.views import (
     TrainOut,
     event_view,
     run_view,
+    station_view,
     summary_view,
     train_option,
     train_view,
@@ -47,8 +49,9 @@ RUN_PUBLISHED = "catalog.run-published"
 # Writes, usable inside a caller's unit of work (the demo seed writes everything in one).
 async def add_event(uow: UnitOfWork, plan: EventPlan, *, now: datetime) -> None:
     d = plan.draft
-    venue_id = await store.ensure_venue(uow.conn, uuid7(), d.venue, d.city)
-    await store.insert_event(uow.conn, plan, venue_id=venue_id, now=now)
+    venue = await store.ensure_venue(uow.conn, uuid7(), d.venue, d.city, timezone=d.timezone, address=d.address)
+    plan = replace(plan, draft=replace(d, timezone=venue.timezone, address=venue.address))
+    await store.insert_event(uow.conn, plan, venue_id=venue.id, now=now)
     uow.publish(EVENTS_TOPIC, EVENT_PUBLISHED, key=plan.id, data=domain.event_published(plan))
 
 
@@ -60,8 +63,10 @@ async def add_runs(uow: UnitOfWork, layout: TrainLayout, dates: Sequence[date], 
     """Runs of ``layout`` on ``dates`` (the caller leaves out dates that have one), each announced."""
     planned = [Run(uuid7(), layout.id, d, timetable.run_departure(d, layout.departure_minute)) for d in dates]
     await store.insert_runs(uow.conn, planned, now=now)
+    stations = await store.stations_by_code(uow.conn, layout.stations) if planned else {}
     for run in planned:
-        uow.publish(RUNS_TOPIC, RUN_PUBLISHED, key=run.id, data=timetable.run_published(layout, run.id, run.run_date))
+        data = timetable.run_published(layout, run.id, run.run_date, stations)
+        uow.publish(RUNS_TOPIC, RUN_PUBLISHED, key=run.id, data=data)
     return len(planned)
 
 
@@ -130,6 +135,7 @@ def _event_with(view: EventOut, counts: Counts) -> EventOut:
 # Stations.
 async def create_station(deps: CatalogDeps, station: Station) -> StationOut:
     code = station.code
+    domain.check_timezone(station.timezone)
     try:
         async with deps.db.uow() as uow:
             if await store.station_codes(uow.conn, [code]):
@@ -139,7 +145,7 @@ async def create_station(deps: CatalogDeps, station: Station) -> StationOut:
     except IntegrityError:
         raise domain.StationExists(f"Station {code} already exists.") from None
     deps.cache.invalidate()
-    return StationOut(code=code, name=station.name, city=station.city)
+    return station_view(station)
 
 
 async def list_stations(deps: CatalogDeps) -> StationPageOut:
@@ -151,7 +157,7 @@ async def _stations(deps: CatalogDeps) -> dict[str, StationOut]:
     async def load() -> dict[str, StationOut]:
         async with deps.db.read() as conn:
             rows = await store.all_stations(conn)
-        return {r.code: StationOut(code=r.code, name=r.name, city=r.city) for r in rows}
+        return {r.code: station_view(r) for r in rows}
 
     return await deps.cache.get("stations", load)
 
@@ -231,7 +237,7 @@ async def search_trains(deps: CatalogDeps, *, origin: str, destination: str, day
         back = max(timetable.max_days_to_reach(layout) for layout in layouts.values())
         async with deps.db.read() as conn:
             runs = await store.runs_between(conn, list(layouts), day - timedelta(days=back), day)
-        options = [train_option(layouts[r.train_id], r, origin, destination) for r in runs]
+        options = [train_option(layouts[r.train_id], r, origin, destination, stations) for r in runs]
         return sorted((o for o in options if o.departs_at.date() == day), key=lambda o: (o.departs_at, o.run_id))
 
     options = await deps.cache.get(("search", origin, destination, day), load)
@@ -254,8 +260,10 @@ async def queue_run(deps: CatalogDeps, run_id: str, queue: QueueDraft) -> RunOut
             raise domain.RunNotFound(f"There is no train run {run_id}.")
         timetable.check_queue(run, queue.on_sale_at, now=deps.now())
         await store.queue_run(uow.conn, run_id, queue.on_sale_at, queue.admit_per_minute)
+        stations = await store.stations_by_code(uow.conn, layout.stations)
         data = timetable.run_published(
-            layout, run.id, run.run_date, on_sale_at=queue.on_sale_at, admit_per_minute=queue.admit_per_minute
+            layout, run.id, run.run_date, stations, on_sale_at=queue.on_sale_at,
+            admit_per_minute=queue.admit_per_minute,
         )
         uow.publish(RUNS_TOPIC, RUN_PUBLISHED, key=run.id, data=data)
         await uow.commit()
@@ -270,9 +278,9 @@ async def get_run(deps: CatalogDeps, run_id: str, *, origin: str | None, destina
         layout = await _layout(deps, run.train_id) if run is not None else None
         if run is None or layout is None:
             raise domain.RunNotFound(f"There is no train run {run_id}.")
-        stations = layout.stations
-        start, end = timetable.segment(stations, origin or stations[0], destination or stations[-1])
-        return run_view(layout, run, start, end)
+        codes = layout.stations
+        start, end = timetable.segment(codes, origin or codes[0], destination or codes[-1])
+        return run_view(layout, run, start, end, await _stations(deps))
 
     view = await deps.cache.get(("run", run_id, origin, destination), load)
     answer = await deps.availability.runs([run_id], origin=view.origin, destination=view.destination)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from datetime import date as Day  # RunsIn has a field called date
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from boxoffice.catalog import timetable
 from boxoffice.catalog.domain import (
     MAX_SECTION_CAPACITY,
     Category,
+    EventDetails,
     EventDraft,
     QueueDraft,
     RowDraft,
@@ -20,6 +21,7 @@ from boxoffice.catalog.domain import (
 )
 from boxoffice.catalog.timetable import FareRule, Stop, TrainClass, TrainLayout
 from boxoffice.platform.bus.envelope import uuid7
+from boxoffice.platform.requests import JsonDate, JsonTime, RequestBody
 
 # JSON numbers only (no "12" strings, no true/false) for counts and money.
 Money = Annotated[int, Field(strict=True, ge=0, le=100_000_000)]
@@ -28,11 +30,31 @@ City = Annotated[str, Field(min_length=1, max_length=100)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. EUR")]
 StationCode = Annotated[str, Field(pattern=r"^[A-Z0-9]{2,8}$")]
 Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,10}$")]
+Timezone = Annotated[
+    str, Field(min_length=1, max_length=64, description="IANA time zone name", examples=["Europe/Amsterdam"])
+]
 Minutes = Annotated[int | None, Field(strict=True, ge=0, le=14 * 24 * 60)]
 
 
-class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, str_max_length=4096)
+def _in_utc(value: datetime) -> datetime:
+    """Any offset, in UTC; a moment that has no UTC form (year 1 at +01:00, 9999-12-31 at -05:00) is invalid."""
+    try:
+        return value.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+
+
+Moment = Annotated[JsonTime, AfterValidator(_in_utc)]
+# An event's picture: a path on this site (the demo's are under /static/events/) or an https URL.
+ImageUrl = Annotated[str, Field(
+    max_length=500,
+    pattern=r"^(/[A-Za-z0-9._~%-][A-Za-z0-9._~%/-]*|https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~%/?=&+-]*)$",
+    description="a path on this site (/static/...) or an https URL",
+)]
+
+
+class In(RequestBody):
+    model_config = ConfigDict(str_strip_whitespace=True, str_max_length=4096)
 
 
 class RowIn(In):
@@ -54,7 +76,7 @@ class SectionIn(In):
 
 
 class QueueIn(In):
-    on_sale_at: AwareDatetime = Field(description="when the line opens; earlier arrivals are drawn at random")
+    on_sale_at: Moment = Field(description="when the line opens; earlier arrivals are drawn at random")
     admit_per_minute: int | None = Field(
         default=None, strict=True, ge=1, le=100_000, description="unset: adapt to what booking sustains"
     )
@@ -65,10 +87,22 @@ class EventIn(In):
     category: Category
     venue: Name
     city: City
-    starts_at: AwareDatetime
+    starts_at: Moment
     currency: Currency
     sections: list[SectionIn] = Field(min_length=1, max_length=50)
     queue: QueueIn | None = Field(default=None, description="a queued sale behind the waiting room")
+    description: str | None = Field(default=None, max_length=4000, description="what the event page tells buyers")
+    image_url: ImageUrl | None = None
+    doors_at: Moment | None = Field(default=None, description="when doors open: up to 12 h before starts_at")
+    venue_address: str | None = Field(
+        default=None, min_length=1, max_length=300, description="the venue's street address (same as `address`)"
+    )
+    timezone: Timezone | None = Field(
+        default=None, description="the venue's IANA zone; unset: the venue's as known (UTC for a new venue)"
+    )
+    address: Annotated[str, Field(min_length=1, max_length=300)] | None = Field(
+        default=None, description="the venue's street address; unset: as known"
+    )
 
     def draft(self) -> EventDraft:
         sections = tuple(
@@ -85,16 +119,24 @@ class EventIn(In):
         if self.queue is not None:
             on_sale_at = self.queue.on_sale_at.astimezone(UTC).replace(microsecond=0)
             queue = QueueDraft(on_sale_at, self.queue.admit_per_minute)
-        return EventDraft(self.name, self.category, self.venue, self.city, starts_at, self.currency, sections, queue)
+        doors_at = self.doors_at.astimezone(UTC).replace(microsecond=0) if self.doors_at else None
+        # One address, two names: `venue_address` (the event page's field) and `address` (kept with the venue).
+        address = self.address or self.venue_address
+        details = EventDetails(self.description or None, self.image_url, doors_at, address)
+        return EventDraft(
+            self.name, self.category, self.venue, self.city, starts_at, self.currency, sections, queue, details,
+            timezone=self.timezone, address=address,
+        )
 
 
 class StationIn(In):
     code: StationCode
     name: Annotated[str, Field(min_length=1, max_length=100)]
     city: City
+    timezone: Timezone = Field(default="UTC", description="the station's IANA zone, e.g. Asia/Kolkata")
 
     def station(self) -> Station:
-        return Station(code=self.code, name=self.name, city=self.city)
+        return Station(code=self.code, name=self.name, city=self.city, timezone=self.timezone)
 
 
 class StopIn(In):
@@ -149,9 +191,9 @@ class TrainIn(In):
 class RunsIn(In):
     """One date, or every date from ``from_date`` to ``to_date`` (both included)."""
 
-    date: Day | None = None
-    from_date: Day | None = None
-    to_date: Day | None = None
+    date: JsonDate | None = None
+    from_date: JsonDate | None = None
+    to_date: JsonDate | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> RunsIn:

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.catalog.domain import EventPlan, EventRecord, SeatRecord, SectionRecord, Station
+from boxoffice.catalog.domain import EventDetails, EventPlan, EventRecord, SeatRecord, SectionRecord, Station, Venue
 from boxoffice.catalog.tables import (
     coach_seats,
     coaches,
@@ -55,13 +55,20 @@ async def count_events(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(events))).scalar_one())
 
 
-async def ensure_venue(conn: AsyncConnection, new_id: str, name: str, city: str) -> str:
-    """The id of the venue (name, city), made if it is new; two writers naming it at once get one venue."""
+async def ensure_venue(
+    conn: AsyncConnection, new_id: str, name: str, city: str, *, timezone: str | None, address: str | None
+) -> Venue:
+    """The venue (name, city), made if it is new; two writers naming it at once get one venue. A zone or an
+    address given (not None) replaces the venue's: the latest event published there knows best."""
     upsert = postgresql.insert(venues) if conn.dialect.name == "postgresql" else sqlite.insert(venues)
-    await conn.execute(upsert.values(id=new_id, name=name, city=city).on_conflict_do_nothing())
-    query = select(venues.c.id).where(and_(venues.c.name == name, venues.c.city == city))
-    found: str = (await conn.execute(query)).scalar_one()
-    return found
+    values = {"id": new_id, "name": name, "city": city, "timezone": timezone or "UTC", "address": address}
+    await conn.execute(upsert.values(values).on_conflict_do_nothing())
+    where = and_(venues.c.name == name, venues.c.city == city)
+    changes = {k: v for k, v in (("timezone", timezone), ("address", address)) if v is not None}
+    if changes:
+        await conn.execute(update(venues).where(where).values(changes))
+    row = (await conn.execute(select(venues.c.id, venues.c.timezone, venues.c.address).where(where))).one()
+    return Venue(row.id, row.timezone, row.address)
 
 
 async def insert_event(conn: AsyncConnection, plan: EventPlan, *, venue_id: str, now: datetime) -> None:
@@ -70,7 +77,9 @@ async def insert_event(conn: AsyncConnection, plan: EventPlan, *, venue_id: str,
         id=plan.id, name=d.name, category=d.category, venue_id=venue_id, starts_at=d.starts_at, currency=d.currency,
         seating=d.seating, price_from=plan.price_from, capacity=plan.capacity, created_at=now,
         on_sale_at=d.queue.on_sale_at if d.queue else None,
-        admit_per_minute=d.queue.admit_per_minute if d.queue else None)])
+        admit_per_minute=d.queue.admit_per_minute if d.queue else None,
+        description=d.details.description, image_url=d.details.image_url, doors_at=d.details.doors_at,
+        venue_address=d.details.venue_address)])
     await _insert(conn, sections, [
         dict(id=s.id, event_id=plan.id, position=i, name=s.name, price=s.price, capacity=s.capacity)
         for i, s in enumerate(plan.sections)])
@@ -80,14 +89,28 @@ async def insert_event(conn: AsyncConnection, plan: EventPlan, *, venue_id: str,
         for i, (s, t) in enumerate((s, t) for s in plan.sections for t in s.seats)])
 
 
-_EVENT_COLUMNS = (*events.c, venues.c.name.label("venue"), venues.c.city.label("city"))
+_EVENT_COLUMNS = (
+    *events.c,
+    venues.c.name.label("venue"),
+    venues.c.city.label("city"),
+    venues.c.timezone.label("timezone"),
+    venues.c.address.label("address"),
+)
+# What ``q`` searches: the name (often the artist's), the venue, its city and address, and the description
+# (line-ups and artists are named there).
+SEARCHED = (
+    events.c.name, venues.c.name, venues.c.city, events.c.venue_address, venues.c.address, events.c.description
+)
 
 
 def _event(row: Row[Any]) -> EventRecord:
     return EventRecord(
         id=row.id, name=row.name, category=row.category, venue=row.venue, city=row.city, starts_at=row.starts_at,
         seating=row.seating, currency=row.currency, price_from=row.price_from, capacity=row.capacity,
-        on_sale_at=row.on_sale_at, admit_per_minute=row.admit_per_minute,
+        on_sale_at=row.on_sale_at, admit_per_minute=row.admit_per_minute, timezone=row.timezone,
+        address=row.address,
+        details=EventDetails(description=row.description, image_url=row.image_url, doors_at=row.doors_at,
+                             venue_address=row.venue_address),
     )
 
 
@@ -117,7 +140,7 @@ async def list_events(
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(
-            or_(*(column.ilike(pattern, escape="\\") for column in (events.c.name, venues.c.name, venues.c.city)))
+            or_(*(column.ilike(pattern, escape="\\") for column in SEARCHED))
         )
     if after is not None:
         at, last_id = after
@@ -141,12 +164,17 @@ async def seats_of(conn: AsyncConnection, event_id: str) -> list[SeatRecord]:
 
 # Stations and trains.
 async def insert_stations(conn: AsyncConnection, new: Sequence[Station]) -> None:
-    await _insert(conn, stations, [dict(code=s.code, name=s.name, city=s.city) for s in new])
+    await _insert(conn, stations, [dict(code=s.code, name=s.name, city=s.city, timezone=s.timezone) for s in new])
 
 
 async def all_stations(conn: AsyncConnection) -> list[Station]:
     query = select(stations).order_by(stations.c.code)
-    return [Station(code=r.code, name=r.name, city=r.city) for r in await conn.execute(query)]
+    return [Station(code=r.code, name=r.name, city=r.city, timezone=r.timezone) for r in await conn.execute(query)]
+
+
+async def stations_by_code(conn: AsyncConnection, codes: Sequence[str]) -> dict[str, Station]:
+    query = select(stations).where(stations.c.code.in_(list(codes)))
+    return {r.code: Station(r.code, r.name, r.city, r.timezone) for r in await conn.execute(query)}
 
 
 async def station_codes(conn: AsyncConnection, codes: Sequence[str]) -> set[str]:

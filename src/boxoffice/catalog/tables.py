@@ -7,7 +7,7 @@ booking keys train inventory by ``(run_id, seat_id)``.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, ForeignKey, Index, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import Column, Date, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 from boxoffice.platform.bus.tables import add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
@@ -20,6 +20,8 @@ venues = Table(
     Column("id", String(36), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("city", String(100), nullable=False),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),  # IANA, e.g. Europe/Amsterdam
+    Column("address", String(300), nullable=True),
     UniqueConstraint("name", "city", name="uq_venues_name_city"),
 )
 
@@ -38,6 +40,11 @@ events = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("on_sale_at", UtcDateTime, nullable=True),  # a queued sale (waiting room) opens then
     Column("admit_per_minute", Integer, nullable=True),
+    # What the event page shows beyond the listing (all optional).
+    Column("description", Text, nullable=True),
+    Column("image_url", String(500), nullable=True),
+    Column("doors_at", UtcDateTime, nullable=True),
+    Column("venue_address", String(300), nullable=True),
     Index("ix_events_starts_at_id", "starts_at", "id"),
     Index("ix_events_category_starts_at", "category", "starts_at"),
 )
@@ -74,6 +81,7 @@ stations = Table(
     Column("code", String(8), primary_key=True),
     Column("name", String(100), nullable=False),
     Column("city", String(100), nullable=False),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),  # IANA, e.g. Asia/Kolkata
 )
 
 trains = Table(

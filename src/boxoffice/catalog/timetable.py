@@ -8,12 +8,13 @@ in minor units, for any ordered pair of stops (a ticket from a stop to a later s
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from boxoffice.catalog.domain import MAX_DAYS_AHEAD, InvalidDate, InvalidRoute, InvalidSegment, rfc3339
+from boxoffice.catalog.domain import MAX_DAYS_AHEAD, InvalidDate, InvalidRoute, InvalidSegment, Station, rfc3339
+from boxoffice.platform.localtime import DEFAULT_ZONE
 
 MAX_TRAIN_SEATS = 5_000  # per train: every seat travels in each catalog.run-published
 
@@ -208,24 +209,33 @@ def check_queue(run: Run, on_sale_at: datetime, *, now: datetime) -> None:
 
 
 def run_published(
-    layout: TrainLayout, run_id: str, run_date: date, *, on_sale_at: datetime | None = None,
+    layout: TrainLayout,
+    run_id: str,
+    run_date: date,
+    stations: Mapping[str, Station] | None = None,
+    *,
+    on_sale_at: datetime | None = None,
     admit_per_minute: int | None = None,
 ) -> dict[str, Any]:
-    """The data of ``catalog.run-published`` (docs/contracts.md): booking builds train inventory from it; a
+    """The data of ``catalog.run-published`` (docs/contracts.md): booking builds train inventory from it.
+    With ``stations`` each stop also carries its station's name and time zone (what a ticket prints); a
     queued booking day adds ``queue`` (and ``capacity``, the seats, for the waiting room)."""
     departs_at = run_departure(run_date, layout.departure_minute)
     stops = []
     for index, stop in enumerate(layout.stops):
         arrives, departs = stop_times(departs_at, stop)
-        stops.append(
-            {
-                "station": stop.station,
-                "index": index,
-                "arrives_at": rfc3339(arrives),
-                "departs_at": rfc3339(departs),
-                "distance_km": stop.distance_km,
-            }
-        )
+        entry: dict[str, Any] = {
+            "station": stop.station,
+            "index": index,
+            "arrives_at": rfc3339(arrives),
+            "departs_at": rfc3339(departs),
+            "distance_km": stop.distance_km,
+        }
+        if stations is not None:
+            known = stations.get(stop.station)
+            entry["name"] = known.name if known else stop.station
+            entry["timezone"] = known.timezone if known else DEFAULT_ZONE
+        stops.append(entry)
     classes = [
         {
             "code": c.code,

@@ -6,14 +6,17 @@ form is what the read cache keeps. Live availability from booking is laid over a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from boxoffice.catalog import timetable
-from boxoffice.catalog.domain import Category, EventRecord, Seating, SeatRecord, SeatStatus, SectionRecord
+from boxoffice.catalog.domain import Category, EventRecord, Seating, SeatRecord, SeatStatus, SectionRecord, Station
 from boxoffice.catalog.timetable import Run, TrainLayout
+from boxoffice.platform.localtime import DEFAULT_ZONE
+
+TIMEZONE = "the IANA time zone of the place (times stay RFC 3339 UTC; show them in this zone)"
 
 
 class Out(BaseModel):
@@ -27,6 +30,8 @@ class EventSummaryOut(Out):
     venue: str
     city: str
     starts_at: datetime
+    timezone: str = Field(default=DEFAULT_ZONE, description=TIMEZONE, examples=["Europe/Amsterdam"])
+    address: str | None = None
     seating: Seating
     currency: str
     price_from: int
@@ -35,6 +40,7 @@ class EventSummaryOut(Out):
     """True when booking did not answer in time: ``available`` is the last count seen (or the capacity)."""
     queued: bool = False  # a queued sale: buyers join the waiting room's line (docs/waiting-room.md)
     on_sale_at: datetime | None = None
+    image_url: str | None = None
 
 
 class SectionOut(Out):
@@ -56,6 +62,9 @@ class SeatOut(Out):
 
 
 class EventOut(EventSummaryOut):
+    description: str | None = None
+    doors_at: datetime | None = None
+    venue_address: str | None = None
     sections: list[SectionOut]
     seats: list[SeatOut]  # empty for general admission
 
@@ -69,6 +78,7 @@ class StationOut(Out):
     code: str
     name: str
     city: str
+    timezone: str = Field(default=DEFAULT_ZONE, description=TIMEZONE, examples=["Asia/Kolkata"])
 
 
 class StationPageOut(Out):
@@ -92,6 +102,8 @@ class TrainOptionOut(Out):
     destination: str
     departs_at: datetime
     arrives_at: datetime
+    origin_timezone: str = Field(default=DEFAULT_ZONE, description=TIMEZONE)
+    destination_timezone: str = Field(default=DEFAULT_ZONE, description=TIMEZONE)
     classes: list[ClassOptionOut]
 
 
@@ -102,6 +114,8 @@ class TrainOptionPageOut(Out):
 
 class RunStopOut(Out):
     station: str
+    name: str | None = None
+    timezone: str = Field(default=DEFAULT_ZONE, description=TIMEZONE)
     arrives_at: datetime | None
     departs_at: datetime | None
 
@@ -133,6 +147,8 @@ class RunOut(Out):
     destination: str
     departs_at: datetime
     arrives_at: datetime
+    origin_timezone: str = Field(default=DEFAULT_ZONE, description=TIMEZONE)
+    destination_timezone: str = Field(default=DEFAULT_ZONE, description=TIMEZONE)
     stops: list[RunStopOut]
     classes: list[RunClassOut]
     queued: bool = False  # a queued booking day: buyers go through the waiting room (/api/queue/{run_id})
@@ -191,18 +207,24 @@ def summary_view(row: EventRecord) -> EventSummaryOut:
         venue=row.venue,
         city=row.city,
         starts_at=row.starts_at,
+        timezone=row.timezone,
+        address=row.address,
         seating=row.seating,
         currency=row.currency,
         price_from=row.price_from,
         available=row.capacity,
         queued=row.on_sale_at is not None,
         on_sale_at=row.on_sale_at,
+        image_url=row.details.image_url,
     )
 
 
 def event_view(row: EventRecord, sections: Sequence[SectionRecord], seats: Sequence[SeatRecord]) -> EventOut:
     return EventOut(
         **summary_view(row).model_dump(),
+        description=row.details.description,
+        doors_at=row.details.doors_at,
+        venue_address=row.details.venue_address or row.address,
         sections=[
             SectionOut(id=s.id, name=s.name, price=s.price, capacity=s.capacity, available=s.capacity) for s in sections
         ],
@@ -246,12 +268,24 @@ def _segment_times(layout: TrainLayout, run: Run, start: int, end: int) -> tuple
     return departs, arrives
 
 
-def train_option(layout: TrainLayout, run: Run, origin: str, destination: str) -> TrainOptionOut:
+def station_view(station: Station) -> StationOut:
+    return StationOut(code=station.code, name=station.name, city=station.city, timezone=station.timezone)
+
+
+def _zone_of(stations: Mapping[str, StationOut], code: str) -> str:
+    known = stations.get(code)
+    return known.timezone if known else DEFAULT_ZONE
+
+
+def train_option(
+    layout: TrainLayout, run: Run, origin: str, destination: str, stations: Mapping[str, StationOut]
+) -> TrainOptionOut:
     start, end = timetable.segment(layout.stations, origin, destination)
     departs, arrives = _segment_times(layout, run, start, end)
     return TrainOptionOut(
         run_id=run.id, train_number=layout.number, name=layout.name, currency=layout.currency, origin=origin,
         destination=destination, departs_at=departs, arrives_at=arrives,
+        origin_timezone=_zone_of(stations, origin), destination_timezone=_zone_of(stations, destination),
         classes=[
             ClassOptionOut(code=c.code, name=c.name, fare=layout.fare(c, start, end), available=c.capacity)
             for c in layout.classes
@@ -259,12 +293,15 @@ def train_option(layout: TrainLayout, run: Run, origin: str, destination: str) -
     )
 
 
-def run_view(layout: TrainLayout, run: Run, start: int, end: int) -> RunOut:
+def run_view(layout: TrainLayout, run: Run, start: int, end: int, stations: Mapping[str, StationOut]) -> RunOut:
     departs, arrives = _segment_times(layout, run, start, end)
     stops = []
     for stop in layout.stops:
         arrives_at, departs_at = timetable.stop_times(run.departs_at, stop)
-        stops.append(RunStopOut(station=stop.station, arrives_at=arrives_at, departs_at=departs_at))
+        known = stations.get(stop.station)
+        stops.append(RunStopOut(station=stop.station, name=known.name if known else None,
+                                timezone=_zone_of(stations, stop.station), arrives_at=arrives_at,
+                                departs_at=departs_at))
     classes = [
         RunClassOut(
             code=c.code, name=c.name, fare=layout.fare(c, start, end), available=c.capacity,
@@ -279,6 +316,7 @@ def run_view(layout: TrainLayout, run: Run, start: int, end: int) -> RunOut:
     return RunOut(
         run_id=run.id, train_id=layout.id, train_number=layout.number, name=layout.name, date=run.run_date,
         currency=layout.currency, origin=layout.stops[start].station, destination=layout.stops[end].station,
-        departs_at=departs, arrives_at=arrives, stops=stops, classes=classes,
+        departs_at=departs, arrives_at=arrives, origin_timezone=_zone_of(stations, layout.stops[start].station),
+        destination_timezone=_zone_of(stations, layout.stops[end].station), stops=stops, classes=classes,
         queued=run.on_sale_at is not None, on_sale_at=run.on_sale_at,
     )

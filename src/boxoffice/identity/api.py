@@ -10,6 +10,7 @@ from boxoffice.identity import handlers
 from boxoffice.identity.deps import IdentityDeps
 from boxoffice.identity.schemas import (
     AcceptedOut,
+    ChangePasswordIn,
     EmailIn,
     JwksOut,
     LoginIn,
@@ -18,6 +19,7 @@ from boxoffice.identity.schemas import (
     MeOut,
     RefreshIn,
     RegisterIn,
+    ResetPasswordIn,
     TokenPairOut,
     UserOut,
     VerifyIn,
@@ -54,6 +56,18 @@ async def login(body: LoginIn, deps: Deps) -> TokenPairOut:
     return TokenPairOut.of(await handlers.login(deps, body.command()))
 
 
+@router.post("/api/auth/password/forgot", status_code=202, responses=problem_responses(400, 422, 429))
+async def forgot_password(body: EmailIn, deps: Deps) -> AcceptedOut:
+    await handlers.forgot_password(deps, email=body.email)
+    return AcceptedOut(status="accepted", detail="If an account has this address, a code is on its way.")
+
+
+@router.post("/api/auth/password/reset", responses=problem_responses(400, 422))
+async def reset_password(body: ResetPasswordIn, deps: Deps) -> TokenPairOut:
+    """A new password with the e-mailed code; every session of the account ends and a new one begins."""
+    return TokenPairOut.of(await handlers.reset_password(deps, body.command()))
+
+
 @router.post("/api/auth/refresh", responses=problem_responses(400, 401, 422))
 async def refresh(body: RefreshIn, deps: Deps) -> TokenPairOut:
     return TokenPairOut.of(await handlers.refresh(deps, refresh_token=body.refresh_token))
@@ -67,6 +81,21 @@ async def logout(body: RefreshIn, deps: Deps) -> None:
 @router.get("/api/me", responses=problem_responses(401, 404))
 async def me(user: CurrentUser, deps: Deps) -> MeOut:
     return MeOut.of(await handlers.get_user(deps, user.id))
+
+
+@router.post(
+    "/api/me/password", status_code=204, response_class=Response, responses=problem_responses(400, 401, 403, 404, 422)
+)
+async def change_password(body: ChangePasswordIn, user: CurrentUser, deps: Deps) -> None:
+    """A new password (the current one is asked again). Every refresh token of the account is revoked, so
+    every session ends when its access token expires; log in again with the new password to go on."""
+    await handlers.change_password(deps, user.id, body.command())
+
+
+@router.post("/api/auth/logout-all", status_code=204, response_class=Response, responses=problem_responses(401))
+async def log_out_everywhere(user: CurrentUser, deps: Deps) -> None:
+    """Revoke every refresh token of the caller: no device can renew its session."""
+    await handlers.log_out_everywhere(deps, user.id)
 
 
 @router.get("/.well-known/jwks.json")

@@ -6,13 +6,18 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, EmailStr, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 
 from boxoffice.identity.keys import KeyRingHolder
 from boxoffice.platform.db import Database
 from boxoffice.platform.mail import Mailer
 from boxoffice.platform.settings import ServiceSettings, service_config
+
+LoginEmail = Annotated[EmailStr, Field(max_length=320)]
+"""An e-mail address as sign-up and login accept it (the admin's from settings is checked the same way)."""
+_LOGIN_EMAIL: TypeAdapter[str] = TypeAdapter(LoginEmail)
 
 
 class IdentitySettings(ServiceSettings):
@@ -32,6 +37,19 @@ class IdentitySettings(ServiceSettings):
     admin_password: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("admin_password", "BOXOFFICE_ADMIN_PASSWORD")
     )
+
+    @field_validator("admin_email")
+    @classmethod
+    def _login_accepts(cls, value: str | None) -> str | None:
+        """An admin whose address login refuses could never log in: refuse to start instead."""
+        if value is None:
+            return None
+        try:
+            _LOGIN_EMAIL.validate_python(value)
+        except ValidationError as refused:
+            reason = refused.errors()[0]["msg"].removeprefix("value is not a valid email address: ")
+            raise ValueError(f"BOXOFFICE_ADMIN_EMAIL={value!r} is not an address login accepts: {reason}") from None
+        return value
 
     def check_production(self) -> list[str]:
         if self.admin_password is not None and len(self.admin_password.get_secret_value()) < 10:

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Literal
 
 from boxoffice.platform.problems import (
     BadRequest,
@@ -65,6 +66,13 @@ class CodeLocked(BadRequest):
 
 class ResendTooSoon(TooManyRequests):
     slug, title = "resend-too-soon", "Code sent recently"
+
+
+class WrongPassword(Forbidden):
+    slug, title = "wrong-password", "Wrong password"
+
+    def __init__(self) -> None:
+        super().__init__("The current password is wrong.")
 
 
 class InvalidRefreshToken(Unauthorized):
@@ -140,6 +148,25 @@ class LogIn:
     password: str
 
 
+@dataclass(frozen=True, slots=True)
+class ResetPassword:
+    """Set a new password with the code a "forgot password" e-mail carried."""
+
+    email: str
+    code: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePassword:
+    current_password: str
+    new_password: str
+
+
+CodePurpose = Literal["verify", "reset"]
+"""What a one-time code is for: a code of one purpose never works for the other."""
+
+
 def with_role(roles: tuple[str, ...], role: str) -> tuple[str, ...]:
     """``roles`` plus ``role``, in order, once."""
     return tuple(dict.fromkeys([*roles, role]))
@@ -186,8 +213,9 @@ def new_otp_code() -> str:
     return f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
 
 
-def otp_digest(secret: bytes, user_id: str, code: str) -> str:
-    return hmac.new(secret, f"{user_id}:{code}".encode(), hashlib.sha256).hexdigest()
+def otp_digest(secret: bytes, user_id: str, code: str, purpose: CodePurpose = "verify") -> str:
+    subject = user_id if purpose == "verify" else f"{purpose}:{user_id}"
+    return hmac.new(secret, f"{subject}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,15 +227,14 @@ class OtpState:
 
 
 def check_otp(state: OtpState | None, *, digest: str, now: datetime, max_attempts: int) -> None:
-    """Raise unless ``digest`` matches a live code. The caller counts the attempt on InvalidCode."""
+    """Raise unless ``digest`` matches a live code whose attempt was already counted (``state.attempts``
+    includes this one), so concurrent guesses can never check more than ``max_attempts`` codes."""
     if state is None:
         raise InvalidCode("No code is waiting for this address; ask for a new one.")
-    if state.attempts >= max_attempts:
-        raise CodeLocked("This code was entered wrongly too often; ask for a new one.")
     if now >= state.expires_at:
         raise CodeExpired("This code has expired; ask for a new one.")
     if not hmac.compare_digest(state.code_hash, digest):
-        left = max_attempts - state.attempts - 1
+        left = max(0, max_attempts - state.attempts)
         raise InvalidCode(f"The code is wrong ({left} tries left).", tries_left=left)
 
 
@@ -219,12 +246,13 @@ def resend_wait(state: OtpState | None, *, now: datetime, interval: timedelta) -
     return max(0, int(wait) + (1 if wait % 1 else 0))
 
 
-# Login throttling: after ``max_failures`` in a row the account waits, doubling each further failure.
-def lockout_after_failure(failures: int, *, now: datetime, max_failures: int, lockout: timedelta) -> datetime | None:
-    if failures < max_failures:
-        return None
-    until: datetime = now + lockout * 2 ** min(failures - max_failures, 6)
-    return until
+# Login throttling: the ``max_failures``-th attempt in a row locks the account, each further one twice as long.
+LOCKOUT_DOUBLINGS = 6
+
+
+def lockout_steps(lockout: timedelta) -> tuple[timedelta, ...]:
+    """How long the account waits after the ``max_failures + k``-th attempt in a row (the last for all later)."""
+    return tuple(lockout * 2**k for k in range(LOCKOUT_DOUBLINGS + 1))
 
 
 def seconds_locked(locked_until: datetime | None, now: datetime) -> int:

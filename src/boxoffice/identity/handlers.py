@@ -18,9 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.identity import domain, store
 from boxoffice.identity.deps import IdentityDeps
-from boxoffice.identity.domain import LogIn, RefreshToken, RegisterUser, TokenPair, User, VerifyEmail
+from boxoffice.identity.domain import (
+    ChangePassword,
+    LogIn,
+    RefreshToken,
+    RegisterUser,
+    ResetPassword,
+    TokenPair,
+    User,
+    VerifyEmail,
+)
 from boxoffice.identity.keys import KeyRing
 from boxoffice.platform.bus.envelope import uuid7
+from boxoffice.platform.db import UnitOfWork
 from boxoffice.platform.keys import load_or_create_keys
 from boxoffice.platform.metrics import counter
 
@@ -59,19 +69,51 @@ def _otp_mail(name: str, code: str, minutes: int) -> tuple[str, str]:
     return subject, body
 
 
-async def _send_new_code(deps: IdentityDeps, conn: AsyncConnection, user: User) -> None:
+def _reset_mail(name: str, code: str, minutes: int) -> tuple[str, str]:
+    subject = f"Reset your boxoffice password: {code}"
+    body = (
+        f"Hello {name},\n\nsomeone (we hope you) asked to reset the password of your boxoffice account.\n"
+        f"Your code is {code}; it is valid for {minutes} minutes. Setting a new password logs out every\n"
+        "device that is signed in. If you did not ask for it, ignore this message: your password stays.\n"
+    )
+    return subject, body
+
+
+async def _send_new_code(
+    deps: IdentityDeps, conn: AsyncConnection, user: User, purpose: domain.CodePurpose = "verify"
+) -> None:
     now = deps.now()
     code = domain.new_otp_code()
     ttl = deps.config.otp_ttl_seconds
     await store.replace_otp(
         conn,
         user.id,
-        code_hash=domain.otp_digest(deps.secret, user.id, code),
+        code_hash=domain.otp_digest(deps.secret, user.id, code, purpose),
         expires_at=now + timedelta(seconds=ttl),
         now=now,
+        purpose=purpose,
     )
-    subject, body = _otp_mail(user.name, code, ttl // 60)
+    subject, body = (_otp_mail if purpose == "verify" else _reset_mail)(user.name, code, ttl // 60)
     await store.queue_mail(conn, recipient=user.email, subject=subject, body=body, now=now)
+
+
+async def _use_code(
+    deps: IdentityDeps, uow: UnitOfWork, user: User | None, code: str, purpose: domain.CodePurpose
+) -> User:
+    """Count a try of ``code`` (committed even when it is wrong), then check it; the user it belongs to."""
+    limit = deps.config.otp_max_attempts
+    state = await store.count_otp_attempt(uow.conn, user.id, purpose=purpose, max_attempts=limit) if user else None
+    if user is not None and state is None and await store.otp_state(uow.conn, user.id, purpose) is not None:
+        raise domain.CodeLocked("This code was entered wrongly too often; ask for a new one.")
+    digest = domain.otp_digest(deps.secret, user.id, code, purpose) if user is not None else ""
+    try:
+        domain.check_otp(state, digest=digest, now=deps.now(), max_attempts=limit)
+    except domain.InvalidCode:
+        await uow.commit()  # the try counts
+        raise
+    assert user is not None  # a code was found, and only a user has one
+    await store.delete_otp(uow.conn, user.id, purpose)
+    return user
 
 
 async def register_user(deps: IdentityDeps, cmd: RegisterUser) -> User:
@@ -119,18 +161,8 @@ async def resend_code(deps: IdentityDeps, *, email: str) -> None:
 
 async def verify_email(deps: IdentityDeps, cmd: VerifyEmail) -> TokenPair:
     async with deps.db.uow() as uow:
-        user = await store.user_by_email(uow.conn, domain.normalize_email(cmd.email))
-        state = await store.otp_state(uow.conn, user.id) if user is not None else None
-        digest = domain.otp_digest(deps.secret, user.id, cmd.code) if user is not None else ""
-        try:
-            domain.check_otp(state, digest=digest, now=deps.now(), max_attempts=deps.config.otp_max_attempts)
-        except domain.InvalidCode:
-            if state is not None and user is not None:
-                await store.count_otp_attempt(uow.conn, user.id)
-                await uow.commit()
-            raise
-        assert user is not None  # check_otp refuses a missing code, and only a user has one
-        await store.delete_otp(uow.conn, user.id)
+        found = await store.user_by_email(uow.conn, domain.normalize_email(cmd.email))
+        user = await _use_code(deps, uow, found, cmd.code, "verify")
         await store.mark_verified(uow.conn, user.id)
         uow.publish(USERS_TOPIC, "identity.user-verified", key=user.id, data={"user_id": user.id})
         pair = await _issue_tokens(deps, uow.conn, user, family_id=None)
@@ -147,28 +179,31 @@ async def login(deps: IdentityDeps, cmd: LogIn) -> TokenPair:
         await password_matches(_DUMMY_HASH, cmd.password)
         LOGINS.labels("failed").inc()
         raise domain.InvalidCredentials()
+    # The attempt is counted (and commits) before the password is checked: concurrent guesses each take a
+    # place in the count, so no more than ``login_max_failures`` of them are ever checked in a row.
     now = deps.now()
-    if locked := domain.seconds_locked(user.locked_until, now):
-        LOGINS.labels("throttled").inc()
-        raise domain.LoginThrottled(f"Too many failed logins; try again in {locked} s.", retry_after=locked)
-    ok = await password_matches(user.password_hash, cmd.password)
     async with deps.db.uow() as uow:
-        if not ok:
-            failures = await store.failed_logins(uow.conn, user.id) + 1
-            locked_until = domain.lockout_after_failure(
-                failures,
-                now=now,
-                max_failures=deps.config.login_max_failures,
-                lockout=timedelta(seconds=deps.config.login_lockout_seconds),
-            )
-            await store.set_login_failures(uow.conn, user.id, failures, locked_until)
-            await uow.commit()
-            LOGINS.labels("failed").inc()
-            raise domain.InvalidCredentials()
+        attempt = await store.count_login_attempt(
+            uow.conn,
+            user.id,
+            now=now,
+            lock_at=deps.config.login_max_failures,
+            locks=domain.lockout_steps(timedelta(seconds=deps.config.login_lockout_seconds)),
+        )
+        locked_until = await store.locked_until(uow.conn, user.id) if attempt is None else None
+        await uow.commit()
+    if attempt is None:
+        LOGINS.labels("throttled").inc()
+        locked = max(1, domain.seconds_locked(locked_until, now))
+        raise domain.LoginThrottled(f"Too many failed logins; try again in {locked} s.", retry_after=locked)
+    if not await password_matches(user.password_hash, cmd.password):
+        LOGINS.labels("failed").inc()
+        raise domain.InvalidCredentials()
+    async with deps.db.uow() as uow:
+        await store.clear_login_failures(uow.conn, user.id)
         if not user.verified:
+            await uow.commit()
             raise domain.NotVerified()
-        if user.failed_logins or user.locked_until:
-            await store.clear_login_failures(uow.conn, user.id)
         pair = await _issue_tokens(deps, uow.conn, user, family_id=None)
         await uow.commit()
     LOGINS.labels("ok").inc()
@@ -202,6 +237,72 @@ async def logout(deps: IdentityDeps, *, refresh_token: str) -> None:
             if token is not None and token.token_hash == domain.refresh_digest(secret):
                 await store.revoke_family(uow.conn, token.family_id)
                 await uow.commit()
+
+
+async def forgot_password(deps: IdentityDeps, *, email: str) -> None:
+    """E-mail a code that sets a new password; silent for unknown addresses (no account probing), and
+    throttled as the sign-up code is (one per ``otp_resend_interval_seconds``)."""
+    async with deps.db.uow() as uow:
+        user = await store.user_by_email(uow.conn, domain.normalize_email(email))
+        if user is None:
+            return
+        interval = timedelta(seconds=deps.config.otp_resend_interval_seconds)
+        wait = domain.resend_wait(await store.otp_state(uow.conn, user.id, "reset"), now=deps.now(), interval=interval)
+        if wait:
+            message = f"A code was sent less than a minute ago; try again in {wait} s."
+            raise domain.ResendTooSoon(message, retry_after=wait)
+        await _send_new_code(deps, uow.conn, user, "reset")
+        await uow.commit()
+    deps.mail_signal.set()
+
+
+async def reset_password(deps: IdentityDeps, cmd: ResetPassword) -> TokenPair:
+    """A new password from the e-mailed code: every session of the account ends, and this one begins.
+
+    The code proves the address, so an account that never verified it is verified now.
+    """
+    email = domain.normalize_email(cmd.email)
+    async with deps.db.read() as conn:
+        known = await store.user_by_email(conn, email)
+    domain.check_password(cmd.password, email=email, name=known.name if known else "")
+    password_hash = await hash_password(cmd.password)
+    async with deps.db.uow() as uow:
+        found = await store.user_by_email(uow.conn, email)
+        user = await _use_code(deps, uow, found, cmd.code, "reset")
+        await store.set_password(uow.conn, user.id, password_hash)
+        await store.clear_login_failures(uow.conn, user.id)
+        ended = await store.revoke_user_tokens(uow.conn, user.id)
+        if not user.verified:
+            await store.mark_verified(uow.conn, user.id)
+            uow.publish(USERS_TOPIC, "identity.user-verified", key=user.id, data={"user_id": user.id})
+        pair = await _issue_tokens(deps, uow.conn, user, family_id=None)
+        await uow.commit()
+    log.info("password reset", user_id=user.id, sessions_ended=ended)
+    return pair
+
+
+async def change_password(deps: IdentityDeps, user_id: str, cmd: ChangePassword) -> None:
+    """A new password for a signed-in user who knows the current one: no session can renew itself after."""
+    user = await get_user(deps, user_id)
+    if not await password_matches(user.password_hash, cmd.current_password):
+        raise domain.WrongPassword()
+    domain.check_password(cmd.new_password, email=user.email, name=user.name)
+    password_hash = await hash_password(cmd.new_password)
+    async with deps.db.uow() as uow:
+        await store.set_password(uow.conn, user.id, password_hash)
+        await store.clear_login_failures(uow.conn, user.id)
+        ended = await store.revoke_user_tokens(uow.conn, user.id)
+        await uow.commit()
+    log.info("password changed", user_id=user.id, sessions_ended=ended)
+
+
+async def log_out_everywhere(deps: IdentityDeps, user_id: str) -> int:
+    """Revoke every refresh token of the user; access tokens already given out expire on their own."""
+    async with deps.db.uow() as uow:
+        ended = await store.revoke_user_tokens(uow.conn, user_id)
+        await uow.commit()
+    log.info("logged out everywhere", user_id=user_id, sessions_ended=ended)
+    return ended
 
 
 async def get_user(deps: IdentityDeps, user_id: str) -> User:

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from boxoffice.identity.domain import LogIn, RegisterUser, TokenPair, User, VerifyEmail
+from boxoffice.identity.deps import LoginEmail
+from boxoffice.identity.domain import (
+    ChangePassword,
+    LogIn,
+    RegisterUser,
+    ResetPassword,
+    TokenPair,
+    User,
+    VerifyEmail,
+)
 from boxoffice.platform.mail import Mail
+from boxoffice.platform.requests import RequestBody
 
 
-class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=4096)
+class In(RequestBody):
+    model_config = ConfigDict(str_max_length=4096)
 
 
 class RegisterIn(In):
-    email: EmailStr = Field(max_length=320)
+    email: LoginEmail
     password: str = Field(min_length=1, max_length=1024)
     name: str = Field(min_length=1, max_length=200)
 
@@ -24,7 +34,7 @@ class RegisterIn(In):
 
 
 class VerifyIn(In):
-    email: EmailStr = Field(max_length=320)
+    email: LoginEmail
     code: str = Field(pattern=r"^\d{6}$", description="the 6-digit code from the e-mail")
 
     def command(self) -> VerifyEmail:
@@ -32,15 +42,32 @@ class VerifyIn(In):
 
 
 class EmailIn(In):
-    email: EmailStr = Field(max_length=320)
+    email: LoginEmail
 
 
 class LoginIn(In):
-    email: EmailStr = Field(max_length=320)
+    email: LoginEmail
     password: str = Field(min_length=1, max_length=1024)
 
     def command(self) -> LogIn:
         return LogIn(email=self.email, password=self.password)
+
+
+class ResetPasswordIn(In):
+    email: LoginEmail
+    code: str = Field(pattern=r"^\d{6}$", description="the 6-digit code from the \"forgot password\" e-mail")
+    new_password: str = Field(min_length=1, max_length=1024)
+
+    def command(self) -> ResetPassword:
+        return ResetPassword(email=self.email, code=self.code, password=self.new_password)
+
+
+class ChangePasswordIn(In):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+    def command(self) -> ChangePassword:
+        return ChangePassword(current_password=self.current_password, new_password=self.new_password)
 
 
 class RefreshIn(In):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -16,14 +17,17 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     delete,
     insert,
+    literal,
+    or_,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.identity.domain import OtpState, QueuedMail, RefreshToken, User, with_role
+from boxoffice.identity.domain import CodePurpose, OtpState, QueuedMail, RefreshToken, User, with_role
 from boxoffice.platform.bus.tables import BigId, add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
 from boxoffice.platform.keys import add_signing_keys_table
@@ -54,6 +58,19 @@ otp_codes = Table(
     Column("sent_at", UtcDateTime, nullable=False),
 )
 
+# "Forgot password" codes: the same shape as otp_codes, kept apart so that asking for a reset never
+# replaces a pending sign-up code, and a code of one kind never works for the other.
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("user_id", String(36), primary_key=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("sent_at", UtcDateTime, nullable=False),
+)
+_CODES = {"verify": otp_codes, "reset": password_resets}
+
 refresh_tokens = Table(
     "refresh_tokens",
     metadata,
@@ -66,6 +83,7 @@ refresh_tokens = Table(
     Column("revoked", Boolean, nullable=False, server_default="0"),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_refresh_tokens_family_id", "family_id"),
+    Index("ix_refresh_tokens_user_id", "user_id"),  # "log out everywhere" and password changes
 )
 
 signing_keys = add_signing_keys_table(metadata)
@@ -125,15 +143,36 @@ async def insert_user(conn: AsyncConnection, user: User) -> None:
     )
 
 
-async def set_login_failures(conn: AsyncConnection, user_id: str, failures: int, locked_until: datetime | None) -> None:
-    await conn.execute(
-        update(users).where(users.c.id == user_id).values(failed_logins=failures, locked_until=locked_until)
+async def count_login_attempt(
+    conn: AsyncConnection, user_id: str, *, now: datetime, lock_at: int, locks: Sequence[timedelta]
+) -> int | None:
+    """Count one login attempt before its password is checked; None when the account is locked.
+
+    One statement is the referee between concurrent attempts: it counts only while the account is not
+    locked, and the attempt that reaches ``lock_at`` locks the account at once (for ``locks[k]`` when it is
+    the ``lock_at + k``-th in a row, the last entry for every later one). A right password clears both.
+    """
+    attempts = users.c.failed_logins + 1
+    last = len(locks) - 1
+    until = case(
+        *[(attempts == lock_at + k, literal(now + lock, UtcDateTime)) for k, lock in enumerate(locks[:last])],
+        (attempts >= lock_at + last, literal(now + locks[last], UtcDateTime)),
+        else_=users.c.locked_until,
     )
+    unlocked = or_(users.c.locked_until.is_(None), users.c.locked_until <= literal(now, UtcDateTime))
+    result = await conn.execute(
+        update(users)
+        .where(and_(users.c.id == user_id, unlocked))
+        .values(failed_logins=attempts, locked_until=until)
+        .returning(users.c.failed_logins)
+    )
+    count = result.scalar_one_or_none()
+    return None if count is None else int(count)
 
 
-async def failed_logins(conn: AsyncConnection, user_id: str) -> int:
-    count = await conn.scalar(select(users.c.failed_logins).where(users.c.id == user_id))
-    return int(count or 0)
+async def locked_until(conn: AsyncConnection, user_id: str) -> datetime | None:
+    value: datetime | None = await conn.scalar(select(users.c.locked_until).where(users.c.id == user_id))
+    return value
 
 
 async def clear_login_failures(conn: AsyncConnection, user_id: str) -> None:
@@ -149,30 +188,67 @@ async def make_admin(conn: AsyncConnection, user: User, *, password_hash: str) -
         roles=" ".join(with_role(user.roles, "admin")), verified=True, password_hash=password_hash))
 
 
-async def otp_state(conn: AsyncConnection, user_id: str) -> OtpState | None:
-    row = (await conn.execute(select(otp_codes).where(otp_codes.c.user_id == user_id))).first()
+def _otp(row: Row[Any] | None) -> OtpState | None:
     if row is None:
         return None
     return OtpState(code_hash=row.code_hash, expires_at=row.expires_at, attempts=row.attempts, sent_at=row.sent_at)
 
 
+async def otp_state(conn: AsyncConnection, user_id: str, purpose: CodePurpose = "verify") -> OtpState | None:
+    table = _CODES[purpose]
+    return _otp((await conn.execute(select(table).where(table.c.user_id == user_id))).first())
+
+
 async def replace_otp(
-    conn: AsyncConnection, user_id: str, *, code_hash: str, expires_at: datetime, now: datetime
+    conn: AsyncConnection,
+    user_id: str,
+    *,
+    code_hash: str,
+    expires_at: datetime,
+    now: datetime,
+    purpose: CodePurpose = "verify",
 ) -> None:
-    await conn.execute(delete(otp_codes).where(otp_codes.c.user_id == user_id))
+    table = _CODES[purpose]
+    await conn.execute(delete(table).where(table.c.user_id == user_id))
     await conn.execute(
-        insert(otp_codes).values(user_id=user_id, code_hash=code_hash, expires_at=expires_at, attempts=0, sent_at=now)
+        insert(table).values(user_id=user_id, code_hash=code_hash, expires_at=expires_at, attempts=0, sent_at=now)
     )
 
 
-async def count_otp_attempt(conn: AsyncConnection, user_id: str) -> None:
-    await conn.execute(
-        update(otp_codes).where(otp_codes.c.user_id == user_id).values(attempts=otp_codes.c.attempts + 1)
+async def count_otp_attempt(
+    conn: AsyncConnection, user_id: str, *, purpose: CodePurpose, max_attempts: int
+) -> OtpState | None:
+    """Count one try of the user's code before it is compared; None when there is none or it is used up.
+
+    The UPDATE is the referee between concurrent tries: no more than ``max_attempts`` are ever counted.
+    """
+    table = _CODES[purpose]
+    result = await conn.execute(
+        update(table)
+        .where(and_(table.c.user_id == user_id, table.c.attempts < max_attempts))
+        .values(attempts=table.c.attempts + 1)
+        .returning(table.c.code_hash, table.c.expires_at, table.c.attempts, table.c.sent_at)
     )
+    return _otp(result.first())
 
 
-async def delete_otp(conn: AsyncConnection, user_id: str) -> None:
-    await conn.execute(delete(otp_codes).where(otp_codes.c.user_id == user_id))
+async def delete_otp(conn: AsyncConnection, user_id: str, purpose: CodePurpose = "verify") -> None:
+    table = _CODES[purpose]
+    await conn.execute(delete(table).where(table.c.user_id == user_id))
+
+
+async def set_password(conn: AsyncConnection, user_id: str, password_hash: str) -> None:
+    await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+async def revoke_user_tokens(conn: AsyncConnection, user_id: str) -> int:
+    """End every session of the user: each of its refresh tokens stops working."""
+    result = await conn.execute(
+        update(refresh_tokens)
+        .where(and_(refresh_tokens.c.user_id == user_id, refresh_tokens.c.revoked.is_(False)))
+        .values(revoked=True)
+    )
+    return int(result.rowcount or 0)
 
 
 async def queue_mail(conn: AsyncConnection, *, recipient: str, subject: str, body: str, now: datetime) -> None:

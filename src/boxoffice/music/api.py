@@ -36,7 +36,7 @@ ADMIN = [Depends(require_role("admin"))]
 IdPath = Annotated[str, Path(min_length=1, max_length=64)]
 IfMatch = Annotated[str | None, Header(alias="If-Match", description="the playlist's version, e.g. 3")]
 Q = Annotated[str | None, Query(max_length=100, description="full-text search, ranked")]
-Cursor = Annotated[str | None, Query(max_length=500)]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 router = APIRouter(tags=["music"])

@@ -8,16 +8,14 @@ construction rather than by careful shifting in SQL.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from boxoffice.platform.problems import BadRequest, NotFound, Problem, Unprocessable
+from boxoffice.platform import pagination
+from boxoffice.platform.problems import NotFound, Problem, Unprocessable
 
 T = TypeVar("T")
 
@@ -64,10 +62,6 @@ class PositionOutOfRange(Unprocessable):
 
 class EmptyLineup(Unprocessable):
     slug, title = "empty-lineup", "Empty line-up"
-
-
-class InvalidCursor(BadRequest):
-    slug, title = "invalid-cursor", "Invalid cursor"
 
 
 class VersionMismatch(Problem):
@@ -290,20 +284,14 @@ def tsquery(terms: Sequence[str]) -> str:
 
 
 def encode_cursor(key: str | float, item_id: str) -> str:
-    raw = json.dumps([key, item_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pagination.encode_cursor(key, item_id)
 
 
 def decode_cursor(cursor: str, kind: type[str] | type[float]) -> tuple[str | float, str]:
-    try:
-        key, item_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise InvalidCursor("The cursor is not one this API gave out.") from None
-    if kind is float and isinstance(key, int) and not isinstance(key, bool):
-        key = float(key)
-    if not isinstance(key, kind) or not isinstance(item_id, str):
-        raise InvalidCursor("The cursor is not one this API gave out (or belongs to another search).")
-    return key, item_id
+    """A search's cursor holds a relevance (float), a listing's a name (str): the other kind is refused."""
+    if kind is float:
+        return pagination.decode_cursor(cursor, float)
+    return pagination.decode_cursor(cursor, str)
 
 
 def parse_if_match(value: str | None) -> int | None:

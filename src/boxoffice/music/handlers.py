@@ -24,6 +24,7 @@ from boxoffice.music.domain import (
     PlaylistPatch,
     Track,
 )
+from boxoffice.platform import pagination
 from boxoffice.platform.bus.envelope import Envelope, uuid7
 from boxoffice.platform.bus.tables import claim_inbox
 from boxoffice.platform.db import UnitOfWork
@@ -157,14 +158,9 @@ async def create_playlist(deps: MusicDeps, cmd: NewPlaylist, *, actor: str) -> P
 
 
 async def list_playlists(deps: MusicDeps, *, actor: str, cursor: str | None, limit: int) -> Page[PlaylistHead]:
-    after = domain.decode_cursor(cursor, str) if cursor else None
-    if after is not None:
-        try:
-            datetime.fromisoformat(str(after[0]))
-        except ValueError:
-            raise domain.InvalidCursor("The cursor is not one this API gave out.") from None
+    after = pagination.decode_cursor(cursor, datetime) if cursor else None
     async with deps.db.read() as conn:
-        rows = await store.playlists_of(conn, actor, after=(str(after[0]), after[1]) if after else None,
+        rows = await store.playlists_of(conn, actor, after=(after[0].isoformat(), after[1]) if after else None,
                                         limit=limit + 1)
     return _page([(head, created.isoformat()) for head, created in rows], limit, key=lambda h: h.id)
 

@@ -22,14 +22,15 @@ from boxoffice.music.domain import (
     PlaylistPatch,
     Track,
 )
+from boxoffice.platform.requests import RequestBody
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Genre = Annotated[str, Field(pattern=r"^[a-z][a-z&-]{1,39}$", description="lower case, e.g. jazz, hip-hop, r&b")]
 
 
-class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class In(RequestBody):
+    model_config = ConfigDict(str_strip_whitespace=True)
 
 
 class ArtistIn(In):

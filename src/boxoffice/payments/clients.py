@@ -1,7 +1,9 @@
 """Typed clients of the services payments calls: booking's orders (docs/contracts.md, "Internal HTTP").
 
 All HTTP of a call lives here: the path, the status codes and what each one means for payments, the parsing
-of the answer. Handlers see typed results and domain errors only.
+of the answer. Handlers see typed results and domain errors only. When booking runs in this process, its
+in-process port (``booking.orders``, booking's ``ports.py``) is called instead of its routes, and its errors
+are mapped by the same rules as the HTTP answers (the status and slug the route would have answered).
 
 An id goes into a path only if it is one plain segment (``[A-Za-z0-9_-]``, as booking's ids are): quoting
 alone is not enough, since ASGI servers decode ``%2F`` before routing, so ``o1%2Fconfirm`` would reach
@@ -13,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 import httpx
@@ -22,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from boxoffice.payments.domain import BookingOrder
 from boxoffice.platform.clients import ServiceClient
-from boxoffice.platform.problems import ServiceUnavailable
+from boxoffice.platform.problems import Problem, ServiceUnavailable
+from boxoffice.platform.tracing import internal_call
 
 log = structlog.get_logger("boxoffice.payments")
 
@@ -73,11 +76,56 @@ def _slug(response: httpx.Response) -> str:
     return str(kind).rsplit("/", 1)[-1] if kind else ""
 
 
+class _LocalOrder(Protocol):
+    """Booking's order as its in-process port gives it (the fields ``GET /internal/orders/{id}`` answers)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def hold_id(self) -> str: ...
+    @property
+    def hold_version(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+
+
+@runtime_checkable
+class LocalOrders(Protocol):
+    """Booking's in-process port ``booking.orders``; its errors are ``Problem`` s with the routes' statuses."""
+
+    async def read_order(self, order_id: str) -> _LocalOrder: ...
+
+    async def confirm_order(self, order_id: str, *, hold_id: str, hold_version: int, payment_id: str) -> object: ...
+
+
+def _order(order: _LocalOrder) -> BookingOrder:
+    return BookingOrder(
+        id=order.id,
+        user_id=order.user_id,
+        status=str(order.status),
+        hold_id=order.hold_id,
+        hold_version=order.hold_version,
+        total=order.total,
+        currency=order.currency,
+    )
+
+
 class BookingOrders:
     """Booking's orders as payments needs them."""
 
-    def __init__(self, client: Callable[[], ServiceClient]) -> None:
+    def __init__(self, client: Callable[[], ServiceClient], local: Callable[[], object | None] = lambda: None) -> None:
         self._client = client  # looked up per call: booking may be registered after payments is built
+        self._local = local
+
+    def _port(self) -> LocalOrders | None:
+        port = self._local()
+        return port if isinstance(port, LocalOrders) else None
 
     def _booking(self) -> ServiceClient:
         try:
@@ -89,6 +137,18 @@ class BookingOrders:
         """The order, or None when booking has no order with this id."""
         if (path_id := segment(order_id)) is None:
             return None
+        if (port := self._port()) is not None:
+            with internal_call("GET /internal/orders/{order_id}"):
+                try:
+                    return _order(await port.read_order(order_id))
+                except Problem as exc:
+                    if exc.status == 404:
+                        return None
+                    log.warning("booking answered unexpectedly", status=exc.status, order_id=order_id)
+                    raise ServiceUnavailable("Orders cannot be read right now; try again in a moment.") from exc
+                except Exception as exc:  # what booking's app would have answered with a 500
+                    log.exception("booking failed", order_id=order_id)
+                    raise ServiceUnavailable("Orders cannot be read right now; try again in a moment.") from exc
         response = await self._booking().get(f"/internal/orders/{path_id}")
         if response.status_code == 404:
             return None
@@ -117,6 +177,25 @@ class BookingOrders:
         ``ServiceUnavailable`` when booking did not answer: the payment then stays authorized."""
         if (path_id := segment(order.id)) is None:
             return Refused("not-found")
+        if (port := self._port()) is not None:
+            with internal_call("POST /internal/orders/{order_id}/confirm"):
+                try:
+                    await port.confirm_order(
+                        order.id, hold_id=order.hold_id, hold_version=order.hold_version, payment_id=payment_id
+                    )
+                except Problem as exc:
+                    if exc.status in (404, 409):
+                        return Refused(exc.slug or "not-confirmed")
+                    log.warning("booking could not confirm", status=exc.status, order_id=order.id)
+                    raise ServiceUnavailable(
+                        "The payment is authorized but the order could not be confirmed yet; retry."
+                    ) from exc
+                except Exception as exc:  # what booking's app would have answered with a 500
+                    log.exception("booking failed to confirm", order_id=order.id)
+                    raise ServiceUnavailable(
+                        "The payment is authorized but the order could not be confirmed yet; retry."
+                    ) from exc
+            return Confirmed()
         response = await self._booking().post(
             f"/internal/orders/{path_id}/confirm",
             json={"hold_id": order.hold_id, "hold_version": order.hold_version, "payment_id": payment_id},

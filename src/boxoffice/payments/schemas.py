@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from boxoffice.payments.domain import Payment, PaymentResult
 from boxoffice.platform.audit import AuditEntry
+from boxoffice.platform.requests import RequestBody
 
 
-class PaymentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PaymentIn(RequestBody):
     card_number: str = Field(min_length=12, max_length=23, description="test card 4242424242424242 succeeds")
     exp_month: int = Field(ge=1, le=12)
     exp_year: int = Field(ge=2000, le=2100)

@@ -39,7 +39,7 @@ class PaymentsService(Service):
             db=self.db,
             config=self.config,
             now=self.now,  # reads self.clock at each call: a test that moves the clock moves the handlers'
-            orders=BookingOrders(lambda: clients.get("booking")),
+            orders=BookingOrders(lambda: clients.get("booking"), local=lambda: clients.port("booking.orders")),
             processor=CardProcessorSimulator(settings.secret),
         )
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from boxoffice.platform.apidocs import docs_router
 from boxoffice.platform.auth import TokenVerifier
 from boxoffice.platform.bus.consumer import Handler, run_consumer
 from boxoffice.platform.bus.deadletters import DeadLetters
@@ -150,13 +151,14 @@ class Service:
             version="0.1.0",
             lifespan=lifespan,
             openapi_url=f"/api/{self.name}/openapi.json",
-            docs_url=f"/api/{self.name}/docs",
+            docs_url=None,  # platform.apidocs serves it, with Swagger UI from the package (no CDN)
             redoc_url=None,
         )
         app.state.service = self
         app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
         install_problem_handlers(app)
         app.include_router(health_router(self.check_ready))
+        app.include_router(docs_router(self.name))
         if self.has_database:  # /api/<service>/db: the inspector of its own database; first, so no route shadows it
             app.include_router(inspector_router(self.name))
         for router in self.routers():

@@ -2,6 +2,10 @@
 
 In embedded mode the call goes through ``httpx.ASGITransport`` to the other service's app in this process;
 in distributed mode the same client speaks HTTP to the URL in settings (``BOXOFFICE_<SERVICE>_URL``).
+A service may also register an in-process *port* (``ServiceClients.register_port``): an object whose
+methods call its handlers directly. A caller's typed client (``<service>/clients.py``) uses it when the
+callee lives in this process, and skips the HTTP serialization both ways (measured in README's benchmark
+section); it maps the callee's errors exactly as it maps the HTTP answers, so handlers see no difference.
 Every call has a timeout. Only idempotent calls are retried (GET/HEAD/PUT/DELETE/OPTIONS, or any call that
 carries an ``Idempotency-Key``), with full-jitter exponential backoff. A circuit breaker stops calling a
 service after consecutive failures (5xx answers and no answers) and lets one trial call through once its
@@ -22,6 +26,7 @@ from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp
 
 from boxoffice.platform.asgi_stream import StreamingASGITransport
+from boxoffice.platform.faults import registry as fault_registry
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.platform.settings import Settings
@@ -210,9 +215,23 @@ class ServiceClients:
         self.urls = dict(urls or {})
         self._local: dict[str, ASGIApp] = {}
         self._clients: dict[str, ServiceClient] = {}
+        self._ports: dict[str, object] = {}
 
     def register_local(self, name: str, app: ASGIApp) -> None:
         self._local[name] = app
+
+    def register_port(self, name: str, port: object) -> None:
+        """``name``: ``<service>.<port>`` (``booking.orders``); the service registers it when it is built."""
+        self._ports[name] = port
+
+    def port(self, name: str) -> object | None:
+        """The in-process port ``name``, or None: its service is not in this process, or fault rules are
+        set (faults are injected at a service's HTTP ingress, so while any rule exists calls go over it).
+        The caller checks the port's type (a ``Protocol`` of its own: services import no other service)."""
+        port = self._ports.get(name)
+        if port is None or fault_registry().rules:
+            return None
+        return port
 
     def get(self, name: str) -> ServiceClient:
         client = self._clients.get(name)

@@ -32,7 +32,8 @@ from sqlalchemy.types import TypeDecorator
 
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.bus.tables import outbox_insert
-from boxoffice.platform.sqlite_inline import inline_creator
+from boxoffice.platform.metrics import DB_STATEMENTS
+from boxoffice.platform.sqlite_inline import InlineConnection, inline_creator
 from boxoffice.platform.tracing import instrument_engines
 
 T = TypeVar("T")
@@ -42,7 +43,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _configure_sqlite(engine: AsyncEngine, *, writer: bool) -> None:
+def _count_statements(engine: AsyncEngine, database: str) -> None:
+    """``boxoffice_db_statements_total{database}``: every statement sent, BEGIN and COMMIT included
+    (``loadtest/compare.py`` divides it by the flows of a run)."""
+    statements = DB_STATEMENTS.labels(database)
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _on_execute(*_: Any) -> None:
+        statements.inc()
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def _on_commit(_conn: Any) -> None:
+        statements.inc()
+
+
+def _configure_sqlite(engine: AsyncEngine, *, writer: bool, name: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit begins are wrong for us).
@@ -54,11 +69,19 @@ def _configure_sqlite(engine: AsyncEngine, *, writer: bool) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    begins = DB_STATEMENTS.labels(name)
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Readers issue no BEGIN: each SELECT then reads its own snapshot, which is all a read needs, and a
         # read costs one statement instead of three.
-        if writer:
+        if not writer:
+            return
+        driver = conn.connection.driver_connection
+        if isinstance(driver, InlineConnection):  # straight to sqlite3: no SQLAlchemy statement machinery
+            driver.execute_now("BEGIN IMMEDIATE")
+            begins.inc()
+        else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -78,14 +101,19 @@ class Database:
             if sqlite_inline and database and database != ":memory:":
                 inline = {"async_creator": inline_creator(database)}
             self.engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **inline)
-            self.read_engine = create_async_engine(url, pool_size=4, max_overflow=4, **inline)
-            _configure_sqlite(self.engine, writer=True)
-            _configure_sqlite(self.read_engine, writer=False)
+            # Readers run in autocommit (no BEGIN, see ``_on_begin``): nothing to roll back when one is returned.
+            self.read_engine = create_async_engine(
+                url, pool_size=4, max_overflow=4, pool_reset_on_return=None, **inline
+            )
+            _configure_sqlite(self.engine, writer=True, name=name)
+            _configure_sqlite(self.read_engine, writer=False, name=name)
         else:
             self.engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=30
             )
             self.read_engine = self.engine
+        for engine in dict.fromkeys((self.engine, self.read_engine)):
+            _count_statements(engine, name)
         instrument_engines(self.engine, self.read_engine)
 
     @property

@@ -14,28 +14,44 @@ The gateway also serves the operators' resilience API (admins only, ARCHITECTURE
 - ``/api/admin/faults``: the fault rules (``platform.faults``): this process's registry, pushed to every
   other service process it knows (``peers`` and the shifted upstreams) with ``PUT /internal/faults``.
 
+Connection errors are retried (``HttpProxy``): a request that could not be sent at all (connection refused,
+reset or timed out while connecting) goes to another instance of the service, or to the same one after a
+back-off, within ``BOXOFFICE_GATEWAY_RETRY_SECONDS``, whatever its method; a request that was sent and then
+lost its connection before any answer is sent again only when doing so twice is harmless: GET, HEAD and
+OPTIONS, and requests carrying an ``Idempotency-Key``. That is what lets a rolling update replace a service's
+processes under load without a failed request (docs/operations.md).
+
+A process that drains (``boxoffice serve --drain-seconds``) sets ``Gateway.draining``: its answers then say
+``Connection: close``, so callers stop reusing their kept-alive connections to it before it stops.
+
 Every response carries ``X-Boxoffice-Version``: the serving process's ``BOXOFFICE_VERSION`` (a service
 behind an ``HttpProxy`` sets its own, which passes through unchanged).
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
+import random
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import structlog
+from prometheus_client import Counter
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from boxoffice.platform.apidocs import docs_index_page
 from boxoffice.platform.auth import Principal, TokenVerifier
 from boxoffice.platform.faults import FaultRegistry, parse_rules, registry, rules_document
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
@@ -50,12 +66,24 @@ from boxoffice.platform.problems import (
     Unauthorized,
     Unprocessable,
 )
+from boxoffice.platform.requests import RequestBody
 
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailers",
      b"transfer-encoding", b"upgrade", b"host", b"content-length"}
 )
 VERSION_HEADER = b"x-boxoffice-version"
+CONNECTION_CLOSE = (b"connection", b"close")
+RESENDABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Requests the gateway sends again after the connection broke once they were sent (besides those carrying an
+``Idempotency-Key``): a second copy of them changes nothing."""
+
+GATEWAY_RETRIES = Counter(
+    "boxoffice_gateway_retries_total",
+    "Proxied requests sent again after a connection error, by what broke: connect (nothing was sent) or reset",
+    ["reason"],
+)
+log = structlog.get_logger("boxoffice.gateway")
 
 
 class GatewaySettings(BaseSettings):
@@ -63,6 +91,9 @@ class GatewaySettings(BaseSettings):
 
     version: str = Field(default_factory=lambda: importlib.metadata.version("boxoffice"))
     """``BOXOFFICE_VERSION``: what this process answers in ``X-Boxoffice-Version`` (default: the package's)."""
+    gateway_retry_seconds: float = Field(default=5.0, ge=0, le=60)
+    """``BOXOFFICE_GATEWAY_RETRY_SECONDS``: how long a proxied request may spend retrying connection errors
+    (another instance, or the same one after a back-off) before the gateway answers 503."""
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
@@ -74,16 +105,14 @@ def _specificity(pattern: str) -> tuple[int, int]:
     return (len(pattern.replace("{}", "")), pattern.count("/"))
 
 
-class UpstreamIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UpstreamIn(RequestBody):
 
     url: str = Field(pattern=r"^https?://[^/\s]+/?$", description="a service process, e.g. http://10.0.0.7:8106")
     version: str = Field(min_length=1, max_length=64)
     weight: int = Field(strict=True, ge=0, le=100)
 
 
-class RoutesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RoutesIn(RequestBody):
 
     upstreams: list[UpstreamIn] = Field(min_length=1, max_length=10)
 
@@ -101,10 +130,12 @@ class WeightedUpstreams:
     consecutive requests, spread out rather than in runs, so a 90/10 split is 90/10 after 10 requests, not
     only on average. No await inside ``pick``: concurrent requests on the event loop cannot interleave it."""
 
-    def __init__(self, upstreams: Sequence[Upstream]) -> None:
+    def __init__(self, upstreams: Sequence[Upstream], *, retry_seconds: float = 5.0) -> None:
         self.upstreams = tuple(upstreams)
         self._current = [0] * len(self.upstreams)
         self._total = sum(u.weight for u in self.upstreams)
+        self.target = _Forwarder(self._choose, retry_seconds=retry_seconds)
+        """The ASGI app that sends each request to the next upstream (and another one on a connection error)."""
 
     def pick(self) -> Upstream:
         best = 0
@@ -114,6 +145,16 @@ class WeightedUpstreams:
                 best = i
         self._current[best] -= self._total
         return self.upstreams[best]
+
+    def _choose(self, failed: frozenset[str]) -> HttpProxy:
+        """The next upstream by weight, skipping those that just failed while another one is left (one with
+        weight 0 included: it is still a running instance, and better than none)."""
+        for _ in range(self._total):
+            upstream = self.pick()
+            if upstream.url not in failed:
+                return upstream.target
+        spare = [u for u in self.upstreams if u.url not in failed]
+        return (spare[0] if spare else self.pick()).target
 
 
 class Gateway:
@@ -141,8 +182,12 @@ class Gateway:
         self._faults = faults or registry()
         self._shifted: dict[str, WeightedUpstreams] = {}
         self._proxies: dict[str, HttpProxy] = {}
-        self.version = GatewaySettings().version
+        settings = GatewaySettings()
+        self.version = settings.version
+        self.retry_seconds = settings.gateway_retry_seconds
         self._version_header = (VERSION_HEADER, self.version.encode())
+        self.draining = False
+        """Set when this process drains before it stops: every answer then closes its connection."""
         self._check_ready = check_ready
         self._fallback = fallback
         self._docs = docs or {}
@@ -167,10 +212,13 @@ class Gateway:
         header = self._version_header
 
         async def versioned(message: Message) -> None:
-            if message["type"] == "http.response.start" and not any(
-                k.lower() == VERSION_HEADER for k, _ in message.get("headers", ())
-            ):
-                message = {**message, "headers": [*message.get("headers", ()), header]}
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if not any(k.lower() == VERSION_HEADER for k, _ in headers):
+                    headers.append(header)
+                if self.draining:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"connection"] + [CONNECTION_CLOSE]
+                message = {**message, "headers": headers}
             await send(message)
 
         await self._dispatch(scope, receive, versioned)
@@ -196,7 +244,7 @@ class Gateway:
     def _target(self, pattern: str, default: ASGIApp) -> ASGIApp:
         owner = self._owners.get(pattern)
         upstreams = self._shifted.get(owner) if owner else None
-        return default if upstreams is None else upstreams.pick().target
+        return default if upstreams is None else upstreams.target
 
     async def _healthz(self, _: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -211,8 +259,12 @@ class Gateway:
     async def _metrics(self, _: Request) -> Response:
         return metrics_response()
 
-    async def _docs_index(self, _: Request) -> Response:
-        return JSONResponse({"services": [{"name": n, "docs": d} for n, d in sorted(self._docs.items())]})
+    async def _docs_index(self, request: Request) -> Response:
+        """A page linking every service's docs; the same list as JSON for a client that asks for JSON."""
+        accept = request.headers.get("accept", "")
+        if "application/json" in accept and "text/html" not in accept:
+            return JSONResponse({"services": [{"name": n, "docs": d} for n, d in sorted(self._docs.items())]})
+        return HTMLResponse(docs_index_page(self._docs))
 
     # The operators' API ----------------------------------------------------------------------------------
 
@@ -310,10 +362,13 @@ class Gateway:
                     raise Unprocessable(f"{where}: {first['msg']}", slug="validation-error") from None
                 if sum(u.weight for u in body.upstreams) <= 0:
                     raise BadRequest("At least one upstream needs a weight above 0.", slug="no-weight")
-                self._shifted[service] = WeightedUpstreams([
-                    Upstream(u.url.rstrip("/"), u.version, u.weight, self._proxy(u.url.rstrip("/")))
-                    for u in body.upstreams
-                ])
+                self._shifted[service] = WeightedUpstreams(
+                    [
+                        Upstream(u.url.rstrip("/"), u.version, u.weight, self._proxy(u.url.rstrip("/")))
+                        for u in body.upstreams
+                    ],
+                    retry_seconds=self.retry_seconds,
+                )
             elif request.method == "DELETE":
                 self._shifted.pop(service, None)
             return JSONResponse(self._describe(service))
@@ -324,7 +379,7 @@ class Gateway:
         """One proxy (one connection pool) per upstream URL, kept while the gateway lives: a request still in
         flight on an upstream that a shift removed finishes normally."""
         if url not in self._proxies:
-            self._proxies[url] = HttpProxy(url)
+            self._proxies[url] = HttpProxy(url, retry_seconds=self.retry_seconds)
         return self._proxies[url]
 
     async def aclose(self) -> None:
@@ -334,14 +389,49 @@ class Gateway:
 
 
 class HttpProxy:
-    """Forwards a request to a service's process over HTTP, and its answer back."""
+    """Forwards a request to a service's process over HTTP, and its answer back (retrying connection errors:
+    see the module's docstring)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 30.0, retry_seconds: float = 5.0) -> None:
         self.base_url = base_url
-        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=httpx.Limits(max_connections=500))
+        # Kept-alive connections are dropped after 4 s idle, before uvicorn's 5 s: the server closing an idle
+        # connection just as the gateway reuses it is the one connection error a POST could not survive.
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=500, keepalive_expiry=4.0),
+        )
+        self._forward = _Forwarder(lambda _failed: self, retry_seconds=retry_seconds)
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def send(
+        self, method: str, url: httpx.URL, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> httpx.Response:
+        return await self._client.request(method, url, headers=headers, content=body)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._forward(scope, receive, send)
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""The connection failed before the request went out: sending it (again) cannot do anything twice."""
+_BROKEN_AFTER_SENDING = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+"""The connection broke after (part of) the request went out and before an answer: the upstream may have
+acted on it. A read timeout is not among them: the upstream is slow, not gone, and retrying would pile on."""
+
+
+class _Forwarder:
+    """Reads the request once, sends it upstream (retrying connection errors within ``retry_seconds``), and
+    passes the answer back. ``choose(failed)`` gives the instance for each attempt: the same one for a plain
+    proxy, the next by weight (not one that just failed) for shifted upstreams."""
+
+    def __init__(self, choose: Callable[[frozenset[str]], HttpProxy], *, retry_seconds: float) -> None:
+        self.choose = choose
+        self.retry_seconds = retry_seconds
+        self.backoff_base = 0.05
+        self.backoff_max = 1.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -356,10 +446,12 @@ class HttpProxy:
         client = scope.get("client")
         if client:
             headers.append((b"x-forwarded-for", client[0].encode()))
-        url = httpx.URL(path=scope["path"], query=scope.get("query_string", b""))
-        try:
-            upstream = await self._client.request(scope["method"], url, headers=headers, content=body)
-        except httpx.TransportError:
+        method = scope["method"]
+        resendable = method in RESENDABLE_METHODS or any(k.lower() == b"idempotency-key" for k, _ in headers)
+        query = scope.get("query_string", b"")
+        url = httpx.URL(path=scope["path"], query=query) if query else httpx.URL(path=scope["path"])
+        upstream = await self._send(method, url, headers, body, resendable=resendable)
+        if upstream is None:
             response = problem_response(ServiceUnavailable("The service behind this path cannot be reached."))
             await response(scope, receive, send)
             return
@@ -367,4 +459,35 @@ class HttpProxy:
         await send({"type": "http.response.start", "status": upstream.status_code, "headers": out_headers})
         await send({"type": "http.response.body", "body": upstream.content})
 
-
+    async def _send(
+        self, method: str, url: httpx.URL, headers: list[tuple[bytes, bytes]], body: bytes, *, resendable: bool
+    ) -> httpx.Response | None:
+        """The upstream's answer, or None once the retries are used up (or the error may not be retried)."""
+        deadline = time.monotonic() + self.retry_seconds
+        failed: frozenset[str] = frozenset()
+        attempt = 0
+        while True:
+            proxy = self.choose(failed)
+            error: httpx.TransportError
+            try:
+                return await proxy.send(method, url, headers, body)
+            except _NOT_SENT as exc:
+                reason, error = "connect", exc
+            except _BROKEN_AFTER_SENDING as exc:
+                if not resendable:
+                    log.warning("upstream connection broke; not sent again", upstream=proxy.base_url,
+                                method=method, path=url.path, error=repr(exc))
+                    return None
+                reason, error = "reset", exc
+            except httpx.TransportError as exc:
+                log.warning("upstream failed", upstream=proxy.base_url, method=method, path=url.path, error=repr(exc))
+                return None
+            failed = failed | {proxy.base_url}
+            delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))  # noqa: S311
+            if time.monotonic() + delay > deadline:
+                log.warning("upstream unreachable; retries used up", upstream=proxy.base_url, method=method,
+                            path=url.path, attempts=attempt + 1, error=repr(error))
+                return None
+            attempt += 1
+            GATEWAY_RETRIES.labels(reason).inc()
+            await asyncio.sleep(delay)

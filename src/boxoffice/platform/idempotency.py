@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, inspect, select, tuple_
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, bindparam, delete, inspect, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,6 +55,13 @@ def add_idempotency_table(metadata: MetaData) -> Table:
 
 _metadata = MetaData()
 IDEMPOTENCY = add_idempotency_table(_metadata)
+# Built once (every creating request runs both): SQLAlchemy then skips building and keying them each time.
+_FIND = select(IDEMPOTENCY.c.request_hash, IDEMPOTENCY.c.status_code, IDEMPOTENCY.c.body).where(
+    IDEMPOTENCY.c.owner == bindparam("p_owner"),
+    IDEMPOTENCY.c.scope == bindparam("p_scope"),
+    IDEMPOTENCY.c.key == bindparam("p_key"),
+)
+_RECORD = IDEMPOTENCY.insert()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +77,7 @@ def request_hash(body: Any) -> str:
 
 
 async def find(conn: AsyncConnection, *, owner: str, scope: str, key: str, body_hash: str) -> StoredResponse | None:
-    row = (
-        await conn.execute(
-            select(IDEMPOTENCY.c.request_hash, IDEMPOTENCY.c.status_code, IDEMPOTENCY.c.body).where(
-                IDEMPOTENCY.c.owner == owner, IDEMPOTENCY.c.scope == scope, IDEMPOTENCY.c.key == key
-            )
-        )
-    ).first()
+    row = (await conn.execute(_FIND, {"p_owner": owner, "p_scope": scope, "p_key": key})).first()
     if row is None:
         return None
     if row.request_hash != body_hash:
@@ -96,15 +97,16 @@ async def record(
     now: datetime,
 ) -> None:
     await conn.execute(
-        IDEMPOTENCY.insert().values(
-            owner=owner,
-            scope=scope,
-            key=key,
-            request_hash=body_hash,
-            status_code=status_code,
-            body=dumps(body).decode(),
-            created_at=now,
-        )
+        _RECORD,
+        {
+            "owner": owner,
+            "scope": scope,
+            "key": key,
+            "request_hash": body_hash,
+            "status_code": status_code,
+            "body": dumps(body).decode(),
+            "created_at": now,
+        },
     )
 
 

@@ -40,6 +40,7 @@ from boxoffice.platform.auth import Principal, require_role
 from boxoffice.platform.db import Database
 from boxoffice.platform.problem_http import problem_responses
 from boxoffice.platform.problems import BadRequest, NotFound, Problem, ServiceUnavailable
+from boxoffice.platform.requests import RequestBody
 
 log = structlog.get_logger("boxoffice.inspect")
 
@@ -102,7 +103,7 @@ class RowsOut(BaseModel):
     limit: int
 
 
-class QueryIn(BaseModel):
+class QueryIn(RequestBody):
     sql: str = Field(min_length=1, max_length=10_000)
 
 

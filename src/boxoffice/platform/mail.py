@@ -6,6 +6,7 @@ import asyncio
 import email.policy
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -20,25 +21,49 @@ from boxoffice.platform.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content: bytes
+    content_type: str = "application/pdf"
+
+
+@dataclass(frozen=True, slots=True)
 class Mail:
     to: str
     subject: str
     text: str
     sent_at: datetime
+    attachments: tuple[str, ...] = ()
+    """The attached files' names."""
 
 
 class Mailer(Protocol):
-    async def send(self, to: str, subject: str, text: str) -> None: ...
+    async def send(
+        self, to: str, subject: str, text: str, *, attachments: Sequence[Attachment] = (), message_id: str | None = None
+    ) -> None:
+        """Send one message. ``message_id``: a stable id for a message that may be sent again after a crash
+        (receivers that keep Message-IDs show it once)."""
+        ...
 
 
-def _message(sender: str, to: str, subject: str, text: str) -> EmailMessage:
+def _message(
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    attachments: Sequence[Attachment] = (),
+    message_id: str | None = None,
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = f"<{uuid.uuid4().hex}@boxoffice.localhost>"
+    message["Message-ID"] = f"<{message_id or uuid.uuid4().hex}@boxoffice.localhost>"
     message.set_content(text)
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return message
 
 
@@ -56,8 +81,10 @@ class DevMailbox:
         self.directory = directory
         self.sender = sender
 
-    async def send(self, to: str, subject: str, text: str) -> None:
-        message = _message(self.sender, to, subject, text)
+    async def send(
+        self, to: str, subject: str, text: str, *, attachments: Sequence[Attachment] = (), message_id: str | None = None
+    ) -> None:
+        message = _message(self.sender, to, subject, text, attachments, message_id)
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.eml"
         await asyncio.to_thread(self._write, self.directory / _address_tag(to), name, message.as_bytes())
 
@@ -85,6 +112,7 @@ class DevMailbox:
                     subject=str(message["Subject"]),
                     text=body.get_content() if body is not None else "",
                     sent_at=parsedate_to_datetime(str(message["Date"])),
+                    attachments=tuple(str(part.get_filename()) for part in message.iter_attachments()),
                 )
             )
             if len(found) >= limit:
@@ -96,10 +124,12 @@ class SmtpMailer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    async def send(self, to: str, subject: str, text: str) -> None:
+    async def send(
+        self, to: str, subject: str, text: str, *, attachments: Sequence[Attachment] = (), message_id: str | None = None
+    ) -> None:
         s = self.settings
         await aiosmtplib.send(
-            _message(s.mail_from, to, subject, text),
+            _message(s.mail_from, to, subject, text, attachments, message_id),
             hostname=s.smtp_host,
             port=s.smtp_port,
             username=s.smtp_username,

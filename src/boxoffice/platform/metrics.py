@@ -30,6 +30,9 @@ BUS_CONSUMER_LAG = Gauge(
     "Events in a partition that a consumer group has not handled yet (the log's end minus the group's position)",
     ["group", "topic", "partition"],
 )
+DB_STATEMENTS = Counter(
+    "boxoffice_db_statements_total", "SQL statements sent to a database (BEGIN and COMMIT too)", ["database"]
+)
 OUTBOX_BACKLOG = Gauge("boxoffice_outbox_backlog", "Events waiting in a service's outbox (0 once drained)", ["service"])
 
 

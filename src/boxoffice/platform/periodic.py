@@ -6,7 +6,8 @@
 otherwise after ``interval`` seconds, or as soon as ``wake`` is set. A step that raises is logged and
 counted, and the loop backs off exponentially with full jitter (so many replicas that fail together do not
 retry together) up to ``max_backoff``; the next success resets the back-off. Cancellation stops the loop
-at once, whatever it is doing (the step's own transaction rolls back).
+at once, whatever it is doing (the step's own transaction rolls back); a stop request of the runtime
+(``platform.shutdown``) lets the step in hand finish and then returns.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from prometheus_client import Counter, Histogram
 
-from boxoffice.platform.aio import wait_event
+from boxoffice.platform.shutdown import cooperate, pause, stopped
 
 log = structlog.get_logger("boxoffice.periodic")
 
@@ -42,11 +43,12 @@ async def repeat(
     backoff_base: float = 0.5,
     max_backoff: float = 30.0,
 ) -> None:
-    """Run ``step`` for ever (until cancelled); see the module's docstring."""
+    """Run ``step`` until cancelled or stopped; see the module's docstring."""
+    stop = cooperate()
     failures = 0
     if initial_delay > 0:
-        await asyncio.sleep(initial_delay)
-    while True:
+        await pause(initial_delay, stop)
+    while not stopped(stop):
         if wake is not None:
             wake.clear()  # before the step: a wake-up during the step makes the next wait return at once
         started = time.perf_counter()
@@ -59,7 +61,7 @@ async def repeat(
             RUNS.labels(name, "failed").inc()
             delay = random.uniform(0, min(max_backoff, backoff_base * 2 ** (failures - 1)))  # noqa: S311
             log.warning("background step failed; will retry", loop=name, error=repr(exc), retry_in=round(delay, 3))
-            await asyncio.sleep(delay)
+            await pause(delay, stop)
             continue
         finally:
             DURATION.labels(name).observe(time.perf_counter() - started)
@@ -68,7 +70,4 @@ async def repeat(
         if more:
             await asyncio.sleep(0)  # let requests run between full batches
             continue
-        if wake is not None:
-            await wait_event(wake, interval)
-        else:
-            await asyncio.sleep(interval)
+        await pause(interval, wake, stop)

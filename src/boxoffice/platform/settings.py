@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 1_000
     kafka_rebalance_timeout_ms: int = 10_000
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    """How the producer compresses record batches (every topic; the clickstream's JSON shrinks about 5x with
+    lz4, for little CPU). Consumers read any of them; the broker must accept the codec (Kafka does, Tansu too)."""
 
     # Mail.
     mail_backend: Literal["dev", "smtp"] = "dev"

@@ -103,6 +103,10 @@ class InlineConnection:
     async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
         return await self.cursor().execute(sql, parameters)
 
+    def execute_now(self, sql: str) -> None:
+        """Run a statement without parameters or rows (``BEGIN IMMEDIATE``) from synchronous code."""
+        self._conn.execute(sql)
+
     async def commit(self) -> None:
         self._conn.commit()
 

@@ -96,6 +96,17 @@ def current_traceparent() -> str | None:
 
 
 @contextmanager
+def internal_call(name: str) -> Iterator[None]:
+    """A span for a call of another service's in-process port (``ServiceClients.port``), named like the
+    internal route it stands in for, so a trace reads the same in one process and across processes."""
+    if not _exporting:
+        yield
+        return
+    with tracer.start_as_current_span(name, kind=SpanKind.INTERNAL):
+        yield
+
+
+@contextmanager
 def consuming(group: str, topic: str, event_type: str, traceparent: str | None) -> Iterator[None]:
     """A consumer span for one event, in the trace of the request that published it."""
     parent = propagate.extract({"traceparent": traceparent}) if traceparent else otel_context.Context()

@@ -11,8 +11,8 @@ from boxoffice.platform.app import provide
 from boxoffice.platform.auth import CurrentUser, Principal, require_internal, require_role
 from boxoffice.platform.problem_http import problem_responses
 from boxoffice.tickets.deps import TicketsDeps
-from boxoffice.tickets.domain import CheckIn, CreateUpload, ListTickets
-from boxoffice.tickets.handlers import gates, reading, uploads
+from boxoffice.tickets.domain import CheckIn, CreateUpload, ListTickets, VoidOrder
+from boxoffice.tickets.handlers import gates, issuing, reading, uploads
 from boxoffice.tickets.schemas import (
     ID_PATTERN,
     AuditOut,
@@ -24,6 +24,8 @@ from boxoffice.tickets.schemas import (
     TicketRefs,
     UploadCreated,
     UploadOut,
+    VoidOrderIn,
+    VoidOrderOut,
 )
 
 Deps = Annotated[TicketsDeps, Depends(provide(TicketsDeps))]
@@ -46,12 +48,12 @@ async def ticket_keys(deps: Deps, response: Response) -> Jwks:
     return Jwks(keys=[Jwk.model_validate(key) for key in reading.public_keys(deps)])
 
 
-@router.get("/api/tickets", responses=problem_responses(401, 422))
+@router.get("/api/tickets", responses=problem_responses(400, 401, 422))
 async def list_my_tickets(
     user: CurrentUser,
     deps: Deps,
     order_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)] = None,
-    cursor: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> TicketPage:
     query = ListTickets(order_id=order_id, cursor=cursor, limit=limit)
@@ -61,7 +63,7 @@ async def list_my_tickets(
 @router.get(
     "/api/tickets/{ticket_id}/pdf",
     response_class=Response,
-    responses={**PDF_RESPONSE, **problem_responses(401, 403, 404, 422)},
+    responses={**PDF_RESPONSE, **problem_responses(401, 403, 404, 409, 422)},
 )
 async def ticket_pdf(ticket_id: UUID, user: CurrentUser, deps: Deps) -> Response:
     pdf = await reading.ticket_pdf(deps, str(ticket_id), viewer=user)
@@ -71,7 +73,8 @@ async def ticket_pdf(ticket_id: UUID, user: CurrentUser, deps: Deps) -> Response
 
 @router.post("/api/checkin", responses=problem_responses(400, 401, 403, 409, 422))
 async def check_in(body: CheckInIn, gate: Gate, deps: Deps) -> CheckInOut:
-    return CheckInOut.of(await gates.check_in(deps, CheckIn(code=body.code), gate=gate))
+    cmd = CheckIn(code=body.code, event_id=body.event_id, gate=body.gate, nonce=body.nonce)
+    return CheckInOut.of(await gates.check_in(deps, cmd, gate=gate))
 
 
 @router.post("/api/uploads", status_code=201, responses=problem_responses(401, 404, 413, 415, 422, 503))
@@ -97,6 +100,14 @@ async def get_upload(upload_id: UUID, user: CurrentUser, deps: Deps) -> UploadOu
 async def order_tickets(order_id: OrderId, deps: Deps) -> TicketRefs:
     """For booking's ``GET /api/orders/{id}``: the order's tickets (empty until they are issued)."""
     return TicketRefs.of(await reading.order_tickets(deps, order_id))
+
+
+@internal.post("/orders/{order_id}/void", responses=problem_responses(403, 409, 422))
+async def void_order(order_id: OrderId, body: VoidOrderIn, deps: Deps) -> VoidOrderOut:
+    """Booking's refund fence, before it cancels a paid order: voids every ticket of the order (and any
+    issued later) in one transaction, or answers 409 ``/ticket-used`` and changes nothing."""
+    cmd = VoidOrder(order_id, body.user_id, body.kind, body.event_id, body.holder_name)
+    return VoidOrderOut(order_id=order_id, voided=await issuing.void_order(deps, cmd))
 
 
 @internal.get("/orders/{order_id}/audit", responses=problem_responses(403, 422))

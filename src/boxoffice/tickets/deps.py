@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from boxoffice.platform.db import Database
+from boxoffice.platform.mail import Mailer
 from boxoffice.platform.objectstore import ObjectStore
 from boxoffice.platform.settings import ServiceSettings, service_config
 from boxoffice.tickets.clients import BookingOrders
@@ -22,6 +23,9 @@ class TicketsSettings(ServiceSettings):
     pdf_batch: int = 20
     pdf_processes: int = 1
     """Worker processes that render ticket PDFs (0: a thread of the tickets service)."""
+    public_url: str | None = None
+    """Where buyers reach the shop (links in e-mails), e.g. https://tickets.example.com; unset: this process's
+    own http://host:port."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +41,8 @@ class TicketsDeps:
     render: PdfRenderer
     pdf_wanted: asyncio.Event
     """Set when tickets are issued: wakes the PDF renderer at once instead of at its next round."""
+    mailer: Mailer
+    mail_wanted: asyncio.Event
+    """Set after a commit that queued mail: wakes the mail sender at once."""
+    site: str
+    """The shop's address for links in e-mails (no trailing slash)."""

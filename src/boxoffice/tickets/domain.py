@@ -31,6 +31,16 @@ class TicketVoided(Conflict):
     slug, title = "voided", "Ticket voided"
 
 
+class TicketUsedNoRefund(Conflict):
+    """Booking's refund fence met a ticket of the order that was already admitted at a gate."""
+
+    slug, title = "ticket-used", "A ticket of this order was used"
+
+
+class WrongEvent(Conflict):
+    slug, title = "wrong-event", "Ticket for another event"
+
+
 class TicketNotFound(NotFound):
     slug, title = "ticket-not-found", "Ticket not found"
 
@@ -93,6 +103,8 @@ class Ticket:
     used_at: datetime | None = None
     checked_in_by: str | None = None
     voided_at: datetime | None = None
+    checkin_gate: str | None = None
+    checkin_nonce: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +113,7 @@ class TicketToRender:
 
     ticket: Ticket
     details: dict[str, Any]
+    number: str = ""  # the order's number
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +150,37 @@ class ListTickets:
 @dataclass(frozen=True, slots=True)
 class CheckIn:
     code: str
+    event_id: str | None = None
+    """The event (or train run) the gate admits to; a ticket for another is refused (``WrongEvent``)."""
+    gate: str | None = None
+    """The gate's name, as staff picked it (recorded with the admission)."""
+    nonce: str | None = None
+    """The scan's client nonce: a retry of the scan that admitted the ticket repeats it and is answered
+    "admitted" again (marked as a retry) instead of "already used"."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoidOrder:
+    """Booking's refund fence: void every ticket of the order, now and for good, unless one was used."""
+
+    order_id: str
+    user_id: str
+    kind: str  # event | train
+    subject_id: str
+    holder_name: str
+
+    def as_booking(self) -> Booking:
+        """The fence as the cancelled order tickets remembers (no tickets are issued for it later)."""
+        return Booking(
+            order_id=self.order_id,
+            user_id=self.user_id,
+            subject_id=self.subject_id,
+            status="cancelled",
+            kind=self.kind,
+            holder_name=self.holder_name[:200],
+            details={},
+            data={},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +191,35 @@ class CreateUpload:
 
 
 # The gate.
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A ticket admitted at a gate, with what the gate shows staff."""
+
+    ticket: Ticket
+    event_name: str
+    retry: bool = False
+    """True when this answers a retry of the scan that admitted the ticket (same nonce, same staff)."""
+
+
+def subject_name(kind: str, details: Mapping[str, Any]) -> str:
+    """The event's name, or the train's number and name, from the order's details."""
+    if kind == "train":
+        return " ".join(str(p) for p in (details.get("train_number"), details.get("name")) if p) or "Train"
+    return str(details.get("name") or "Event")
+
+
+def is_retry(ticket: Ticket | None, cmd: CheckIn, *, gate_user: str) -> bool:
+    """Whether a scan that did not admit is a retry of the one that did: the same code, nonce and staff."""
+    return (
+        ticket is not None
+        and cmd.nonce is not None
+        and ticket.status == TicketStatus.USED
+        and ticket.code == cmd.code
+        and ticket.checkin_nonce == cmd.nonce
+        and ticket.checked_in_by == gate_user
+    )
+
+
 def refusal(ticket: Ticket | None, code: str) -> InvalidTicketCode | TicketVoided | AlreadyUsed:
     """Why a genuine code that did not admit anyone was refused (the ticket as it stands after the attempt)."""
     if ticket is None or ticket.code != code:  # signed by us, but not this ticket's current code (reissued)
@@ -171,6 +244,12 @@ class Booking:
     details: dict[str, Any]
     """The record's ``event`` or ``train`` object: what a ticket prints."""
     data: Mapping[str, Any] = field(repr=False)
+    number: str = ""
+    """The order number a buyer reads out (booking gives it)."""
+    email: str = ""
+    """Where the order's e-mails go; empty in records from before booking sent it (no e-mail then)."""
+    amount_minor: int = 0
+    currency: str = ""
 
 
 def parse_booking(event_type: str, data: Mapping[str, Any]) -> Booking | None:
@@ -192,7 +271,46 @@ def parse_booking(event_type: str, data: Mapping[str, Any]) -> Booking | None:
         holder_name=str(data.get("holder_name") or "Ticket holder")[:200],
         details=dict(details) if isinstance(details, Mapping) else {},
         data=data,
+        number=str(data.get("number") or "")[:16],
+        email=str(data.get("email") or "")[:320],
+        amount_minor=data["amount_minor"] if isinstance(data.get("amount_minor"), int) else 0,
+        currency=str(data.get("currency") or "")[:3],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSummary:
+    """What tickets knows of an order, from its ``ticket-bookings`` records."""
+
+    id: str
+    status: str
+    kind: str
+    holder_name: str
+    details: dict[str, Any]
+    number: str
+    email: str
+    amount_minor: int
+    currency: str
+
+
+# Mail to buyers.
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """One e-mail about an order: its confirmation (with the tickets) or its refund."""
+
+    order_id: str
+    kind: str  # confirmation | refund
+    recipient: str
+    subject: str
+    body: str
+    attachments: tuple[tuple[str, str], ...] = ()
+    """(file name, object key) of each PDF to attach."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedLetter:
+    id: int
+    letter: Letter
 
 
 # Which tickets an order gets.
@@ -202,6 +320,7 @@ class TicketLine:
     seat_id: str | None
     label: str
     section: str | None
+    passenger: str | None = None  # trains: who travels on this seat; the ticket is theirs
 
 
 GENERAL_ADMISSION = "General admission"
@@ -220,6 +339,7 @@ def plan_tickets(data: Mapping[str, Any]) -> list[TicketLine]:
             str(item["seat_id"]) if item.get("seat_id") else None,
             str(item.get("label") or item.get("section") or GENERAL_ADMISSION)[:100],
             str(item["section"])[:100] if item.get("section") else None,
+            str(item["passenger"])[:200] if item.get("passenger") else None,
         )
         for n, item in enumerate(items, start=1)
     ]

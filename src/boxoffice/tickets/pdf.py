@@ -1,26 +1,44 @@
 """Rendering one ticket as a PDF (fpdf2) with its code as a QR (segno).
 
-Pure CPU and no I/O: ``PdfRenderer`` runs it in worker processes (or a thread). The text uses the PDF core
-font Helvetica (no font file to ship or embed); characters outside Latin-1 are transliterated where Unicode knows how
-("Ł" -> "L") and replaced with "?" otherwise. The QR carries the exact code, whatever the alphabet.
+Pure CPU and no I/O but reading font files: ``PdfRenderer`` runs it in worker processes (or a thread). A
+ticket whose text is all Latin-1 uses the PDF core fonts (nothing to embed: the fast, common case). One with
+other characters (a holder named in Devanagari, Cyrillic, Chinese, Japanese or Korean) prints its values in
+Unicode fonts from Debian packages (``scripts/install-system-deps.sh``, ``deploy/Dockerfile``): Noto Sans
+(Latin, Greek, Cyrillic), Noto Sans Devanagari, Droid Sans Fallback (Chinese, Japanese) and Nanum Gothic
+(Korean), each added only when the ticket needs it and embedded as a subset of the glyphs used (fpdf2
+subsets on output), so a PDF stays ~20 KB. Text is not shaped (fpdf2 shapes only with HarfBuzz, whose text
+layer does not extract back to the same characters): Devanagari conjuncts print as their letters with a
+visible virama. A character no installed font has, or any when no Unicode font is installed, is
+transliterated where Unicode knows how ("Ł" -> "L") and replaced with "?" otherwise. The QR carries the exact
+code, whatever the alphabet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
+import hashlib
 import io
 import logging
 import multiprocessing
+import tempfile
+import threading
 import unicodedata
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import segno
+from fontTools.fontBuilder import FontBuilder
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
 
+from boxoffice.platform.localtime import format_local
 from boxoffice.platform.observability import configure_worker_logging
 
 QR_SIZE_MM = 62.0
@@ -39,10 +57,156 @@ class TicketDocument:
     section: str | None
     details: dict[str, Any]
     """The ``event`` or ``train`` object of the ticket-bookings record."""
+    order_number: str = ""
+    """The readable order number (empty for orders from before numbers)."""
 
 
 def latin1(text: str) -> str:
     return "".join(c if ord(c) < 256 else _transliterate(c) for c in text)
+
+
+# Unicode fonts: (name, file under a font directory), in the order they are tried for a character.
+UNICODE_FONTS: tuple[tuple[str, str], ...] = (
+    ("sans", "noto/NotoSans-Regular.ttf"),  # fonts-noto-core: Latin, Greek, Cyrillic (the main value font)
+    ("deva", "noto/NotoSansDevanagari-Regular.ttf"),  # fonts-noto-core
+    ("cjk", "droid/DroidSansFallbackFull.ttf"),  # fonts-droid-fallback: Chinese, Japanese
+    ("hangul", "nanum/NanumGothic.ttf"),  # fonts-nanum: Korean
+)
+FONT_DIRS: tuple[Path, ...] = (Path("/usr/share/fonts/truetype"), Path("/usr/local/share/fonts"))
+
+
+@dataclass(frozen=True, slots=True)
+class FontFile:
+    name: str
+    path: str
+
+
+def find_fonts(dirs: Sequence[Path] = FONT_DIRS) -> tuple[FontFile, ...]:
+    """The Unicode fonts installed, in ``UNICODE_FONTS`` order; empty unless the main one (Noto Sans) is."""
+    found = []
+    for name, relative in UNICODE_FONTS:
+        path = next((d / relative for d in dirs if (d / relative).is_file()), None)
+        if path is not None:
+            found.append(FontFile(name, str(path)))
+    return tuple(found) if found and found[0].name == "sans" else ()
+
+
+class _Source:
+    """One installed font, parsed once per process: its character map, and its glyphs read on demand."""
+
+    def __init__(self, path: str) -> None:
+        self.font = TTFont(path, lazy=True, recalcTimestamp=False)
+        self.cmap: dict[int, str] = dict(self.font.getBestCmap() or {})
+        self.coverage = frozenset(self.cmap)
+
+
+@functools.cache
+def _source(path: str) -> _Source:
+    return _Source(path)
+
+
+def _coverage(path: str) -> frozenset[int]:
+    return _source(path).coverage
+
+
+FontPlan = list[tuple[FontFile, frozenset[int]]]
+"""The fonts a ticket uses, each with the code points it prints."""
+
+
+def _plan_fonts(texts: Iterable[str], fonts: Sequence[FontFile]) -> tuple[FontPlan, frozenset[int]]:
+    """The fonts a ticket's text needs, each with the code points it prints (the main font first: all it
+    has), and the code points they cover together; none when the text is all Latin-1 (core fonts print it)
+    or no Unicode font is installed."""
+    used = {ord(c) for text in texts for c in text}
+    if not any(c >= 256 for c in used) or not fonts:
+        return [], frozenset()
+    main = fonts[0]
+    chosen = [(main, frozenset(used & _coverage(main.path)))]
+    missing = used - _coverage(main.path)
+    for font in fonts[1:]:
+        if not missing:
+            break
+        if serves := missing & _coverage(font.path):
+            chosen.append((font, frozenset(serves | {0x20})))
+            missing -= serves
+    return chosen, frozenset(used - missing)
+
+
+# A font reduced to the glyphs one ticket prints: a few KB that fpdf2 reads in a millisecond, where the
+# installed font (up to 4 MB for CJK) would take it seconds to parse and subset on every PDF.
+_SUBSET_DIR = tempfile.TemporaryDirectory(prefix="boxoffice-fonts-")
+_SUBSET_FILES: OrderedDict[tuple[str, frozenset[int]], str] = OrderedDict()
+_SUBSET_CACHE_SIZE = 256  # an order's tickets share a holder name, so a batch reuses its fonts
+_SUBSET_LOCK = threading.Lock()  # renderer threads share the cache and the lazily parsed fonts
+
+
+def _subset_file(path: str, chars: frozenset[int]) -> str:
+    """A TrueType file with only the glyphs of ``chars`` (and the glyphs they are built from), cached."""
+    with _SUBSET_LOCK:
+        return _subset_file_locked(path, chars)
+
+
+def _subset_file_locked(path: str, chars: frozenset[int]) -> str:
+    key = (path, chars)
+    if (cached := _SUBSET_FILES.get(key)) is not None:
+        _SUBSET_FILES.move_to_end(key)
+        return cached
+    data = _build_subset(_source(path), chars)
+    name = hashlib.sha256(path.encode() + b"\0" + ",".join(map(str, sorted(chars))).encode()).hexdigest()[:32]
+    target = Path(_SUBSET_DIR.name) / f"{name}.ttf"
+    target.write_bytes(data)
+    _SUBSET_FILES[key] = str(target)
+    while len(_SUBSET_FILES) > _SUBSET_CACHE_SIZE:
+        _, evicted = _SUBSET_FILES.popitem(last=False)
+        Path(evicted).unlink(missing_ok=True)
+    return str(target)
+
+
+def _build_subset(source: _Source, chars: frozenset[int]) -> bytes:
+    font, cmap = source.font, source.cmap
+    glyf, hmtx = font["glyf"], font["hmtx"]
+    names, seen = [".notdef"], {".notdef"}
+    for char in sorted(chars):
+        glyph = cmap.get(char)
+        if glyph is not None and glyph not in seen:
+            seen.add(glyph)
+            names.append(glyph)
+    index = 0
+    while index < len(names):  # composite glyphs (accented letters, some Hangul) need their components
+        glyph = glyf[names[index]]
+        if glyph.isComposite():
+            for component in glyph.getComponentNames(glyf):
+                if component not in seen:
+                    seen.add(component)
+                    names.append(component)
+        index += 1
+    builder = FontBuilder(font["head"].unitsPerEm, isTTF=True)
+    builder.setupGlyphOrder(names)
+    builder.setupCharacterMap({char: cmap[char] for char in chars if char in cmap})
+    builder.setupGlyf({name: copy.deepcopy(glyf[name]) for name in names})
+    builder.setupHorizontalMetrics({name: hmtx[name] for name in names})
+    builder.setupHorizontalHeader(ascent=font["hhea"].ascent, descent=font["hhea"].descent)
+    builder.setupNameTable({"familyName": "boxoffice ticket subset", "styleName": "Regular"})
+    os2 = font["OS/2"]
+    builder.setupOS2(
+        sTypoAscender=os2.sTypoAscender,
+        sTypoDescender=os2.sTypoDescender,
+        sTypoLineGap=os2.sTypoLineGap,
+        usWinAscent=os2.usWinAscent,
+        usWinDescent=os2.usWinDescent,
+        sxHeight=getattr(os2, "sxHeight", 0),
+        sCapHeight=getattr(os2, "sCapHeight", 0),
+        fsType=os2.fsType,  # the font's own embedding permission, unchanged
+    )
+    builder.setupPost()
+    buffer = io.BytesIO()
+    builder.save(buffer)
+    return buffer.getvalue()
+
+
+def _printable(text: str, covered: frozenset[int]) -> str:
+    """``text`` with what no chosen font can print transliterated or replaced by "?"."""
+    return "".join(c if ord(c) in covered or ord(c) < 256 else _transliterate(c) for c in text)
 
 
 def _transliterate(char: str) -> str:
@@ -53,37 +217,56 @@ def _transliterate(char: str) -> str:
 _EXTRA = {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ŀ": "L", "ŀ": "l", "Œ": "OE", "œ": "oe", "\u0131": "i"}
 
 
-def _when(value: Any) -> str:
-    if not value:
-        return "-"
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return str(value)
-    return moment.strftime("%a %d %b %Y, %H:%M UTC")
+def _where(name: Any, code: Any) -> str:
+    """A station as a person reads it: "Mumbai Central (BCT)"; the code alone when the name is unknown."""
+    if name and code and name != code:
+        return f"{name} ({code})"
+    return str(name or code or "?")
 
 
 def describe(doc: TicketDocument) -> list[tuple[str, str]]:
-    """The lines a ticket prints, as (label, value)."""
+    """The lines a ticket prints, as (label, value); times in the local time of the place, with its zone."""
     d = doc.details
     if doc.kind == "train":
         title = " ".join(str(p) for p in (d.get("train_number"), d.get("name")) if p) or "Train"
+        class_name = d.get("class_name")
+        code = d.get("class_code")
+        travel_class = f"{class_name} ({code})" if class_name and code and class_name != code else str(code or "-")
         return [
             ("Train", title),
-            ("Departs", _when(d.get("departs_at"))),
-            ("Arrives", _when(d.get("arrives_at"))),
-            ("From - to", f"{d.get('origin', '?')} - {d.get('destination', '?')}"),
-            ("Class", str(d.get("class_code") or "-")),
+            ("From", _where(d.get("origin_name"), d.get("origin"))),
+            ("Departs", format_local(d.get("departs_at"), d.get("origin_timezone"))),
+            ("To", _where(d.get("destination_name"), d.get("destination"))),
+            ("Arrives", format_local(d.get("arrives_at"), d.get("destination_timezone"))),
+            ("Class", travel_class),
             ("Coach / seat", doc.label),
         ]
     venue = ", ".join(str(p) for p in (d.get("venue"), d.get("city")) if p) or "-"
     place = doc.label if doc.section in (None, doc.label) else f"{doc.section}, seat {doc.label}"
-    return [
+    lines = [
         ("Event", str(d.get("name") or "Event")),
-        ("Date and time", _when(d.get("starts_at"))),
+        ("Date and time", format_local(d.get("starts_at"), d.get("timezone"))),
         ("Venue", venue),
-        ("Section / row / seat", place),
     ]
+    if d.get("address"):
+        lines.append(("Address", str(d["address"])))
+    return [*lines, ("Section / row / seat", place)]
+
+
+def holder_lines(doc: TicketDocument) -> list[tuple[str, str]]:
+    """Whose ticket it is and which order: a train ticket names its passenger."""
+    return [
+        ("Passenger" if doc.kind == "train" else "Holder", doc.holder),
+        ("Order number", doc.order_number or doc.order_id),
+        ("Ticket", doc.ticket_id),
+    ]
+
+
+def instructions(doc: TicketDocument) -> str:
+    """What the holder shows at the gate or on the train."""
+    if doc.kind == "train":
+        return "Show this ticket with a photo ID matching the passenger name. Valid once; do not share it."
+    return "Show this QR code at the entrance. It is valid once; do not share it."
 
 
 def qr_png(code: str) -> bytes:
@@ -99,11 +282,25 @@ def qr_png(code: str) -> bytes:
     return buffer.getvalue()
 
 
-def render_ticket_pdf(doc: TicketDocument) -> bytes:
+def render_ticket_pdf(doc: TicketDocument, fonts: Sequence[FontFile] = ()) -> bytes:
+    lines = [*describe(doc), *holder_lines(doc)]
+    needed, covered = _plan_fonts((value for _, value in lines), fonts)
     pdf = FPDF(format=(148, 210), orientation="portrait", unit="mm")  # A5
     pdf.set_title(latin1(f"boxoffice ticket {doc.ticket_id}"))
     pdf.set_creator("boxoffice")
     pdf.set_auto_page_break(auto=False)
+    if needed:
+        for font, chars in needed:
+            pdf.add_font(font.name, "", _subset_file(font.path, chars))
+        # Characters the main font lacks come from the others.
+        pdf.set_fallback_fonts([font.name for font, _ in needed[1:]], exact_match=False)
+        value_font = needed[0][0].name
+    else:
+        value_font = "Helvetica"
+
+    def show(text: str) -> str:
+        return _printable(text, covered) if needed else latin1(text)
+
     pdf.add_page()
     width = pdf.w - 2 * pdf.l_margin
     pdf.set_font("Helvetica", style="B", size=18)
@@ -111,11 +308,11 @@ def render_ticket_pdf(doc: TicketDocument) -> bytes:
     pdf.set_font("Helvetica", size=9)
     pdf.cell(width, 5, "Train ticket" if doc.kind == "train" else "Event ticket", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
-    for label, value in [*describe(doc), ("Holder", doc.holder), ("Order", doc.order_id), ("Ticket", doc.ticket_id)]:
+    for label, value in lines:
         pdf.set_font("Helvetica", style="B", size=10)
         pdf.cell(38, 7, latin1(label))
-        pdf.set_font("Helvetica", size=10)
-        text = latin1(value)
+        pdf.set_font(value_font, size=10)
+        text = show(value)
         if pdf.get_string_width(text) <= width - 40:  # multi_cell's line breaking is slow; most values fit
             pdf.cell(width - 38, 7, text, new_x="LMARGIN", new_y="NEXT")
         else:
@@ -128,20 +325,21 @@ def render_ticket_pdf(doc: TicketDocument) -> bytes:
         pdf.cell(width, 2.2, doc.code[start : start + CODE_CHARS_PER_LINE], new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=7)
     pdf.ln(1)
-    pdf.cell(width, 3.5, "Show this QR code at the entrance. It is valid once; do not share it.")
+    pdf.cell(width, 3.5, latin1(instructions(doc)))
     return bytes(pdf.output())
 
 
-def render_many(docs: list[TicketDocument]) -> list[bytes | None]:
+def render_many(docs: list[TicketDocument], fonts: Sequence[FontFile] = ()) -> list[bytes | None]:
     """Render each document; None for one that cannot be rendered, so it does not hold up the others.
 
     Runs in a worker process (the tickets service's PDF pool): rendering is pure Python and would otherwise
     hold the interpreter lock that the service's requests need.
     """
+    logging.getLogger("fontTools").setLevel(logging.ERROR)  # its subsetter notes every table it drops
     rendered: list[bytes | None] = []
     for doc in docs:
         try:
-            rendered.append(render_ticket_pdf(doc))
+            rendered.append(render_ticket_pdf(doc, fonts))
         except Exception:
             logging.getLogger("boxoffice.tickets.pdf").exception("ticket PDF could not be rendered: %s", doc.ticket_id)
             rendered.append(None)
@@ -152,21 +350,28 @@ class PdfRenderer:
     """Renders PDFs in worker processes (``processes``; 0: in a thread of this one): rendering is pure
     Python and would otherwise hold the interpreter lock that the service's requests need."""
 
-    def __init__(self, processes: int, *, log_level: str = "INFO", log_json: bool = True) -> None:
+    def __init__(
+        self, processes: int, *, log_level: str = "INFO", log_json: bool = True, fonts: Sequence[FontFile] | None = None
+    ) -> None:
         self.processes = processes
+        self.fonts = tuple(find_fonts() if fonts is None else fonts)
+        if not self.fonts:
+            logging.getLogger("boxoffice.tickets.pdf").warning(
+                "no Unicode font installed (fonts-noto-core): names outside Latin-1 print as '?'"
+            )
         self.log_level, self.log_json = log_level, log_json
         self._pool: ProcessPoolExecutor | None = None
 
     async def __call__(self, docs: list[TicketDocument]) -> list[bytes | None]:
         if self.processes <= 0:
-            return await asyncio.to_thread(render_many, docs)
+            return await asyncio.to_thread(render_many, docs, self.fonts)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs)
+            return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs, self.fonts)
         except BrokenProcessPool:
             # A worker died (killed, out of memory): this pool takes no more work, ever. A new pool renders
             # the batch; without it the service would issue no PDF again until restarted.
             self.close()
-            return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs)
+            return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs, self.fonts)
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:

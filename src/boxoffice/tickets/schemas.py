@@ -3,29 +3,76 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from boxoffice.platform.audit import AuditEntry
+from boxoffice.platform.requests import RequestBody
 from boxoffice.tickets.codes import MAX_CODE_LENGTH
-from boxoffice.tickets.domain import Ticket, TicketList, Upload
+from boxoffice.tickets.domain import Admission, Ticket, TicketList, TicketStatus, Upload
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
-class CheckInIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CheckInIn(RequestBody):
     code: str = Field(min_length=1, max_length=MAX_CODE_LENGTH)
+    event_id: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="the event (or train run) this gate admits to: a ticket for another is refused "
+        "(409 `/wrong-event`); gates should always send it",
+    )
+    gate: str | None = Field(default=None, min_length=1, max_length=64, description="the gate's name")
+    nonce: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{8,64}$",
+        description="a random value per scan, repeated when the gate retries the same scan: a retry of the scan "
+        "that admitted the ticket is answered `admitted` again with `retry: true`, not 409 `/already-used`",
+    )
 
 
 class CheckInOut(BaseModel):
     ticket_id: str
     status: str = Field(description="always `admitted`; every refusal is a problem")
+    retry: bool = Field(description="true when this answers a retry of the scan that admitted the ticket")
+    event_id: str = Field(description="the event id, or the run id for a train")
+    event_name: str
+    kind: str = Field(description="event | train")
+    holder_name: str
+    section: str | None
+    seat: str = Field(description="the seat's label (coach and seat for a train; the area for general admission)")
+    gate: str | None
 
     @classmethod
-    def of(cls, ticket: Ticket) -> CheckInOut:
-        return cls(ticket_id=ticket.id, status="admitted")
+    def of(cls, admission: Admission) -> CheckInOut:
+        ticket = admission.ticket
+        return cls(
+            ticket_id=ticket.id,
+            status="admitted",
+            retry=admission.retry,
+            event_id=ticket.subject_id,
+            event_name=admission.event_name,
+            kind=ticket.kind,
+            holder_name=ticket.holder_name,
+            section=ticket.section,
+            seat=ticket.label,
+            gate=ticket.checkin_gate,
+        )
+
+
+class VoidOrderIn(RequestBody):
+    """Booking's refund fence (docs/contracts.md): what tickets remembers of an order it may not know yet."""
+
+    user_id: str = Field(min_length=1, max_length=64)
+    kind: Literal["event", "train"]
+    event_id: str = Field(min_length=1, max_length=64, description="the event id, or the run id for a train")
+    holder_name: str = Field(max_length=200)
+
+
+class VoidOrderOut(BaseModel):
+    order_id: str
+    voided: int = Field(description="tickets this call voided (0 on a repeat or before any were issued)")
 
 
 class TicketRef(BaseModel):
@@ -42,7 +89,8 @@ class TicketRef(BaseModel):
 
 
 def pdf_url(ticket: Ticket) -> str | None:
-    return f"/api/tickets/{ticket.id}/pdf" if ticket.pdf_key else None
+    """Where the ticket's PDF is, while there is one to give (none for a voided ticket)."""
+    return f"/api/tickets/{ticket.id}/pdf" if ticket.pdf_key and ticket.status != TicketStatus.VOIDED else None
 
 
 class TicketRefs(BaseModel):

@@ -4,6 +4,7 @@ renderer), routes, the consumers (ticket-bookings, object-created) and the PDF r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -14,6 +15,7 @@ from boxoffice.platform.bus.consumer import Handler
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
+from boxoffice.platform.mail import Mailer, build_mailer
 from boxoffice.platform.objectstore import OBJECTS_TOPIC, ObjectStore, build_object_store
 from boxoffice.platform.periodic import repeat
 from boxoffice.platform.settings import Settings
@@ -21,11 +23,12 @@ from boxoffice.tickets import domain, functions
 from boxoffice.tickets.api import internal, router
 from boxoffice.tickets.clients import BookingOrders
 from boxoffice.tickets.deps import TicketsDeps, TicketsSettings
-from boxoffice.tickets.handlers import issuing
+from boxoffice.tickets.handlers import issuing, mail
 from boxoffice.tickets.keys import TicketKeys
 from boxoffice.tickets.pdf import PdfRenderer
 
 BOOKINGS_GROUP = "tickets.bookings"
+PAYMENTS_GROUP = "tickets.payments"  # refunds: the buyer's refund e-mail
 GENERATOR_GROUP = "tickets.generator"
 UPLOAD_BODY_LIMIT = 5 * 1024 * 1024 + 64 * 1024  # the file's 5 MB plus the multipart envelope
 
@@ -51,7 +54,19 @@ class TicketsService(Service):
             keys=TicketKeys(),  # loaded in on_start, once the database is reachable
             render=PdfRenderer(self.config.pdf_processes, log_level=settings.log_level, log_json=settings.log_json),
             pdf_wanted=asyncio.Event(),
+            mailer=build_mailer(settings),
+            mail_wanted=asyncio.Event(),
+            site=(self.config.public_url or f"http://{settings.host}:{settings.port}").rstrip("/"),
         )
+
+    @property
+    def mailer(self) -> Mailer:
+        return self.deps.mailer
+
+    @mailer.setter
+    def mailer(self, mailer: Mailer) -> None:
+        """Swap the mail backend of a running service (tests point it at an SMTP server)."""
+        self.deps = dataclasses.replace(self.deps, mailer=mailer)
 
     def generator_deps(self) -> functions.GeneratorDeps:
         return functions.GeneratorDeps(
@@ -66,17 +81,22 @@ class TicketsService(Service):
             booking = domain.parse_booking(envelope.type, envelope.data)
             await issuing.apply_booking(self.deps, booking, inbox=(BOOKINGS_GROUP, envelope.id))
 
+        async def on_payment(envelope: Envelope) -> None:
+            if envelope.type == "payments.refunded":
+                await mail.mail_refund(self.deps, envelope.data, inbox=(PAYMENTS_GROUP, envelope.id))
+
         async def on_object_created(envelope: Envelope) -> None:
             inbox = (GENERATOR_GROUP, envelope.id)
             await functions.generate_receipts(envelope.data, self.generator_deps(), inbox=inbox)
 
         return {
             BOOKINGS_GROUP: (["ticket-bookings"], on_booking),
+            PAYMENTS_GROUP: (["payments"], on_payment),
             GENERATOR_GROUP: ([OBJECTS_TOPIC], on_object_created),
         }
 
     def extra_workers(self) -> dict[str, Worker]:
-        return {"pdf-renderer": self.render_pdfs_forever}
+        return {"pdf-renderer": self.render_pdfs_forever, "mail-sender": self.send_mail_forever}
 
     async def on_start(self) -> None:
         await self.objects.start()
@@ -94,3 +114,9 @@ class TicketsService(Service):
             return await issuing.render_pending_pdfs(self.deps, batch=batch) >= batch
 
         await repeat("tickets.pdf-renderer", render_batch, interval=1.0, wake=self.deps.pdf_wanted)
+
+    async def send_mail_forever(self) -> None:
+        async def send() -> int:
+            return await mail.send_pending_mail(self.deps)  # self.deps: a swapped mailer applies at once
+
+        await repeat("tickets.mail-sender", send, interval=1.0, wake=self.deps.mail_wanted, max_backoff=60.0)

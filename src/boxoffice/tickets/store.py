@@ -23,14 +23,25 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.platform import audit
 from boxoffice.platform.audit import add_audit_table
-from boxoffice.platform.bus.tables import add_messaging_tables
+from boxoffice.platform.bus.tables import BigId, add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
 from boxoffice.platform.keys import add_signing_keys_table
-from boxoffice.tickets.domain import Booking, Ticket, TicketStatus, TicketToRender, Upload, UploadStatus
+from boxoffice.tickets.domain import (
+    Booking,
+    Letter,
+    OrderSummary,
+    QueuedLetter,
+    Ticket,
+    TicketStatus,
+    TicketToRender,
+    Upload,
+    UploadStatus,
+)
 
 metadata = MetaData()
 
@@ -47,6 +58,10 @@ orders = Table(
     Column("holder_name", String(200), nullable=False),
     Column("details", Text, nullable=False),  # JSON: the record's "event" or "train" object
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("number", String(16), nullable=True),  # the readable order number
+    Column("email", String(320), nullable=True),  # where the order's e-mails go
+    Column("amount_minor", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=True),
     Index("ix_orders_user_id", "user_id"),
 )
 
@@ -70,6 +85,8 @@ tickets = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=True),
     Column("checked_in_by", String(64), nullable=True),
+    Column("checkin_gate", String(64), nullable=True),  # the gate's name, as staff picked it
+    Column("checkin_nonce", String(64), nullable=True),  # the admitting scan's client nonce (a retry repeats it)
     Column("voided_at", UtcDateTime, nullable=True),
     # One ticket per order line, whatever happens to the events: the last guard against a second set.
     UniqueConstraint("order_id", "line_no", name="uq_tickets_order_line"),
@@ -96,6 +113,25 @@ uploads = Table(
 
 signing_keys = add_signing_keys_table(metadata)
 
+# E-mails to buyers, written in the transaction that decided to send them (an outbox for mail). One of each
+# kind per order, whatever is redelivered: the unique key is the guard. Kept once sent (sent_at), so that
+# a late duplicate finds it and sends nothing.
+mail_queue = Table(
+    "mail_queue",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_id", String(64), nullable=False),
+    Column("kind", String(20), nullable=False),  # confirmation | refund
+    Column("recipient", String(320), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("attachments", Text, nullable=False),  # JSON: [[file name, object key], ...]
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    UniqueConstraint("order_id", "kind", name="uq_mail_queue_order_kind"),
+    Index("ix_mail_queue_pending", "sent_at", "id"),
+)
+
 outbox, inbox = add_messaging_tables(metadata)
 audit_log = add_audit_table(metadata)
 
@@ -118,12 +154,50 @@ async def insert_order(conn: AsyncConnection, booking: Booking, *, status: str, 
             holder_name=booking.holder_name,
             details=json.dumps(booking.details),
             updated_at=now,
+            number=booking.number or None,
+            email=booking.email or None,
+            amount_minor=booking.amount_minor,
+            currency=booking.currency or None,
         )
+    )
+
+
+async def order_of(conn: AsyncConnection, order_id: str) -> OrderSummary | None:
+    row = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
+    if row is None:
+        return None
+    return OrderSummary(
+        id=row.id,
+        status=row.status,
+        kind=row.kind,
+        holder_name=row.holder_name,
+        details=json.loads(row.details),
+        number=row.number or "",
+        email=row.email or "",
+        amount_minor=row.amount_minor or 0,
+        currency=row.currency or "",
     )
 
 
 async def set_order_status(conn: AsyncConnection, order_id: str, status: str, *, now: datetime) -> None:
     await conn.execute(update(orders).where(orders.c.id == order_id).values(status=status, updated_at=now))
+
+
+async def lock_order(conn: AsyncConnection, order_id: str) -> str | None:
+    """The order's status, its row locked until the transaction ends (PostgreSQL; a SQLite writer holds the
+    whole database already): issuance and a refund fence of one order take turns."""
+    query = select(orders.c.status).where(orders.c.id == order_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    status: str | None = await conn.scalar(query)
+    return status
+
+
+async def order_details(conn: AsyncConnection, order_id: str) -> dict[str, Any]:
+    """The event or train object an order's tickets print (empty for an order tickets knows only as a fence)."""
+    details: str | None = await conn.scalar(select(orders.c.details).where(orders.c.id == order_id))
+    loaded = json.loads(details) if details else {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 # Tickets.
@@ -147,6 +221,8 @@ def _ticket(row: Any) -> Ticket:
         used_at=row.used_at,
         checked_in_by=row.checked_in_by,
         voided_at=row.voided_at,
+        checkin_gate=row.checkin_gate,
+        checkin_nonce=row.checkin_nonce,
     )
 
 
@@ -197,6 +273,17 @@ async def tickets_of_user(
     return [_ticket(row) for row in await conn.execute(query.order_by(tickets.c.id).limit(limit))]
 
 
+async def lock_tickets_of_order(conn: AsyncConnection, order_id: str) -> list[Ticket]:
+    """The order's tickets, their rows locked until the transaction ends (PostgreSQL; a SQLite writer holds
+    the whole database already). A check-in's conditional UPDATE of one of them waits for the lock and then
+    sees the row as this transaction left it; a check-in that got there first is seen as ``used`` (READ
+    COMMITTED re-reads a locked row's newest version)."""
+    query = select(tickets).where(tickets.c.order_id == order_id).order_by(tickets.c.line_no)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return [_ticket(row) for row in await conn.execute(query)]
+
+
 async def void_tickets(conn: AsyncConnection, order_id: str, now: datetime) -> list[Ticket]:
     """Void the order's valid tickets; returns the ones this call voided, as they are now."""
     condition = and_(tickets.c.order_id == order_id, tickets.c.status == TicketStatus.VALID.value)
@@ -206,26 +293,37 @@ async def void_tickets(conn: AsyncConnection, order_id: str, now: datetime) -> l
     return [replace(t, status=TicketStatus.VOIDED, voided_at=now) for t in victims]
 
 
-async def admit_ticket(conn: AsyncConnection, ticket_id: str, *, version: int, by: str, now: datetime) -> bool:
+async def admit_ticket(
+    conn: AsyncConnection,
+    ticket_id: str,
+    *,
+    version: int,
+    by: str,
+    now: datetime,
+    gate: str | None = None,
+    nonce: str | None = None,
+) -> bool:
     """Mark a valid ticket used; False if it was not valid (used, voided, reissued). The conditional UPDATE
-    is the referee between two gates scanning the same code at once: exactly one of them changes the row."""
+    is the referee between two gates scanning the same code at once, and between a gate and booking's refund
+    fence (``lock_tickets_of_order``): exactly one of them changes the row."""
     result = await conn.execute(
         update(tickets)
         .where(tickets.c.id == ticket_id, tickets.c.status == TicketStatus.VALID.value, tickets.c.version == version)
-        .values(status=TicketStatus.USED.value, used_at=now, checked_in_by=by)
+        .values(status=TicketStatus.USED.value, used_at=now, checked_in_by=by, checkin_gate=gate, checkin_nonce=nonce)
     )
     return bool(result.rowcount == 1)
 
 
 async def tickets_without_pdf(conn: AsyncConnection, limit: int) -> list[TicketToRender]:
     query = (
-        select(tickets, orders.c.details)
+        select(tickets, orders.c.details, orders.c.number)
         .join(orders, orders.c.id == tickets.c.order_id)
         .where(and_(tickets.c.status == TicketStatus.VALID.value, tickets.c.pdf_key.is_(None)))
         .order_by(tickets.c.id)
         .limit(limit)
     )
-    return [TicketToRender(_ticket(row), json.loads(row.details)) for row in await conn.execute(query)]
+    rows = await conn.execute(query)
+    return [TicketToRender(_ticket(row), json.loads(row.details), row.number or "") for row in rows]
 
 
 async def set_pdf_key(conn: AsyncConnection, ticket_id: str, pdf_key: str) -> bool:
@@ -234,6 +332,53 @@ async def set_pdf_key(conn: AsyncConnection, ticket_id: str, pdf_key: str) -> bo
         update(tickets).where(and_(tickets.c.id == ticket_id, tickets.c.pdf_key.is_(None))).values(pdf_key=pdf_key)
     )
     return bool(result.rowcount == 1)
+
+
+# Mail.
+async def queue_mail(conn: AsyncConnection, mail: Letter, *, now: datetime) -> bool:
+    """Queue the order's mail of this kind unless one was queued before; True if this call queued it."""
+    table_insert = postgresql.insert(mail_queue) if conn.dialect.name == "postgresql" else sqlite.insert(mail_queue)
+    values = {
+        "order_id": mail.order_id,
+        "kind": mail.kind,
+        "recipient": mail.recipient,
+        "subject": mail.subject,
+        "body": mail.body,
+        "attachments": json.dumps([list(a) for a in mail.attachments]),
+        "created_at": now,
+    }
+    result = await conn.execute(table_insert.values(values).on_conflict_do_nothing())
+    return bool(result.rowcount == 1)
+
+
+async def pending_mail(conn: AsyncConnection, limit: int) -> list[QueuedLetter]:
+    query = select(mail_queue).where(mail_queue.c.sent_at.is_(None)).order_by(mail_queue.c.id).limit(limit)
+    return [
+        QueuedLetter(
+            id=r.id,
+            letter=Letter(
+                order_id=r.order_id,
+                kind=r.kind,
+                recipient=r.recipient,
+                subject=r.subject,
+                body=r.body,
+                attachments=tuple((str(name), str(key)) for name, key in json.loads(r.attachments)),
+            ),
+        )
+        for r in await conn.execute(query)
+    ]
+
+
+async def mark_mail_sent(conn: AsyncConnection, mail_id: int, *, now: datetime) -> None:
+    await conn.execute(update(mail_queue).where(mail_queue.c.id == mail_id).values(sent_at=now))
+
+
+async def mail_count(conn: AsyncConnection, order_id: str) -> dict[str, int]:
+    rows = await conn.execute(select(mail_queue.c.kind).where(mail_queue.c.order_id == order_id))
+    counts: dict[str, int] = {}
+    for (kind,) in rows:
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 # Uploads.

@@ -28,7 +28,10 @@ class TrackingSettings(ServiceSettings):
     retention_days: int = 30
     """Events older than this are dropped (whole partitions on PostgreSQL); the collector refuses older ones."""
     partitions_ahead_days: int = 3
-    processor_batch: int = 2_000
+    processor_batch: int = 100
+    """Bus records per poll and transaction; a record holds one collector request's events (20 from the tracker),
+    so about 2,000 events: on SQLite in one process the insert runs on the event loop, and a larger transaction
+    would hold up the collector's answers for longer."""
     bot_events_per_minute: int = 300
     """A session sending more events than this in one minute is flagged as a bot."""
 

@@ -1,37 +1,27 @@
 """Clickstream rules: what a tracked event is, when a batch or a client is refused, which page a URL names.
 
-No I/O here. The collector validates a whole batch in one ``TypeAdapter`` pass (``parse_batch``): each event
-is either a ``TrackedEvent`` or a ``Rejected`` with the reason, so one bad event never costs the others. The
-processor validates what it reads from the bus again (``CollectedEvent``), because the bus is a boundary too.
+No I/O here. The collector validates a whole batch in one ``TypeAdapter.validate_json`` pass over the body
+(``parse_batch``): the events become plain dicts, and a bad event is rejected by its index without costing the
+others. The processor validates what it reads from the bus again (``COLLECTED_BATCH``, ``EVENTS``), because
+the bus is a boundary too.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import functools
 import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 from urllib.parse import urlsplit
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    TypeAdapter,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, TypeAdapter, ValidationError
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from boxoffice.platform.jsonutil import loads
+from boxoffice.platform import pagination
+from boxoffice.platform.jsonutil import dumps, loads
 from boxoffice.platform.problems import (
     BadRequest,
     PayloadTooLarge,
@@ -41,7 +31,10 @@ from boxoffice.platform.problems import (
 )
 
 TOPIC = "user-tracking-events"
+BATCH_TYPE = "tracking.batch-collected"
+"""The collector's record: the accepted events of one request (``CollectedBatch``)."""
 EVENT_TYPE = "tracking.event-collected"
+"""One event per record, as collectors before the batch record published; the processor still reads them."""
 EventType = Literal["page_view", "click", "form_submit", "custom"]
 EVENT_TYPES: tuple[str, ...] = ("page_view", "click", "form_submit", "custom")
 MAX_PROPS_BYTES = 4096
@@ -71,78 +64,74 @@ class ClientFlooding(TooManyRequests):
     slug = "client-flooding"
 
 
-class InvalidCursor(BadRequest):
-    slug = "invalid-cursor"
-
-
 class InvalidRange(BadRequest):
     slug = "invalid-range"
 
 
-class Element(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    tag: Annotated[str, StringConstraints(max_length=32)] = ""
-    text: Annotated[str, StringConstraints(max_length=200)] = ""
-    track: Annotated[str, StringConstraints(max_length=200)] = ""
+class Element(TypedDict, total=False):
+    tag: Annotated[str, StringConstraints(max_length=32)]
+    text: Annotated[str, StringConstraints(max_length=200)]
+    track: Annotated[str, StringConstraints(max_length=200)]
 
 
-class TrackedEvent(BaseModel):
-    """One event as the browser sends it (ARCHITECTURE.md section 5, "Tracking")."""
+def _small_props(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        size = len(dumps(value))
+    except TypeError:  # orjson's: an integer beyond 64 bits, say; the event could not travel on the bus
+        raise ValueError("props must hold only JSON values of common sizes") from None
+    if size > MAX_PROPS_BYTES:
+        raise ValueError(f"props must stay under {MAX_PROPS_BYTES} bytes")
+    return value
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
-    # Rules are constraints checked in pydantic-core (no Python per event): this runs for every event twice.
-    event_id: Annotated[
-        str, StringConstraints(to_lower=True, pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-    ]
-    type: EventType
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    ts: AwareDatetime
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Props = Annotated[dict[str, Any], AfterValidator(_small_props)]
+EventId = Annotated[
+    str, StringConstraints(to_lower=True, pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+]
+Timestamp = Annotated[
+    str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$")
+]
+"""RFC 3339 with its zone, kept as the text the client sent: read by ``datetime.fromisoformat`` (fast, and its
+datetimes compare without calling back into pydantic's own tzinfo, which costs microseconds a comparison)."""
+
+
+class _EventFields(TypedDict):
+    event_id: EventId
+    ts: Timestamp
     anonymous_id: Id
     session_id: Id
-    user_id: Id | None = None
     url: PageUrl
-    referrer: Url | None = None
-    title: Annotated[str, StringConstraints(max_length=300)] | None = None
-    element: Element | None = None
-    props: dict[str, Any] | None = None
-
-    @field_validator("props")
-    @classmethod
-    def _small_props(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(repr(value)) > MAX_PROPS_BYTES:
-            raise ValueError(f"props must stay under {MAX_PROPS_BYTES} bytes")
-        return value
-
-    @model_validator(mode="after")
-    def _custom_events_are_named(self) -> TrackedEvent:
-        if self.type == "custom" and not self.name:
-            raise ValueError("a custom event needs a name")
-        return self
+    user_id: NotRequired[Id | None]
+    referrer: NotRequired[Url | None]
+    title: NotRequired[Annotated[str, StringConstraints(max_length=300)] | None]
+    element: NotRequired[Element | None]
+    props: NotRequired[Props | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    reason: str
+class CustomEvent(_EventFields):
+    type: Literal["custom"]
+    name: Name
 
 
-def _capture(value: Any, handler: ValidatorFunctionWrapHandler) -> TrackedEvent | Rejected:
-    try:
-        event: TrackedEvent = handler(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return Rejected(f"{where}: {first['msg']}" if where else first["msg"])
-    return event
+class PageEvent(_EventFields):
+    type: Literal["page_view", "click", "form_submit"]
+    name: NotRequired[Name | None]
 
 
-class Batch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    sent_at: AwareDatetime | None = None
-    events: Annotated[list[Annotated[TrackedEvent, WrapValidator(_capture)]], Field(max_length=10_000)]
+TrackedEvent = Annotated[CustomEvent | PageEvent, Field(discriminator="type")]
+"""One event as the browser sends it (ARCHITECTURE.md section 5, "Tracking"), as a plain dict: the fields it
+knows, as sent (``event_id`` lower-cased), without the ones it does not. Every rule is a constraint checked in
+pydantic-core, straight from the JSON bytes: no Python runs per event but the props size check."""
 
 
-BATCH = TypeAdapter(Batch)
+class BatchIn(TypedDict):
+    events: Annotated[list[TrackedEvent], Field(max_length=10_000)]
+    sent_at: NotRequired[AwareDatetime | None]
+
+
+BATCH = TypeAdapter(BatchIn)
+EVENTS = TypeAdapter(list[TrackedEvent])
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,75 +144,135 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class ParsedBatch:
-    accepted: list[tuple[TrackedEvent, dict[str, Any]]]
-    """Each valid event, with the object the client sent (the bus carries that, not a re-serialization)."""
+    accepted: list[TrackedEvent]
+    """Each valid event, as it goes on the bus."""
     rejected: list[tuple[int, str]]
 
 
 def parse_batch(body: bytes, *, limits: Limits, now: datetime) -> ParsedBatch:
-    """Validate a batch in one pass; events that break a rule are rejected by index, the others kept."""
+    """Validate a batch in one pass over its bytes; events that break a rule are rejected by index.
+
+    The whole batch is validated by ``TypeAdapter.validate_json``: no intermediate objects, and pydantic-core
+    goes on past a bad event, so one failed pass names every bad event. Only then (a batch with a bad event is
+    rare) are the good ones validated again on their own.
+    """
     if len(body) > limits.max_bytes:
         raise BatchTooLarge(f"A batch may be at most {limits.max_bytes} bytes.")
     try:
-        raw = loads(body)
-    except ValueError:
-        raise MalformedBatch("The body is not valid JSON.") from None
-    try:
-        batch = BATCH.validate_python(raw)
+        events = BATCH.validate_json(body)["events"]
+        indexed: list[tuple[int, TrackedEvent]] = list(enumerate(events))
+        rejected: dict[int, str] = {}
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InvalidBatch(f"The body is not a batch of events: {where}: {first['msg']}.") from None
-    if len(batch.events) > limits.max_events:
+        indexed, rejected = _salvage(body, exc, limits)
+    if len(indexed) + len(rejected) > limits.max_events:
         raise BatchTooLarge(f"A batch may hold at most {limits.max_events} events.")
-    accepted: list[tuple[TrackedEvent, dict[str, Any]]] = []
-    rejected: list[tuple[int, str]] = []
+    earliest, latest = now - limits.retention, now + limits.max_future
+    accepted: list[TrackedEvent] = []
     seen: set[str] = set()
-    for index, item in enumerate(batch.events):
-        reason = item.reason if isinstance(item, Rejected) else _time_problem(item.ts, now, limits)
-        if reason is None and isinstance(item, TrackedEvent):
-            if item.event_id in seen:
+    for index, event in indexed:
+        reason = time_problem(event["ts"], earliest, latest)
+        if reason is None:
+            if event["event_id"] in seen:
                 reason = "event_id: repeated within the batch"
             else:
-                seen.add(item.event_id)
-                accepted.append((item, raw["events"][index]))
+                seen.add(event["event_id"])
+                accepted.append(event)
                 continue
-        rejected.append((index, reason or "invalid"))
-    return ParsedBatch(accepted, rejected)
+        rejected[index] = reason
+    return ParsedBatch(accepted, sorted(rejected.items()))
 
 
-def _time_problem(ts: datetime, now: datetime, limits: Limits) -> str | None:
+def _salvage(
+    body: bytes, exc: ValidationError, limits: Limits
+) -> tuple[list[tuple[int, TrackedEvent]], dict[int, str]]:
+    """A batch that failed validation: refuse it whole, or keep its good events and name the bad ones."""
+    rejected: dict[int, str] = {}
+    for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        loc = error["loc"]
+        if error["type"] == "json_invalid":
+            raise MalformedBatch("The body is not valid JSON.") from None
+        if loc == ("events",) and error["type"] == "too_long":
+            raise BatchTooLarge(f"A batch may hold at most {limits.max_events} events.") from None
+        if len(loc) >= 2 and loc[0] == "events" and isinstance(loc[1], int):
+            rejected.setdefault(loc[1], error_reason(loc[2:], error["type"], error["msg"]))
+            continue
+        where = ".".join(str(part) for part in loc) or "body"
+        raise InvalidBatch(f"The body is not a batch of events: {where}: {error['msg']}.") from None
+    try:
+        items: list[Any] = loads(body)["events"]  # valid JSON, with a list of events: only events failed
+    except (ValueError, KeyError, TypeError):  # a number orjson will not read, say
+        raise MalformedBatch("The body is not JSON this collector can read.") from None
+    if len(items) > limits.max_events:
+        raise BatchTooLarge(f"A batch may hold at most {limits.max_events} events.")
+    good = [index for index in range(len(items)) if index not in rejected]
+    return list(zip(good, EVENTS.validate_python([items[i] for i in good]), strict=True)), rejected
+
+
+def error_reason(loc: tuple[int | str, ...], kind: str, message: str) -> str:
+    """``field: what is wrong`` for one event's first error (without the union's tag in the path)."""
+    if loc and loc[0] in EVENT_TYPES:
+        if loc[1:] == ("name",) and kind == "missing":
+            return "name: a custom event needs a name"
+        loc = loc[1:]
+    if not loc and kind == "union_tag_invalid":
+        return f"type: must be one of {', '.join(EVENT_TYPES)}"
+    where = ".".join(str(part) for part in loc)
+    if kind == "string_pattern_mismatch" and where in _PATTERN_REASONS:
+        message = _PATTERN_REASONS[where]
+    elif kind == "value_error":
+        message = message.removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+_PATTERN_REASONS = {
+    "event_id": "must be a UUID",
+    "ts": "must be an RFC 3339 date and time with its zone",
+    "received_at": "must be an RFC 3339 date and time with its zone",
+    "url": "must be an http(s) URL",
+    "anonymous_id": "must be 1 to 64 letters, digits or _.:-",
+    "session_id": "must be 1 to 64 letters, digits or _.:-",
+    "user_id": "must be 1 to 64 letters, digits or _.:-",
+}
+
+
+def parse_time(value: str) -> datetime | None:
+    """An RFC 3339 timestamp (as ``Timestamp`` checked it) in UTC; None for a date that does not exist."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.utcoffset() else moment
+
+
+def time_problem(ts: str, earliest: datetime, latest: datetime) -> str | None:
     """Events are stored by their own day; one older than the retention or far ahead has no place to go."""
-    if ts < now - limits.retention:
+    moment = parse_time(ts)
+    if moment is None:
+        return "ts: not a valid date and time"
+    if moment < earliest:
         return "ts: older than the retention period"
-    if ts > now + limits.max_future:
+    if moment > latest:
         return "ts: too far in the future"
     return None
 
 
-class CollectedEvent(TrackedEvent):
-    """An accepted event as it travels on the bus: what the browser sent, plus what the collector saw."""
+class CollectedBatch(TypedDict):
+    """A bus record of the collector: the events of one request and what the collector saw of it."""
 
-    received_at: AwareDatetime
-    user_agent: Annotated[str, StringConstraints(max_length=1024)] = ""
-
-
-COLLECTED = TypeAdapter(list[Annotated[CollectedEvent, WrapValidator(_capture)]])
-"""The processor's one validation pass over a polled batch; an invalid record becomes ``Rejected``."""
-FIELDS = tuple(TrackedEvent.model_fields)
+    received_at: Timestamp
+    user_agent: Annotated[str, StringConstraints(max_length=1024)]
+    events: list[TrackedEvent]
+    """Validated again by the processor (``EVENTS``, a whole poll at once), so one bad event fails alone."""
 
 
-def collected(event: TrackedEvent, sent: dict[str, Any], *, received_at: str, user_agent: str) -> dict[str, Any]:
-    """The bus record's data: the fields the client sent that the event knows, as sent, plus what we saw.
+class RecordMeta(TypedDict):
+    """What the processor checks of a record beside its events (both record types carry these)."""
 
-    Copying the validated JSON costs a fraction of serializing the model again; the processor validates
-    the record once more anyway.
-    """
-    data = {name: sent[name] for name in FIELDS if sent.get(name) is not None}
-    data["event_id"] = event.event_id
-    data["received_at"] = received_at
-    data["user_agent"] = user_agent[:1024]
-    return data
+    received_at: Timestamp
+    user_agent: NotRequired[Annotated[str, StringConstraints(max_length=1024)]]
+
+
+RECORD_META = TypeAdapter(RecordMeta)
 
 
 # Pages that name something the shop sells: an event, or a train run.
@@ -243,6 +292,14 @@ def path_subject(path: str) -> tuple[str, str] | None:
         if match := pattern.match(path):
             return kind, match.group(1)
     return None
+
+
+@functools.lru_cache(maxsize=16_384)
+def page_of(url: str) -> tuple[str, str | None, str | None]:
+    """``(path, subject type, subject id)`` of a page URL; cached, as a site's pages repeat."""
+    path = url_path(url)
+    subject = path_subject(path)
+    return path[:2048], subject[0] if subject else None, subject[1] if subject else None
 
 
 def url_path(url: str) -> str:
@@ -302,16 +359,19 @@ class RateWatch:
 
     def observe(self, session_id: str, ts: datetime) -> bool:
         """Count one event; True when its session is (or once was) too fast to be a person."""
-        minute = int(ts.timestamp() // 60)
-        current, count = self._counts.pop(session_id, (minute, 0))
-        count = count + 1 if current == minute else 1
-        self._counts[session_id] = (minute, count)
+        minute = int(ts.timestamp()) // 60
+        counts = self._counts
+        current = counts.get(session_id)
+        if current is not None:
+            counts.move_to_end(session_id)
+        count = current[1] + 1 if current is not None and current[0] == minute else 1
+        counts[session_id] = (minute, count)
         if count > self.max_per_minute:
             self._flagged[session_id] = None
-        while len(self._counts) > self.max_sessions:
-            self._counts.popitem(last=False)
-        while len(self._flagged) > self.max_sessions:
-            self._flagged.popitem(last=False)
+            while len(self._flagged) > self.max_sessions:
+                self._flagged.popitem(last=False)
+        if len(counts) > self.max_sessions:
+            counts.popitem(last=False)
         return session_id in self._flagged
 
 
@@ -321,20 +381,11 @@ class Cursor:
     event_id: str
 
     def encode(self) -> str:
-        raw = f"{self.ts.astimezone(UTC).isoformat()}|{self.event_id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return pagination.encode_cursor(self.ts, self.event_id)
 
     @classmethod
     def decode(cls, value: str) -> Cursor:
-        try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-            ts, event_id = raw.split("|", 1)
-            parsed = datetime.fromisoformat(ts)
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise InvalidCursor("The cursor is not one this API gave out.") from None
-        if parsed.tzinfo is None or not event_id:
-            raise InvalidCursor("The cursor is not one this API gave out.")
-        return cls(parsed, event_id)
+        return cls(*pagination.decode_cursor(value, datetime))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,17 +8,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import structlog
+from pydantic import ValidationError
 
 from boxoffice.platform.bus.envelope import Envelope, new_event
+from boxoffice.platform.jsonutil import dumps
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.tracking import domain, store
 from boxoffice.tracking.deps import TrackingDeps
 from boxoffice.tracking.domain import (
-    COLLECTED,
+    BATCH_TYPE,
     EVENT_TYPE,
+    EVENTS,
+    RECORD_META,
     TOPIC,
     ClientFlooding,
-    CollectedEvent,
+    CollectedBatch,
     CollectResult,
     Cursor,
     EventFilter,
@@ -27,10 +31,10 @@ from boxoffice.tracking.domain import (
     Limits,
     PageCount,
     StatsBucket,
-    StoredEvent,
+    TrackedEvent,
     UnsupportedBody,
 )
-from boxoffice.tracking.enrich import parse_agent
+from boxoffice.tracking.enrich import Agent, parse_agent
 
 log = structlog.get_logger("boxoffice.tracking")
 
@@ -54,7 +58,9 @@ async def collect_events(deps: TrackingDeps, cmd: CollectCommand) -> CollectResu
     """Validate a batch and hand the accepted events to the bus; returns once the bus has them durably.
 
     The collector changes no state of its own, so there is no transaction for an outbox row to share: it
-    appends to the bus directly (through the group publisher), and only then answers 202.
+    appends to the bus directly (through the group publisher), and only then answers 202. The accepted events
+    of one request travel as ONE record (``BATCH_TYPE``): one envelope, one log row or Kafka record, one
+    decode in the processor, instead of one per event. Enrichment is the processor's, after the answer.
     """
     if cmd.content_type.split(";", 1)[0].strip().lower() not in ACCEPTED_MEDIA:
         raise UnsupportedBody("Send the batch as application/json (or text/plain, as sendBeacon does).")
@@ -65,23 +71,22 @@ async def collect_events(deps: TrackingDeps, cmd: CollectCommand) -> CollectResu
         _charge(deps, cmd.client, 1)
         raise
     _charge(deps, cmd.client, len(parsed.accepted) + len(parsed.rejected))
-    received_at = now.astimezone(UTC).isoformat()
-    envelopes = [
-        new_event(
-            EVENT_TYPE,
-            source="tracking",
-            key=event.session_id,
-            data=domain.collected(event, sent, received_at=received_at, user_agent=cmd.user_agent),
-            topic=TOPIC,
-        )
-        for event, sent in parsed.accepted
-    ]
+    if not parsed.accepted:
+        return CollectResult(0, parsed.rejected)
+    record: CollectedBatch = {
+        "received_at": now.astimezone(UTC).isoformat(),
+        "user_agent": cmd.user_agent[:1024],
+        "events": list(parsed.accepted),
+    }
+    envelope = new_event(
+        BATCH_TYPE, source="tracking", key=parsed.accepted[0]["session_id"], data=dict(record), topic=TOPIC
+    )
     try:
-        await deps.publisher.publish(envelopes)
+        await deps.publisher.publish([envelope])
     except Exception as exc:
-        log.warning("could not publish a batch", error=repr(exc), events=len(envelopes))
+        log.warning("could not publish a batch", error=repr(exc), events=len(parsed.accepted))
         raise ServiceUnavailable("The events could not be stored just now; send them again.") from exc
-    return CollectResult(len(envelopes), parsed.rejected)
+    return CollectResult(len(parsed.accepted), parsed.rejected)
 
 
 def _charge(deps: TrackingDeps, client: str, events: int) -> None:
@@ -91,35 +96,42 @@ def _charge(deps: TrackingDeps, client: str, events: int) -> None:
         raise ClientFlooding(f"Too many events from this client; retry in {retry} s.", retry_after=retry)
 
 
-def enrich(deps: TrackingDeps, event: CollectedEvent) -> StoredEvent:
-    """The stored form of one collected event: its agent read, its bot flag and its page's subject."""
-    agent = parse_agent(event.user_agent)
-    too_fast = deps.rates.observe(event.session_id, event.ts)
-    path = domain.url_path(event.url)
-    subject = domain.path_subject(path)
-    element = event.element
-    return StoredEvent(
-        event_id=event.event_id,
-        type=event.type,
-        name=event.name,
-        ts=domain.as_utc(event.ts),
-        received_at=domain.as_utc(event.received_at),
-        user_id=event.user_id,
-        session_id=event.session_id,
-        anonymous_id=event.anonymous_id,
-        url=event.url,
-        path=path[:2048],
-        referrer=event.referrer,
-        title=event.title,
-        element={"tag": element.tag, "text": element.text, "track": element.track} if element else None,
-        props=event.props,
-        browser=agent.browser,
-        os=agent.os,
-        device=agent.device,
-        is_bot=agent.is_bot or too_fast,
-        subject_type=subject[0] if subject else None,
-        subject_id=subject[1] if subject else None,
-    )
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """What the record an event came in says about it: when it was received and by which browser."""
+
+    received_at: datetime
+    agent: Agent
+
+
+def _origin(envelope: Envelope) -> _Origin | str:
+    """The record's own fields, checked (the bus is a boundary); a reason when they are not valid."""
+    try:
+        meta = RECORD_META.validate_python(envelope.data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        return domain.error_reason(first["loc"], first["type"], first["msg"])
+    received_at = domain.parse_time(meta["received_at"])
+    if received_at is None:
+        return "received_at: not a valid date and time"
+    return _Origin(received_at, parse_agent(meta.get("user_agent") or ""))
+
+
+def _check_events(events: list[object]) -> list[TrackedEvent | str]:
+    """Every event of a poll in one validation pass; an invalid one becomes its reason, the others go on."""
+    try:
+        return list(EVENTS.validate_python(events))
+    except ValidationError as exc:
+        reasons: dict[int, str] = {}
+        for error in exc.errors(include_url=False, include_context=False, include_input=False):
+            loc = error["loc"]
+            if loc and isinstance(loc[0], int):
+                reasons.setdefault(loc[0], domain.error_reason(loc[1:], error["type"], error["msg"]))
+    good = [index for index in range(len(events)) if index not in reasons]
+    checked: list[TrackedEvent | str] = [reasons.get(index, "") for index in range(len(events))]
+    for index, event in zip(good, EVENTS.validate_python([events[i] for i in good]), strict=True):
+        checked[index] = event
+    return checked
 
 
 async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
@@ -128,30 +140,98 @@ async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
     An event already stored (a redelivery, or a batch the browser sent twice) is skipped by its key; one
     that fails validation or is too old for its partition goes to the failed-events table with its payload.
     """
-    good: list[StoredEvent] = []
-    bad: list[tuple[str | None, str, str]] = []
     oldest = domain.day_of(deps.now()) - timedelta(days=deps.config.retention_days)
-    checked = COLLECTED.validate_python([e.data if e.type == EVENT_TYPE else None for e in envelopes])
-    for envelope, item in zip(envelopes, checked, strict=True):
-        if not isinstance(item, CollectedEvent):
-            event_id = envelope.data.get("event_id") if isinstance(envelope.data, dict) else None
-            reason = item.reason if envelope.type == EVENT_TYPE else f"unexpected record type {envelope.type!r}"
-            bad.append((str(event_id)[:64] if event_id else None, reason, envelope.to_json().decode()))
+    bad: list[tuple[str | None, str, str]] = []
+    events: list[object] = []
+    origins: list[_Origin | str] = []
+    for envelope in envelopes:
+        data = envelope.data
+        if envelope.type == BATCH_TYPE and isinstance(data.get("events"), list):
+            batch: list[object] = data["events"]
+        elif envelope.type == EVENT_TYPE:
+            batch = [data]  # one event per record, with received_at and user_agent beside its fields
+        else:
+            why = f"unexpected record type {envelope.type!r}" if envelope.type != BATCH_TYPE else "events: missing"
+            bad.append((_event_id(data), why, envelope.to_json().decode()))
             continue
-        event = enrich(deps, item)
-        if event.ts < oldest:
-            bad.append((event.event_id, "ts: older than the retention period", envelope.to_json().decode()))
-            continue
-        good.append(event)
+        origin = _origin(envelope)
+        events.extend(batch)
+        origins.extend([origin] * len(batch))
+    rows: list[store.EventRow] = []
+    for raw, item, origin in zip(events, _check_events(events), origins, strict=True):
+        reason: str | None = item if isinstance(item, str) else origin if isinstance(origin, str) else None
+        if reason is None and not isinstance(item, str) and not isinstance(origin, str):
+            row = _row(deps, item, origin)
+            if row is None:
+                reason = "ts: not a valid date and time"
+            elif row[1] < oldest:
+                reason = "ts: older than the retention period"
+            else:
+                rows.append(row)
+                continue
+        bad.append((_event_id(raw), reason or "invalid", _payload(raw, origin)))
     if deps.db.dialect == "postgresql":
-        await ensure_partitions(deps, {domain.day_of(e.ts).date() for e in good})
+        await ensure_partitions(deps, {row[1].date() for row in rows})
     async with deps.db.uow() as uow:
-        stored = await store.insert_events(uow.conn, good)
+        stored = await store.insert_events(uow.conn, rows)
         await store.insert_failed(uow.conn, bad, deps.now())
         await uow.commit()
     if bad:
         log.warning("tracking events failed validation", failed=len(bad), first_reason=bad[0][1])
     return stored
+
+
+def _row(deps: TrackingDeps, event: TrackedEvent, origin: _Origin) -> store.EventRow | None:
+    """The stored form of one collected event: its agent read, its bot flag and its page's subject."""
+    ts = domain.parse_time(event["ts"])
+    if ts is None:
+        return None
+    agent = origin.agent
+    too_fast = deps.rates.observe(event["session_id"], ts)
+    url = event["url"]
+    path, subject_type, subject_id = domain.page_of(url)
+    element = event.get("element")
+    props = event.get("props")
+    return (
+        event["event_id"],
+        ts,
+        origin.received_at,
+        event["type"],
+        event.get("name"),
+        event["anonymous_id"],
+        event["session_id"],
+        event.get("user_id"),
+        url,
+        path,
+        event.get("referrer"),
+        event.get("title"),
+        _element_json(element) if element else None,
+        dumps(props).decode() if props else None,
+        agent.browser,
+        agent.os,
+        agent.device,
+        agent.is_bot or too_fast,
+        subject_type,
+        subject_id,
+    )
+
+
+def _element_json(element: domain.Element) -> str:
+    return dumps(
+        {"tag": element.get("tag", ""), "text": element.get("text", ""), "track": element.get("track", "")}
+    ).decode()
+
+
+def _event_id(raw: object) -> str | None:
+    event_id = raw.get("event_id") if isinstance(raw, dict) else None
+    return str(event_id)[:64] if event_id else None
+
+
+def _payload(raw: object, origin: _Origin | str) -> str:
+    """What a failed event is kept as: the event as it travelled, with what the collector saw of it."""
+    if isinstance(raw, dict) and isinstance(origin, _Origin) and "received_at" not in raw:
+        raw = {**raw, "received_at": origin.received_at.isoformat()}
+    return dumps(raw).decode()
 
 
 async def ensure_partitions(deps: TrackingDeps, days: set[date]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -15,6 +16,7 @@ from boxoffice.platform.settings import Settings
 from boxoffice.tracking import handlers
 from boxoffice.tracking.deps import TrackingDeps, TrackingSettings
 from boxoffice.tracking.domain import TOPIC, RateWatch, TokenBucket
+from boxoffice.tracking.enrich import parse_agent
 from boxoffice.tracking.publisher import GroupPublisher
 
 PROCESSOR_GROUP = "tracking-processor"
@@ -57,9 +59,13 @@ class TrackingService(Service):
     async def process_forever(self) -> None:
         """Consumer group ``tracking-processor``: a whole poll is stored in one transaction, then committed.
 
+        A poll is ``processor_batch`` records, each the events of one collector request (20 from the tracker).
+
         Positions move only after the batch is stored, so a crash in between delivers it again, and the
         events' keys make that second delivery a no-op.
         """
+        # ua-parser compiles its rules on first use (about a second of CPU): not on the loop, mid-batch.
+        await asyncio.to_thread(parse_agent, "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0 Safari/537.36")
         consumer = self.bus.consumer(PROCESSOR_GROUP, [TOPIC])
         await consumer.start()
 

@@ -37,7 +37,7 @@ from sqlalchemy.sql import ColumnElement
 
 from boxoffice.platform.bus.tables import BigId, add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
-from boxoffice.platform.jsonutil import dumps, loads
+from boxoffice.platform.jsonutil import loads
 from boxoffice.tracking.domain import Cursor, EventFilter, Interval, PageCount, StatsBucket, StoredEvent
 
 metadata = MetaData()
@@ -93,53 +93,41 @@ _SQLITE_INSERT = (
 )
 
 
-def _row(event: StoredEvent) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "ts": event.ts,
-        "received_at": event.received_at,
-        "type": event.type,
-        "name": event.name,
-        "anonymous_id": event.anonymous_id,
-        "session_id": event.session_id,
-        "user_id": event.user_id,
-        "url": event.url,
-        "path": event.path,
-        "referrer": event.referrer,
-        "title": event.title,
-        "element": dumps(event.element).decode() if event.element else None,
-        "props": dumps(event.props).decode() if event.props else None,
-        "browser": event.browser,
-        "os": event.os,
-        "device": event.device,
-        "is_bot": event.is_bot,
-        "subject_type": event.subject_type,
-        "subject_id": event.subject_id,
-    }
+EventRow = tuple[
+    str, datetime, datetime, str, str | None, str, str, str | None, str, str, str | None, str | None,
+    str | None, str | None, str, str, str, bool, str | None, str | None,
+]
+"""One row of ``tracking_events`` in the order of ``COLUMNS``; the times are in UTC, element and props JSON."""
 
 
-async def insert_events(conn: AsyncConnection, batch: Sequence[StoredEvent]) -> int:
+async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> int:
     """Store the events that are not stored yet; returns how many were new."""
-    if not batch:
+    if not rows:
         return 0
-    rows = [_row(event) for event in batch]
     if conn.dialect.name == "postgresql":
         return await _copy_events(conn, rows)
     # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing would cost more than
     # SQLite's insert. Timestamps are written in the format ``UtcDateTime`` uses on SQLite (naive UTC).
+    received: dict[datetime, str] = {}  # a poll's events share few received_at times
+    params = []
     for row in rows:
-        row["ts"] = _sqlite_time(row["ts"])
-        row["received_at"] = _sqlite_time(row["received_at"])
-    result = await conn.exec_driver_sql(_SQLITE_INSERT, [tuple(row[c] for c in COLUMNS) for row in rows])
+        at = row[2]
+        text_at = received.get(at)
+        if text_at is None:
+            text_at = received[at] = _sqlite_time(at)
+        params.append((row[0], _sqlite_time(row[1]), text_at, *row[3:]))
+    result = await conn.exec_driver_sql(_SQLITE_INSERT, params)
     return int(result.rowcount or 0)
 
 
 def _sqlite_time(moment: datetime) -> str:
     """As ``UtcDateTime`` stores it on SQLite: naive UTC, microseconds always written."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
 
 
-async def _copy_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
+async def _copy_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> int:
     """COPY into a temporary staging table, then move the new rows over: COPY cannot skip duplicates."""
     await conn.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS tracking_events_stage "
@@ -147,9 +135,7 @@ async def _copy_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int
     )
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    await driver.copy_records_to_table(
-        "tracking_events_stage", records=[tuple(row[c] for c in COLUMNS) for row in rows], columns=COLUMNS
-    )
+    await driver.copy_records_to_table("tracking_events_stage", records=rows, columns=COLUMNS)
     result = await conn.exec_driver_sql(
         f"INSERT INTO tracking_events ({', '.join(COLUMNS)}) "  # noqa: S608 - column names are ours
         f"SELECT {', '.join(COLUMNS)} FROM tracking_events_stage ON CONFLICT DO NOTHING"

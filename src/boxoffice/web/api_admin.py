@@ -11,7 +11,7 @@ from starlette.responses import Response
 from boxoffice.web import domain
 from boxoffice.web.handlers import ApiProblem, Visitor
 from boxoffice.web.pages import VisitorDep, form, redirect, render, text
-from boxoffice.web.resources import EventRequest, RowRequest, SectionRequest
+from boxoffice.web.resources import CheckInRequest, Event, EventFilter, EventRequest, RowRequest, SectionRequest
 
 router = APIRouter(include_in_schema=False)
 SECTION_SLOTS = 4
@@ -85,6 +85,12 @@ def event_body(data: FormData) -> tuple[EventRequest | None, str]:
             sections.append(SectionRequest(name=name, price=price, capacity=capacity))
     if not sections:
         return None, "Add at least one section with a name."
+    doors_at = None
+    if text(data, "doors_at"):
+        try:
+            doors_at = datetime.fromisoformat(text(data, "doors_at")).replace(tzinfo=UTC)
+        except ValueError:
+            return None, "Give the time the doors open, or leave it empty."
     event = EventRequest(
         name=text(data, "name"),
         category=text(data, "category"),
@@ -93,6 +99,10 @@ def event_body(data: FormData) -> tuple[EventRequest | None, str]:
         currency=text(data, "currency"),
         starts_at=starts_at.isoformat().replace("+00:00", "Z"),
         sections=sections,
+        description=text(data, "description") or None,
+        image_url=text(data, "image_url") or None,
+        doors_at=doors_at.isoformat().replace("+00:00", "Z") if doors_at else None,
+        venue_address=text(data, "venue_address") or None,
     )
     return event, ""
 
@@ -106,28 +116,72 @@ def _int(value: str) -> int | None:
 
 @router.get("/admin/checkin")
 async def checkin_form(request: Request, visitor: VisitorDep) -> Response:
+    """The gate: staff pick the event (and name the gate) first; then every scan is for that event."""
     _require_admin(visitor)
-    return render(request, "checkin.html", "admin-checkin", result=None, code="")
+    event_id, gate = request.query_params.get("event_id", ""), request.query_params.get("gate", "")
+    if not event_id:
+        return await _pick_event(request, visitor)
+    try:
+        event = await visitor.catalog.event(event_id)
+    except ApiProblem as exc:
+        if exc.status != 404 and exc.status != 422:
+            raise
+        return await _pick_event(request, visitor, error="That event does not exist; pick one from the list.")
+    return _gate_page(request, event, domain.gate_name(gate), result=None)
+
+
+async def _pick_event(request: Request, visitor: Visitor, *, error: str | None = None) -> Response:
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    events = (await visitor.catalog.events(EventFilter(starts_after=since, limit=100))).items
+    status = 404 if error else 200
+    return render(request, "checkin_pick.html", "admin-checkin", events=events, error=error, status=status)
+
+
+def _gate_page(request: Request, event: Event, gate: str | None, *, result: domain.CheckinResult | None) -> Response:
+    template = "_checkin_result.html" if request.headers.get("hx-request") == "true" else "checkin.html"
+    return render(
+        request, template, "admin-checkin", event=event, gate=gate or "", result=result, nonce=domain.gate_nonce()
+    )
 
 
 @router.post("/admin/checkin")
 async def checkin(request: Request, visitor: VisitorDep) -> Response:
     data = await form(request)
     _require_admin(visitor)
-    code = text(data, "code")
+    code, event_id, gate = text(data, "code"), text(data, "event_id"), domain.gate_name(text(data, "gate"))
+    nonce = text(data, "nonce")
+    if not event_id:
+        return redirect("/admin/checkin", request)
+    try:
+        event = await visitor.catalog.event(event_id)
+    except ApiProblem as exc:
+        if exc.status != 404 and exc.status != 422:
+            raise
+        return redirect("/admin/checkin", request)
     result: domain.CheckinResult
     if not code:
         result = domain.CheckinResult("invalid", "Enter or scan a ticket code.")
     else:
+        scan = CheckInRequest(
+            code=code[:2000], event_id=event.id, gate=gate, nonce=nonce if domain.GATE_NONCE.match(nonce) else None
+        )
         try:
-            admitted = await visitor.tickets.check_in(code)
-            result = domain.CheckinResult("admitted", "Admitted. Enjoy the show!", admitted.ticket_id)
+            admitted = await visitor.tickets.check_in(scan)
+            result = domain.CheckinResult(
+                "admitted",
+                "Admitted again: the same scan was repeated." if admitted.retry else "Admitted. Enjoy the show!",
+                admitted.ticket_id,
+                holder_name=admitted.holder_name,
+                event_name=admitted.event_name,
+                section=admitted.section,
+                seat=admitted.seat,
+                retry=admitted.retry,
+            )
         except ApiProblem as exc:
             if exc.status >= 500 or exc.status in (401, 403):
                 raise
-            outcome = "used" if exc.slug == "already-used" else "invalid"
+            outcome = {"already-used": "used", "wrong-event": "wrong-event"}.get(exc.slug, "invalid")
             used_at = exc.problem.extra.get("used_at")
             message = exc.message + (f" (at {domain.format_when(str(used_at))})" if used_at else "")
             result = domain.CheckinResult(outcome, message)
-    template = "_checkin_result.html" if request.headers.get("hx-request") == "true" else "checkin.html"
-    return render(request, template, "admin-checkin", result=result, code="")
+    return _gate_page(request, event, gate, result=result)

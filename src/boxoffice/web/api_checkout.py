@@ -12,7 +12,7 @@ from starlette.responses import Response
 from boxoffice.web import domain, handlers
 from boxoffice.web.handlers import ApiProblem, Visitor, page_id
 from boxoffice.web.pages import VisitorDep, form, number, redirect, render, text
-from boxoffice.web.resources import Card, Hold, Order
+from boxoffice.web.resources import Card, Hold, Order, Passenger
 
 router = APIRouter(include_in_schema=False)
 EXPIRED_SLUGS = {"hold-expired", "hold-not-active"}
@@ -35,7 +35,8 @@ async def checkout(request: Request, hold_id: str, visitor: VisitorDep) -> Respo
 
 
 async def _checkout_page(request: Request, visitor: Visitor, hold: Hold, *, error: str | None = None,
-                         expired: bool = False, status: int = 200, attempt: str | None = None) -> Response:
+                         expired: bool = False, status: int = 200, attempt: str | None = None,
+                         passengers: dict[str, str] | None = None) -> Response:
     title, back = await handlers.hold_title(visitor, hold)
     left = domain.seconds_left(hold.expires_at, datetime.now(UTC))
     expired = expired or hold.status != "active" or left <= 0
@@ -43,6 +44,7 @@ async def _checkout_page(request: Request, visitor: Visitor, hold: Hold, *, erro
         request, "checkout.html", "checkout", hold=hold, title=title, back=back, error=error, status=status,
         expired=expired, ms_left=0 if expired else int(left * 1000), countdown=domain.countdown_label(left),
         attempt=attempt or secrets.token_urlsafe(12), test_cards=domain.TEST_CARDS, year=datetime.now(UTC).year,
+        passengers=passengers or {},
     )
 
 
@@ -59,16 +61,25 @@ async def pay(request: Request, hold_id: str, visitor: VisitorDep) -> Response:
         cvc=text(data, "cvc"),
     )
     attempt = text(data, "attempt") or secrets.token_urlsafe(12)
+    # A train ticket is personal: one name per seat, as typed (booking checks them).
+    names = {i.seat_id: text(data, f"passenger_{i.seat_id}") for i in hold.items if i.seat_id} if hold.run_id else {}
+    passengers = [Passenger(seat_id=seat, name=name) for seat, name in names.items()]
+    if any(not name.strip() for name in names.values()):
+        message = "Give the name of who travels on each seat, as on their photo ID."
+        return await _checkout_page(request, visitor, hold, error=message, status=422, attempt=attempt,
+                                    passengers=names)
     try:
-        paid = await handlers.pay_for_hold(visitor, user.id, hold_id, card, attempt=attempt)
+        paid = await handlers.pay_for_hold(visitor, user.id, hold_id, card, attempt=attempt, passengers=passengers)
     except ApiProblem as exc:
         if exc.status in (401, 403):
             raise
         if exc.status >= 500:
-            return await _checkout_page(request, visitor, hold, error=RETRY_PAY, status=503, attempt=attempt)
+            return await _checkout_page(request, visitor, hold, error=RETRY_PAY, status=503, attempt=attempt,
+                                        passengers=names)
         expired = exc.slug in EXPIRED_SLUGS
         message = domain.FRIENDLY["hold-expired"] if expired else exc.message
-        return await _checkout_page(request, visitor, hold, error=message, expired=expired, status=exc.status)
+        return await _checkout_page(request, visitor, hold, error=message, expired=expired, status=exc.status,
+                                    passengers=names)
     if paid.earlier:
         return redirect(f"/orders/{paid.order_id}", request)  # paid already (another tab, a resubmission)
     return redirect(f"/orders/{paid.order_id}?confirmed=1", request)
@@ -95,10 +106,13 @@ async def release(request: Request, hold_id: str, visitor: VisitorDep) -> Respon
 @router.get("/orders")
 async def orders(request: Request, visitor: VisitorDep) -> Response:
     visitor.require_user()
-    page = await visitor.booking.orders(limit=20, cursor=request.query_params.get("cursor"))
+    number = (request.query_params.get("number") or "").strip()[:20] or None
+    page = await visitor.booking.orders(limit=20, cursor=request.query_params.get("cursor"), number=number)
     titles = await handlers.order_titles(visitor, page.items)
     next_url = f"/orders?cursor={page.next_cursor}" if page.next_cursor else None
-    return render(request, "orders.html", "orders", orders=page.items, titles=titles, next_url=next_url)
+    return render(
+        request, "orders.html", "orders", orders=page.items, titles=titles, next_url=next_url, number=number
+    )
 
 
 @router.get("/orders/{order_id}")

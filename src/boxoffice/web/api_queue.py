@@ -38,19 +38,21 @@ class Sale:
     starts_at: str
     on_sale_at: str | None
     href: str  # where the buyer picks tickets once admitted
+    timezone: str = "UTC"  # the venue's or the departure station's: times are shown there
 
 
 async def _sale(visitor: Visitor, sale_id: str) -> Sale:
     """The event, or else the train run, with this id."""
     try:
         e = await visitor.catalog.event(sale_id)
-        return Sale(e.id, e.name, e.category, f"{e.venue}, {e.city}", e.starts_at, e.on_sale_at, f"/events/{e.id}")
+        return Sale(e.id, e.name, e.category, f"{e.venue}, {e.city}", e.starts_at, e.on_sale_at, f"/events/{e.id}",
+                    e.timezone)
     except ApiProblem as exc:
         if exc.status != 404:
             raise
     run = await visitor.catalog.run(sale_id)
     return Sale(run.run_id, f"{run.train_number} {run.name}", None, f"{run.origin} → {run.destination}",
-                run.departs_at, run.on_sale_at, f"/trains/runs/{run.run_id}")
+                run.departs_at, run.on_sale_at, f"/trains/runs/{run.run_id}", run.origin_timezone)
 
 
 @router.get("/queue/{event_id}")

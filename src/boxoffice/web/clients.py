@@ -27,6 +27,7 @@ from boxoffice.web.domain import ProblemInfo, Tokens, friendly_message, problem_
 from boxoffice.web.resources import (
     Admission,
     Card,
+    CheckInRequest,
     Event,
     EventFilter,
     EventPage,
@@ -36,6 +37,7 @@ from boxoffice.web.resources import (
     Mailbox,
     Order,
     OrderPage,
+    OrderRequest,
     QueueLine,
     QueuePlace,
     Registration,
@@ -207,6 +209,20 @@ class IdentityApi(ServiceApi):
     async def logout(self, refresh_token: str) -> None:
         await self.call("POST", "/api/auth/logout", json={"refresh_token": refresh_token}, auth=False)
 
+    async def forgot_password(self, email: str) -> None:
+        await self.call("POST", "/api/auth/password/forgot", json={"email": email}, auth=False)
+
+    async def reset_password(self, email: str, code: str, password: str) -> Tokens:
+        body = {"email": email, "code": code, "new_password": password}
+        return (await self.read(TokenPair, "POST", "/api/auth/password/reset", json=body, auth=False)).tokens()
+
+    async def change_password(self, current: str, new: str) -> None:
+        body = {"current_password": current, "new_password": new}
+        await self.call("POST", "/api/me/password", json=body)
+
+    async def log_out_everywhere(self) -> None:
+        await self.call("POST", "/api/auth/logout-all")
+
     async def mailbox(self, to: str) -> Mailbox:
         """The dev mailbox; empty when identity runs without the dev mail backend (its 404)."""
         try:
@@ -244,10 +260,13 @@ class CatalogApi(ServiceApi):
 
 
 class BookingApi(ServiceApi):
-    async def place_hold(self, request: HoldRequest, *, admission: str | None = None) -> Hold:
+    async def place_hold(
+        self, request: HoldRequest, *, admission: str | None = None, idempotency_key: str | None = None
+    ) -> Hold:
         """``admission``: the waiting room's token, for a queued sale."""
         headers = {"X-Admission": admission} if admission else None
-        return await self.read(Hold, "POST", "/api/holds", json=_body(request), extra_headers=headers)
+        return await self.read(Hold, "POST", "/api/holds", json=_body(request), extra_headers=headers,
+                               idempotency_key=idempotency_key)
 
     async def hold(self, hold_id: str) -> Hold:
         return await self.read(Hold, "GET", at("/api/holds/{}", hold_id))
@@ -255,11 +274,12 @@ class BookingApi(ServiceApi):
     async def release_hold(self, hold_id: str) -> None:
         await self.call("DELETE", at("/api/holds/{}", hold_id))
 
-    async def place_order(self, hold_id: str, *, idempotency_key: str) -> Order:
-        return await self.read(Order, "POST", "/api/orders", json={"hold_id": hold_id}, idempotency_key=idempotency_key)
+    async def place_order(self, request: OrderRequest, *, idempotency_key: str) -> Order:
+        return await self.read(Order, "POST", "/api/orders", json=_body(request), idempotency_key=idempotency_key)
 
-    async def orders(self, *, limit: int, cursor: str | None = None) -> OrderPage:
-        return await self.read(OrderPage, "GET", "/api/orders", params={"limit": limit, "cursor": cursor})
+    async def orders(self, *, limit: int, cursor: str | None = None, number: str | None = None) -> OrderPage:
+        params = {"limit": limit, "cursor": cursor, "number": number}
+        return await self.read(OrderPage, "GET", "/api/orders", params={k: v for k, v in params.items() if v})
 
     async def order(self, order_id: str) -> Order:
         return await self.read(Order, "GET", at("/api/orders/{}", order_id))
@@ -288,8 +308,8 @@ class PaymentsApi(ServiceApi):
 
 
 class TicketsApi(ServiceApi):
-    async def check_in(self, code: str) -> Admission:
-        return await self.read(Admission, "POST", "/api/checkin", json={"code": code})
+    async def check_in(self, scan: CheckInRequest) -> Admission:
+        return await self.read(Admission, "POST", "/api/checkin", json=scan.model_dump(exclude_none=True))
 
     async def pdf(self, ticket_id: str) -> bytes:
         return (await self.call("GET", at("/api/tickets/{}/pdf", ticket_id))).content

@@ -17,6 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from boxoffice.platform import localtime
 
 CURRENCY_SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$", "INR": "₹"}
 CATEGORIES = ("concert", "theatre", "comedy", "sports", "festival")
@@ -93,18 +96,19 @@ def parse_time(value: str | datetime) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def format_when(value: str | datetime) -> str:
-    """``"Sat 28 Nov 2026, 18:00 UTC"``: every time on the site is shown in UTC, and says so."""
-    moment = parse_time(value).astimezone(UTC)
-    return moment.strftime("%a %d %b %Y, %H:%M UTC")
+def format_when(value: str | datetime, zone: str | None = None) -> str:
+    """``"Tue 01 Dec 2026, 16:55 IST"``: a time where it happens (the event's or the station's zone), with the
+    zone's abbreviation; in UTC, and saying so, where no place is involved (a sale opening, a hold)."""
+    return localtime.format_local(parse_time(value), zone)
 
 
-def format_clock(value: str | datetime) -> str:
-    return parse_time(value).astimezone(UTC).strftime("%H:%M")
+def format_clock(value: str | datetime, zone: str | None = None) -> str:
+    """``"16:55"`` in UTC, or ``"16:55 IST"`` in the zone of the place."""
+    return localtime.format_local(parse_time(value), zone, "%H:%M %Z" if zone else "%H:%M")
 
 
-def format_day(value: str | datetime) -> str:
-    return parse_time(value).astimezone(UTC).strftime("%a %d %b")
+def format_day(value: str | datetime, zone: str | None = None) -> str:
+    return localtime.format_local(parse_time(value), zone, "%a %d %b")
 
 
 def format_duration(departs: str | datetime, arrives: str | datetime) -> str:
@@ -176,10 +180,57 @@ def same_origin(origin: str | None, host: str | None) -> bool:
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
-    """Where to go after logging in: only a path on this site (no ``//evil.example``, no scheme)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after logging in: only a path on this site (no ``//evil.example``, no scheme).
+
+    Browsers drop tabs and line breaks inside a URL and read a backslash as a slash, so ``/\t/evil.example``
+    or ``/\\evil.example`` would leave the site: any control character, space or backslash refuses the target.
+    """
+    if not target or len(target) > 2000 or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return default
     return target
+
+
+# A buyer's choice kept across logging in -------------------------------------------------------------------
+
+CHOICE_SECONDS = 30 * 60  # long enough to register and type the e-mailed code
+
+
+def _choice_signature(secret: bytes, binding: str, body: str) -> str:
+    message = f"boxoffice-web-choice-v1\x1f{binding}\x1f{body}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+
+
+def seal_choice(secret: bytes, binding: str, choice: str, *, now: datetime) -> str:
+    """``choice`` (a JSON text) as a token for a ``next`` address, signed and bound to ``binding``.
+
+    The binding is the browser's CSRF token: a link someone else made cannot carry a choice this browser's
+    pages will act on, and the choice cannot be altered on its way through the login form. It expires after
+    ``CHOICE_SECONDS``.
+    """
+    expires = int(now.timestamp()) + CHOICE_SECONDS
+    body = base64.urlsafe_b64encode(json.dumps([expires, choice]).encode()).decode().rstrip("=")
+    return f"{body}.{_choice_signature(secret, binding, body)}"
+
+
+def open_choice(secret: bytes, binding: str | None, token: str | None, *, now: datetime) -> str | None:
+    """The choice ``seal_choice`` sealed, or None when the token is not ours, not this browser's, or too old."""
+    if not binding or not token or len(token) > 4000 or token.count(".") != 1:
+        return None
+    body, signature = token.split(".")
+    if not hmac.compare_digest(signature, _choice_signature(secret, binding, body)):
+        return None
+    try:
+        expires, choice = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(expires, int) or not isinstance(choice, str) or expires < now.timestamp():
+        return None
+    return choice
 
 
 # Friendly errors -------------------------------------------------------------------------------------------
@@ -252,9 +303,28 @@ class StationLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CheckinResult:
-    outcome: str  # "admitted" | "used" | "invalid"
+    outcome: str  # "admitted" | "used" | "wrong-event" | "invalid"
     message: str
     ticket_id: str | None = None
+    holder_name: str = ""
+    event_name: str = ""
+    section: str | None = None
+    seat: str = ""
+    retry: bool = False
+
+
+GATE_NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+def gate_nonce() -> str:
+    """A new scan's client nonce: a retry of the same scan repeats it, a new scan gets a new one."""
+    return secrets.token_urlsafe(16)
+
+
+def gate_name(text: str) -> str | None:
+    """The gate's name as staff typed it: printable, at most 64 characters, or None."""
+    cleaned = re.sub(r"[\x00-\x1f\x7f]", "", text).strip()[:64]
+    return cleaned or None
 
 
 # Forms -----------------------------------------------------------------------------------------------------

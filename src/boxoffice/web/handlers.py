@@ -26,11 +26,12 @@ from boxoffice.web.clients import (
     PaymentsApi,
     QueueApi,
     TicketsApi,
+    at,
     not_found,
 )
 from boxoffice.web.deps import WebDeps
 from boxoffice.web.domain import CSRF_COOKIE, SESSION_COOKIE, ProblemInfo, Tokens
-from boxoffice.web.resources import Card, Hold, HoldRequest, Order, Station
+from boxoffice.web.resources import Card, Hold, HoldRequest, Order, OrderRequest, Passenger, Station
 
 __all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "ApiProblem", "LoginRequired", "Tokens", "Visitor"]
 
@@ -192,6 +193,31 @@ async def list_stations(visitor: Visitor) -> list[Station]:
     return await visitor.deps.stations.get(load)
 
 
+ARTISTS_SEARCHED = 5
+
+
+async def events_of_artists(visitor: Visitor, q: str) -> dict[str, str]:
+    """``{event id: artist name}``: upcoming events of the artists whose name matches ``q`` (music's line-ups).
+
+    Catalog finds events by their own words (name, venue, city, address, description); who plays is music's.
+    Music not answering leaves the search to catalog alone.
+    """
+    try:
+        page = await visitor.call("music", "GET", "/api/artists", params={"q": q, "limit": ARTISTS_SEARCHED},
+                                  auth=False)
+        ids = [str(a["id"]) for a in page["items"] if isinstance(a, dict) and "id" in a]
+        artists = await asyncio.gather(*(visitor.call("music", "GET", at("/api/artists/{}", i), auth=False)
+                                         for i in ids))
+    except (ApiProblem, KeyError, TypeError):
+        return {}
+    found: dict[str, str] = {}
+    for artist in artists:
+        for show in artist.get("upcoming_events", []) if isinstance(artist, dict) else []:
+            if isinstance(show, dict) and domain.is_id(str(show.get("event_id", ""))):
+                found.setdefault(str(show["event_id"]), str(artist.get("name", "")))
+    return found
+
+
 async def order_titles(visitor: Visitor, orders: Sequence[Order]) -> dict[str, str]:
     """A title for each order's event or run, fetched once per distinct id (unknown ones say so)."""
     wanted = {(o.kind, o.event_id) for o in orders}
@@ -243,13 +269,31 @@ class Payment:
     """Paid before this attempt (another tab, a resubmitted form): nothing was charged now."""
 
 
-async def pay_for_hold(visitor: Visitor, user_id: str, hold_id: str, card: Card, *, attempt: str) -> Payment:
-    """Order the hold and pay the order; the service's refusal as ``ApiProblem``."""
+async def pay_for_hold(
+    visitor: Visitor,
+    user_id: str,
+    hold_id: str,
+    card: Card,
+    *,
+    attempt: str,
+    passengers: Sequence[Passenger] = (),
+) -> Payment:
+    """Order the hold (with a passenger name per train seat) and pay the order; the service's refusal as
+    ``ApiProblem``."""
     order_id: str | None = None
     try:
-        # The same hold always makes the same order: a retry after a decline pays the order placed before.
-        order_key = domain.attempt_key("order", user_id, hold_id)
-        order_id = (await visitor.booking.place_order(hold_id, idempotency_key=order_key)).id
+        # The same hold and names make the same order: a retry after a decline pays the order placed before.
+        names = [f"{p.seat_id}={p.name}" for p in passengers]
+        order_key = domain.attempt_key("order", user_id, hold_id, *names)
+        request = OrderRequest(hold_id=hold_id, passengers=list(passengers) or None)
+        try:
+            order_id = (await visitor.booking.place_order(request, idempotency_key=order_key)).id
+        except ApiProblem as exc:
+            # Ordered before with other names (then a decline): the order stands as placed; pay it.
+            earlier = await orders_for_hold(visitor, hold_id) if exc.slug == "hold-already-ordered" else []
+            if not earlier:
+                raise
+            order_id = earlier[0].id
         # One key per rendering of the form: a double click pays once, a new card after a decline is new.
         await visitor.payments.pay(order_id, card, idempotency_key=domain.attempt_key("pay", order_id, attempt))
     except ApiProblem as exc:
@@ -283,7 +327,7 @@ class WaitInLine(Exception):
     """A queued sale's hold needs an admission this visitor does not have yet: the waiting page is next."""
 
 
-async def place_event_hold(visitor: Visitor, wanted: HoldRequest) -> Hold:
+async def place_event_hold(visitor: Visitor, wanted: HoldRequest, *, idempotency_key: str | None = None) -> Hold:
     """Hold seats of an event or a train run; for a queued sale (an event, a run's booking day), with the
     waiting room's admission (docs/waiting-room.md).
 
@@ -291,7 +335,7 @@ async def place_event_hold(visitor: Visitor, wanted: HoldRequest) -> Hold:
     answer sends the visitor's admission along, or the visitor to the line.
     """
     try:
-        return await visitor.booking.place_hold(wanted)
+        return await visitor.booking.place_hold(wanted, idempotency_key=idempotency_key)
     except ApiProblem as exc:
         sale_id = wanted.event_id or wanted.run_id
         if exc.slug != "not-admitted" or sale_id is None:
@@ -304,4 +348,4 @@ async def place_event_hold(visitor: Visitor, wanted: HoldRequest) -> Hold:
         raise
     if place.admission is None:
         raise WaitInLine
-    return await visitor.booking.place_hold(wanted, admission=place.admission.token)
+    return await visitor.booking.place_hold(wanted, admission=place.admission.token, idempotency_key=idempotency_key)

@@ -54,6 +54,8 @@ class EventSummary(Answer):
     venue: str
     city: str
     starts_at: str
+    timezone: str = "UTC"  # the venue's IANA zone: times are shown there
+    address: str | None = None
     seating: str
     currency: str
     price_from: int
@@ -61,6 +63,7 @@ class EventSummary(Answer):
     queued: bool = False  # a queued sale: buyers go through the waiting room
     on_sale_at: str | None = None
     availability_stale: bool = False  # booking did not answer: the last count catalog saw, or the capacity
+    image_url: str | None = None
 
 
 class Section(Answer):
@@ -82,6 +85,9 @@ class Seat(Answer):
 
 
 class Event(EventSummary):
+    description: str | None = None
+    doors_at: str | None = None
+    venue_address: str | None = None
     sections: list[Section]
     seats: list[Seat] = []
 
@@ -122,6 +128,10 @@ class EventRequest(Request):
     currency: str
     starts_at: str
     sections: list[SectionRequest]
+    description: str | None = None
+    image_url: str | None = None
+    doors_at: str | None = None
+    venue_address: str | None = None
 
 
 # catalog: stations and trains
@@ -129,6 +139,7 @@ class Station(Answer):
     code: str
     name: str
     city: str
+    timezone: str = "UTC"
 
 
 class StationPage(Answer):
@@ -152,6 +163,8 @@ class TrainOption(Answer):
     destination: str
     departs_at: str
     arrives_at: str
+    origin_timezone: str = "UTC"
+    destination_timezone: str = "UTC"
     classes: list[ClassOption]
 
 
@@ -177,6 +190,8 @@ class RunClass(ClassOption):
 
 class RunStop(Answer):
     station: str
+    name: str | None = None
+    timezone: str = "UTC"
     arrives_at: str | None = None
     departs_at: str | None = None
 
@@ -190,6 +205,8 @@ class Run(Answer):
     destination: str
     departs_at: str
     arrives_at: str
+    origin_timezone: str = "UTC"
+    destination_timezone: str = "UTC"
     stops: list[RunStop]
     classes: list[RunClass]
     queued: bool = False  # a queued booking day: buyers go through the waiting room
@@ -211,9 +228,41 @@ class HoldRequest(Request):
 
 
 class HoldItem(Answer):
+    seat_id: str | None = None
     label: str
     price: int
     section: str = ""
+    passenger: str | None = None  # trains: who travels on this seat
+
+
+class EventDetails(Answer):
+    """What an order or a hold is for: the event, as booking keeps it."""
+
+    name: str
+    venue: str
+    city: str
+    address: str | None = None
+    starts_at: str
+    timezone: str = "UTC"
+
+
+class StopDetails(Answer):
+    station: str
+    name: str
+    timezone: str = "UTC"
+    at: str | None = None
+
+
+class TrainDetails(Answer):
+    """What an order or a hold is for: the train journey."""
+
+    run_id: str
+    train_number: str
+    name: str
+    class_code: str
+    class_name: str
+    origin: StopDetails
+    destination: StopDetails
 
 
 class Hold(Answer):
@@ -227,6 +276,8 @@ class Hold(Answer):
     run_id: str | None = None
     origin: str | None = None
     destination: str | None = None
+    event: EventDetails | None = None
+    train: TrainDetails | None = None
 
 
 class Ticket(Answer):
@@ -238,6 +289,7 @@ class Ticket(Answer):
 
 class Order(Answer):
     id: str
+    number: str = ""  # what the buyer reads out on the phone
     status: str
     hold_id: str | None = None
     kind: str = "event"
@@ -246,6 +298,19 @@ class Order(Answer):
     total: int = 0
     currency: str = ""
     tickets: list[Ticket] = []
+    created_at: str | None = None
+    event: EventDetails | None = None
+    train: TrainDetails | None = None
+
+
+class Passenger(Request):
+    seat_id: str
+    name: str
+
+
+class OrderRequest(Request):
+    hold_id: str
+    passengers: list[Passenger] | None = None
 
 
 class OrderPage(Answer):
@@ -264,6 +329,19 @@ class Card(Request):
 # tickets
 class Admission(Answer):
     ticket_id: str
+    retry: bool = False
+    event_name: str = ""
+    holder_name: str = ""
+    section: str | None = None
+    seat: str = ""
+    gate: str | None = None
+
+
+class CheckInRequest(Request):
+    code: str
+    event_id: str
+    gate: str | None = None
+    nonce: str | None = None
 
 
 # waiting room

@@ -54,6 +54,8 @@ class EventPublished(_Wire):
     seating: str
     sections: list[_SectionIn]
     queue: _QueueIn | None = None  # a queued sale
+    timezone: str = "UTC"  # the venue's IANA zone (events from before zones have none)
+    address: str | None = None
 
 
 class _StopIn(_Wire):
@@ -61,6 +63,8 @@ class _StopIn(_Wire):
     index: int
     arrives_at: str | None = None
     departs_at: str | None = None
+    name: str | None = None
+    timezone: str = "UTC"
 
 
 class _CoachIn(_Wire):
@@ -100,7 +104,8 @@ async def apply_catalog_event(deps: BookingDeps, envelope: Envelope) -> None:
 async def _apply_event(conn: AsyncConnection, data: EventPublished) -> None:
     on_sale_at = data.queue.on_sale_at if data.queue else None
     event = Event(
-        data.event_id, data.name, data.venue, data.city, data.starts_at, data.currency, data.seating, on_sale_at
+        data.event_id, data.name, data.venue, data.city, data.starts_at, data.currency, data.seating, on_sale_at,
+        timezone=data.timezone, address=data.address,
     )
     await catalog_copy.upsert_event(conn, event)
     for s in data.sections:
@@ -115,7 +120,7 @@ async def _apply_run(conn: AsyncConnection, data: RunPublished) -> None:
         train_number=data.train_number,
         name=data.name,
         currency=data.currency,
-        stops=tuple(Stop(s.station, s.index, s.arrives_at, s.departs_at) for s in data.stops),
+        stops=tuple(Stop(s.station, s.index, s.arrives_at, s.departs_at, s.name, s.timezone) for s in data.stops),
         fares={c.code: c.fares for c in data.classes},
         class_names={c.code: c.name for c in data.classes},
         on_sale_at=data.queue.on_sale_at if data.queue else None,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from pydantic import JsonValue
 
 from boxoffice.booking import catalog_copy, domain, inventory, store
 from boxoffice.booking.deps import BookingDeps
-from boxoffice.booking.domain import Hold, HoldKind, HoldStatus, Item, Segment
+from boxoffice.booking.domain import Event, Hold, HoldKind, HoldStatus, Item, Segment
 from boxoffice.booking.handlers.common import HOLDS, HOLDS_TOPIC, iso, owned_hold, record_hold
 from boxoffice.booking.handlers.expiry import end_hold, expire_section_holds
 from boxoffice.platform.admission import ADMISSION_HEADER, admitted
@@ -81,9 +81,13 @@ async def place_hold(
     return answer
 
 
-async def _check_admission(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal, now: datetime) -> None:
+async def _check_admission(
+    uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal, now: datetime
+) -> Event | None:
     """A queued sale (an event, or a train run's booking day) sells only to buyers the waiting room admitted:
-    its signed token, for this sale and buyer."""
+    its signed token, for this sale and buyer. Returns the event (None for a train or an unknown event), so
+    that the claim does not read it again."""
+    event = None
     if cmd.run_id is not None:
         run = await catalog_copy.run_of(uow.conn, cmd.run_id)
         sale_id, queued = cmd.run_id, run is not None and run.on_sale_at is not None
@@ -91,17 +95,18 @@ async def _check_admission(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, u
         event = await catalog_copy.event_of(uow.conn, cmd.event_id)
         sale_id, queued = cmd.event_id, event is not None and event.on_sale_at is not None
     else:
-        return
+        return None
     if queued and not admitted(deps.secret, cmd.admission, event_id=sale_id, user_id=user.id, now=now):
         raise domain.NotAdmitted(
             "This sale has a waiting room: join the line, and hold seats once you are admitted "
             f"(send the admission in the {ADMISSION_HEADER} header)."
         )
+    return event
 
 
 async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal, started: float) -> Hold:
     now = deps.now()
-    await _check_admission(uow, deps, cmd, user, now)
+    event = await _check_admission(uow, deps, cmd, user, now)
     hold_id = uuid7()
     expires_at = now + timedelta(seconds=deps.config.hold_ttl_seconds)
     # The customer's own lock first and the contended inventory row last, so that row stays locked
@@ -109,7 +114,7 @@ async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Princ
     await store.lock_customer(uow.conn, user.id)
     active, tickets = await store.customer_usage(uow.conn, user.id, cmd.run_id or cmd.event_id or "", now)
     domain.check_limits(deps.limits, active_holds=active, tickets_for_event=tickets, requested=cmd.requested)
-    claim = await _claim(uow, cmd, hold_id=hold_id, expires_at=expires_at, now=now)
+    claim = await _claim(uow, cmd, event, hold_id=hold_id, expires_at=expires_at, now=now)
     hold = Hold(
         id=hold_id,
         user_id=user.id,
@@ -148,11 +153,19 @@ async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Princ
     return hold
 
 
-async def _claim(uow: UnitOfWork, cmd: PlaceHold, *, hold_id: str, expires_at: datetime, now: datetime) -> _Claim:
-    """Claim the inventory a hold asks for, or raise why not (the transaction then rolls back)."""
+async def _claim(
+    uow: UnitOfWork,
+    cmd: PlaceHold,
+    event: Event | None,
+    *,
+    hold_id: str,
+    expires_at: datetime,
+    now: datetime,
+) -> _Claim:
+    """Claim the inventory a hold asks for, or raise why not (the transaction then rolls back). ``event``:
+    the event ``cmd.event_id`` names, as read in this transaction (None if there is none)."""
     if cmd.run_id is not None:
         return await _claim_train(uow, cmd, hold_id=hold_id, expires_at=expires_at, now=now)
-    event = await catalog_copy.event_of(uow.conn, cmd.event_id or "")
     if event is None:
         raise domain.UnknownInventory("This event is not on sale (yet).")
     if cmd.seat_ids:
@@ -210,9 +223,11 @@ async def _claim_train(uow: UnitOfWork, cmd: PlaceHold, *, hold_id: str, expires
 
 
 async def get_hold(deps: BookingDeps, hold_id: str, *, user: Principal) -> Hold:
+    """The customer's hold with what it is for (the event, or the train journey), for the checkout page."""
     async with deps.db.read() as conn:
         hold = await owned_hold(conn, user, hold_id)
-    return hold.seen_at(deps.now())
+        details = await catalog_copy.details_of(conn, hold)
+    return replace(hold, details=details).seen_at(deps.now())
 
 
 async def release_hold(deps: BookingDeps, hold_id: str, *, user: Principal) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -12,6 +12,7 @@ from boxoffice.booking import catalog_copy, domain, inventory, store
 from boxoffice.booking.clients import PeerUnavailable
 from boxoffice.booking.deps import BookingDeps
 from boxoffice.booking.domain import (
+    Details,
     Hold,
     HoldStatus,
     Order,
@@ -35,7 +36,7 @@ from boxoffice.platform.auth import Principal
 from boxoffice.platform.bus.envelope import uuid7
 from boxoffice.platform.db import UnitOfWork
 from boxoffice.platform.idempotency import StoredResponse, run_idempotent
-from boxoffice.platform.problems import Forbidden, NotFound
+from boxoffice.platform.problems import Forbidden, NotFound, ServiceUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +57,22 @@ async def place_order(
     idempotency_key: str | None,
     body: JsonValue,
     render: Callable[[Order], JsonValue],
+    passengers: Mapping[str, str] | None = None,
 ) -> StoredResponse:
-    """Order a live hold of one's own; ``render`` gives the answer's JSON, stored with the Idempotency-Key."""
+    """Order a live hold of one's own; ``render`` gives the answer's JSON, stored with the Idempotency-Key.
+    ``passengers``: seat id -> the name of who travels on it (required for trains, one per seat)."""
 
     async def work(uow: UnitOfWork) -> JsonValue:
-        return render(await _place(uow, deps, hold_id, user))
+        return render(await _place(uow, deps, hold_id, user, passengers or {}))
 
     return await run_idempotent(
         deps.db, work, owner=user.id, scope="orders", key=idempotency_key, body=body, status_code=201, now=deps.now
     )
 
 
-async def _place(uow: UnitOfWork, deps: BookingDeps, hold_id: str, user: Principal) -> Order:
+async def _place(
+    uow: UnitOfWork, deps: BookingDeps, hold_id: str, user: Principal, passengers: Mapping[str, str]
+) -> Order:
     now = deps.now()
     hold = await owned_hold(uow.conn, user, hold_id)
     if hold.user_id != user.id:
@@ -77,6 +82,7 @@ async def _place(uow: UnitOfWork, deps: BookingDeps, hold_id: str, user: Princip
     existing = await store.order_for_hold(uow.conn, hold_id)
     if existing is not None:
         raise domain.HoldAlreadyOrdered("This hold already has an order.", order_id=existing.id)
+    items = domain.with_passengers(hold.items, passengers, train=hold.kind == domain.HoldKind.TRAIN)
     order = Order(
         id=uuid7(),
         hold_id=hold.id,
@@ -87,11 +93,14 @@ async def _place(uow: UnitOfWork, deps: BookingDeps, hold_id: str, user: Princip
         event_id=hold.event_id,
         total=hold.total,
         currency=hold.currency,
-        items=hold.items,
+        items=items,
         payment_id=None,
         created_at=now,
         expires_at=hold.expires_at,
         hold_version=hold.version,
+        number=await _new_number(uow),
+        email=user.email,
+        details=await catalog_copy.details_of(uow.conn, hold),
     )
     await store.insert_order(uow.conn, order)
     detail = {"hold_id": hold.id, "total": order.total, "currency": order.currency}
@@ -100,12 +109,30 @@ async def _place(uow: UnitOfWork, deps: BookingDeps, hold_id: str, user: Princip
     return order
 
 
+async def _new_number(uow: UnitOfWork) -> str:
+    """A readable order number nobody has; the unique index is the last guard against a collision."""
+    for _ in range(8):
+        number = domain.new_order_number()
+        if not await store.number_taken(uow.conn, number):
+            return number
+    raise RuntimeError("no free order number after 8 tries")  # 2^40 numbers: practically never
+
+
 async def list_orders(
-    deps: BookingDeps, *, user: Principal, before: tuple[datetime, str] | None, limit: int
+    deps: BookingDeps,
+    *,
+    user: Principal,
+    before: tuple[datetime, str] | None,
+    limit: int,
+    number: str | None = None,
 ) -> OrderPage:
-    """The customer's orders, newest first, ``limit`` at a time."""
+    """The customer's orders, newest first, ``limit`` at a time; ``number`` finds one by its order number
+    (as typed: case, dashes and look-alike letters do not matter; nothing matches what cannot be a number)."""
+    wanted = domain.normalize_order_number(number) if number is not None else None
+    if number is not None and wanted is None:
+        return OrderPage((), None)
     async with deps.db.read() as conn:
-        orders = await store.orders_of(conn, user.id, before=before, limit=limit + 1)
+        orders = await store.orders_of(conn, user.id, before=before, limit=limit + 1, number=wanted)
     now = deps.now()
     page = tuple(order.seen_at(now) for order in orders[:limit])
     more = len(orders) > limit
@@ -161,7 +188,7 @@ async def confirm_order(deps: BookingDeps, cmd: ConfirmOrder) -> Order:
         actor = domain.payment_actor(cmd.payment_id)
         await record_hold(uow.conn, hold, HoldStatus.CONFIRMED, actor=actor, at=now, order_id=order.id)
         await record_order(uow.conn, order, "confirmed", actor=actor, at=now, detail={"payment_id": cmd.payment_id})
-        record = booking_record(order, hold, "confirmed", now, await _details(uow, hold))
+        record = booking_record(order, hold, "confirmed", now, await _details(uow, order, hold))
         uow.publish(BOOKINGS_TOPIC, "booking.order-confirmed", key=order.event_id, data=record)
         return order
 
@@ -173,7 +200,25 @@ async def confirm_order(deps: BookingDeps, cmd: ConfirmOrder) -> Order:
 
 async def cancel_order(deps: BookingDeps, order_id: str, *, user: Principal) -> Order:
     """Cancel: seats go back on sale; a paid order is announced on ``ticket-bookings`` so payments refunds
-    it and tickets voids its tickets."""
+    it and tickets voids its tickets.
+
+    A paid order is first fenced by tickets, which owns the rule "no refund once a ticket was used"
+    (docs/contracts.md): in one tickets transaction every ticket of the order is voided, and any issued later
+    would be, unless one was admitted at a gate (409 ``/ticket-used``, nothing changes here). A check-in
+    after the fence finds its ticket voided. When tickets cannot answer, nothing is cancelled (503).
+    """
+    seen = await read_order(deps, order_id)
+    if not may_see(user, seen.user_id):
+        raise NotFound("No such order.")
+    fenced = seen.status == OrderStatus.CONFIRMED
+    if fenced:
+        try:
+            await deps.tickets.void_order(seen)
+        except PeerUnavailable:
+            raise ServiceUnavailable(
+                "Tickets cannot be checked right now, so the order was not cancelled; try again later.",
+                headers={"Retry-After": "5"},
+            ) from None
 
     async def work(uow: UnitOfWork) -> Order:
         now = deps.now()
@@ -188,6 +233,8 @@ async def cancel_order(deps: BookingDeps, order_id: str, *, user: Principal) -> 
             if not await end_hold(uow, hold.id, to=HoldStatus.RELEASED, now=now, actor=user.id):
                 raise domain.OrderNotCancellable("This order has expired already.")
         elif order.status == OrderStatus.CONFIRMED:
+            if not fenced:  # paid between the first read and now: its tickets were not fenced
+                raise domain.OrderNotCancellable("This order was paid a moment ago; cancel it again.")
             await _cancel_paid(uow, order, hold, actor=user.id, now=now)
         else:
             raise domain.OrderNotCancellable(f"This order is {order.seen_at(now).status}.")
@@ -206,7 +253,7 @@ async def _cancel_paid(uow: UnitOfWork, order: Order, hold: Hold, *, actor: str,
     await store.set_order(uow.conn, order.id, status=OrderStatus.CANCELLED, cancelled_at=now)
     await record_hold(uow.conn, hold, HoldStatus.CANCELLED, actor=actor, at=now, order_id=order.id)
     await record_order(uow.conn, order, "cancelled", actor=actor, at=now, detail={"payment_id": order.payment_id})
-    details = await _details(uow, hold)
+    details = await _details(uow, order, hold)
     record = booking_record(replace(order, status=OrderStatus.CANCELLED), hold, "cancelled", now, details)
     uow.publish(BOOKINGS_TOPIC, "booking.order-cancelled", key=order.event_id, data=record)
 
@@ -225,34 +272,59 @@ def booking_record(
         "status": status,
         "timestamp": iso(now),
         "kind": order.kind.value,
+        "number": order.number,
+        "email": order.email,
         "holder_name": order.holder_name,
         "items": [
-            {"seat_id": item.seat_id, "label": item.label, "price": item.price, "section": item.section}
+            {
+                "seat_id": item.seat_id,
+                "label": item.label,
+                "price": item.price,
+                "section": item.section,
+                **({"passenger": item.passenger} if item.passenger is not None else {}),
+            }
             for item in order.items
         ],
         **details,
     }
 
 
-async def _details(uow: UnitOfWork, hold: Hold) -> dict[str, object]:
-    """What tickets print: the event, or the train journey (event-carried state, docs/contracts.md)."""
-    if hold.kind == domain.HoldKind.TRAIN:
-        run = await catalog_copy.run_of(uow.conn, hold.event_id)
-        assert run is not None and hold.segment is not None and hold.class_code is not None
-        origin, destination = hold.segment.origin, hold.segment.destination
+def record_details(details: Details) -> dict[str, object]:
+    """The record's ``event`` or ``train`` object (docs/contracts.md): what tickets print and mail."""
+    if details.train is not None:
+        t = details.train
         return {
             "train": {
-                "run_id": run.run_id,
-                "train_number": run.train_number,
-                "name": run.name,
-                "origin": origin,
-                "destination": destination,
-                "class_code": hold.class_code,
-                "class_name": run.class_names.get(hold.class_code, hold.class_code),
-                "departs_at": run.stop(origin).departs_at,
-                "arrives_at": run.stop(destination).arrives_at,
+                "run_id": t.run_id,
+                "train_number": t.train_number,
+                "name": t.name,
+                "origin": t.origin.station,
+                "destination": t.destination.station,
+                "origin_name": t.origin.name,
+                "destination_name": t.destination.name,
+                "origin_timezone": t.origin.timezone,
+                "destination_timezone": t.destination.timezone,
+                "class_code": t.class_code,
+                "class_name": t.class_name,
+                "departs_at": t.origin.at,
+                "arrives_at": t.destination.at,
             }
         }
-    event = await catalog_copy.event_of(uow.conn, hold.event_id)
-    assert event is not None
-    return {"event": {"name": event.name, "venue": event.venue, "city": event.city, "starts_at": iso(event.starts_at)}}
+    assert details.event is not None
+    e = details.event
+    return {
+        "event": {
+            "name": e.name,
+            "venue": e.venue,
+            "city": e.city,
+            "address": e.address,
+            "starts_at": iso(e.starts_at),
+            "timezone": e.timezone,
+        }
+    }
+
+
+async def _details(uow: UnitOfWork, order: Order, hold: Hold) -> dict[str, object]:
+    """What tickets print: kept with the order (orders from before that: booking's copy of the catalog)."""
+    details = order.details if order.details != Details() else await catalog_copy.details_of(uow.conn, hold)
+    return record_details(details)

@@ -21,6 +21,7 @@ from boxoffice.platform.bus.deadletters import DeadLetters, describe
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Consumer, Record
 from boxoffice.platform.metrics import BUS_CONSUMED, BUS_DEAD_LETTERS
+from boxoffice.platform.shutdown import cooperate, pause, stopped
 from boxoffice.platform.tracing import consuming
 
 log = structlog.get_logger("boxoffice.consumer")
@@ -45,8 +46,8 @@ class Attempts:
 
 async def handle_batch(
     consumer: Consumer, records: list[Record], handler: Handler, attempts: Attempts | None = None
-) -> None:
-    """Handle records in order and commit each one's position once its effect is done.
+) -> int:
+    """Handle records in order and commit each one's position once its effect is done; how many it committed.
 
     A failure stops its own partition (the later records of that partition in this batch are left for the
     next poll) and raises ``HandlerFailed`` once the rest of the batch is done.
@@ -78,6 +79,7 @@ async def handle_batch(
         await consumer.commit(done)
     if first_error is not None:
         raise HandlerFailed(f"{len(stopped)} partition(s) wait for another attempt") from first_error
+    return len(done)
 
 
 async def _give_up(group: str, record: Record, exc: Exception, attempts: Attempts) -> bool:
@@ -113,23 +115,30 @@ async def run_consumer(
     backoff: float = 0.1,
     max_backoff: float = 30.0,
 ) -> None:
-    """Consume until cancelled; after a failure wait ``backoff`` seconds, twice as long each time in a row."""
+    """Consume until cancelled, or until the runtime asks to stop (``platform.shutdown``): then the batch in
+    hand is finished and committed, no new one is polled, and the group is left. After a failure wait
+    ``backoff`` seconds, twice as long each time in a row."""
+    stop = cooperate()
     await consumer.start()
     attempts = Attempts(max_attempts=max_attempts, dead_letters=dead_letters)
     delay = backoff
+    polled = committed = 0
     try:
-        while True:
+        while not stopped(stop):
             try:
                 records = await consumer.poll(max_records=200, timeout=1.0)
+                polled += len(records)
                 if records:
-                    await handle_batch(consumer, records, handler, attempts)
+                    committed += await handle_batch(consumer, records, handler, attempts)
                 delay = backoff
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if not isinstance(exc, HandlerFailed):
                     log.warning("consumer failed; will retry", group=consumer.group, error=repr(exc))
-                await asyncio.sleep(delay)
+                await pause(delay, stop)
                 delay = min(delay * 2, max_backoff)
+        # Every record polled was handled and committed, unless a handler failed (left for the next member).
+        log.info("consumer drained", group=consumer.group, polled=polled, committed=committed)
     finally:
         await consumer.stop()

@@ -4,7 +4,8 @@ The semantics are those of the ``sql`` backend, which is the model:
 
 - ``publish`` returns only once every envelope is acknowledged by all in-sync replicas (``acks="all"``) of
   an idempotent producer (plain, if the broker refuses producer ids: Tansu does), so the relay deletes
-  outbox rows only for events the broker has. An event goes to the partition of its key (the producer's
+  outbox rows only for events the broker has. Record batches are compressed (``kafka_compression``, lz4 by
+  default). An event goes to the partition of its key (the producer's
   default key partitioner), so one key is one ordered log.
 - A consumer group commits its positions itself, after the handler's effects (``enable_auto_commit`` off).
   When a handler fails, ``commit`` gets a prefix of the last poll; the partitions it left behind are seeked
@@ -69,6 +70,7 @@ class KafkaBus:
         self.session_timeout_ms = settings.kafka_session_timeout_ms
         self.heartbeat_interval_ms = settings.kafka_heartbeat_interval_ms
         self.rebalance_timeout_ms = settings.kafka_rebalance_timeout_ms
+        self.compression = None if settings.kafka_compression == "none" else settings.kafka_compression
         self.client_id = client_id
         self.replication_factor = replication_factor
         self.request_timeout_ms = request_timeout_ms
@@ -179,6 +181,7 @@ class KafkaBus:
             client_id=f"{self.client_id}-relay",
             acks="all",
             enable_idempotence=idempotent,
+            compression_type=self.compression,
             linger_ms=self.linger_ms,
             request_timeout_ms=self.request_timeout_ms,
         )

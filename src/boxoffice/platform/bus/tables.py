@@ -54,8 +54,11 @@ _metadata = MetaData()
 OUTBOX, INBOX = add_messaging_tables(_metadata)
 
 
+_OUTBOX_INSERT = insert(OUTBOX)
+
+
 def outbox_insert() -> Insert:
-    return insert(OUTBOX)
+    return _OUTBOX_INSERT
 
 
 def outbox_batch(limit: int) -> Select[tuple[int, str, str, str, str]]:
@@ -80,12 +83,14 @@ async def claim_inbox(conn: AsyncConnection, group: str, event_id: str) -> bool:
     Call it inside the transaction of the effect: the effect and the record commit together, so an event
     delivered again after a crash finds its record and is skipped, and one whose effect rolled back is not.
     """
-    dialect = conn.dialect.name
-    values = {"consumer_group": group, "event_id": event_id}
-    if dialect == "postgresql":
-        result = await conn.execute(postgresql.insert(INBOX).values(values).on_conflict_do_nothing())
-    elif dialect == "sqlite":
-        result = await conn.execute(sqlite.insert(INBOX).values(values).on_conflict_do_nothing())
-    else:  # pragma: no cover - only the two dialects above are supported
-        raise RuntimeError(f"unsupported dialect {dialect}")
+    statement = _CLAIMS.get(conn.dialect.name)
+    if statement is None:  # pragma: no cover - only the two dialects below are supported
+        raise RuntimeError(f"unsupported dialect {conn.dialect.name}")
+    result = await conn.execute(statement, {"consumer_group": group, "event_id": event_id})
     return bool(result.rowcount == 1)
+
+
+_CLAIMS = {
+    "postgresql": postgresql.insert(INBOX).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(INBOX).on_conflict_do_nothing(),
+}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.platform.audit import SYSTEM
@@ -15,8 +17,9 @@ from boxoffice.platform.metrics import counter
 from boxoffice.platform.objectstore import announce_object_created
 from boxoffice.tickets import domain, store
 from boxoffice.tickets.deps import TicketsDeps
-from boxoffice.tickets.domain import Booking, Ticket, TicketStatus, TicketToRender
+from boxoffice.tickets.domain import Booking, Ticket, TicketStatus, TicketToRender, VoidOrder
 from boxoffice.tickets.handlers import TICKETS_TOPIC
+from boxoffice.tickets.handlers.mail import queue_confirmations
 from boxoffice.tickets.pdf import TicketDocument
 
 log = structlog.get_logger("boxoffice.tickets")
@@ -58,9 +61,8 @@ async def _issue_tickets(deps: TicketsDeps, conn: AsyncConnection, booking: Book
     tickets = []
     for line in domain.plan_tickets(booking.data):
         ticket_id = uuid7()
-        code = ring.sign(
-            ticket_id=ticket_id, subject_id=booking.subject_id, seat=line.label, holder=booking.holder_name, version=1
-        )
+        holder = line.passenger or booking.holder_name  # a train ticket is the passenger's
+        code = ring.sign(ticket_id=ticket_id, subject_id=booking.subject_id, seat=line.label, holder=holder, version=1)
         tickets.append(
             Ticket(
                 id=ticket_id,
@@ -72,7 +74,7 @@ async def _issue_tickets(deps: TicketsDeps, conn: AsyncConnection, booking: Book
                 seat_id=line.seat_id,
                 label=line.label,
                 section=line.section,
-                holder_name=booking.holder_name,
+                holder_name=holder,
                 version=1,
                 code=code,
                 status=TicketStatus.VALID,
@@ -93,11 +95,55 @@ async def _void_tickets(deps: TicketsDeps, uow: UnitOfWork, booking: Booking) ->
         await store.insert_order(uow.conn, booking, status="cancelled", now=now)
         return
     await store.set_order_status(uow.conn, booking.order_id, "cancelled", now=now)
-    for ticket in await store.void_tickets(uow.conn, booking.order_id, now):
+    await _void_valid(uow, booking.order_id, now)
+
+
+async def _void_valid(uow: UnitOfWork, order_id: str, now: datetime) -> int:
+    voided = await store.void_tickets(uow.conn, order_id, now)
+    for ticket in voided:
         await _audit(uow.conn, ticket, "ticket.voided", SYSTEM, {"reason": "order cancelled"})
         data = {"ticket_id": ticket.id, "order_id": ticket.order_id, "event_id": ticket.subject_id}
         uow.publish(TICKETS_TOPIC, "tickets.voided", key=ticket.order_id, data={**data, "user_id": ticket.user_id})
-        VOIDED.inc()
+    VOIDED.inc(len(voided))
+    return len(voided)
+
+
+async def void_order(deps: TicketsDeps, cmd: VoidOrder) -> int:
+    """Booking's refund fence (docs/contracts.md): in ONE transaction, void every ticket of the order unless
+    one of them was used, and remember the order as cancelled so that none is issued for it later. Returns
+    how many tickets this call voided (0 on a repeat, or before any were issued); raises
+    ``TicketUsedNoRefund`` and changes nothing when a ticket was admitted at a gate.
+
+    The order's row and its tickets' rows are locked (PostgreSQL) or the database is (SQLite's writer), so a
+    check-in (a conditional UPDATE of one ticket, ``store.admit_ticket``) either comes first and this call
+    refuses, or comes after and finds the ticket voided: never both. Issuance inserts the order's row; a
+    fence that meets an issuance in flight loses the insert race once and then sees the issued tickets.
+    """
+    for attempt in (1, 2):
+        try:
+            async with deps.db.uow() as uow:
+                now = deps.now()
+                if await store.lock_order(uow.conn, cmd.order_id) is None:
+                    await store.insert_order(uow.conn, cmd.as_booking(), status="cancelled", now=now)
+                else:
+                    await store.set_order_status(uow.conn, cmd.order_id, "cancelled", now=now)
+                tickets = await store.lock_tickets_of_order(uow.conn, cmd.order_id)
+                used = [t for t in tickets if t.status == TicketStatus.USED]
+                if used:
+                    when = used[0].used_at.isoformat() if used[0].used_at else "earlier"
+                    raise domain.TicketUsedNoRefund(
+                        "A ticket of this order was admitted at the gate; the order cannot be cancelled.",
+                        ticket_id=used[0].id,
+                        used_at=when,
+                    )
+                voided = await _void_valid(uow, cmd.order_id, now)
+                await uow.commit()
+                return voided
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            log.info("refund fence met an issuance in flight; trying again", order_id=cmd.order_id)
+    raise AssertionError("unreachable")
 
 
 async def _audit(conn: AsyncConnection, ticket: Ticket, action: str, actor: str, detail: dict[str, object]) -> None:
@@ -126,6 +172,7 @@ def _document(pending: TicketToRender) -> TicketDocument:
         label=ticket.label,
         section=ticket.section,
         details=pending.details,
+        order_number=pending.number,
     )
 
 
@@ -148,7 +195,7 @@ async def render_pending_pdfs(deps: TicketsDeps, *, batch: int) -> int:
             for t, pdf in rendered
         )
     )
-    issued = 0
+    issued, completed = 0, set()
     async with deps.db.uow() as uow:
         for (t, _), obj in zip(rendered, stored, strict=True):
             if not await store.set_pdf_key(uow.conn, t.id, obj.key):
@@ -157,6 +204,11 @@ async def render_pending_pdfs(deps: TicketsDeps, *, batch: int) -> int:
             data = {"ticket_id": t.id, "order_id": t.order_id, "event_id": t.subject_id, "user_id": t.user_id}
             uow.publish(TICKETS_TOPIC, "tickets.issued", key=t.order_id, data=data)
             issued += 1
+            completed.add(t.order_id)
+        # The confirmation e-mail commits with the last PDF of its order (then every ticket can be attached).
+        mails = await queue_confirmations(deps, uow.conn, completed)
         await uow.commit()
     ISSUED.inc(issued)
+    if mails:
+        deps.mail_wanted.set()
     return len(pending)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from boxoffice.platform import audit
+from boxoffice.platform import audit, pagination
 from boxoffice.platform.audit import AuditEntry
 from boxoffice.platform.auth import Principal
 from boxoffice.tickets import domain, store
@@ -19,11 +19,15 @@ async def list_tickets(deps: TicketsDeps, query: ListTickets, *, owner: Principa
     """The caller's tickets by id, a page at a time (``next_cursor`` is None on the last page)."""
     async with deps.db.read() as conn:
         found = await store.tickets_of_user(
-            conn, owner.id, order_id=query.order_id, after=query.cursor, limit=query.limit + 1
+            conn,
+            owner.id,
+            order_id=query.order_id,
+            after=pagination.decode_id_cursor(query.cursor) if query.cursor else None,
+            limit=query.limit + 1,
         )
     more = len(found) > query.limit
     page = found[: query.limit]
-    return TicketList(items=page, next_cursor=page[-1].id if more else None)
+    return TicketList(items=page, next_cursor=pagination.encode_id_cursor(page[-1].id) if more else None)
 
 
 async def order_tickets(deps: TicketsDeps, order_id: str) -> list[Ticket]:
@@ -39,6 +43,8 @@ async def ticket_pdf(deps: TicketsDeps, ticket_id: str, *, viewer: Principal) ->
         raise domain.TicketNotFound("No ticket with this id.")
     if ticket.user_id != viewer.id and not viewer.has_role("admin"):
         raise domain.NotYourTicket("This ticket belongs to someone else.")
+    if ticket.status == domain.TicketStatus.VOIDED:  # a printout of it would look like a ticket: none is given
+        raise domain.TicketVoided("This ticket was voided: its order was cancelled.")
     if ticket.pdf_key is None:
         raise domain.PdfNotReady("The PDF is being prepared; try again in a moment.", headers={"Retry-After": "1"})
     return await deps.objects.get(ticket.pdf_key)

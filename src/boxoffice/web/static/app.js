@@ -28,9 +28,23 @@
       });
       var labels = Array.from(picked.values());
       summary.textContent = labels.length
-        ? labels.length + (labels.length === 1 ? " seat picked: " : " seats picked: ") + labels.join(", ")
+        ? labels.length + (labels.length === 1 ? " seat picked: " : " seats picked: ") + labels.join(", ") + total()
         : "No seats picked yet.";
       button.disabled = labels.length === 0;
+    }
+
+    // What the picks cost: each seat's price (venues) or the class fare per seat (trains).
+    function total() {
+      var sum = 0, known = true;
+      picked.forEach(function (label, id) {
+        var seat = form.querySelector('[data-seat-id="' + id + '"]');
+        var price = seat && (seat.dataset.price || form.dataset.fare);
+        if (price) sum += parseInt(price, 10); else known = false;
+      });
+      if (!known || !form.dataset.currency) return "";
+      try {
+        return " · " + new Intl.NumberFormat("en-GB", { style: "currency", currency: form.dataset.currency }).format(sum / 100);
+      } catch (e) { return ""; }
     }
 
     function toggle(seat) {
@@ -79,6 +93,11 @@
       }
     });
     form.addEventListener("submit", function () { button.disabled = true; });
+
+    // Seats picked before logging in come back picked (the page marks them); taken ones simply are not.
+    form.querySelectorAll(".seat[data-picked]").forEach(function (seat) {
+      if (seat.classList.contains("available") && picked.size < max) picked.set(seat.dataset.seatId, seat.dataset.label);
+    });
 
     // Fresh seat states arrive by htmx polling; a seat someone else took leaves our picks.
     form.applyStates = function (states) {
@@ -133,37 +152,70 @@
     });
   }
 
-  // Check-in: clear and refocus after each answer; scan with the camera where BarcodeDetector exists.
+  // Check-in. Each scan carries a client nonce: a retry of a scan whose answer was lost repeats it (and the
+  // gate answers "admitted" again, marked as a retry); a new scan gets a new one once an answer arrived.
+  // The camera scanner decodes frames with the vendored jsQR (/static/vendor/jsQR.min.js) and says so
+  // plainly when this device has no camera or the browser may not use it.
+  function newNonce() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
   function initCheckin(form) {
     var input = form.querySelector("#ticket-code");
-    form.addEventListener("htmx:afterRequest", function () { input.value = ""; input.focus(); });
+    var nonce = form.querySelector("#checkin-nonce");
+    form.addEventListener("htmx:afterRequest", function (event) {
+      if (!event.detail.successful) return;  // keep code and nonce: pressing again is a retry of this scan
+      input.value = ""; nonce.value = newNonce(); input.focus();
+    });
     var scan = document.getElementById("scan");
-    if (!("BarcodeDetector" in window) || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) return;
-    scan.hidden = false;
     var video = document.getElementById("scanner");
     var note = document.getElementById("scan-note");
+    function say(message) { note.hidden = false; note.textContent = message; }
+    scan.hidden = false;
+    var media = navigator.mediaDevices;
+    if (!media || !media.getUserMedia || !window.jsQR) {
+      scan.disabled = true;
+      say("This browser cannot use a camera here; type or paste the code (a handheld scanner types it too).");
+      return;
+    }
+    if (media.enumerateDevices) {
+      media.enumerateDevices().then(function (devices) {
+        if (!devices.some(function (d) { return d.kind === "videoinput"; })) {
+          scan.disabled = true;
+          say("No camera found on this device; type or paste the code (a handheld scanner types it too).");
+        }
+      }).catch(function () {});
+    }
+    var canvas = document.createElement("canvas");
+    var context = canvas.getContext("2d", { willReadFrequently: true });
     var stream = null;
     function stop() {
       if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
       stream = null; video.hidden = true; scan.textContent = "Scan with camera";
     }
+    function look() {
+      if (!stream) return;
+      if (video.readyState >= 2 && video.videoWidth) {
+        canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+        context.drawImage(video, 0, 0, canvas.width, canvas.height);
+        var frame = context.getImageData(0, 0, canvas.width, canvas.height);
+        var found = window.jsQR(frame.data, frame.width, frame.height, { inversionAttempts: "dontInvert" });
+        if (found && found.data) { input.value = found.data; stop(); form.requestSubmit(); return; }
+      }
+      window.requestAnimationFrame(look);
+    }
     scan.addEventListener("click", function () {
       if (stream) { stop(); return; }
-      var detector = new window.BarcodeDetector({ formats: ["qr_code"] });
-      navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } }).then(function (s) {
+      media.getUserMedia({ video: { facingMode: "environment" } }).then(function (s) {
         stream = s; video.srcObject = s; video.hidden = false; scan.textContent = "Stop scanning";
+        note.hidden = true;
         return video.play();
-      }).then(function () {
-        function look() {
-          if (!stream) return;
-          detector.detect(video).then(function (codes) {
-            if (codes.length) { input.value = codes[0].rawValue; stop(); form.requestSubmit(); }
-            else setTimeout(look, 200);
-          }).catch(function () { setTimeout(look, 400); });
-        }
-        look();
-      }).catch(function () {
-        note.hidden = false; note.textContent = "The camera is not available; type or paste the code instead.";
+      }).then(look).catch(function (error) {
+        var none = error && (error.name === "NotFoundError" || error.name === "OverconstrainedError");
+        say(none ? "No camera found on this device; type or paste the code instead."
+                 : "The camera may not be used (" + (error && error.name || "error") + "); type or paste the code instead.");
         stop();
       });
     });

@@ -1,0 +1,151 @@
+"""CPU per flash-sale flow in one process, without the noise of a shared machine's scheduler.
+
+    .venv/bin/python loadtest/flow_cpu.py --flows 300 --concurrency 8 [--profile flows.prof]
+
+The whole of boxoffice runs in this process (every service and worker, as ``boxoffice run`` does), reached
+through httpx's ASGI transport instead of a socket. It registers the customers it needs, puts a general-
+admission sale on, then times ``--flows`` complete hold -> order -> pay flows with ``--concurrency`` buyers
+and prints the process's CPU milliseconds per flow and SQL statements per flow by database: for the flows
+alone, and again once the work they left behind (relay, consumers, ticket issuing) is done. The figures
+include the in-process client's share (httpx, a few percent) and no uvicorn, so they are for comparing
+two versions of the code side by side; ``loadtest/compare.py`` measures the real server.
+
+``--profile FILE`` writes a cProfile of the timed flows (read it with ``python -m pstats FILE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import structlog
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "loadtest"))
+
+from flash_sale import CARD, create_sale, login, register_customer  # noqa: E402
+from prometheus_client import REGISTRY  # noqa: E402
+
+from boxoffice.cli import SERVICES  # noqa: E402
+from boxoffice.platform.settings import Settings  # noqa: E402
+from tests.harness.app import running  # noqa: E402
+
+ADMIN = ("admin@example.com", "admin-password-2026")
+
+
+def statements() -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for metric in REGISTRY.collect():
+        if metric.name == "boxoffice_db_statements":
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["database"]] = sample.value
+    return counts
+
+
+def per_flow(before: dict[str, float], after: dict[str, float], flows: int) -> dict[str, float]:
+    used = {db: after.get(db, 0.0) - before.get(db, 0.0) for db in after}
+    return {db: round(n / flows, 1) for db, n in sorted(used.items()) if n}
+
+
+async def settle(quiet: float = 0.5, limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
+    last = statements()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(quiet)
+        if (now := statements()) == last:
+            return
+        last = now
+
+
+async def main(args: argparse.Namespace) -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    os.environ["BOXOFFICE_ADMIN_EMAIL"], os.environ["BOXOFFICE_ADMIN_PASSWORD"] = ADMIN
+    with tempfile.TemporaryDirectory(prefix="flow-cpu-") as data:
+        settings = Settings(data_dir=Path(data), demo=False)
+        async with running(settings, list(SERVICES)) as app:
+            client = app.client
+            admin = await login(client, *ADMIN)
+            event_id, section_id = await create_sale(client, admin, args.flows + 10)
+            run_id = uuid.uuid4().hex[:6]
+            gate = asyncio.Semaphore(8)
+
+            async def customer(n: int) -> str:
+                async with gate:
+                    return await register_customer(client, run_id, n)
+
+            tokens = await asyncio.gather(*[customer(n) for n in range(-(-args.flows // 10) + 1)])
+            hold_body = {"event_id": event_id, "section_id": section_id, "quantity": 1}
+            queue: asyncio.Queue[str] = asyncio.Queue()
+            for _ in range(10):  # each customer's ten tickets, one hold at a time (the active-holds limit)
+                for token in tokens:
+                    queue.put_nowait(token)
+            failures: dict[str, int] = {}
+
+            async def flow() -> None:
+                headers = {"Authorization": f"Bearer {queue.get_nowait()}"}
+                hold = await client.post(
+                    "/api/holds", json=hold_body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}
+                )
+                if hold.status_code != 201:
+                    failures[f"hold {hold.status_code}"] = failures.get(f"hold {hold.status_code}", 0) + 1
+                    return
+                order = await client.post("/api/orders", json={"hold_id": hold.json()["id"]}, headers=headers)
+                paid = await client.post(
+                    f"/api/orders/{order.json()['id']}/payment",
+                    json=CARD,
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                )
+                if paid.status_code != 200:
+                    failures[f"pay {paid.status_code}"] = failures.get(f"pay {paid.status_code}", 0) + 1
+
+            async def buyer(n: int) -> None:
+                for _ in range(n):
+                    await flow()
+
+            await settle()
+            counted, cpu, wall = statements(), time.process_time(), time.perf_counter()
+            profile = cProfile.Profile() if args.profile else None
+            with profile or contextlib.nullcontext():
+                share = args.flows // args.concurrency
+                await asyncio.gather(*[buyer(share) for _ in range(args.concurrency)])
+            flows = share * args.concurrency
+            counted_flows, cpu_flows, wall_flows = statements(), time.process_time(), time.perf_counter()
+            await settle()
+            counted_all, cpu_all = statements(), time.process_time()
+            if profile is not None:
+                profile.dump_stats(args.profile)
+    flows -= sum(failures.values())
+    result = {
+        "flows": flows,
+        "failures": failures,
+        "flows_per_second": round(flows / (wall_flows - wall), 1),
+        "cpu_ms_per_flow": round((cpu_flows - cpu) * 1000 / flows, 2),
+        "cpu_ms_per_flow_all": round((cpu_all - cpu) * 1000 / flows, 2),
+        "statements_per_flow": per_flow(counted, counted_flows, flows),
+        "statements_per_flow_all": per_flow(counted, counted_all, flows),
+    }
+    print(json.dumps(result))
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--flows", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--profile", help="write a cProfile of the timed flows to this file")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse()))

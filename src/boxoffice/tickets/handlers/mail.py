@@ -1,0 +1,90 @@
+"""Mail to buyers: the order confirmation once every ticket's PDF is stored, the refund e-mail once payments
+refunded a cancelled order, and the sender that delivers what is queued.
+
+Exactly one of each per order: the queue's unique (order, kind) key holds whatever is redelivered (a second
+``payments.refunded``, a PDF stored twice by two renderers), and the inbox makes each event count once. The
+sender marks a row sent after the server took it; a crash in between sends that one again, with the same
+Message-ID (``order id.kind``), which mail clients show once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from boxoffice.platform.bus.tables import claim_inbox
+from boxoffice.platform.mail import Attachment
+from boxoffice.platform.metrics import counter
+from boxoffice.tickets import letters, store
+from boxoffice.tickets.deps import TicketsDeps
+from boxoffice.tickets.domain import TicketStatus
+
+log = structlog.get_logger("boxoffice.tickets.mail")
+
+MAILS_SENT = counter("boxoffice_tickets_mails_sent_total", "E-mails to buyers sent (confirmation, refund)", ("kind",))
+
+
+class OrderNotSeenYet(Exception):
+    """A refund for an order whose confirmation tickets has not applied yet: the consumer retries it."""
+
+
+async def queue_confirmations(deps: TicketsDeps, conn: AsyncConnection, order_ids: Iterable[str]) -> int:
+    """Queue the confirmation of each order whose tickets all have their PDF (in the caller's transaction).
+    Orders without an e-mail address (records from before booking sent one) get none."""
+    queued = 0
+    for order_id in sorted(set(order_ids)):
+        order = await store.order_of(conn, order_id)
+        if order is None or order.status != "confirmed" or not order.email:
+            continue
+        tickets = [t for t in await store.tickets_of_order(conn, order_id) if t.status != TicketStatus.VOIDED]
+        if not tickets or any(t.pdf_key is None for t in tickets):
+            continue  # the last PDF's renderer queues it
+        letter = letters.confirmation(order, tickets, site=deps.site)
+        queued += await store.queue_mail(conn, letter, now=deps.now())
+    return queued
+
+
+async def mail_refund(deps: TicketsDeps, data: Mapping[str, Any], *, inbox: tuple[str, str]) -> None:
+    """``payments.refunded``: tell the buyer what came back. Once per order (a second refund of the same order
+    finds the first e-mail queued)."""
+    order_id, amount, currency = data.get("order_id"), data.get("amount_minor"), data.get("currency")
+    if not (isinstance(order_id, str) and isinstance(amount, int) and isinstance(currency, str)):
+        log.error("malformed payments.refunded skipped", event_id=inbox[1])
+        return
+    async with deps.db.uow() as uow:
+        order = await store.order_of(uow.conn, order_id)
+        if order is None:
+            raise OrderNotSeenYet(f"refund for order {order_id} before its ticket-bookings record")
+        if not await claim_inbox(uow.conn, *inbox):
+            return
+        queued = False
+        if order.email:
+            letter = letters.refund(order, amount_minor=amount, currency=currency, site=deps.site)
+            queued = await store.queue_mail(uow.conn, letter, now=deps.now())
+        await uow.commit()
+    if queued:
+        deps.mail_wanted.set()
+
+
+async def send_pending_mail(deps: TicketsDeps, *, batch: int = 20) -> int:
+    """Send queued e-mails (with their PDFs from the object store); each is marked sent once it went out."""
+    async with deps.db.read() as conn:
+        queued = await store.pending_mail(conn, batch)
+    for item in queued:
+        letter = item.letter
+        files = [Attachment(name, await deps.objects.get(key)) for name, key in letter.attachments]
+        await deps.mailer.send(
+            letter.recipient,
+            letter.subject,
+            letter.body,
+            attachments=files,
+            message_id=f"{letter.order_id}.{letter.kind}",
+        )
+        async with deps.db.uow() as uow:
+            await store.mark_mail_sent(uow.conn, item.id, now=deps.now())
+            await uow.commit()
+        MAILS_SENT.labels(letter.kind).inc()
+    return len(queued)
