@@ -1,19 +1,24 @@
 """Waiting-room benchmark: B buyers arrive within S seconds for N tickets, with and without the waiting room.
 
-    .venv/bin/python loadtest/waiting_room.py --buyers 5000 --arrival-seconds 10 --tickets 500
+    .venv/bin/python loadtest/waiting_room.py --buyers 1000 --arrival-seconds 10 --tickets 100 --max-seconds 120
+    .venv/bin/python loadtest/waiting_room.py --buyers 5000 --arrival-seconds 10 --tickets 500 --processes 4
 
 It starts ``boxoffice run`` itself on 127.0.0.1 (fresh data dir, no demo data) and signs the buyers' access
 tokens with identity's own key from that data dir (registering 5,000 accounts through e-mail codes would be
-the benchmark of argon2, not of the sale). Then, twice:
+the benchmark of argon2, not of the sale). Then, for each of ``--modes``:
 
-- **with the room**: a queued sale opens a few seconds after the first arrival; each buyer joins the line,
-  asks for their place every few seconds (with jitter, as the waiting page does), and once admitted holds
-  one ticket with the admission, orders and pays; a buyer whose line closes is told "sold out";
-- **without the room**: the same arrivals go straight to hold -> order -> pay on an ordinary sale.
+- **room**: a queued sale opens a few seconds after the first arrival; each buyer joins the line, asks for
+  their place again when the room's ``Retry-After`` says (with jitter, as the waiting page does), and once
+  admitted holds one ticket with the admission, orders and pays; a buyer whose line closes is told "sold out";
+- **open**: the same arrivals go straight to hold -> order -> pay on an ordinary sale.
 
-Each buyer ends with an answer: a ticket, "sold out", a server error, or a timeout. It prints per mode the
-answers, the time in line (p50/p99), the purchase latency, server errors, timeouts, and tickets sold against
-the capacity (oversold must be 0). Only loopback is used; the run is bounded by --max-seconds.
+The buyers are spread over ``--processes`` load processes, each with its own event loop, speaking HTTP/1.1
+over plain asyncio streams (one keep-alive connection per buyer): one process with an HTTP client library
+could not drive 5,000 buyers. A 503 or 429 on a hold is tried again after its Retry-After (three times).
+Each buyer ends with an answer: a ticket, "sold out", an error, or a timeout. It prints per mode what the
+server sold against the capacity (oversold must be 0), how many buyers got an answer and how long it took
+(p50/p99 from arrival), the time in line, server errors, timeouts, the server's CPU time and the load
+average (the machine may be shared). Only loopback is used; every mode is bounded by --max-seconds.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ import argparse
 import asyncio
 import json
 import math
+import multiprocessing
 import os
 import random
 import secrets
+import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,8 +49,6 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from boxoffice.cli import Runtime  # noqa: E402
-from boxoffice.platform.settings import Settings  # noqa: E402
 from tests.harness.net import free_port  # noqa: E402
 
 CARD = {"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"}
@@ -52,11 +58,22 @@ SECRET = secrets.token_urlsafe(32)  # this run's throw-away server only
 @dataclass
 class Outcome:
     answers: Counter[str] = field(default_factory=Counter)
-    in_line: list[float] = field(default_factory=list)
-    purchase: list[float] = field(default_factory=list)
+    in_line: list[float] = field(default_factory=list)  # arrival -> admitted or told "sold out" (with the room)
+    answer: list[float] = field(default_factory=list)  # arrival -> the final answer (a ticket or "sold out")
+    purchase: list[float] = field(default_factory=list)  # hold -> paid
     server_errors: int = 0
     timeouts: int = 0
-    sold: int = 0
+    requests: int = 0
+    polls: int = 0
+
+    def merge(self, other: Outcome) -> None:
+        self.answers.update(other.answers)
+        for name in ("in_line", "answer", "purchase"):
+            getattr(self, name).extend(getattr(other, name))
+        self.server_errors += other.server_errors
+        self.timeouts += other.timeouts
+        self.requests += other.requests
+        self.polls += other.polls
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -66,8 +83,90 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
+class Answer(Exception):
+    """A buyer's final answer other than a ticket or "sold out" (an error, a timeout)."""
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Connection:
+    """One buyer's HTTP/1.1 keep-alive connection over asyncio streams: an HTTP client library costs more CPU
+    than the server it measures, on the same cores. Reconnects when idle longer than the server keeps it."""
+
+    IDLE = 4.0  # uvicorn closes keep-alive connections idle for 5 s
+
+    def __init__(self, host: str, port: int, timeout: float, out: Outcome, deadline: float = math.inf) -> None:
+        self.host, self.port, self.timeout, self.out, self.deadline = host, port, timeout, out, deadline
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.used = 0.0
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()  # not wait_closed(): a peer that never answers must not hold the buyer
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, headers: dict[str, str], body: Any = None) -> Reply:
+        if time.time() > self.deadline:  # the run is bounded, even if a cancellation was lost in wait_for
+            raise Answer("no answer (run bounded)")
+        for attempt in range(2):
+            fresh = self.writer is None or time.monotonic() - self.used > self.IDLE
+            try:
+                return await asyncio.wait_for(self._once(method, path, headers, body, fresh), self.timeout)
+            except TimeoutError:
+                await self.close()
+                self.out.timeouts += 1
+                raise Answer("timeout") from None
+            except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
+                await self.close()
+                # A GET is safe to send again on a new connection; so is a POST the old one never delivered.
+                if attempt or (method != "GET" and fresh):
+                    raise Answer(f"connection: {type(exc).__name__}") from None
+        raise AssertionError("unreachable")
+
+    async def _once(self, method: str, path: str, headers: dict[str, str], body: Any, fresh: bool) -> Reply:
+        if fresh:
+            await self.close()
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None and self.writer is not None
+        payload = json.dumps(body).encode() if body is not None else b""
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(payload)}"]
+        if body is not None:
+            lines.append("Content-Type: application/json")
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+        await self.writer.drain()
+        self.out.requests += 1
+        status_line = await self.reader.readuntil(b"\r\n")
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        found: dict[str, str] = {}
+        for line in raw.decode("latin-1").split("\r\n"):
+            if ":" in line:
+                key, value = line.split(":", 1)
+                found[key.strip().lower()] = value.strip()
+        content = await self.reader.readexactly(int(found.get("content-length", "0")))
+        self.used = time.monotonic()
+        if found.get("connection", "").lower() == "close":
+            await self.close()
+        status = int(status_line.split()[1])
+        if status >= 500:
+            self.out.server_errors += 1
+        return Reply(status, found, content)
+
+
 async def mint_tokens(data_dir: Path, count: int) -> tuple[list[str], str]:
     """Access tokens for ``count`` buyers and one admin, signed by the running identity's key."""
+    from boxoffice.cli import Runtime  # here, not at the top: the load processes need none of it
+    from boxoffice.platform.settings import Settings
+
     runtime = Runtime(Settings(data_dir=data_dir, secret_key=SECRET, demo=False), ["identity"], run_workers=False)
     await runtime.start()
     try:
@@ -84,9 +183,7 @@ async def mint_tokens(data_dir: Path, count: int) -> tuple[list[str], str]:
         await runtime.stop()
 
 
-async def create_sale(
-    client: httpx.AsyncClient, admin: str, tickets: int, *, queue: dict[str, Any] | None
-) -> tuple[str, str]:
+async def create_sale(url: str, admin: str, tickets: int, *, queue: dict[str, Any] | None) -> tuple[str, str]:
     starts = (datetime.now(UTC) + timedelta(days=20)).replace(microsecond=0)
     body: dict[str, Any] = {
         "name": f"Benchmark {'queued' if queue else 'open'} sale {uuid.uuid4().hex[:6]}", "category": "concert",
@@ -95,116 +192,222 @@ async def create_sale(
     }
     if queue:
         body["queue"] = queue
-    response = await client.post("/api/events", json=body, headers={"Authorization": f"Bearer {admin}"})
-    response.raise_for_status()
-    event = response.json()
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        response = await client.post("/api/events", json=body, headers={"Authorization": f"Bearer {admin}"})
+        response.raise_for_status()
+        event = response.json()
     return str(event["id"]), str(event["sections"][0]["id"])
 
 
-async def purchase(client: httpx.AsyncClient, headers: dict[str, str], hold: dict[str, Any], out: Outcome) -> str:
-    started = time.perf_counter()
-    placed = await client.post("/api/holds", json=hold, headers=headers)
-    if placed.status_code == 409:
+def sold_count(data_dir: Path, event_id: str) -> int:
+    """Tickets sold (paid), read from booking's own database: a server still busy cannot make this fail."""
+    conn = sqlite3.connect(f"file:{data_dir / 'booking.db'}?mode=ro", uri=True, timeout=60)
+    try:
+        row = conn.execute("SELECT coalesce(sum(sold), 0) FROM sections WHERE event_id = ?", (event_id,)).fetchone()
+        return int(row[0])
+    finally:
+        conn.close()
+
+
+def retry_after(reply: Reply, default: float) -> float:
+    try:
+        return float(reply.headers.get("retry-after", default))
+    except ValueError:
+        return default
+
+
+async def purchase(conn: Connection, headers: dict[str, str], hold: dict[str, Any], out: Outcome) -> str:
+    """hold -> order -> pay; a 503 or 429 is tried again after its Retry-After, three times at most."""
+    started = time.monotonic()
+    for attempt in range(4):
+        placed = await conn.request("POST", "/api/holds", {**headers, "Idempotency-Key": uuid.uuid4().hex}, hold)
+        if placed.status in (429, 503) and attempt < 3:
+            await asyncio.sleep(retry_after(placed, 1.0) * random.uniform(1.0, 1.5))
+            continue
+        break
+    if placed.status == 409:
         return "sold out"
-    if placed.status_code >= 500:
-        out.server_errors += 1
-        return "server error"
-    if placed.status_code != 201:
-        return f"hold {placed.status_code}"
-    order = await client.post("/api/orders", json={"hold_id": placed.json()["id"]}, headers=headers)
-    if order.status_code != 201:
-        out.server_errors += order.status_code >= 500
-        return f"order {order.status_code}"
-    paid = await client.post(f"/api/orders/{order.json()['id']}/payment", json=CARD,
-                             headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
-    if paid.status_code != 200:
-        out.server_errors += paid.status_code >= 500
-        return f"payment {paid.status_code}"
-    out.purchase.append(time.perf_counter() - started)
+    if placed.status != 201:
+        return f"hold {placed.status}"
+    order = await conn.request("POST", "/api/orders", {**headers, "Idempotency-Key": uuid.uuid4().hex},
+                               {"hold_id": placed.json()["id"]})
+    if order.status != 201:
+        return f"order {order.status}"
+    paid = await conn.request("POST", f"/api/orders/{order.json()['id']}/payment",
+                              {**headers, "Idempotency-Key": uuid.uuid4().hex}, CARD)
+    if paid.status != 200:
+        return f"payment {paid.status}"
+    out.purchase.append(time.monotonic() - started)
     return "ticket"
 
 
-async def buyer_with_room(client: httpx.AsyncClient, token: str, event: tuple[str, str], out: Outcome,
-                          poll: float) -> str:
+async def buyer_with_room(conn: Connection, token: str, event: tuple[str, str], out: Outcome, poll: float) -> str:
+    """Join, then ask again when the room's Retry-After says (as the waiting page does), then buy."""
     event_id, section_id = event
     headers = {"Authorization": f"Bearer {token}"}
-    joined_at = time.perf_counter()
-    place = await client.post(f"/api/queue/{event_id}/join", headers=headers)
+    joined_at = time.monotonic()
+    place = await conn.request("POST", f"/api/queue/{event_id}/join", headers)
     while True:
-        if place.status_code == 410:
-            out.in_line.append(time.perf_counter() - joined_at)
+        if place.status == 410:
+            out.in_line.append(time.monotonic() - joined_at)
             return "sold out"
-        if place.status_code >= 500:
-            out.server_errors += 1
-            return "server error"
-        if place.status_code != 200:
-            return f"queue {place.status_code}"
+        if place.status != 200:
+            return f"queue {place.status}"
         state = place.json()
         if state["status"] == "closed":
-            out.in_line.append(time.perf_counter() - joined_at)
+            out.in_line.append(time.monotonic() - joined_at)
             return "sold out" if state["reason"] == "sold_out" else f"closed: {state['reason']}"
         if state["status"] == "admitted":
-            out.in_line.append(time.perf_counter() - joined_at)
+            out.in_line.append(time.monotonic() - joined_at)
             hold = {"event_id": event_id, "section_id": section_id, "quantity": 1}
-            return await purchase(client, {**headers, "X-Admission": state["admission"]["token"]}, hold, out)
-        await asyncio.sleep(poll * random.uniform(0.7, 1.3))
-        place = await client.get(f"/api/queue/{event_id}/me", headers=headers)
+            return await purchase(conn, {**headers, "X-Admission": state["admission"]["token"]}, hold, out)
+        wait = state.get("poll_after_seconds") or retry_after(place, poll)
+        await asyncio.sleep(wait * random.uniform(0.7, 1.3))
+        out.polls += 1
+        place = await conn.request("GET", f"/api/queue/{event_id}/me", headers)
 
 
-async def buyer_without_room(client: httpx.AsyncClient, token: str, event: tuple[str, str], out: Outcome,
-                             poll: float) -> str:
+async def buyer_without_room(conn: Connection, token: str, event: tuple[str, str], out: Outcome, poll: float) -> str:
     event_id, section_id = event
     hold = {"event_id": event_id, "section_id": section_id, "quantity": 1}
-    return await purchase(client, {"Authorization": f"Bearer {token}"}, hold, out)
+    return await purchase(conn, {"Authorization": f"Bearer {token}"}, hold, out)
 
 
-async def run_mode(url: str, tokens: list[str], admin: str, args: argparse.Namespace, *, room: bool) -> Outcome:
-    out = Outcome()
-    limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
-    async with httpx.AsyncClient(base_url=url, timeout=args.timeout, limits=limits) as client:
-        queue = None
-        if room:
-            on_sale = (datetime.now(UTC) + timedelta(seconds=args.opens_after)).replace(microsecond=0)
-            queue = {"on_sale_at": on_sale.isoformat()}
-        event = await create_sale(client, admin, args.tickets, queue=queue)
-        await asyncio.sleep(2.0)  # booking and the waiting room learn the sale from the bus
-        behaviour = buyer_with_room if room else buyer_without_room
-        rng = random.Random(7)  # the same arrivals for both modes
-        arrivals = sorted(rng.uniform(0, args.arrival_seconds) for _ in tokens)
-        began = time.perf_counter()
+@dataclass(frozen=True)
+class Job:
+    """One load process's share: its buyers' tokens and arrival times (seconds after ``began``, wall clock)."""
+
+    host: str
+    port: int
+    room: bool
+    event: tuple[str, str]
+    buyers: list[tuple[str, float]]
+    began: float
+    poll: float
+    timeout: float
+    max_seconds: float
+
+
+def started(_: int) -> int:
+    return os.getpid()
+
+
+def load_process(job: Job) -> Outcome:
+    """A load process: its own event loop and connections, bounded by ``max_seconds``."""
+
+    async def main() -> Outcome:
+        out = Outcome()
+        behaviour = buyer_with_room if job.room else buyer_without_room
 
         async def one(token: str, at: float) -> None:
-            await asyncio.sleep(max(0.0, began + at - time.perf_counter()))
+            await asyncio.sleep(max(0.0, job.began + at - time.time()))
+            conn = Connection(job.host, job.port, job.timeout, out, job.began + job.max_seconds)
+            arrived = time.monotonic()
             try:
-                answer = await behaviour(client, token, event, out, args.poll_seconds)
-            except httpx.TimeoutException:
-                out.timeouts += 1
-                answer = "timeout"
-            except httpx.HTTPError as exc:
-                answer = f"connection: {type(exc).__name__}"
+                answer = await behaviour(conn, token, job.event, out, job.poll)
+            except Answer as exc:
+                answer = str(exc)
+            finally:
+                await conn.close()
+            if answer in ("ticket", "sold out"):
+                out.answer.append(time.monotonic() - arrived)
             out.answers[answer] += 1
 
-        tasks = [asyncio.create_task(one(t, a)) for t, a in zip(tokens, arrivals, strict=True)]
-        _, pending = await asyncio.wait(tasks, timeout=args.max_seconds)
-        for task in pending:
-            task.cancel()
-        out.answers["no answer (run bounded)"] += len(pending)
-        out.sold = args.tickets - int((await client.get(f"/api/events/{event[0]}")).json()["sections"][0]["available"])
-    return out
+        tasks = [asyncio.create_task(one(t, a)) for t, a in job.buyers]
+        remaining = job.began + job.max_seconds - time.time()
+        _, pending = await asyncio.wait(tasks, timeout=max(1.0, remaining))
+        for _ in range(10):  # asyncio.wait_for may swallow a cancellation (Python 3.11): cancel until done
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=2.0)
+        unanswered = "no answer (run bounded)"  # cancelled, or stopped at the deadline
+        out.answers[unanswered] = len(tasks) - sum(n for key, n in out.answers.items() if key != unanswered)
+        return out
+
+    return asyncio.run(main())
 
 
-def report(name: str, out: Outcome, tickets: int) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ModeRun:
+    out: Outcome
+    sold: int
+    seconds: float
+    server_cpu: float
+    load: tuple[float, float]  # 1-minute load average at the start and the end
+
+
+async def run_mode(
+    url: str, port: int, tokens: list[str], admin: str, args: argparse.Namespace, *, room: bool, server_pid: int,
+    data_dir: Path,
+) -> ModeRun:
+    queue = None
+    if room:
+        on_sale = (datetime.now(UTC) + timedelta(seconds=args.opens_after)).replace(microsecond=0)
+        queue = {"on_sale_at": on_sale.isoformat()}
+        if args.admit_per_minute:
+            queue["admit_per_minute"] = args.admit_per_minute
+    event = await create_sale(url, admin, args.tickets, queue=queue)
+    await asyncio.sleep(2.0)  # booking and the waiting room learn the sale from the bus
+    rng = random.Random(7)  # the same arrivals for both modes
+    arrivals = sorted(rng.uniform(0, args.arrival_seconds) for _ in tokens)
+    buyers = list(zip(tokens, arrivals, strict=True))
+    context = multiprocessing.get_context("spawn")
+    out = Outcome()
+    with context.Pool(args.processes) as pool:
+        await asyncio.to_thread(pool.map, started, range(args.processes), 1)  # the processes are up
+        began = time.time() + 1.0
+        jobs = [
+            Job("127.0.0.1", port, room, event, buyers[p :: args.processes], began, args.poll_seconds, args.timeout,
+                args.max_seconds)
+            for p in range(args.processes)
+        ]
+        load_before, cpu_before = os.getloadavg()[0], cpu_seconds(server_pid)
+        pending = pool.map_async(load_process, jobs)
+        await asyncio.to_thread(pending.wait, args.max_seconds + 60)
+        if not pending.ready():
+            pool.terminate()
+            raise SystemExit("the load processes did not stop in time")
+        for part in pending.get():
+            out.merge(part)
+    seconds = time.time() - began
+    await asyncio.sleep(3.0)  # the last payments' confirmations
+    sold = sold_count(data_dir, event[0])
+    return ModeRun(out, sold, seconds, cpu_seconds(server_pid) - cpu_before, (load_before, os.getloadavg()[0]))
+
+
+def report(name: str, run: ModeRun, args: argparse.Namespace) -> dict[str, Any]:
+    out = run.out
+    answered = out.answers.get("ticket", 0) + out.answers.get("sold out", 0)
     return {
         "mode": name,
-        "answers": dict(out.answers.most_common()),
+        "buyers": args.buyers,
+        "tickets": args.tickets,
+        "sold": run.sold,  # what the server counts as sold (paid orders)
+        "oversold": max(0, run.sold - args.tickets, out.answers.get("ticket", 0) - args.tickets),
         "tickets_paid": out.answers.get("ticket", 0),
-        "oversold": max(0, out.answers.get("ticket", 0) - tickets),
+        "answered": answered,  # a ticket or "sold out"
+        "answers": dict(out.answers.most_common()),
         "server_errors": out.server_errors,
         "timeouts": out.timeouts,
+        "answer_p50_s": round(percentile(out.answer, 0.5), 2),
+        "answer_p99_s": round(percentile(out.answer, 0.99), 2),
         "in_line_p50_s": round(percentile(out.in_line, 0.5), 2),
         "in_line_p99_s": round(percentile(out.in_line, 0.99), 2),
         "purchase_p50_s": round(percentile(out.purchase, 0.5), 3),
         "purchase_p99_s": round(percentile(out.purchase, 0.99), 3),
+        "requests": out.requests,
+        "status_polls": out.polls,
+        "seconds": round(run.seconds, 1),
+        "server_cpu_s": round(run.server_cpu, 1),
+        "load_average": [round(v, 1) for v in run.load],
     }
 
 
@@ -216,8 +419,12 @@ async def main(args: argparse.Namespace) -> None:
            "BOXOFFICE_BOOKING_MAX_ACTIVE_HOLDS": "3", "BOXOFFICE_WAITINGROOM_TICK_SECONDS": "0.5"}
     log = (data_dir / "server.log").open("wb")
     command = [sys.executable, "-m", "boxoffice.cli", "run"]
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: ASYNC220 - once
+    server = subprocess.Popen(  # noqa: ASYNC220 - once; its own session, so its workers stop with it
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
+    modes = [m.strip() for m in args.modes.split(",")]
+    results = []
     try:
         async with httpx.AsyncClient(base_url=url) as probe:
             for _ in range(300):
@@ -227,21 +434,25 @@ async def main(args: argparse.Namespace) -> None:
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.2)
-        tokens, admin = await mint_tokens(data_dir, args.buyers * 2)
-        results = []
-        for room in (True, False):
-            half = tokens[: args.buyers] if room else tokens[args.buyers:]
-            out = await run_mode(url, half, admin, args, room=room)
-            results.append(report("with the waiting room" if room else "without", out, args.tickets))
+        tokens, admin = await mint_tokens(data_dir, args.buyers * len(modes))
+        for index, mode in enumerate(modes):
+            share = tokens[index * args.buyers : (index + 1) * args.buyers]
+            run = await run_mode(url, port, share, admin, args, room=mode == "room", server_pid=server.pid,
+                                 data_dir=data_dir)
+            results.append(report("with the waiting room" if mode == "room" else "without", run, args))
             print(json.dumps(results[-1]), flush=True)
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    print(f"\n{args.buyers} buyers within {args.arrival_seconds:g} s for {args.tickets} tickets")
+    print(f"\n{args.buyers} buyers within {args.arrival_seconds:g} s for {args.tickets} tickets, "
+          f"{args.processes} load processes, {os.cpu_count()} cores")
     for r in results:
-        print(f"{r['mode']:>24}: paid {r['tickets_paid']}, oversold {r['oversold']}, server errors "
+        print(f"{r['mode']:>22}: sold {r['sold']}, oversold {r['oversold']}, answered {r['answered']} of "
+              f"{r['buyers']} (p50 {r['answer_p50_s']} s, p99 {r['answer_p99_s']} s), server errors "
               f"{r['server_errors']}, timeouts {r['timeouts']}, in line p50 {r['in_line_p50_s']} s / p99 "
-              f"{r['in_line_p99_s']} s, purchase p99 {r['purchase_p99_s']} s; answers {r['answers']}")
+              f"{r['in_line_p99_s']} s, purchase p99 {r['purchase_p99_s']} s, {r['requests']} requests, "
+              f"server CPU {r['server_cpu_s']} s, load average {r['load_average'][0]} -> {r['load_average'][1]}; "
+              f"answers {r['answers']}")
 
 
 if __name__ == "__main__":
@@ -249,9 +460,16 @@ if __name__ == "__main__":
     parser.add_argument("--buyers", type=int, default=5000)
     parser.add_argument("--arrival-seconds", type=float, default=10.0)
     parser.add_argument("--tickets", type=int, default=500)
+    parser.add_argument("--modes", default="room,open", help="room (through the waiting room), open (straight)")
+    parser.add_argument("--processes", type=int, default=4, help="load processes (each its own loop)")
+    parser.add_argument("--admit-per-minute", type=int, help="the organiser's rate (default: adaptive)")
     parser.add_argument("--opens-after", type=float, default=5.0, help="the queued sale opens this long after creation")
-    parser.add_argument("--poll-seconds", type=float, default=3.0, help="how often a buyer in line asks")
-    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--poll-seconds", type=float, default=3.0, help="a poll interval when the room gives none")
     parser.add_argument("--timeout", type=float, default=30.0, help="a request slower than this is a timeout")
     parser.add_argument("--max-seconds", type=float, default=300.0)
-    asyncio.run(main(parser.parse_args()))
+    parsed = parser.parse_args()
+    if parsed.buyers > 10_000 or parsed.max_seconds > 900 or not 1 <= parsed.processes <= 16:
+        parser.error("keep a run bounded: at most 10,000 buyers, 900 s and 16 load processes")
+    if not set(parsed.modes.split(",")) <= {"room", "open"}:
+        parser.error("--modes: room, open or both")
+    asyncio.run(main(parsed))

@@ -384,9 +384,16 @@ def queue_audit(event_id: str) -> None:
 
     replay = asyncio.run(main())
     typer.echo(f"line {replay.event_id}: pre-queue of {replay.prequeue} drawn with seed {replay.seed}")
-    for step in replay.steps:
-        at = step.at.isoformat()
-        typer.echo(f"{step.seq:>7} {at} position {step.position:>6} {step.outcome:<9} {step.user_id} {step.why}")
+    lines = [  # admissions and rate changes in time order; a change comes before the admissions it governs
+        (c.at, 0, c.seq, f"   rate {c.at.isoformat()} {c.from_rate:.0f} -> {c.to_rate:.0f}/min: {c.reason}")
+        for c in replay.rate_changes
+    ]
+    lines += [
+        (s.at, 1, s.seq, f"{s.seq:>7} {s.at.isoformat()} position {s.position:>6} {s.outcome:<9} {s.user_id} {s.why}")
+        for s in replay.steps
+    ]
+    for *_, text in sorted(lines):
+        typer.echo(text)
     for violation in replay.violations:
         typer.echo(f"VIOLATION: {violation}")
     typer.echo("fair: every rule held" if replay.fair else f"NOT FAIR: {len(replay.violations)} violations")

@@ -73,3 +73,41 @@ def test_the_waiting_page_fits_a_phone(page: Page, server: Server) -> None:
     page.get_by_test_id("join-queue").click()
     expect(page.get_by_test_id("queue-state")).to_have_text("You're in the line")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def queued_run(server: Server, *, opens_in: float) -> str:
+    """A demo train's run tomorrow, its booking day queued behind the waiting room."""
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        login = client.post("/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+        found = client.get("/api/trains/search", params={"origin": "KOTA", "destination": "BRC", "date": tomorrow})
+        run_id = str(found.json()["items"][0]["run_id"])
+        on_sale = (datetime.now(UTC) + timedelta(seconds=opens_in)).replace(microsecond=0)
+        queued = client.put(f"/api/trains/runs/{run_id}/queue", headers=admin,
+                            json={"on_sale_at": on_sale.isoformat(), "admit_per_minute": 600})
+        assert queued.status_code == 200, queued.text
+        return run_id
+
+
+def test_a_train_booking_day_sends_the_buyer_through_the_line_to_a_seat(page: Page, server: Server) -> None:
+    run_id = queued_run(server, opens_in=4)
+    create_user(server, "rail-liner@example.com", "Rae Rail")
+    log_in(page, "rail-liner@example.com")
+    page.goto(f"/trains/runs/{run_id}")
+    expect(page.get_by_test_id("queue-banner")).to_contain_text("waiting room")
+
+    # A seat picked before one's turn: the train page sends the buyer to the line instead.
+    page.locator(".coach .seat.available").first.click()
+    page.get_by_test_id("hold-seats").click()
+    expect(page.locator("body")).to_have_attribute("data-page", "queue")
+    expect(page.get_by_test_id("event-name")).not_to_be_empty()
+    page.get_by_test_id("join-queue").click()
+    expect(page.get_by_test_id("queue-state")).to_have_text(re.compile("You're in the line|It's your turn"))
+
+    expect(page.get_by_test_id("queue-state")).to_have_text("It's your turn", timeout=20_000)
+    page.get_by_test_id("to-tickets").click()
+    expect(page.locator("body")).to_have_attribute("data-page", "run")
+    page.locator(".coach .seat.available").first.click()
+    page.get_by_test_id("hold-seats").click()
+    expect(page.locator("body")).to_have_attribute("data-page", "checkout")

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import update
 
 from boxoffice.booking.deps import BookingSettings
+from boxoffice.catalog.deps import CatalogSettings
 from boxoffice.platform.admission import admitted
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.settings import Settings
@@ -268,8 +269,6 @@ def test_draw_and_token_bucket_rules() -> None:
         total += count
     assert total == 90
     assert domain.admit_count(60, 3600, 0.0)[0] == 5  # a stalled loop does not release an hour at once
-    assert domain.adapt_rate(600, 0, floor=30, ceiling=1000) == 600
-    assert domain.adapt_rate(600, 100, floor=30, ceiling=1000) == pytest.approx(0.5 * 600 + 0.5 * 125)
 
 
 async def test_the_audit_command_replays_the_record_from_the_data_dir(tmp_path: Path) -> None:
@@ -398,3 +397,165 @@ async def test_a_sale_sold_out_over_the_bus_closes_its_line(tmp_path: Path) -> N
         await wait_for(closed)
         late = await app.client.post(f"/api/queue/{event_id}/join", headers=token_for(app))
         assert late.status_code == 410
+
+
+def held(event_id: str, headers: dict[str, str], latency_ms: int) -> Envelope:
+    data = {"hold_id": str(uuid.uuid4()), "user_id": user_of(headers), "event_id": event_id, "quantity": 1,
+            "expires_at": datetime.now(UTC).isoformat(), "latency_ms": latency_ms}
+    return new_event("booking.hold-placed", source="booking", key=event_id, data=data, topic="booking.holds")
+
+
+@pytest.fixture
+async def adaptive(tmp_path: Path, db_url: str) -> AsyncIterator[Running]:
+    """A room whose rate adapts: 60 a minute to start, adjusted every 2 s by 60, a window of 6."""
+    config = WaitingRoomSettings(
+        database_url=db_url, abandon_after_seconds=3600, initial_admit_per_minute=60, adjust_seconds=2,
+        rate_step_per_minute=60, min_admit_per_minute=30, hold_latency_target_ms=500, hold_grace_seconds=4,
+        admission_window=6,
+    )
+    async with running(Settings(data_dir=tmp_path, demo=False), ["identity", "waitingroom"], workers=False,
+                       configs={"waitingroom": config}) as app:
+        app.service("waitingroom").clock = FakeClock()
+        yield app
+
+
+async def test_the_adaptive_rate_grows_while_booking_keeps_up_and_halves_when_holds_slow_down(
+    adaptive: Running,
+) -> None:
+    app = adaptive
+    event = await open_room(app, admit_per_minute=None)
+    event_id, deps = event["event_id"], app.service("waitingroom").deps
+    buyers = {user_of(b): b for b in (token_for(app) for _ in range(40))}
+    for buyer in buyers.values():
+        await join(app, event_id, buyer)
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+
+    async def hold_for_admitted(latency_ms: int) -> None:
+        async with deps.db.read() as conn:
+            admitted_now = [p.user_id for p in await store.arrivals(conn, event_id)]
+        for user_id in admitted_now:
+            place = await me(app, event_id, buyers[user_id])
+            if place["status"] == "admitted":
+                await handlers.apply_hold(deps, held(event_id, buyers[user_id], latency_ms))
+
+    async def rate() -> float:
+        line = (await app.client.get(f"/api/queue/{event_id}", headers=token_for(app, roles=("admin",)))).json()
+        return float(line["rate_per_minute"])
+
+    rates = []
+    for latency in (100, 100, 100, 2000, 100, 2000, 2000, 2000):  # booking's own hold latency, per period
+        await tick(app, 1.0)
+        await hold_for_admitted(latency)
+        await tick(app, 1.0)  # the adjustment, every 2 s
+        rates.append(await rate())
+    # Grows by 60 while holds are fast (fewer or more of them alike), halves on slow holds, never below 30.
+    assert rates == [120, 180, 240, 120, 180, 90, 45, 30], rates
+
+    replay = await fairness.replay_line(deps, event_id)
+    assert replay.fair, replay.violations
+    reasons = [c.reason for c in replay.rate_changes]
+    assert reasons[0] == "opened at the initial adaptive rate"
+    assert [r.split(":")[0] for r in reasons[1:]] == ["grew", "grew", "grew", "halved", "grew", "halved", "halved",
+                                                      "halved"]
+    assert "holds slower than the target in booking" in reasons[4]
+
+
+async def test_admitted_buyers_who_fail_to_hold_halve_the_rate_and_the_window_caps_them(adaptive: Running) -> None:
+    app = adaptive
+    event = await open_room(app, admit_per_minute=None)
+    event_id, deps = event["event_id"], app.service("waitingroom").deps
+    buyers = [token_for(app) for _ in range(20)]
+    for buyer in buyers:
+        await join(app, event_id, buyer)
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+    for _ in range(12):  # nobody ever holds (booking answers them 503, say)
+        await tick(app, 1.0)
+        async with deps.db.read() as conn:  # the concurrency window: admitted within the grace, no hold yet
+            assert await store.unheld(conn, event_id, clock(app).now - timedelta(seconds=4)) <= 6
+    async with deps.db.read() as conn:
+        # Buyers still without a hold after the grace leave the window, so the line keeps moving.
+        assert 6 < await store.unheld(conn, event_id) < 20
+    replay = await fairness.replay_line(deps, event_id)
+    assert replay.fair, replay.violations
+    reasons = [c.reason for c in replay.rate_changes]
+    assert any(r.startswith("halved:") and "placed no hold in time" in r for r in reasons), reasons
+    assert all(c.to_rate >= 30 for c in replay.rate_changes)
+
+
+async def test_a_train_runs_booking_day_can_be_queued_and_sells_only_to_admitted_buyers(
+    tmp_path: Path, db_factory: Any
+) -> None:
+    """Catalog queues a run's booking day, the room opens a line for the run, booking refuses its holds
+    without the room's admission and accepts them with it."""
+    configs = {
+        "catalog": CatalogSettings(database_url=db_factory("catalog")),
+        "booking": BookingSettings(database_url=db_factory("booking")),
+        "waitingroom": WaitingRoomSettings(database_url=db_factory("waitingroom"), tick_seconds=0.1),
+    }
+    names = ["identity", "catalog", "booking", "waitingroom"]
+    async with running(Settings(data_dir=tmp_path, demo=False), names, configs=configs) as app:
+        admin = token_for(app, roles=("admin",))
+        for code, city in (("GLC", "Glasgow"), ("EDB", "Edinburgh")):
+            station = {"code": code, "name": city, "city": city}
+            assert (await app.client.post("/api/stations", json=station, headers=admin)).status_code == 201
+        train = {
+            "number": "1S42", "name": "Shuttle", "currency": "GBP", "departure_time": "08:00",
+            "stops": [{"station": "GLC", "departure_minutes": 0, "distance_km": 0},
+                      {"station": "EDB", "arrival_minutes": 50, "distance_km": 75}],
+            "classes": [{"code": "STD", "name": "Standard", "base_fare": 1000, "per_km_fare": 10,
+                         "coaches": [{"label": "A", "seats": 6}]}],
+        }
+        made = await app.client.post("/api/trains", json=train, headers=admin)
+        assert made.status_code == 201, made.text
+        day = (datetime.now(UTC) + timedelta(days=5)).date()
+        runs = await app.client.post(f"/api/trains/{made.json()['id']}/runs", json={"date": str(day)}, headers=admin)
+        run_id = runs.json()["items"][0]["run_id"]
+
+        on_sale = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+        path = f"/api/trains/runs/{run_id}/queue"
+        too_late = {"on_sale_at": (on_sale + timedelta(days=30)).isoformat()}
+        refused = await app.client.put(path, json=too_late, headers=admin)
+        assert refused.status_code == 422 and refused.json()["type"].endswith("/invalid-date")
+        opens = {"on_sale_at": on_sale.isoformat()}
+        assert (await app.client.put(path, json=opens, headers=token_for(app))).status_code == 403
+        missing = await app.client.put(f"/api/trains/runs/{uuid.uuid4()}/queue", json=opens, headers=admin)
+        assert missing.status_code == 404
+        queued = await app.client.put(path, json={"on_sale_at": on_sale.isoformat(), "admit_per_minute": 600},
+                                      headers=admin)
+        assert queued.status_code == 200, queued.text
+        assert queued.json()["queued"] is True and queued.json()["on_sale_at"].startswith(on_sale.date().isoformat())
+        assert (await app.client.get(f"/api/trains/runs/{run_id}")).json()["queued"] is True
+
+        hold = {"run_id": run_id, "class_code": "STD", "origin": "GLC", "destination": "EDB", "quantity": 2}
+        ann, bob = token_for(app), token_for(app)
+
+        async def line_exists() -> bool:
+            return (await app.client.post(f"/api/queue/{run_id}/join", headers=ann)).status_code == 200
+
+        await wait_for(line_exists)
+
+        async def refused_without_admission() -> bool:  # once booking has the queued run from the bus
+            response = await app.client.post("/api/holds", json=hold, headers=ann)
+            return response.status_code == 403 and response.json()["type"].endswith("/not-admitted")
+
+        await wait_for(refused_without_admission)
+
+        async def admitted_place() -> dict[str, Any] | None:
+            place = await me(app, run_id, ann)
+            return place if place["admission"] else None
+
+        token = (await wait_for(admitted_place, timeout=30))["admission"]["token"]  # a loaded machine
+        with_admission = await app.client.post("/api/holds", json=hold, headers={**ann, "X-Admission": token})
+        assert with_admission.status_code == 201, with_admission.text
+        borrowed = await app.client.post("/api/holds", json=hold, headers={**bob, "X-Admission": token})
+        assert borrowed.status_code == 403  # an admission is for one account and one sale
+        line = (await app.client.get(f"/api/queue/{run_id}", headers=admin)).json()
+        assert line["capacity"] == 6 and line["name"].startswith("1S42 Shuttle")
+
+        async def counted() -> bool:  # the hold reaches the room: the admission is used
+            async with app.service("waitingroom").deps.db.read() as conn:
+                return await store.unheld(conn, run_id) == 0
+
+        await wait_for(counted, timeout=30)

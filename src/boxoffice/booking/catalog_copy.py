@@ -88,6 +88,7 @@ async def upsert_run(conn: AsyncConnection, run: Run) -> None:
         ],
         "fares": {code: dict(fares) for code, fares in run.fares.items()},
         "class_names": dict(run.class_names),
+        "on_sale_at": run.on_sale_at,
     }
     stmt = upsert_into(conn, runs).values(values)
     await conn.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_=values))
@@ -120,7 +121,9 @@ def run_from(row: Any) -> Run:
              s.get("timezone") or "UTC")
         for s in row.stops
     )
-    return Run(row.run_id, row.train_number, row.name, row.currency, stops, row.fares, row.class_names)
+    return Run(
+        row.run_id, row.train_number, row.name, row.currency, stops, row.fares, row.class_names, row.on_sale_at
+    )
 
 
 async def run_of(conn: AsyncConnection, run_id: str) -> Run | None:

@@ -247,6 +247,7 @@ class Run:
     stops: tuple[Stop, ...]
     fares: Mapping[str, Mapping[str, int]]  # class code -> {"A>B": amount}
     class_names: Mapping[str, str]
+    on_sale_at: datetime | None = None  # a queued booking day: holds need an admission from the waiting room
 
     def stop(self, station: str) -> Stop:
         return next(s for s in self.stops if s.station == station)

@@ -69,6 +69,7 @@ runs = Table(
     Column("stops", JSON, nullable=False),
     Column("fares", JSON, nullable=False),  # {class_code: {"A>B": amount}}
     Column("class_names", JSON, nullable=False),  # {class_code: name}
+    Column("on_sale_at", UtcDateTime, nullable=True),  # a queued booking day (the waiting room's line)
 )
 
 train_seats = Table(

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from boxoffice.catalog import handlers
 from boxoffice.catalog.deps import CatalogDeps
-from boxoffice.catalog.domain import Category, EventQuery, InvalidDate
-from boxoffice.catalog.schemas import EventIn, RunsIn, StationIn, TrainIn
+from boxoffice.catalog.domain import Category, EventQuery, InvalidDate, QueueDraft
+from boxoffice.catalog.schemas import EventIn, QueueIn, RunsIn, StationIn, TrainIn
 from boxoffice.catalog.views import (
     EventOut,
     EventPageOut,
@@ -116,6 +116,15 @@ async def get_run(
     destination: Annotated[str | None, Query(max_length=8, description="default: the last stop")] = None,
 ) -> RunOut:
     return await handlers.get_run(deps, run_id, origin=_code(origin), destination=_code(destination))
+
+
+@router.put(
+    "/api/trains/runs/{run_id}/queue", dependencies=ADMIN, responses=problem_responses(*WRITE_PROBLEMS, 404)
+)
+async def queue_run(run_id: str, body: QueueIn, deps: Deps) -> RunOut:
+    """Queue this run's booking day behind the waiting room (docs/waiting-room.md); again to change it."""
+    on_sale_at = body.on_sale_at.astimezone(UTC).replace(microsecond=0)
+    return await handlers.queue_run(deps, run_id, QueueDraft(on_sale_at, body.admit_per_minute))
 
 
 @router.get("/api/trains/{train_id}", responses=problem_responses(404, 422))

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from boxoffice.catalog import domain, store, timetable
 from boxoffice.catalog.availability import FULL, Counts
 from boxoffice.catalog.deps import CatalogDeps
-from boxoffice.catalog.domain import EventDraft, EventPlan, EventQuery, Station
+from boxoffice.catalog.domain import EventDraft, EventPlan, EventQuery, QueueDraft, Station
 from boxoffice.catalog.timetable import Run, TrainLayout
 from boxoffice.catalog.views import (
     EventOut,
@@ -248,6 +248,27 @@ async def search_trains(deps: CatalogDeps, *, origin: str, destination: str, day
         classes = [c.model_copy(update={"available": found.part(c.code, c.available)}) for c in option.classes]
         items.append(option.model_copy(update={"classes": classes}))
     return TrainOptionPageOut(items=items)
+
+
+async def queue_run(deps: CatalogDeps, run_id: str, queue: QueueDraft) -> RunOut:
+    """Queue a run's booking day: the waiting room opens a line at ``on_sale_at`` and booking then sells the
+    run only to buyers it admitted. The run is published again, with its ``queue``."""
+    async with deps.db.uow() as uow:
+        run = await store.run_by_id(uow.conn, run_id)
+        layout = await store.train_layout(uow.conn, run.train_id) if run is not None else None
+        if run is None or layout is None:
+            raise domain.RunNotFound(f"There is no train run {run_id}.")
+        timetable.check_queue(run, queue.on_sale_at, now=deps.now())
+        await store.queue_run(uow.conn, run_id, queue.on_sale_at, queue.admit_per_minute)
+        stations = await store.stations_by_code(uow.conn, layout.stations)
+        data = timetable.run_published(
+            layout, run.id, run.run_date, stations, on_sale_at=queue.on_sale_at,
+            admit_per_minute=queue.admit_per_minute,
+        )
+        uow.publish(RUNS_TOPIC, RUN_PUBLISHED, key=run.id, data=data)
+        await uow.commit()
+    deps.cache.invalidate()
+    return await get_run(deps, run_id, origin=None, destination=None)
 
 
 async def get_run(deps: CatalogDeps, run_id: str, *, origin: str | None, destination: str | None) -> RunOut:

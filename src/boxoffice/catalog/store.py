@@ -264,7 +264,14 @@ async def insert_runs(conn: AsyncConnection, new: Sequence[Run], *, now: datetim
 
 
 def _run(row: Row[Any]) -> Run:
-    return Run(id=row.id, train_id=row.train_id, run_date=row.run_date, departs_at=row.departs_at)
+    return Run(id=row.id, train_id=row.train_id, run_date=row.run_date, departs_at=row.departs_at,
+               on_sale_at=row.on_sale_at, admit_per_minute=row.admit_per_minute)
+
+
+async def queue_run(conn: AsyncConnection, run_id: str, on_sale_at: datetime, admit_per_minute: int | None) -> None:
+    await conn.execute(
+        update(runs).where(runs.c.id == run_id).values(on_sale_at=on_sale_at, admit_per_minute=admit_per_minute)
+    )
 
 
 async def run_by_id(conn: AsyncConnection, run_id: str) -> Run | None:

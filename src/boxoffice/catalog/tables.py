@@ -148,6 +148,9 @@ runs = Table(
     Column("run_date", Date, nullable=False),
     Column("departs_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # A queued booking day (the waiting room's line opens then); admit_per_minute None: the rate adapts.
+    Column("on_sale_at", UtcDateTime, nullable=True),
+    Column("admit_per_minute", Integer, nullable=True),
     UniqueConstraint("train_id", "run_date", name="uq_runs_train_date"),
     Index("ix_runs_run_date", "run_date"),
 )

@@ -85,6 +85,8 @@ class Run:
     train_id: str
     run_date: date
     departs_at: datetime
+    on_sale_at: datetime | None = None  # a queued booking day: buyers wait in the waiting room's line
+    admit_per_minute: int | None = None
 
 
 def route_problems(stops: Sequence[Stop]) -> list[str]:
@@ -198,11 +200,26 @@ def run_dates(first: date, last: date, *, today: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def check_queue(run: Run, on_sale_at: datetime, *, now: datetime) -> None:
+    """A run's booking day can be queued until the train leaves, with the line opening before it does."""
+    if run.departs_at <= now:
+        raise InvalidDate("This train has left; its booking cannot be queued.")
+    if on_sale_at >= run.departs_at:
+        raise InvalidDate("queue.on_sale_at must be before the train leaves.")
+
+
 def run_published(
-    layout: TrainLayout, run_id: str, run_date: date, stations: Mapping[str, Station] | None = None
+    layout: TrainLayout,
+    run_id: str,
+    run_date: date,
+    stations: Mapping[str, Station] | None = None,
+    *,
+    on_sale_at: datetime | None = None,
+    admit_per_minute: int | None = None,
 ) -> dict[str, Any]:
     """The data of ``catalog.run-published`` (docs/contracts.md): booking builds train inventory from it.
-    With ``stations`` each stop also carries its station's name and time zone (what a ticket prints)."""
+    With ``stations`` each stop also carries its station's name and time zone (what a ticket prints); a
+    queued booking day adds ``queue`` (and ``capacity``, the seats, for the waiting room)."""
     departs_at = run_departure(run_date, layout.departure_minute)
     stops = []
     for index, stop in enumerate(layout.stops):
@@ -235,7 +252,7 @@ def run_published(
         }
         for c in layout.classes
     ]
-    return {
+    data: dict[str, Any] = {
         "run_id": run_id,
         "train_id": layout.id,
         "train_number": layout.number,
@@ -245,3 +262,7 @@ def run_published(
         "stops": stops,
         "classes": classes,
     }
+    if on_sale_at is not None:
+        data["queue"] = {"on_sale_at": rfc3339(on_sale_at), "admit_per_minute": admit_per_minute}
+        data["capacity"] = sum(c.capacity for c in layout.classes)
+    return data

@@ -151,6 +151,8 @@ class RunOut(Out):
     destination_timezone: str = Field(default=DEFAULT_ZONE, description=TIMEZONE)
     stops: list[RunStopOut]
     classes: list[RunClassOut]
+    queued: bool = False  # a queued booking day: buyers go through the waiting room (/api/queue/{run_id})
+    on_sale_at: datetime | None = None
 
 
 class TrainStopOut(Out):
@@ -316,4 +318,5 @@ def run_view(layout: TrainLayout, run: Run, start: int, end: int, stations: Mapp
         currency=layout.currency, origin=layout.stops[start].station, destination=layout.stops[end].station,
         departs_at=departs, arrives_at=arrives, origin_timezone=_zone_of(stations, layout.stops[start].station),
         destination_timezone=_zone_of(stations, layout.stops[end].station), stops=stops, classes=classes,
+        queued=run.on_sale_at is not None, on_sale_at=run.on_sale_at,
     )

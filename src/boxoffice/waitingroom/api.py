@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel
 
 from boxoffice.platform.app import provide
@@ -35,6 +35,7 @@ class PlaceOut(BaseModel):
     eta_seconds: int | None
     on_sale_at: datetime
     admission: AdmissionOut | None
+    poll_after_seconds: int | None  # when to ask again (also the Retry-After header); None: no need
 
     @classmethod
     def of(cls, mine: handlers.MyPlace) -> PlaceOut:
@@ -51,6 +52,7 @@ class PlaceOut(BaseModel):
             eta_seconds=mine.standing.eta_seconds,
             on_sale_at=mine.room.on_sale_at,
             admission=admission,
+            poll_after_seconds=mine.poll_after_seconds,
         )
 
 
@@ -73,13 +75,20 @@ router = APIRouter(tags=["waiting room"])
 
 
 @router.post("/api/queue/{event_id}/join", responses=problem_responses(401, 404, 410, 422))
-async def join_line(event_id: EventId, user: CurrentUser, deps: Deps) -> PlaceOut:
-    return PlaceOut.of(await handlers.join_line(deps, event_id, user.id))
+async def join_line(event_id: EventId, user: CurrentUser, deps: Deps, response: Response) -> PlaceOut:
+    return _hinted(PlaceOut.of(await handlers.join_line(deps, event_id, user.id)), response)
 
 
 @router.get("/api/queue/{event_id}/me", responses=problem_responses(401, 404, 422))
-async def my_place(event_id: EventId, user: CurrentUser, deps: Deps) -> PlaceOut:
-    return PlaceOut.of(await handlers.my_place(deps, event_id, user.id))
+async def my_place(event_id: EventId, user: CurrentUser, deps: Deps, response: Response) -> PlaceOut:
+    """Polled by every waiting buyer: ask again after ``Retry-After`` seconds (rarely when the turn is far off)."""
+    return _hinted(PlaceOut.of(await handlers.my_place(deps, event_id, user.id)), response)
+
+
+def _hinted(place: PlaceOut, response: Response) -> PlaceOut:
+    if place.poll_after_seconds is not None:
+        response.headers["Retry-After"] = str(place.poll_after_seconds)
+    return place
 
 
 @router.get("/api/queue/{event_id}", responses=problem_responses(401, 403, 404, 422))

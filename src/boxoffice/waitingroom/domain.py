@@ -76,6 +76,9 @@ class Room:
     carry: float  # the token bucket's fraction left from the last tick
     last_tick_at: datetime | None
     opened_at: datetime | None
+    adjusted_at: datetime | None = None  # the adaptive rate's last adjustment
+    signal_holds: int = 0  # holds seen since then
+    signal_slow: int = 0  # of those, slower than the latency target inside booking
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,19 +125,79 @@ def admit_count(
     return count, tokens - count
 
 
-def adapt_rate(current: float, holds_per_minute: float, *, floor: float, ceiling: float) -> float:
-    """The next admission rate when the organiser set none: follow what booking sustains, with headroom.
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """What the room saw of booking since its last rate adjustment (measured on booking's side)."""
 
-    While booking keeps up, holds follow admissions and the rate grows by a quarter each adjustment; once
-    booking saturates, holds level off and the rate settles a quarter above them, so the shop stays busy
-    without a growing crowd of admitted buyers who cannot get a hold. With no holds seen yet (the sale just
-    opened), the rate stays where it is.
+    holds: int  # holds placed on the sale (booking.hold-placed)
+    slow_holds: int  # of those, how many took booking longer than the latency target
+    due: int  # buyers admitted whose grace to hold has just run out (admitted in the last period, one grace ago)
+    stalled: int  # of those, how many placed no hold: admitted buyers failing to hold (5xx, 503, timeouts, gone)
+    waiting: int  # people still waiting with a position: is there anyone to admit faster?
+    unheld: int  # admitted and not yet held now: the use of the concurrency window
+
+
+@dataclass(frozen=True, slots=True)
+class RateRule:
+    """The adaptive rate's settings: additive increase, multiplicative decrease, like TCP's congestion window."""
+
+    floor: float  # never below this (so never zero)
+    ceiling: float
+    step: float  # people per minute added at each healthy adjustment
+    decrease: float = 0.5  # the rate is multiplied by this on a sign of saturation
+    window: int = 200  # at most this many admitted buyers who have not held yet
+    slow_share: float = 0.1  # saturated when more than this share of holds were slower than the target
+    stall_share: float = 0.25  # saturated when more than this share of the due buyers placed no hold
+
+
+@dataclass(frozen=True, slots=True)
+class RateChange:
+    rate: float
+    reason: str  # why, for the audit record
+
+
+def next_rate(current: float, signals: Signals, rule: RateRule) -> RateChange:
+    """The admission rate for the next period when the organiser set none (AIMD).
+
+    It slows down only on signs that booking is saturated: holds slower than the target inside booking, or
+    admitted buyers who did not manage to hold in time; then it halves. Fewer holds alone are no such sign
+    (buyers may simply be slow, or something else may slow them down). Otherwise, while people wait and the
+    concurrency window has room, it grows by a fixed step. It stays within floor and ceiling, so never zero.
     """
-    if holds_per_minute <= 0:
-        return min(max(current, floor), ceiling)
-    target = holds_per_minute * 1.25
-    smoothed = 0.5 * current + 0.5 * target
-    return min(max(smoothed, floor), ceiling)
+
+    def clamp(rate: float) -> float:
+        return min(max(rate, rule.floor, 1e-9), max(rule.ceiling, rule.floor))
+
+    if signals.holds and signals.slow_holds > rule.slow_share * signals.holds:
+        reason = f"halved: {signals.slow_holds} of {signals.holds} holds slower than the target in booking"
+        return RateChange(clamp(current * rule.decrease), reason)
+    if signals.due and signals.stalled > rule.stall_share * signals.due:
+        reason = f"halved: {signals.stalled} of {signals.due} admitted buyers placed no hold in time"
+        return RateChange(clamp(current * rule.decrease), reason)
+    if signals.waiting == 0:
+        return RateChange(clamp(current), "kept: nobody waiting")
+    if signals.unheld >= rule.window:
+        return RateChange(clamp(current), f"kept: window full ({signals.unheld} admitted without a hold yet)")
+    return RateChange(clamp(current + rule.step), f"grew: healthy ({signals.holds} holds, none slow or stalled)")
+
+
+def window_room(count: int, unheld: int, window: int) -> int:
+    """How many of ``count`` may go in now: admitted buyers without a hold stay under the window."""
+    return max(0, min(count, window - unheld))
+
+
+POLL_MIN, POLL_MAX = 2, 20  # seconds between a waiting buyer's status polls (sold out reaches all within 20 s)
+
+
+def poll_after(standing: Standing, room: Room, now: datetime) -> int | None:
+    """When the buyer should ask again (seconds; the ``Retry-After`` hint): rarely when the turn is far off,
+    every 2 seconds when it is near; never once admitted or closed."""
+    if standing.place.status != PlaceStatus.WAITING:
+        return None
+    if room.status == RoomStatus.SCHEDULED or standing.eta_seconds is None:
+        to_open = (room.on_sale_at - now).total_seconds()
+        return int(min(POLL_MAX, max(POLL_MIN, to_open / 2)))
+    return int(min(POLL_MAX, max(POLL_MIN, standing.eta_seconds / 4)))
 
 
 def ahead_of(place: Place, room: Room) -> int:

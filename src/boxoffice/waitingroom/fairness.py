@@ -3,7 +3,8 @@
 Everything needed is stored: every place's arrival number and join time, the seed drawn at the opening,
 and every admission (or pass-over) with its position, time, tick and the rate in force. The replay redoes
 the pre-queue draw from the seed and checks that the positions given match it, that people were admitted
-strictly in position order, and that no tick admitted more than its rate allowed.
+strictly in position order, that no tick admitted more than its rate allowed, and that every admission went
+in at the rate the record of rate changes had in force (each change is kept with the signals that caused it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from boxoffice.waitingroom import domain, store
 from boxoffice.waitingroom.deps import WaitingRoomDeps
@@ -32,6 +34,7 @@ class Replay:
     seed: str | None
     prequeue: int
     steps: list[Step] = field(default_factory=list)
+    rate_changes: list[store.RateChangeRow] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
 
     @property
@@ -46,8 +49,9 @@ async def replay_line(deps: WaitingRoomDeps, event_id: str) -> Replay:
             raise domain.NoWaitingRoom("This sale has no waiting room.")
         places = await store.arrivals(conn, event_id)
         record = await store.admission_record(conn, event_id)
+        rates = await store.rate_record(conn, event_id)
     early = [p for p in places if room.opened_at is not None and p.joined_at < room.opened_at]
-    replay = Replay(event_id, room.seed, len(early))
+    replay = Replay(event_id, room.seed, len(early), rate_changes=rates)
     if room.seed is not None:
         drawn = domain.draw_positions([p.user_id for p in early], room.seed)
         given = {p.user_id: p.position for p in early}
@@ -67,6 +71,7 @@ async def replay_line(deps: WaitingRoomDeps, event_id: str) -> Replay:
         if row.outcome == "admitted":
             tick_counts[row.tick] = tick_counts.get(row.tick, 0) + 1
             previous_at.setdefault(row.tick, row.at)
+    _check_rates(replay, record, rates)
     ticks = sorted(previous_at)
     for before, tick in zip([None, *ticks], ticks, strict=False):
         rate = next(r.rate_per_minute for r in record if r.tick == tick)
@@ -76,3 +81,18 @@ async def replay_line(deps: WaitingRoomDeps, event_id: str) -> Replay:
             count = tick_counts[tick]
             replay.violations.append(f"tick {tick} admitted {count}, more than the rate allowed ({allowed})")
     return replay
+
+
+def _check_rates(replay: Replay, record: list[Any], rates: list[store.RateChangeRow]) -> None:
+    """Every admission's rate is the one the last rate change before it put in force."""
+    if not rates:
+        return  # a line recorded before rate changes were kept
+    index, in_force, wrong = 0, None, 0
+    for row in record:
+        while index < len(rates) and rates[index].at <= row.at:
+            in_force = rates[index].to_rate
+            index += 1
+        if row.outcome == "admitted" and (in_force is None or not math.isclose(row.rate_per_minute, in_force)):
+            wrong += 1
+    if wrong:
+        replay.violations.append(f"{wrong} admissions at a rate no recorded rate change put in force")

@@ -45,7 +45,7 @@ class WaitingRoomService(Service):
             await handlers.apply_hold(self.deps, envelope)
 
         return {
-            handlers.CATALOG_GROUP: (["catalog.events"], on_catalog),
+            handlers.CATALOG_GROUP: (["catalog.events", "catalog.runs"], on_catalog),
             handlers.BOOKINGS_GROUP: (["ticket-bookings"], on_booking),
             handlers.HOLDS_GROUP: (["booking.holds"], on_hold),
         }

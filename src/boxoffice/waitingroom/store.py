@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     func,
     insert,
     select,
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.platform.bus.tables import BigId, add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
-from boxoffice.waitingroom.domain import CloseReason, Place, PlaceStatus, Room, RoomStatus
+from boxoffice.waitingroom.domain import CloseReason, Place, PlaceStatus, Room, RoomStatus, Signals
 
 metadata = MetaData()
 
@@ -50,6 +51,10 @@ rooms = Table(
     Column("last_tick_at", UtcDateTime, nullable=True),
     Column("opened_at", UtcDateTime, nullable=True),
     Column("closed_at", UtcDateTime, nullable=True),
+    # The adaptive rate: its last adjustment, and what booking reported since (booking.hold-placed).
+    Column("adjusted_at", UtcDateTime, nullable=True),
+    Column("signal_holds", Integer, nullable=False, server_default="0"),
+    Column("signal_slow", Integer, nullable=False, server_default="0"),
     Index("ix_rooms_status", "status"),
 )
 
@@ -88,13 +93,23 @@ admissions = Table(
     Index("ix_admissions_event", "event_id", "seq"),
 )
 
-# Holds booking reported for queued sales, per minute: what the adaptive rate follows.
-hold_minutes = Table(
-    "hold_minutes",
+# Every change of the adaptive rate, with the signals that caused it (the audit record explains the rate).
+rate_changes = Table(
+    "rate_changes",
     metadata,
-    Column("event_id", String(36), primary_key=True),
-    Column("minute", UtcDateTime, primary_key=True),
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("from_rate", Float, nullable=False),
+    Column("to_rate", Float, nullable=False),
+    Column("reason", String(200), nullable=False),
     Column("holds", Integer, nullable=False),
+    Column("slow_holds", Integer, nullable=False),
+    Column("due", Integer, nullable=False),
+    Column("stalled", Integer, nullable=False),
+    Column("waiting", Integer, nullable=False),
+    Column("unheld", Integer, nullable=False),
+    Index("ix_rate_changes_event", "event_id", "seq"),
 )
 
 outbox, inbox = add_messaging_tables(metadata)
@@ -116,6 +131,9 @@ def _room(row: Any) -> Room:
         carry=row.carry,
         last_tick_at=row.last_tick_at,
         opened_at=row.opened_at,
+        adjusted_at=row.adjusted_at,
+        signal_holds=row.signal_holds,
+        signal_slow=row.signal_slow,
     )
 
 
@@ -175,13 +193,21 @@ async def update_room(conn: AsyncConnection, event_id: str, **values: Any) -> No
     await conn.execute(update(rooms).where(rooms.c.event_id == event_id).values(values))
 
 
-async def take_counter(conn: AsyncConnection, event_id: str, column: str) -> int:
-    """Hand out the next arrival number or position (one conditional increment, so never twice)."""
-    counter = rooms.c[column]
+async def take_numbers(conn: AsyncConnection, event_id: str) -> tuple[int, int | None, RoomStatus]:
+    """The next arrival number and, once the room is open, the next position (first come, first served),
+    with the room's status, all from one conditional increment: never twice, never out of step with the
+    opening."""
+    opened = rooms.c.status == RoomStatus.OPEN
     result = await conn.execute(
-        update(rooms).where(rooms.c.event_id == event_id).values({column: counter + 1}).returning(counter)
+        update(rooms)
+        .where(rooms.c.event_id == event_id)
+        .values(next_arrival=rooms.c.next_arrival + 1,
+                next_position=case((opened, rooms.c.next_position + 1), else_=rooms.c.next_position))
+        .returning(rooms.c.next_arrival, rooms.c.next_position, rooms.c.status)
     )
-    return int(result.scalar_one()) - 1
+    row = result.one()
+    status = RoomStatus(row[2])
+    return int(row[0]) - 1, (int(row[1]) - 1 if status == RoomStatus.OPEN else None), status
 
 
 async def add_sold(conn: AsyncConnection, event_id: str, tickets: int) -> Room | None:
@@ -237,15 +263,39 @@ async def next_waiting(conn: AsyncConnection, event_id: str, limit: int) -> list
     return [_place(r) for r in rows]
 
 
-async def record_admission(
-    conn: AsyncConnection, *, place: Place, outcome: str, at: datetime, rate: float, tick: int
-) -> None:
-    await conn.execute(
-        insert(admissions).values(
-            event_id=place.event_id, user_id=place.user_id, position=place.position or 0, outcome=outcome,
-            at=at, rate_per_minute=rate, tick=tick,
+async def close_places(conn: AsyncConnection, event_id: str, user_ids: Sequence[str], reason: CloseReason) -> None:
+    if user_ids:
+        await conn.execute(
+            update(places)
+            .where(places.c.event_id == event_id, places.c.user_id.in_(list(user_ids)))
+            .values(status=PlaceStatus.CLOSED, reason=reason)
         )
-    )
+
+
+async def admit_places(
+    conn: AsyncConnection, event_id: str, user_ids: Sequence[str], *, at: datetime, expires_at: datetime
+) -> None:
+    if user_ids:
+        await conn.execute(
+            update(places)
+            .where(places.c.event_id == event_id, places.c.user_id.in_(list(user_ids)))
+            .values(status=PlaceStatus.ADMITTED, admitted_at=at, expires_at=expires_at)
+        )
+
+
+async def record_admissions(
+    conn: AsyncConnection, outcomes: Sequence[tuple[Place, str]], *, at: datetime, rate: float, tick: int
+) -> None:
+    """The record's rows for one batch, in the order given (position order: ``seq`` follows it)."""
+    if outcomes:
+        await conn.execute(
+            insert(admissions),
+            [
+                {"event_id": p.event_id, "user_id": p.user_id, "position": p.position or 0, "outcome": outcome,
+                 "at": at, "rate_per_minute": rate, "tick": tick}
+                for p, outcome in outcomes
+            ],
+        )
 
 
 async def admission_record(conn: AsyncConnection, event_id: str) -> list[Any]:
@@ -297,25 +347,103 @@ async def mark_converted(conn: AsyncConnection, event_id: str, user_id: str) -> 
     )
 
 
-async def count_hold(conn: AsyncConnection, event_id: str, minute: datetime) -> None:
-    updated = await conn.execute(
-        update(hold_minutes)
-        .where(hold_minutes.c.event_id == event_id, hold_minutes.c.minute == minute)
-        .values(holds=hold_minutes.c.holds + 1)
+async def count_hold(conn: AsyncConnection, event_id: str, *, slow: bool) -> None:
+    """A hold booking placed on the sale, and whether it took booking longer than the target."""
+    await conn.execute(
+        update(rooms)
+        .where(rooms.c.event_id == event_id)
+        .values(signal_holds=rooms.c.signal_holds + 1, signal_slow=rooms.c.signal_slow + int(slow))
     )
-    if updated.rowcount == 0:
-        await conn.execute(insert(hold_minutes).values(event_id=event_id, minute=minute, holds=1))
 
 
-async def holds_since(conn: AsyncConnection, event_id: str, since: datetime) -> int:
+async def unheld(conn: AsyncConnection, event_id: str, since: datetime | None = None) -> int:
+    """Admitted buyers who have not placed a hold yet (the concurrency window's use); with ``since``, only
+    those admitted after it (a buyer still without a hold after the grace no longer holds a place in the
+    window: gone, or failing, which the rate counts instead)."""
+    stmt = select(func.count()).where(
+        places.c.event_id == event_id, places.c.status == PlaceStatus.ADMITTED, places.c.converted.is_(False)
+    )
+    if since is not None:
+        stmt = stmt.where(places.c.admitted_at > since)
+    value = (await conn.execute(stmt)).scalar_one()
+    return int(value)
+
+
+async def waiting(conn: AsyncConnection, event_id: str) -> int:
     value = (
         await conn.execute(
-            select(func.coalesce(func.sum(hold_minutes.c.holds), 0)).where(
-                hold_minutes.c.event_id == event_id, hold_minutes.c.minute >= since
+            select(func.count()).where(
+                places.c.event_id == event_id, places.c.status == PlaceStatus.WAITING, places.c.position.is_not(None)
             )
         )
     ).scalar_one()
     return int(value)
+
+
+async def admitted_between(conn: AsyncConnection, event_id: str, after: datetime, until: datetime) -> tuple[int, int]:
+    """(admitted, of those without a hold) among buyers admitted in ``(after, until]``."""
+    row = (
+        await conn.execute(
+            select(func.count(), func.coalesce(func.sum(case((places.c.converted.is_(False), 1), else_=0)), 0)).where(
+                places.c.event_id == event_id, places.c.admitted_at > after, places.c.admitted_at <= until
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def record_rate_change(
+    conn: AsyncConnection, *, event_id: str, at: datetime, from_rate: float, to_rate: float, reason: str,
+    signals: Signals,
+) -> None:
+    await conn.execute(
+        insert(rate_changes).values(
+            event_id=event_id, at=at, from_rate=from_rate, to_rate=to_rate, reason=reason[:200],
+            holds=signals.holds, slow_holds=signals.slow_holds, due=signals.due, stalled=signals.stalled,
+            waiting=signals.waiting, unheld=signals.unheld,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RateChangeRow:
+    seq: int
+    at: datetime
+    from_rate: float
+    to_rate: float
+    reason: str
+
+
+async def rate_record(conn: AsyncConnection, event_id: str) -> list[RateChangeRow]:
+    rows = await conn.execute(
+        select(rate_changes).where(rate_changes.c.event_id == event_id).order_by(rate_changes.c.seq)
+    )
+    return [RateChangeRow(r.seq, r.at, r.from_rate, r.to_rate, r.reason) for r in rows]
+
+
+async def room_and_place(conn: AsyncConnection, event_id: str, user_id: str) -> tuple[Room | None, Place | None]:
+    """The room and this account's place in one read (the status poll's only query)."""
+    joined = rooms.outerjoin(places, and_(places.c.event_id == rooms.c.event_id, places.c.user_id == user_id))
+    room_cols = [c.label(f"r_{c.name}") for c in rooms.c]
+    place_cols = [c.label(f"p_{c.name}") for c in places.c]
+    stmt = select(*room_cols, *place_cols).select_from(joined).where(rooms.c.event_id == event_id)
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None, None
+    mapping = row._mapping
+    found_room = _room(_Prefixed(mapping, "r_"))
+    found_place = _place(_Prefixed(mapping, "p_")) if mapping["p_user_id"] is not None else None
+    return found_room, found_place
+
+
+class _Prefixed:
+    """Attribute access to one table's columns of a joined row (``row.r_name`` as ``.name``)."""
+
+    def __init__(self, mapping: Any, prefix: str) -> None:
+        self._mapping, self._prefix = mapping, prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return self._mapping[self._prefix + name]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,11 @@
-"""The waiting room's pages: a buyer's place in line, and the organiser's view of the line."""
+"""The waiting room's pages: a buyer's place in line, and the organiser's view of the line.
+
+A line stands in front of a queued sale: an event, or a train run's booking day (same ids, same pages).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -22,13 +27,48 @@ async def _place(visitor: Visitor, event_id: str) -> QueuePlace | None:
         raise
 
 
+@dataclass(frozen=True, slots=True)
+class Sale:
+    """What the waiting page says about the sale the line is for."""
+
+    id: str
+    name: str
+    tag: str | None  # an event's category
+    where: str
+    starts_at: str
+    on_sale_at: str | None
+    href: str  # where the buyer picks tickets once admitted
+    timezone: str = "UTC"  # the venue's or the departure station's: times are shown there
+
+
+async def _sale(visitor: Visitor, sale_id: str) -> Sale:
+    """The event, or else the train run, with this id."""
+    try:
+        e = await visitor.catalog.event(sale_id)
+        return Sale(e.id, e.name, e.category, f"{e.venue}, {e.city}", e.starts_at, e.on_sale_at, f"/events/{e.id}",
+                    e.timezone)
+    except ApiProblem as exc:
+        if exc.status != 404:
+            raise
+    run = await visitor.catalog.run(sale_id)
+    return Sale(run.run_id, f"{run.train_number} {run.name}", None, f"{run.origin} → {run.destination}",
+                run.departs_at, run.on_sale_at, f"/trains/runs/{run.run_id}", run.origin_timezone)
+
+
 @router.get("/queue/{event_id}")
 async def queue_page(request: Request, event_id: str, visitor: VisitorDep) -> Response:
     event_id = page_id(event_id)
     visitor.require_user()
-    event = await visitor.catalog.event(event_id)
+    sale = await _sale(visitor, event_id)
     place = await _place(visitor, event_id)
-    return render(request, "queue.html", "queue", event=event, place=place)
+    return render(request, "queue.html", "queue", sale=sale, place=place)
+
+
+@router.get("/queue/{event_id}/shop")
+async def queue_shop(request: Request, event_id: str, visitor: VisitorDep) -> Response:
+    """Admitted: on to the event's or the train's page to pick tickets."""
+    sale = await _sale(visitor, page_id(event_id))
+    return redirect(sale.href, request)
 
 
 @router.get("/queue/{event_id}/status")

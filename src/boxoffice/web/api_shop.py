@@ -303,7 +303,9 @@ async def _hold_run(request: Request, visitor: Visitor, run_id: str, wanted: Hol
                     idempotency_key: str | None = None) -> Response:
     origin, destination, class_code = wanted.origin or "", wanted.destination or "", wanted.class_code or ""
     try:
-        hold = await visitor.booking.place_hold(wanted, idempotency_key=idempotency_key)
+        hold = await handlers.place_event_hold(visitor, wanted, idempotency_key=idempotency_key)
+    except handlers.WaitInLine:
+        return redirect(f"/queue/{run_id}", request)
     except ApiProblem as exc:
         if exc.status >= 500 or exc.status in (401, 403):
             raise

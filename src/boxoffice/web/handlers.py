@@ -328,7 +328,8 @@ class WaitInLine(Exception):
 
 
 async def place_event_hold(visitor: Visitor, wanted: HoldRequest, *, idempotency_key: str | None = None) -> Hold:
-    """Hold seats of an event; for a queued sale, with the waiting room's admission (docs/waiting-room.md).
+    """Hold seats of an event or a train run; for a queued sale (an event, a run's booking day), with the
+    waiting room's admission (docs/waiting-room.md).
 
     Booking alone knows whether a sale is queued, so the hold is tried first; booking's ``not-admitted``
     answer sends the visitor's admission along, or the visitor to the line.
@@ -336,10 +337,11 @@ async def place_event_hold(visitor: Visitor, wanted: HoldRequest, *, idempotency
     try:
         return await visitor.booking.place_hold(wanted, idempotency_key=idempotency_key)
     except ApiProblem as exc:
-        if exc.slug != "not-admitted" or wanted.event_id is None:
+        sale_id = wanted.event_id or wanted.run_id
+        if exc.slug != "not-admitted" or sale_id is None:
             raise
     try:
-        place = await visitor.queue.place(wanted.event_id)
+        place = await visitor.queue.place(sale_id)
     except ApiProblem as exc:
         if exc.status == 404:
             raise WaitInLine from None

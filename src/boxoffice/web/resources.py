@@ -209,6 +209,8 @@ class Run(Answer):
     destination_timezone: str = "UTC"
     stops: list[RunStop]
     classes: list[RunClass]
+    queued: bool = False  # a queued booking day: buyers go through the waiting room
+    on_sale_at: str | None = None
 
 
 # booking
@@ -357,6 +359,7 @@ class QueuePlace(Answer):
     eta_seconds: int | None = None
     on_sale_at: str
     admission: QueueAdmission | None = None
+    poll_after_seconds: int | None = None  # the waiting room's hint: ask again after this long
 
 
 class QueueLine(Answer):

@@ -85,6 +85,7 @@ class RunPublished(_Wire):
     currency: str
     stops: list[_StopIn]
     classes: list[_ClassIn]
+    queue: _QueueIn | None = None  # a queued booking day
 
 
 async def apply_catalog_event(deps: BookingDeps, envelope: Envelope) -> None:
@@ -122,6 +123,7 @@ async def _apply_run(conn: AsyncConnection, data: RunPublished) -> None:
         stops=tuple(Stop(s.station, s.index, s.arrives_at, s.departs_at, s.name, s.timezone) for s in data.stops),
         fares={c.code: c.fares for c in data.classes},
         class_names={c.code: c.name for c in data.classes},
+        on_sale_at=data.queue.on_sale_at if data.queue else None,
     )
     await catalog_copy.upsert_run(conn, run)
     seats = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -64,8 +65,10 @@ async def place_hold(
 ) -> StoredResponse:
     """Hold what ``cmd`` asks for; ``render`` gives the answer's JSON, stored with the Idempotency-Key."""
 
+    started = time.perf_counter()  # the hold's latency inside booking, reported to the waiting room
+
     async def work(uow: UnitOfWork) -> JsonValue:
-        return render(await _place(uow, deps, cmd, user))
+        return render(await _place(uow, deps, cmd, user, started))
 
     try:
         answer = await run_idempotent(
@@ -81,14 +84,19 @@ async def place_hold(
 async def _check_admission(
     uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal, now: datetime
 ) -> Event | None:
-    """A queued sale sells only to buyers the waiting room admitted: its signed token, for this sale and buyer.
-    Returns the event (None for a train or an unknown event), so that the claim does not read it again."""
-    if cmd.event_id is None:
+    """A queued sale (an event, or a train run's booking day) sells only to buyers the waiting room admitted:
+    its signed token, for this sale and buyer. Returns the event (None for a train or an unknown event), so
+    that the claim does not read it again."""
+    event = None
+    if cmd.run_id is not None:
+        run = await catalog_copy.run_of(uow.conn, cmd.run_id)
+        sale_id, queued = cmd.run_id, run is not None and run.on_sale_at is not None
+    elif cmd.event_id is not None:
+        event = await catalog_copy.event_of(uow.conn, cmd.event_id)
+        sale_id, queued = cmd.event_id, event is not None and event.on_sale_at is not None
+    else:
         return None
-    event = await catalog_copy.event_of(uow.conn, cmd.event_id)
-    if event is None or event.on_sale_at is None:
-        return event
-    if not admitted(deps.secret, cmd.admission, event_id=event.event_id, user_id=user.id, now=now):
+    if queued and not admitted(deps.secret, cmd.admission, event_id=sale_id, user_id=user.id, now=now):
         raise domain.NotAdmitted(
             "This sale has a waiting room: join the line, and hold seats once you are admitted "
             f"(send the admission in the {ADMISSION_HEADER} header)."
@@ -96,7 +104,7 @@ async def _check_admission(
     return event
 
 
-async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal) -> Hold:
+async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal, started: float) -> Hold:
     now = deps.now()
     event = await _check_admission(uow, deps, cmd, user, now)
     hold_id = uuid7()
@@ -137,6 +145,9 @@ async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Princ
             "event_id": hold.event_id,
             "quantity": hold.quantity,
             "expires_at": expires_at.isoformat(),
+            # From the request reaching the handler to the claim made (waiting for the database included):
+            # the waiting room slows its admissions when this grows (docs/waiting-room.md).
+            "latency_ms": round((time.perf_counter() - started) * 1000),
         },
     )
     return hold
