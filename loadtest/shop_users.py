@@ -81,8 +81,11 @@ class ShopUser(HttpUser):
             if held.status_code != 201:
                 held.failure(f"{held.status_code} {held.text[:200]}")
                 return
-        order = self.client.post("/api/orders", json={"hold_id": held.json()["id"]}, headers=self.headers,
-                                 name="/api/orders POST")
+        body: dict[str, Any] = {"hold_id": held.json()["id"]}
+        if kind == "train":  # a train ticket is personal: one passenger name per seat
+            body["passengers"] = [{"seat_id": item["seat_id"], "name": "Load Traveller"}
+                                  for item in held.json()["items"]]
+        order = self.client.post("/api/orders", json=body, headers=self.headers, name="/api/orders POST")
         if order.status_code != 201:
             return
         self.client.post(f"/api/orders/{order.json()['id']}/payment", json=CARD,
