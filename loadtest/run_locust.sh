@@ -16,21 +16,9 @@ BASE_USERS=${BASE_USERS:-20}
 OUT=${OUT:-var/loadtest}
 mkdir -p "$OUT"
 
-HOST=${1:-}
-SERVER_PID=""
-cleanup() { if [[ -n "$SERVER_PID" ]]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi; }
-trap cleanup EXIT
-if [[ -z "$HOST" ]]; then
-  PORT=${PORT:-8950}
-  DATA=$(mktemp -d)
-  BOXOFFICE_PORT=$PORT BOXOFFICE_DATA_DIR="$DATA" BOXOFFICE_LOG_LEVEL=WARNING "$BIN/boxoffice" run >"$OUT/server.log" 2>&1 &
-  SERVER_PID=$!
-  HOST="http://127.0.0.1:$PORT"
-  for _ in $(seq 1 120); do
-    if curl -fs "$HOST/readyz" >/dev/null 2>&1; then break; fi
-    sleep 0.5
-  done
-  curl -fs "$HOST/readyz" >/dev/null || { echo "boxoffice did not get ready; see $OUT/server.log"; exit 1; }
+source loadtest/boxoffice_server.sh
+use_or_start_boxoffice "${1:-}" "${PORT:-8950}" "$OUT/server.log"
+if [[ -n "$SERVER_PID" ]]; then
   sleep 3  # the catalog's demo events reach music's line-ups over the bus
 fi
 

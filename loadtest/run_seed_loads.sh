@@ -13,22 +13,8 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 OUT=${OUT:-var/loadtest}
 mkdir -p "$OUT"
-HOST=${1:-}
-SERVER_PID=""
-cleanup() { if [[ -n "$SERVER_PID" ]]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi; }
-trap cleanup EXIT
-if [[ -z "$HOST" ]]; then
-  PORT=${PORT:-8951}
-  DATA=$(mktemp -d)
-  BOXOFFICE_PORT=$PORT BOXOFFICE_DATA_DIR="$DATA" BOXOFFICE_LOG_LEVEL=WARNING "$BIN/boxoffice" run >"$OUT/seed-server.log" 2>&1 &
-  SERVER_PID=$!
-  HOST="http://127.0.0.1:$PORT"
-  for _ in $(seq 1 240); do
-    if curl -fs "$HOST/readyz" >/dev/null 2>&1; then break; fi
-    sleep 0.5
-  done
-  curl -fs "$HOST/readyz" >/dev/null || { echo "boxoffice did not get ready; see $OUT/seed-server.log"; exit 1; }
-fi
+source loadtest/boxoffice_server.sh
+use_or_start_boxoffice "${1:-}" "${PORT:-8951}" "$OUT/seed-server.log"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ "${ONLY:-ramp}" == ramp ]]; then
   "$BIN/locust" -f loadtest/locust_ramp.py --headless --host "$HOST" --only-summary --stop-timeout 10 \
