@@ -11,8 +11,9 @@ from fastapi import APIRouter, Depends, Header, Path
 from boxoffice.payments import handlers
 from boxoffice.payments.deps import PaymentsDeps
 from boxoffice.payments.domain import Card, PayOrder, normalize_card_number
-from boxoffice.payments.schemas import AuditOut, PaidOut, PaymentIn, PaymentOut
+from boxoffice.payments.schemas import PaidOut, PaymentIn, PaymentOut
 from boxoffice.platform.app import provide
+from boxoffice.platform.audit import AuditOut
 from boxoffice.platform.auth import CurrentUser, require_internal
 from boxoffice.platform.problem_http import problem_responses
 

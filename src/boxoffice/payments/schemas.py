@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
 from boxoffice.payments.domain import Payment, PaymentResult
-from boxoffice.platform.audit import AuditEntry
 from boxoffice.platform.requests import RequestBody
 
 
@@ -52,35 +50,4 @@ class PaymentOut(BaseModel):
             card_last4=payment.card_last4,
             decline_code=payment.decline_code,
             created_at=payment.created_at,
-        )
-
-
-class AuditEntryOut(BaseModel):
-    at: datetime
-    actor: str
-    action: str
-    entity: str
-    entity_id: str
-    detail: dict[str, Any]
-
-
-class AuditOut(BaseModel):
-    """``GET /internal/orders/{id}/audit``: this service's entries of one order, oldest first."""
-
-    items: list[AuditEntryOut]
-
-    @classmethod
-    def of(cls, entries: list[AuditEntry]) -> AuditOut:
-        return cls(
-            items=[
-                AuditEntryOut(
-                    at=e.at,
-                    actor=e.actor,
-                    action=e.action,
-                    entity=e.entity,
-                    entity_id=e.entity_id,
-                    detail=dict(e.detail),
-                )
-                for e in entries
-            ]
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Column, Index, MetaData, String, Table, Text, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -90,3 +91,31 @@ async def order_history(conn: AsyncConnection, order_id: str) -> list[AuditEntry
         .order_by(_AUDIT.c.id)
     )
     return [AuditEntry(r.at, r.actor, r.action, r.entity, r.entity_id, json.loads(r.detail)) for r in rows]
+
+
+class AuditEntryOut(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    detail: dict[str, Any]
+
+
+class AuditOut(BaseModel):
+    """``GET /internal/orders/{id}/audit``: a service's entries of one order, oldest first (payments and
+    tickets answer it; booking merges them into the order's history)."""
+
+    items: list[AuditEntryOut]
+
+    @classmethod
+    def of(cls, entries: list[AuditEntry]) -> AuditOut:
+        return cls(
+            items=[
+                AuditEntryOut(
+                    at=e.at, actor=e.actor, action=e.action, entity=e.entity, entity_id=e.entity_id,
+                    detail=dict(e.detail),
+                )
+                for e in entries
+            ]
+        )

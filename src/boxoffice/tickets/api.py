@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
 
 from boxoffice.platform.app import provide
+from boxoffice.platform.audit import AuditOut
 from boxoffice.platform.auth import CurrentUser, Principal, require_internal, require_role
 from boxoffice.platform.problem_http import problem_responses
 from boxoffice.tickets.deps import TicketsDeps
@@ -15,7 +16,6 @@ from boxoffice.tickets.domain import CheckIn, CreateUpload, ListTickets, VoidOrd
 from boxoffice.tickets.handlers import gates, issuing, reading, uploads
 from boxoffice.tickets.schemas import (
     ID_PATTERN,
-    AuditOut,
     CheckInIn,
     CheckInOut,
     Jwk,

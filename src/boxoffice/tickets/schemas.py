@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from boxoffice.platform.audit import AuditEntry
 from boxoffice.platform.requests import RequestBody
 from boxoffice.tickets.codes import MAX_CODE_LENGTH
 from boxoffice.tickets.domain import Admission, Ticket, TicketList, TicketStatus, Upload
@@ -182,34 +180,3 @@ class Jwk(BaseModel):
 
 class Jwks(BaseModel):
     keys: list[Jwk]
-
-
-class AuditEntryOut(BaseModel):
-    at: datetime
-    actor: str
-    action: str
-    entity: str
-    entity_id: str
-    detail: dict[str, Any]
-
-
-class AuditOut(BaseModel):
-    """``GET /internal/orders/{id}/audit``: this service's entries of one order, oldest first."""
-
-    items: list[AuditEntryOut]
-
-    @classmethod
-    def of(cls, entries: list[AuditEntry]) -> AuditOut:
-        return cls(
-            items=[
-                AuditEntryOut(
-                    at=e.at,
-                    actor=e.actor,
-                    action=e.action,
-                    entity=e.entity,
-                    entity_id=e.entity_id,
-                    detail=dict(e.detail),
-                )
-                for e in entries
-            ]
-        )
