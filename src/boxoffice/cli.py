@@ -201,11 +201,8 @@ class Runtime:
         """Kill a service's workers wherever they are and start them again, as a crash and restart would."""
         service = next(s for s in self.services if s.name == service_name)
         victims = [t for t in self._tasks if t.get_name().startswith(f"{service_name}:")]
+        await _cancel_all(victims)
         for task in victims:
-            task.cancel()
-        for task in victims:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
             self._tasks.remove(task)
         self._start_workers(service)
 
@@ -229,11 +226,7 @@ class Runtime:
                 log.warning("workers busy after the drain; cancelled", workers=sorted(t.get_name() for t in late))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _cancel_all(self._tasks)
         self._tasks.clear()
         for service in self.services:
             await service.stop()
@@ -268,6 +261,25 @@ class Runtime:
 
 EMBEDDED_DRAIN_SECONDS = 10
 """``boxoffice run``: how long its workers may take to finish their batches once the server has stopped."""
+
+
+async def _cancel_all(tasks: Sequence[asyncio.Task[None]], *, grace: float = 5.0, rounds: int = 6) -> None:
+    """Cancel ``tasks`` and wait for them. A task still running after ``grace`` seconds is cancelled again:
+    a library that swallowed the first ``CancelledError`` (see ``platform.shutdown.stopped``) gets another
+    one, and after ``rounds`` tries the task is left behind with an error in the log rather than hanging the
+    shutdown for ever."""
+    pending = {t for t in tasks if not t.done()}
+    for _ in range(rounds):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=grace)
+    if pending:
+        log.error("workers ignored cancellation; left running", workers=sorted(t.get_name() for t in pending))
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved (and logged by _report_worker_exit), never re-raised here
 
 
 def _report_worker_exit(task: asyncio.Task[None]) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 from pydantic import ValidationError
 
 from boxoffice.booking.deps import BookingSettings
-from boxoffice.cli import database_url
+from boxoffice.cli import _cancel_all, database_url
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.clients import CircuitBreaker, CircuitOpen
 from boxoffice.platform.gateway import compile_pattern
 from boxoffice.platform.settings import Settings
+from boxoffice.platform.shutdown import stopped
 
 
 def test_production_refuses_default_secret_and_dev_mailbox() -> None:
@@ -78,3 +82,44 @@ def test_envelope_round_trip_and_partition_by_key() -> None:
     assert {new_event("t", source="s", key="ev-1", data={}, topic="x").partition(8) for _ in range(20)} == {
         event.partition(8)
     }
+
+
+async def swallowing_loop(polls: list[int]) -> None:
+    """A worker loop over a library that loses a cancellation (as Python 3.11's ``asyncio.wait_for`` and
+    ``async_timeout`` can when it races a completing wait): the ``CancelledError`` never reaches the loop."""
+    while not stopped(None):
+        polls.append(1)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.01)
+
+
+async def test_a_loop_whose_cancellation_was_swallowed_still_stops() -> None:
+    polls: list[int] = []
+    task = asyncio.create_task(swallowing_loop(polls))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert done == {task} and task.cancelled()
+    before = len(polls)
+    await asyncio.sleep(0.05)
+    assert len(polls) == before
+
+
+async def test_stopping_the_workers_cancels_again_until_they_end() -> None:
+    swallowed = 0
+
+    async def stubborn() -> None:  # swallows two cancellations, honours the third
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                swallowed += 1
+                if swallowed == 3:
+                    raise
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    await _cancel_all([task], grace=0.05)
+    assert task.cancelled() and swallowed == 3

@@ -66,6 +66,13 @@ def cooperate() -> asyncio.Event | None:
 
 
 def stopped(event: asyncio.Event | None) -> bool:
+    """True once the runtime asked to stop. A loop calls it between batches, so it is also where a lost
+    cancellation is found: if this task was cancelled and something below swallowed the ``CancelledError``
+    (Python 3.11's ``asyncio.wait_for`` and ``async_timeout``, which aiokafka uses, can lose a cancellation
+    that races a completing wait), it is raised again here instead of the loop polling on for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
     return event is not None and event.is_set()
 
 

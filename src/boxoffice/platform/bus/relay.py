@@ -23,6 +23,7 @@ from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.bus.tables import outbox_batch, outbox_delete
 from boxoffice.platform.db import Database
 from boxoffice.platform.metrics import BUS_PUBLISHED, OUTBOX_BACKLOG
+from boxoffice.platform.shutdown import stopped
 
 log = structlog.get_logger("boxoffice.relay")
 
@@ -75,7 +76,7 @@ class Relay:
         """Relay until cancelled; back off while the bus is down."""
         backoff = self.idle_interval
         try:
-            while True:
+            while not stopped(None):  # raises a cancellation a library below swallowed
                 try:
                     if not await self._lead():
                         await asyncio.sleep(self.idle_interval * 4)
