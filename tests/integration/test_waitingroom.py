@@ -4,6 +4,7 @@ admission at the rate, expiry, sold-out closing the line, a restart keeping it, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.settings import Settings
 from boxoffice.waitingroom import domain, fairness, handlers, store
 from boxoffice.waitingroom.deps import WaitingRoomSettings
+from boxoffice.waitingroom.memory import LineMemory
 from tests.harness.app import FakeClock, Running, running, wait_for
 from tests.harness.booking import CARD_OK, token_for
 
@@ -559,3 +561,70 @@ async def test_a_train_runs_booking_day_can_be_queued_and_sells_only_to_admitted
                 return await store.unheld(conn, run_id) == 0
 
         await wait_for(counted, timeout=30)
+
+
+async def test_joins_arriving_together_take_one_place_each_in_one_line(app: Running) -> None:
+    """Joins at the same moment share a transaction (group commit): still one place per account, no number
+    given twice, the pre-queue drawn as recorded, and later arrivals numbered after it."""
+    event_id = (await open_room(app))["event_id"]
+    early = [token_for(app) for _ in range(25)]
+    places = await asyncio.gather(*(join(app, event_id, b) for b in early for _ in range(2)))  # each twice
+    assert all(p["status"] == "waiting" and p["position"] is None for p in places)
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+    late = [token_for(app) for _ in range(25)]
+    late_places = await asyncio.gather(*(join(app, event_id, b) for b in late for _ in range(2)))
+    mine = {user_of(b): p["position"] for b, p in zip([b for b in late for _ in range(2)], late_places, strict=True)}
+    assert len(mine) == 25 and sorted(mine.values()) == list(range(26, 51))
+    drawn = [(await me(app, event_id, b))["position"] for b in early]
+    assert sorted(drawn) == list(range(1, 26))
+    async with app.service("waitingroom").deps.db.read() as conn:
+        rows = await store.arrivals(conn, event_id)
+    assert [r.arrival for r in rows] == list(range(1, 51))  # 100 joins, 50 places, every arrival number once
+    replay = await fairness.replay_line(app.service("waitingroom").deps, event_id)
+    assert replay.prequeue == 25 and replay.fair, replay.violations
+
+
+async def test_a_process_that_did_not_admit_sees_the_admission_from_the_record(app: Running) -> None:
+    """Each process answers polls from its own copy of the room, read again once older than its max age: a
+    second process (its own memory, the same database) tells the buyer when the first one admitted them."""
+    deps = app.service("waitingroom").deps
+    other = dataclasses.replace(deps, memory=LineMemory(max_age=0.0))
+    event = await open_room(app, admit_per_minute=60)
+    clock(app).advance(minutes=5)
+    await tick(app, 0)
+    first, second = token_for(app), token_for(app)
+    await join(app, event["event_id"], first)
+    place = await handlers.join_line(other, event["event_id"], user_of(second))  # joined through the other
+    assert place.standing.place.position == 2
+    assert (await handlers.my_place(other, event["event_id"], user_of(first))).standing.place.status == "waiting"
+    assert await tick(app) == 1  # the first process admits
+    seen = await handlers.my_place(other, event["event_id"], user_of(first))
+    assert seen.standing.place.status == "admitted" and seen.admission is not None
+    assert (await handlers.my_place(other, event["event_id"], user_of(second))).standing.ahead == 0
+
+
+async def test_asking_for_ones_place_keeps_it_and_a_holder_who_stopped_is_passed_over(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Last-seen marks are gathered in memory and written for many places at once; they still decide who
+    is passed over as gone when their turn comes."""
+    configs = {"waitingroom": WaitingRoomSettings(database_url=db_url, abandon_after_seconds=120)}
+    async with running(Settings(data_dir=tmp_path, demo=False), ["identity", "waitingroom"], workers=False,
+                       configs=configs) as app:
+        app.service("waitingroom").clock = FakeClock()
+        event = await open_room(app, admit_per_minute=600)
+        clock(app).advance(minutes=5)
+        await tick(app, 0)
+        gone, staying = token_for(app), token_for(app)
+        await join(app, event["event_id"], gone)
+        await join(app, event["event_id"], staying)
+        clock(app).advance(seconds=100)
+        await me(app, event["event_id"], staying)  # marked in memory
+        clock(app).advance(seconds=6)
+        await me(app, event["event_id"], staying)  # the marks are written
+        clock(app).advance(seconds=94)  # gone: 200 s unseen; staying: 94 s
+        await handlers.tick_rooms(app.service("waitingroom").deps)
+        assert (await me(app, event["event_id"], staying))["status"] == "admitted"
+        left = await me(app, event["event_id"], gone)
+        assert left["status"] == "closed" and left["reason"] == "abandoned"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import Field
 
 from boxoffice.platform.db import Database
 from boxoffice.platform.settings import ServiceSettings, service_config
+from boxoffice.waitingroom.memory import LineMemory
 
 
 class WaitingRoomSettings(ServiceSettings):
@@ -35,6 +36,9 @@ class WaitingRoomSettings(ServiceSettings):
     abandon_after_seconds: int = 600
     """A waiting place whose holder has not asked for this long is passed over (tab closed)."""
     tick_seconds: float = 1.0
+    status_max_age_seconds: float = Field(default=0.5, ge=0)
+    """How old this process's copy of a room may be when it answers a status poll (the database is read at
+    most this often per room, however many buyers poll; 0: every poll reads)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +47,4 @@ class WaitingRoomDeps:
     config: WaitingRoomSettings
     secret: bytes  # signs admissions (platform.admission)
     now: Callable[[], datetime]
+    memory: LineMemory = field(default_factory=LineMemory)  # this process's copy of its lines (memory.py)

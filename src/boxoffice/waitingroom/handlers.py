@@ -7,8 +7,8 @@ increments of the room's counters, so two joins never share a number.
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +22,7 @@ from boxoffice.platform.metrics import counter
 from boxoffice.waitingroom import domain, store
 from boxoffice.waitingroom.deps import WaitingRoomDeps
 from boxoffice.waitingroom.domain import PlaceStatus, RoomStatus
+from boxoffice.waitingroom.memory import plainly_waiting
 
 JOINED = counter("boxoffice_waitingroom_joined_total", "People who joined a line")
 ADMITTED = counter("boxoffice_waitingroom_admitted_total", "People admitted from a line")
@@ -65,67 +66,133 @@ def _my_place(deps: WaitingRoomDeps, place: domain.Place, room: domain.Room) -> 
     return MyPlace(room, standing, admission, domain.poll_after(standing, room, now))
 
 
+async def _room(deps: WaitingRoomDeps, event_id: str) -> domain.Room | None:
+    """The room as this process last read it (at most ``status_max_age_seconds`` ago)."""
+
+    async def read() -> domain.Room | None:
+        async with deps.db.read() as conn:
+            return await store.room(conn, event_id)
+
+    return await deps.memory.room(event_id, read)
+
+
 async def join_line(deps: WaitingRoomDeps, event_id: str, user_id: str) -> MyPlace:
     """Take a place in the line, or get back the one this account already has.
 
-    Every buyer of a big sale joins within seconds, so a join keeps the service's writer (on SQLite, its one
-    write connection) for two statements only: the numbers, decided by the room's status in the same UPDATE
-    (so a join racing the opening is either drawn or gets a position, never neither), and the place.
-    Looking for an existing place is a read on the read pool; a retried join writes nothing.
+    Every buyer of a big sale joins within seconds, so joins that arrive together are written together
+    (``memory.Batcher``): one transaction per batch takes the numbers for all of them, decided by the room's
+    status in the same UPDATE (so a join racing the opening is either drawn or gets a position, never
+    neither), and inserts their places in the order they came. A retried join this process has seen writes
+    nothing.
     """
-    async with deps.db.read() as conn:
-        room, existing = await store.room_and_place(conn, event_id, user_id)
+    room = await _room(deps, event_id)
     if room is None:
         raise domain.NoWaitingRoom("This sale has no waiting room.")
-    if existing is not None:
-        return _my_place(deps, existing, room)
+    if deps.memory.place(event_id, user_id) is not None:
+        return await my_place(deps, event_id, user_id)  # a retried join
     if room.status == RoomStatus.CLOSED:
-        raise domain.QueueClosed("This sale is sold out; the line is closed.")
-    now, raced = deps.now(), False
-    async with deps.db.uow() as uow:
-        arrival, position, status = await store.take_numbers(uow.conn, event_id)
-        if status == RoomStatus.CLOSED:
+        async with deps.db.read() as conn:
+            fresh, existing = await store.room_and_place(conn, event_id, user_id)
+        if fresh is None or existing is None:
             raise domain.QueueClosed("This sale is sold out; the line is closed.")
-        place = domain.Place(
-            event_id=event_id, user_id=user_id, arrival=arrival, joined_at=now, position=position,
-            status=PlaceStatus.WAITING, reason=None, admitted_at=None, expires_at=None, last_seen_at=now,
-            converted=False,
-        )
+        return _my_place(deps, existing, fresh)
+
+    async def write(batch: Sequence[str]) -> list[domain.Place | BaseException]:
+        return await _write_joins(deps, event_id, batch)
+
+    place = await deps.memory.joins.submit(event_id, user_id, write)
+    if place.position is not None and room.status != RoomStatus.OPEN:  # the room opened meanwhile
+        deps.memory.forget_room(event_id)
+        room = await _room(deps, event_id) or room
+    return _my_place(deps, place, room)
+
+
+async def _write_joins(
+    deps: WaitingRoomDeps, event_id: str, batch: Sequence[str]
+) -> list[domain.Place | BaseException]:
+    """One transaction for a batch of joins (user ids in arrival order): those who already have a place get
+    it back, the others get the next numbers in that order. Another process may insert the same account
+    between the read and the insert (PostgreSQL): then the batch is tried again and finds that place."""
+    for attempt in range(3):
         try:
-            await store.insert_place(
-                uow.conn,
-                {
-                    "event_id": event_id, "user_id": user_id, "arrival": arrival, "joined_at": now,
-                    "position": position, "status": PlaceStatus.WAITING, "last_seen_at": now, "converted": False,
-                },
-            )
-            await uow.commit()
+            return await _write_joins_once(deps, event_id, batch)
         except IntegrityError:
-            raced = True
-    if raced:  # a second browser won the race: its place is this account's place
-        return await my_place(deps, event_id, user_id)
-    JOINED.inc()
-    return _my_place(deps, place, dataclasses.replace(room, status=status))  # what was just written
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _write_joins_once(
+    deps: WaitingRoomDeps, event_id: str, batch: Sequence[str]
+) -> list[domain.Place | BaseException]:
+    users = list(dict.fromkeys(batch))
+    async with deps.db.uow() as uow:
+        found = await store.places_of(uow.conn, event_id, users)
+        new = [u for u in users if u not in found]
+        if new:
+            numbers = await store.take_numbers(uow.conn, event_id, len(new))
+            if numbers.status == RoomStatus.CLOSED:  # rolled back: nobody takes a number
+                closed = domain.QueueClosed("This sale is sold out; the line is closed.")
+                return [found.get(u) or closed for u in batch]
+            # Read after the numbers: a room that opened before them opened before this time. A pre-queue
+            # join is recorded before the opening time, as the replay of the draw expects.
+            now = deps.now()
+            if numbers.first_position is None:
+                now = min(now, numbers.on_sale_at - timedelta(microseconds=1))
+            elif numbers.opened_at is not None:
+                now = max(now, numbers.opened_at)
+            made = [
+                domain.Place(
+                    event_id=event_id, user_id=u, arrival=numbers.first_arrival + i, joined_at=now,
+                    position=None if numbers.first_position is None else numbers.first_position + i,
+                    status=PlaceStatus.WAITING, reason=None, admitted_at=None, expires_at=None, last_seen_at=now,
+                    converted=False,
+                )
+                for i, u in enumerate(new)
+            ]
+            await store.insert_places(uow.conn, made)
+            await uow.commit()
+            JOINED.inc(len(made))
+            found.update((p.user_id, p) for p in made)
+    for place in found.values():
+        deps.memory.remember_place(place)
+    return [found[u] for u in batch]
 
 
 async def my_place(deps: WaitingRoomDeps, event_id: str, user_id: str) -> MyPlace:
     """Where this account stands; asking keeps the place from being abandoned.
 
-    This is what every waiting buyer polls, so it is one read (room and place joined) and, at most once a
-    minute per place, one small write.
+    This is what every waiting buyer polls. A place still plainly waiting is answered from this process's
+    memory against the room read at most ``status_max_age_seconds`` ago (no query of its own); anything else
+    (admitted, closed, drawn at the opening, or unknown here) is one read. Asking is recorded in memory and
+    written for many places at once (``memory.SEEN_FLUSH``).
     """
     now = deps.now()
-    async with deps.db.read() as conn:
-        room, place = await store.room_and_place(conn, event_id, user_id)
+    room = await _room(deps, event_id)
     if room is None:
         raise domain.NoWaitingRoom("This sale has no waiting room.")
-    if place is None:
-        raise domain.NoWaitingRoom("You are not in this line; join it first.")
+    place = deps.memory.place(event_id, user_id)
+    if place is None or not plainly_waiting(place, room):
+        async with deps.db.read() as conn:
+            fresh, place = await store.room_and_place(conn, event_id, user_id)
+        if fresh is None:
+            raise domain.NoWaitingRoom("This sale has no waiting room.")
+        room = fresh
+        deps.memory.remember_room(room)
+        if place is None:
+            raise domain.NoWaitingRoom("You are not in this line; join it first.")
+        deps.memory.remember_place(place)
     if place.status == PlaceStatus.WAITING and now - place.last_seen_at > SEEN_EVERY:
-        async with deps.db.uow() as uow:
-            await store.update_place(uow.conn, event_id, user_id, last_seen_at=now)
-            await uow.commit()
+        place = deps.memory.mark_seen(place, now)
+    if deps.memory.seen_due(now):
+        await deps.memory.flush_seen(now, lambda e, users, at: _write_seen(deps, e, users, at))
     return _my_place(deps, place, room)
+
+
+async def _write_seen(deps: WaitingRoomDeps, event_id: str, user_ids: list[str], at: datetime) -> None:
+    async with deps.db.uow() as uow:
+        await store.mark_seen(uow.conn, event_id, user_ids, at)
+        await uow.commit()
 
 
 async def report_line(deps: WaitingRoomDeps, event_id: str) -> LineReport:
@@ -171,6 +238,7 @@ async def tick_room(deps: WaitingRoomDeps, event_id: str) -> int:
         admitted = await _admit(deps, uow.conn, room, allowed, rate, now) if allowed else 0
         await store.update_room(uow.conn, event_id, rate_per_minute=rate, carry=carry, last_tick_at=now)
         await uow.commit()
+    deps.memory.forget_room(event_id)  # this process's polls see the tick at once
     return admitted
 
 
@@ -305,6 +373,7 @@ async def apply_catalog_event(deps: WaitingRoomDeps, envelope: Envelope) -> None
             capacity=capacity,
         )
         await uow.commit()
+    deps.memory.forget_room(sale_id)
 
 
 async def _has_room(deps: WaitingRoomDeps, event_id: str) -> bool:
@@ -330,6 +399,7 @@ async def apply_booking(deps: WaitingRoomDeps, envelope: Envelope) -> None:
             if room is not None and room.status != RoomStatus.CLOSED and room.capacity and room.sold >= room.capacity:
                 await store.close_line(uow.conn, room.event_id, deps.now())
         await uow.commit()
+    deps.memory.forget_room(str(data.get("event_id")))
 
 
 async def apply_hold(deps: WaitingRoomDeps, envelope: Envelope) -> None:

@@ -17,6 +17,7 @@ from boxoffice.platform.settings import Settings
 from boxoffice.waitingroom import handlers
 from boxoffice.waitingroom.api import router
 from boxoffice.waitingroom.deps import WaitingRoomDeps, WaitingRoomSettings
+from boxoffice.waitingroom.memory import LineMemory
 
 
 class WaitingRoomService(Service):
@@ -29,7 +30,10 @@ class WaitingRoomService(Service):
         self, settings: Settings, *, bus: Bus, clients: ServiceClients, config: WaitingRoomSettings | None = None
     ) -> None:
         super().__init__(settings, bus=bus, clients=clients, config=config)
-        self.deps = WaitingRoomDeps(db=self.db, config=self.config, secret=settings.secret, now=self.now)
+        self.deps = WaitingRoomDeps(
+            db=self.db, config=self.config, secret=settings.secret, now=self.now,
+            memory=LineMemory(max_age=self.config.status_max_age_seconds),
+        )
 
     def routers(self) -> Sequence[APIRouter]:
         return [router]

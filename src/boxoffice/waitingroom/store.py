@@ -193,21 +193,35 @@ async def update_room(conn: AsyncConnection, event_id: str, **values: Any) -> No
     await conn.execute(update(rooms).where(rooms.c.event_id == event_id).values(values))
 
 
-async def take_numbers(conn: AsyncConnection, event_id: str) -> tuple[int, int | None, RoomStatus]:
-    """The next arrival number and, once the room is open, the next position (first come, first served),
-    with the room's status, all from one conditional increment: never twice, never out of step with the
-    opening."""
+@dataclass(frozen=True, slots=True)
+class Numbers:
+    """What a batch of ``count`` joins took from its room: arrivals ``first_arrival`` on, and positions
+    ``first_position`` on once the room is open (None in the pre-queue), decided with the room's status."""
+
+    first_arrival: int
+    first_position: int | None
+    status: RoomStatus
+    on_sale_at: datetime
+    opened_at: datetime | None
+
+
+async def take_numbers(conn: AsyncConnection, event_id: str, count: int = 1) -> Numbers:
+    """The next ``count`` arrival numbers and, once the room is open, the next ``count`` positions (first come,
+    first served), with the room's status, all from one conditional increment: never twice, never out of
+    step with the opening."""
     opened = rooms.c.status == RoomStatus.OPEN
     result = await conn.execute(
         update(rooms)
         .where(rooms.c.event_id == event_id)
-        .values(next_arrival=rooms.c.next_arrival + 1,
-                next_position=case((opened, rooms.c.next_position + 1), else_=rooms.c.next_position))
-        .returning(rooms.c.next_arrival, rooms.c.next_position, rooms.c.status)
+        .values(next_arrival=rooms.c.next_arrival + count,
+                next_position=case((opened, rooms.c.next_position + count), else_=rooms.c.next_position))
+        .returning(rooms.c.next_arrival, rooms.c.next_position, rooms.c.status, rooms.c.on_sale_at,
+                   rooms.c.opened_at)
     )
     row = result.one()
-    status = RoomStatus(row[2])
-    return int(row[0]) - 1, (int(row[1]) - 1 if status == RoomStatus.OPEN else None), status
+    status = RoomStatus(row.status)
+    position = int(row.next_position) - count if status == RoomStatus.OPEN else None
+    return Numbers(int(row.next_arrival) - count, position, status, row.on_sale_at, row.opened_at)
 
 
 async def add_sold(conn: AsyncConnection, event_id: str, tickets: int) -> Room | None:
@@ -222,8 +236,32 @@ async def place(conn: AsyncConnection, event_id: str, user_id: str) -> Place | N
     return _place(row) if row else None
 
 
-async def insert_place(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(places).values(values))
+async def places_of(conn: AsyncConnection, event_id: str, user_ids: Sequence[str]) -> dict[str, Place]:
+    rows = await conn.execute(
+        select(places).where(places.c.event_id == event_id, places.c.user_id.in_(list(user_ids)))
+    )
+    return {r.user_id: _place(r) for r in rows}
+
+
+async def insert_places(conn: AsyncConnection, new: Sequence[Place]) -> None:
+    await conn.execute(
+        insert(places),
+        [
+            {"event_id": p.event_id, "user_id": p.user_id, "arrival": p.arrival, "joined_at": p.joined_at,
+             "position": p.position, "status": p.status, "last_seen_at": p.last_seen_at, "converted": p.converted}
+            for p in new
+        ],
+    )
+
+
+async def mark_seen(conn: AsyncConnection, event_id: str, user_ids: Sequence[str], at: datetime) -> None:
+    """Their holders asked for these waiting places (abandonment counts from ``last_seen_at``)."""
+    await conn.execute(
+        update(places)
+        .where(places.c.event_id == event_id, places.c.user_id.in_(list(user_ids)),
+               places.c.status == PlaceStatus.WAITING, places.c.last_seen_at < at)
+        .values(last_seen_at=at)
+    )
 
 
 async def update_place(conn: AsyncConnection, event_id: str, user_id: str, **values: Any) -> None:
