@@ -426,14 +426,16 @@ async def main(args: argparse.Namespace) -> None:
     modes = [m.strip() for m in args.modes.split(",")]
     results = []
     try:
-        async with httpx.AsyncClient(base_url=url) as probe:
-            for _ in range(300):
+        async with httpx.AsyncClient(base_url=url, timeout=10) as probe:
+            for _ in range(600):
                 try:
                     if (await probe.get("/readyz")).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.2)
+            else:
+                raise SystemExit(f"boxoffice did not get ready (see {data_dir / 'server.log'})")
         tokens, admin = await mint_tokens(data_dir, args.buyers * len(modes))
         for index, mode in enumerate(modes):
             share = tokens[index * args.buyers : (index + 1) * args.buyers]
