@@ -241,12 +241,14 @@ async def purchase(conn: Connection, headers: dict[str, str], hold: dict[str, An
     return "ticket"
 
 
-async def buyer_with_room(conn: Connection, token: str, event: tuple[str, str], out: Outcome, poll: float) -> str:
+async def buyer_with_room(
+    conn: Connection, room: Connection, token: str, event: tuple[str, str], out: Outcome, poll: float
+) -> str:
     """Join, then ask again when the room's Retry-After says (as the waiting page does), then buy."""
     event_id, section_id = event
     headers = {"Authorization": f"Bearer {token}"}
     joined_at = time.monotonic()
-    place = await conn.request("POST", f"/api/queue/{event_id}/join", headers)
+    place = await room.request("POST", f"/api/queue/{event_id}/join", headers)
     while True:
         if place.status == 410:
             out.in_line.append(time.monotonic() - joined_at)
@@ -264,10 +266,12 @@ async def buyer_with_room(conn: Connection, token: str, event: tuple[str, str], 
         wait = state.get("poll_after_seconds") or retry_after(place, poll)
         await asyncio.sleep(wait * random.uniform(0.7, 1.3))
         out.polls += 1
-        place = await conn.request("GET", f"/api/queue/{event_id}/me", headers)
+        place = await room.request("GET", f"/api/queue/{event_id}/me", headers)
 
 
-async def buyer_without_room(conn: Connection, token: str, event: tuple[str, str], out: Outcome, poll: float) -> str:
+async def buyer_without_room(
+    conn: Connection, room: Connection, token: str, event: tuple[str, str], out: Outcome, poll: float
+) -> str:
     event_id, section_id = event
     hold = {"event_id": event_id, "section_id": section_id, "quantity": 1}
     return await purchase(conn, {"Authorization": f"Bearer {token}"}, hold, out)
@@ -279,6 +283,7 @@ class Job:
 
     host: str
     port: int
+    room_port: int  # where the buyers' /api/queue/ requests go: the server's port, or the room's own servers'
     room: bool
     event: tuple[str, str]
     buyers: list[tuple[str, float]]
@@ -302,13 +307,17 @@ def load_process(job: Job) -> Outcome:
         async def one(token: str, at: float) -> None:
             await asyncio.sleep(max(0.0, job.began + at - time.time()))
             conn = Connection(job.host, job.port, job.timeout, out, job.began + job.max_seconds)
+            room = conn
+            if job.room_port != job.port:
+                room = Connection(job.host, job.room_port, job.timeout, out, job.began + job.max_seconds)
             arrived = time.monotonic()
             try:
-                answer = await behaviour(conn, token, job.event, out, job.poll)
+                answer = await behaviour(conn, room, token, job.event, out, job.poll)
             except Answer as exc:
                 answer = str(exc)
             finally:
                 await conn.close()
+                await room.close()
             if answer in ("ticket", "sold out"):
                 out.answer.append(time.monotonic() - arrived)
             out.answers[answer] += 1
@@ -329,10 +338,13 @@ def load_process(job: Job) -> Outcome:
     return asyncio.run(main())
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the server's processes (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(v) for v in fields[11:13])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -345,8 +357,8 @@ class ModeRun:
 
 
 async def run_mode(
-    url: str, port: int, tokens: list[str], admin: str, args: argparse.Namespace, *, room: bool, server_pid: int,
-    data_dir: Path,
+    url: str, ports: tuple[int, int], tokens: list[str], admin: str, args: argparse.Namespace, *, room: bool,
+    server_pids: list[int], data_dir: Path,
 ) -> ModeRun:
     queue = None
     if room:
@@ -365,11 +377,11 @@ async def run_mode(
         await asyncio.to_thread(pool.map, started, range(args.processes), 1)  # the processes are up
         began = time.time() + 1.0
         jobs = [
-            Job("127.0.0.1", port, room, event, buyers[p :: args.processes], began, args.poll_seconds, args.timeout,
-                args.max_seconds)
+            Job("127.0.0.1", ports[0], ports[1], room, event, buyers[p :: args.processes], began, args.poll_seconds,
+                args.timeout, args.max_seconds)
             for p in range(args.processes)
         ]
-        load_before, cpu_before = os.getloadavg()[0], cpu_seconds(server_pid)
+        load_before, cpu_before = os.getloadavg()[0], cpu_seconds(server_pids)
         pending = pool.map_async(load_process, jobs)
         await asyncio.to_thread(pending.wait, args.max_seconds + 60)
         if not pending.ready():
@@ -380,7 +392,7 @@ async def run_mode(
     seconds = time.time() - began
     await asyncio.sleep(3.0)  # the last payments' confirmations
     sold = sold_count(data_dir, event[0])
-    return ModeRun(out, sold, seconds, cpu_seconds(server_pid) - cpu_before, (load_before, os.getloadavg()[0]))
+    return ModeRun(out, sold, seconds, cpu_seconds(server_pids) - cpu_before, (load_before, os.getloadavg()[0]))
 
 
 def report(name: str, run: ModeRun, args: argparse.Namespace) -> dict[str, Any]:
@@ -417,11 +429,14 @@ async def main(args: argparse.Namespace) -> None:
     env = {**os.environ, "BOXOFFICE_DATA_DIR": str(data_dir), "BOXOFFICE_PORT": str(port), "BOXOFFICE_DEMO": "0",
            "BOXOFFICE_SECRET_KEY": SECRET, "BOXOFFICE_LOG_LEVEL": "WARNING",
            "BOXOFFICE_BOOKING_MAX_ACTIVE_HOLDS": "3", "BOXOFFICE_WAITINGROOM_TICK_SECONDS": "0.5"}
+    if args.room_servers:
+        env["BOXOFFICE_SQLITE_INLINE"] = "0"  # several processes write the waiting room's SQLite file
     log = (data_dir / "server.log").open("wb")
     command = [sys.executable, "-m", "boxoffice.cli", "run"]
     server = subprocess.Popen(  # noqa: ASYNC220 - once; its own session, so its workers stop with it
         command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
+    servers, room_port = [server], port
     url = f"http://127.0.0.1:{port}"
     modes = [m.strip() for m in args.modes.split(",")]
     results = []
@@ -436,16 +451,41 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.sleep(0.2)
             else:
                 raise SystemExit(f"boxoffice did not get ready (see {data_dir / 'server.log'})")
+        if args.room_servers:
+            # The waiting room's API in processes of its own (SO_REUSEPORT: the kernel spreads the buyers'
+            # connections over them), as replicas behind an ingress that routes /api/queue/ to them would be;
+            # its admission loop and everything else stay in the first process.
+            room_port = free_port()
+            serve = [sys.executable, "-m", "boxoffice.cli", "serve", "waitingroom", "--port", str(room_port),
+                     "--reuse-port"]
+            room_env = {**env, "BOXOFFICE_IDENTITY_URL": url}  # the keys that verify the buyers' tokens
+            servers += [
+                subprocess.Popen(  # noqa: ASYNC220 - a few, once
+                    serve, env=room_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+                for _ in range(args.room_servers)
+            ]
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{room_port}", timeout=10) as probe:
+                for _ in range(300):
+                    try:
+                        if (await probe.get("/readyz")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(5.0)  # every one of them listens (the probe reached one)
         tokens, admin = await mint_tokens(data_dir, args.buyers * len(modes))
         for index, mode in enumerate(modes):
             share = tokens[index * args.buyers : (index + 1) * args.buyers]
-            run = await run_mode(url, port, share, admin, args, room=mode == "room", server_pid=server.pid,
-                                 data_dir=data_dir)
+            run = await run_mode(url, (port, room_port), share, admin, args, room=mode == "room",
+                                 server_pids=[s.pid for s in servers], data_dir=data_dir)
             results.append(report("with the waiting room" if mode == "room" else "without", run, args))
             print(json.dumps(results[-1]), flush=True)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        for each in servers:
+            os.killpg(each.pid, signal.SIGTERM)
+        for each in servers:
+            each.wait(timeout=30)
     print(f"\n{args.buyers} buyers within {args.arrival_seconds:g} s for {args.tickets} tickets, "
           f"{args.processes} load processes, {os.cpu_count()} cores")
     for r in results:
@@ -469,9 +509,13 @@ if __name__ == "__main__":
     parser.add_argument("--poll-seconds", type=float, default=3.0, help="a poll interval when the room gives none")
     parser.add_argument("--timeout", type=float, default=30.0, help="a request slower than this is a timeout")
     parser.add_argument("--max-seconds", type=float, default=300.0)
+    parser.add_argument("--room-servers", type=int, default=0,
+                        help="serve the waiting room's API from this many processes of its own as well")
     parsed = parser.parse_args()
-    if parsed.buyers > 10_000 or parsed.max_seconds > 900 or not 1 <= parsed.processes <= 16:
-        parser.error("keep a run bounded: at most 10,000 buyers, 900 s and 16 load processes")
+    if parsed.buyers > 10_000 or parsed.max_seconds > 900 or not 1 <= parsed.processes <= 16 or not (
+        0 <= parsed.room_servers <= 4
+    ):
+        parser.error("keep a run bounded: at most 10,000 buyers, 900 s, 16 load processes and 4 room servers")
     if not set(parsed.modes.split(",")) <= {"room", "open"}:
         parser.error("--modes: room, open or both")
     asyncio.run(main(parsed))
