@@ -354,11 +354,22 @@ async def test_a_queued_sale_sells_only_to_buyers_the_room_admitted(tmp_path: Pa
         assert forged.status_code == 403
 
 
-async def test_a_sale_sold_out_over_the_bus_closes_its_line(tmp_path: Path) -> None:
-    """Booking's confirmations reach the room through the bus, and the last ticket closes the line."""
+@pytest.mark.parametrize("bus", ["sql", "kafka"])
+async def test_a_sale_sold_out_over_the_bus_closes_its_line(
+    tmp_path: Path, bus: str, request: pytest.FixtureRequest
+) -> None:
+    """Booking's confirmations reach the room through the bus (either bus), and the last ticket closes the
+    line: buyers whose polls are answered from memory are told at once."""
     configs = {"waitingroom": WaitingRoomSettings(tick_seconds=0.1)}
     names = ["identity", "catalog", "booking", "payments", "waitingroom"]
-    async with running(Settings(data_dir=tmp_path, demo=False), names, configs=configs) as app:
+    settings = Settings(data_dir=tmp_path, demo=False)
+    if bus == "kafka":
+        settings = Settings(
+            data_dir=tmp_path, demo=False, bus="kafka", bus_partitions=2,
+            kafka_bootstrap_servers=request.getfixturevalue("kafka_bootstrap"), kafka_session_timeout_ms=2_000,
+            kafka_heartbeat_interval_ms=300, kafka_rebalance_timeout_ms=1_000,
+        )
+    async with running(settings, names, configs=configs) as app:
         admin = token_for(app, roles=("admin",))
         on_sale = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
         body = {
