@@ -295,13 +295,13 @@ def embedded(data_dir: Path, env: dict[str, str]) -> Iterator[Servers]:
 
 
 @contextlib.contextmanager
-def separate(data_dir: Path, env: dict[str, str], collectors: int) -> Iterator[Servers]:
+def separate(data_dir: Path, env: dict[str, str], collectors: int, inline: bool = False) -> Iterator[Servers]:
     """Tracking alone, as its own processes: ``serve tracking`` N times and ``worker tracking`` once."""
     data_dir.mkdir(parents=True, exist_ok=True)
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")},
         "BOXOFFICE_DATA_DIR": str(data_dir),
-        "BOXOFFICE_SQLITE_INLINE": "0",  # processes share the SQLite files
+        "BOXOFFICE_SQLITE_INLINE": "1" if inline else "0",  # processes share the SQLite files
         **env,
     }
     command = [sys.executable, "-m", "boxoffice.cli"]
@@ -368,7 +368,7 @@ def run(args: argparse.Namespace) -> None:
         }
         if args.database_url:
             env["BOXOFFICE_TRACKING_DATABASE_URL"] = args.database_url
-        servers_of = separate(data_dir, env, args.collectors) if args.collectors else embedded(data_dir, env)
+        servers_of = separate(data_dir, env, args.collectors, args.sqlite_inline) if args.collectors else embedded(data_dir, env)
         with servers_of as servers:
             host = "127.0.0.1"
             pids = list(servers.pids.values())
@@ -455,6 +455,8 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="seconds to wait for the processor")
     parser.add_argument("--collectors", type=int, default=0,
                         help="run tracking alone: this many `serve tracking` processes and one `worker tracking`")
+    parser.add_argument("--sqlite-inline", action="store_true",
+                        help="with --collectors: SQLite statements on each process's event loop, not a thread")
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="measure the servers' idle CPU this long")
     parser.add_argument("--py-spy", metavar="PATH", help="py-spy executable: profile each server process")
     parser.add_argument("--profile-dir", default="var/clickstream-profiles", help="where --py-spy writes")
