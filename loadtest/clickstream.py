@@ -350,6 +350,20 @@ def start_profilers(
     ]
 
 
+def collector_appends(host: str, port: int) -> tuple[float, float]:
+    """(appends, requests appended) so far, from a collector's /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    values = {"boxoffice_tracking_appends_total": 0.0, "boxoffice_tracking_appended_requests_total": 0.0}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in values:
+            values[name] = float(value)
+    return values["boxoffice_tracking_appends_total"], values["boxoffice_tracking_appended_requests_total"]
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -368,7 +382,13 @@ def run(args: argparse.Namespace) -> None:
         }
         if args.database_url:
             env["BOXOFFICE_TRACKING_DATABASE_URL"] = args.database_url
-        servers_of = separate(data_dir, env, args.collectors, args.sqlite_inline) if args.collectors else embedded(data_dir, env)
+        for pair in args.env:
+            key, _, value = pair.partition("=")
+            env[key] = value
+        servers_of = (
+            separate(data_dir, env, args.collectors, args.sqlite_inline) if args.collectors
+            else embedded(data_dir, env)
+        )
         with servers_of as servers:
             host = "127.0.0.1"
             pids = list(servers.pids.values())
@@ -408,6 +428,7 @@ def run(args: argparse.Namespace) -> None:
                 stored = counter.count() - baseline
             end_to_end = time.monotonic() - started
             cpu_by_role = {role: cpu_seconds([pid]) - cpu_before[role] for role, pid in servers.pids.items()}
+            appends = [collector_appends(host, port) for port in servers.ports]
             load = os.getloadavg()[0]
             for profiler in profilers:
                 profiler.wait(timeout=60)
@@ -436,6 +457,8 @@ def run(args: argparse.Namespace) -> None:
               f"per event ({roles}); {busy * 1e6:.0f} us without the {idle_per_second * 1000:.0f} ms/s the "
               f"servers spend idle (one fully available core: ~{1 / busy if busy else 0:,.0f} events/s end to end); "
               f"load average {load:.1f}")
+        grouped = ", ".join(f"{requests_ / max(1, count):.1f}" for count, requests_ in appends)
+        print(f"collector requests per bus append: {grouped} (each collector's, over the whole run)")
         print(f"load generator CPU: {load_cpu:.1f} s = {load_cpu / max(1, requests) * 1e6:.0f} us per request, "
               f"{load_cpu / max(1, accepted) * 1e6:.0f} us per accepted event ({load_cpu / load_seconds:.2f} cores "
               f"while the load ran)")
@@ -457,6 +480,8 @@ def main() -> None:
                         help="run tracking alone: this many `serve tracking` processes and one `worker tracking`")
     parser.add_argument("--sqlite-inline", action="store_true",
                         help="with --collectors: SQLite statements on each process's event loop, not a thread")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the server processes, e.g. BOXOFFICE_TRACKING_CLIENT_BURST_EVENTS=2000")
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="measure the servers' idle CPU this long")
     parser.add_argument("--py-spy", metavar="PATH", help="py-spy executable: profile each server process")
     parser.add_argument("--profile-dir", default="var/clickstream-profiles", help="where --py-spy writes")
