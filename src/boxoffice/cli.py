@@ -418,15 +418,21 @@ def run(
     only: Annotated[
         str | None, typer.Option(help="with --processes: only these services, comma-separated (default: all)")
     ] = None,
+    replicas: Annotated[
+        str | None,
+        typer.Option(help="with --processes: API processes per service sharing its port, as N for every service "
+                          "or SERVICE=N,... (default 1)"),
+    ] = None,
 ) -> None:
     """Run boxoffice: every service in one process (default), or one process per service."""
     settings = _settings()
     names = [_service_class(n.strip()).name for n in only.split(",") if n.strip()] if only else list(SERVICES)
-    if only and not processes:
-        raise typer.BadParameter("--only needs --processes")
+    if (only or replicas) and not processes:
+        raise typer.BadParameter("--only and --replicas need --processes")
+    counts = _replica_counts(replicas, names)
     migrate_all(settings, names)
     if processes:
-        _run_processes(settings, names)
+        _run_processes(settings, names, counts)
         return
     log.info("serving", url=f"http://{settings.host}:{settings.port}")
     _serve(build_embedded_app(settings), settings)
@@ -605,10 +611,31 @@ PROCESS_DRAIN_SECONDS = 2
 one machine, so a short drain lets requests already on their way arrive)."""
 
 
-def _run_processes(settings: Settings, names: Sequence[str]) -> None:
+def _replica_counts(option: str | None, names: Sequence[str]) -> dict[str, int]:
+    """``--replicas``: ``"3"`` (every service) or ``"booking=3,payments=2"`` (the rest 1)."""
+    counts = dict.fromkeys(names, 1)
+    if not option:
+        return counts
+    try:
+        if option.strip().isdigit():
+            counts = dict.fromkeys(names, int(option))
+        else:
+            for part in filter(None, (p.strip() for p in option.split(","))):
+                name, _, count = part.partition("=")
+                counts[_service_class(name.strip()).name] = int(count)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--replicas {option!r}: give N or SERVICE=N,...") from exc
+    if any(not 1 <= n <= 64 for n in counts.values()):
+        raise typer.BadParameter("--replicas: between 1 and 64 processes per service")
+    return counts
+
+
+def _run_processes(settings: Settings, names: Sequence[str], replicas: Mapping[str, int] | None = None) -> None:
     """Each service as ``serve`` + ``worker`` processes on its own port; this process is the gateway.
 
-    Every service keeps its port (``services_base_port`` + its place in ``SERVICES``) whichever run."""
+    Every service keeps its port (``services_base_port`` + its place in ``SERVICES``) whichever run. With
+    ``replicas`` a service's port is served by that many processes (SO_REUSEPORT: the kernel spreads the
+    connections); its workers stay one process (its consumer groups and the relay's lease allow more)."""
     if settings.bus == "sql" and settings.bus_database_url is None:
         log.warning("--processes with the default SQLite bus: fine on one machine; set BOXOFFICE_BUS=kafka to scale")
     env = {**os.environ, "BOXOFFICE_SQLITE_INLINE": "0"}  # processes may share SQLite files (the bus)
@@ -623,7 +650,8 @@ def _run_processes(settings: Settings, names: Sequence[str]) -> None:
         command = [sys.executable, "-m", "boxoffice.cli"]
         # Each service's port takes a replacement process before the old one drains: a rolling update.
         serve = ["serve", name, "--port", str(port), "--reuse-port", "--drain-seconds", str(PROCESS_DRAIN_SECONDS)]
-        children.append(subprocess.Popen([*command, *serve], env=env))
+        for _ in range((replicas or {}).get(name, 1)):
+            children.append(subprocess.Popen([*command, *serve], env=env))
         if SERVICES[name].has_workers:
             children.append(subprocess.Popen([*command, "worker", name], env=env))
     retry_seconds = GatewaySettings().gateway_retry_seconds

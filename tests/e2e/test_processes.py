@@ -1,7 +1,7 @@
 """Distributed mode end to end: ``boxoffice run --processes`` on PostgreSQL and Kafka (Tansu).
 
 Each service runs as its own ``serve`` and ``worker`` processes behind the gateway, with one PostgreSQL
-database per service and the kafka bus; the buyer's journey works exactly as in embedded mode.
+database per service and the kafka bus; the buyer's journey works exactly as in embedded mode, with booking's API served by two processes.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from boxoffice.cli import SERVICES
@@ -37,7 +38,7 @@ def test_buyer_journey_on_separate_processes(tmp_path: Path, postgres_admin_url:
         },
     }
     with (
-        boxoffice_run(tmp_path / "var", env=env, args=("--processes",), timeout=240) as server,
+        boxoffice_run(tmp_path / "var", env=env, args=("--processes", "--replicas", "booking=2"), timeout=240) as server,
         httpx.Client(base_url=server.url, timeout=20) as client,
     ):
         buyer = sign_up(client, "distributed@example.com")
@@ -57,3 +58,5 @@ def test_buyer_journey_on_separate_processes(tmp_path: Path, postgres_admin_url:
         gate = admin_headers(client)
         assert client.post("/api/checkin", json={"code": ticket["code"]}, headers=gate).status_code == 200
         assert client.get("/readyz").json() == {"status": "ready"}
+        commands = [p.cmdline() for p in psutil.Process(server.process.pid).children()]
+        assert sum(c[3:5] == ["serve", "booking"] for c in commands) == 2  # python -m boxoffice.cli serve booking

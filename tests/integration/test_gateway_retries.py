@@ -180,3 +180,55 @@ async def test_a_draining_process_closes_every_connection_it_answers_on() -> Non
         assert (await client.get("/api/x")).headers.get("connection") == "keep-alive"
         gateway.draining = True
         assert (await client.get("/api/x")).headers.get("connection") == "close"
+
+
+async def test_an_event_stream_passes_through_as_it_arrives() -> None:
+    """Server-sent events (live sales, the waiting room) reach the browser event by event through the gateway
+    of ``run --processes``, not once the upstream has finished."""
+    go_on = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        writer.write(b"d\r\ndata: first\n\n\r\n")
+        await writer.drain()
+        await go_on.wait()
+        writer.write(b"e\r\ndata: second\n\n\r\n0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    port = free_port()
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    proxy = HttpProxy(f"http://127.0.0.1:{port}", retry_seconds=1)
+    gateway = Gateway([("/api/things", proxy)], check_ready=no_failures, owners={"/api/things": "things"})
+    arrived: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        await arrived.put(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/api/things/stream", "raw_path": b"/api/things/stream",
+             "query_string": b"", "headers": [(b"accept", b"text/event-stream")], "client": ("127.0.0.1", 1),
+             "scheme": "http", "server": ("gw", 80), "http_version": "1.1", "root_path": ""}
+    answering = asyncio.create_task(gateway(scope, receive, send))  # type: ignore[arg-type]
+    try:
+        start = await asyncio.wait_for(arrived.get(), 10)
+        assert start["type"] == "http.response.start" and start["status"] == 200
+        first = await asyncio.wait_for(arrived.get(), 10)  # while the upstream still holds the second event
+        assert first["body"] == b"data: first\n\n" and first["more_body"] is True
+        assert not answering.done()
+        go_on.set()
+        rest = b""
+        while True:
+            message = await asyncio.wait_for(arrived.get(), 10)
+            rest += message["body"]  # type: ignore[operator]
+            if not message.get("more_body"):
+                break
+        assert rest == b"data: second\n\n"
+        await asyncio.wait_for(answering, 10)
+    finally:
+        answering.cancel()
+        server.close()
+        await proxy.aclose()

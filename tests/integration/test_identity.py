@@ -11,6 +11,7 @@ import httpx
 import jwt
 import pytest
 
+from boxoffice.identity import handlers
 from boxoffice.identity.deps import IdentitySettings
 from boxoffice.platform.settings import Settings
 from tests.harness.app import FakeClock, Running, running, wait_for
@@ -394,3 +395,15 @@ async def test_change_password_and_log_out_everywhere(app: Running) -> None:
     for session in (first, second):
         refreshed = await app.client.post("/api/auth/refresh", json={"refresh_token": session["refresh_token"]})
         assert refreshed.status_code == 401
+
+
+async def test_the_admin_is_made_once_when_processes_start_together(app: Running) -> None:
+    """``run --processes`` starts identity's API and worker at once; both make sure the admin exists."""
+    deps = app.service("identity").deps
+    starts = [handlers.ensure_admin(deps, email="Chief@Example.com", password="chief-password-2026") for _ in range(4)]
+    await asyncio.gather(*starts)
+    login = await app.client.post("/api/auth/login", json={"email": "chief@example.com",
+                                                          "password": "chief-password-2026"})
+    assert login.status_code == 200, login.text
+    claims = jwt.decode(login.json()["access_token"], options={"verify_signature": False})
+    assert "admin" in claims["roles"]

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 
 import pytest
+import typer
 from pydantic import ValidationError
 
 from boxoffice.booking.deps import BookingSettings
-from boxoffice.cli import _cancel_all, database_url
+from boxoffice.cli import _cancel_all, _replica_counts, database_url
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.clients import CircuitBreaker, CircuitOpen
 from boxoffice.platform.gateway import compile_pattern
@@ -123,3 +124,12 @@ async def test_stopping_the_workers_cancels_again_until_they_end() -> None:
     await asyncio.sleep(0)
     await _cancel_all([task], grace=0.05)
     assert task.cancelled() and swallowed == 3
+
+
+def test_replicas_name_a_count_for_every_service_or_some() -> None:
+    assert _replica_counts(None, ["booking", "payments"]) == {"booking": 1, "payments": 1}
+    assert _replica_counts("3", ["booking", "payments"]) == {"booking": 3, "payments": 3}
+    assert _replica_counts("booking=2", ["booking", "payments"]) == {"booking": 2, "payments": 1}
+    for wrong in ("0", "booking=x", "nobody=2", "booking=65"):
+        with pytest.raises(typer.BadParameter):
+            _replica_counts(wrong, ["booking", "payments"])

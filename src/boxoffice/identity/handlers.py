@@ -14,6 +14,7 @@ from datetime import timedelta
 import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.identity import domain, store
@@ -354,6 +355,16 @@ async def ensure_admin(deps: IdentityDeps, *, email: str, password: str) -> None
         password_hash = existing.password_hash
     else:
         password_hash = await hash_password(password)
+    try:
+        await _upsert_admin(deps, email, password_hash)
+    except IntegrityError:
+        # Another process of identity (``run --processes`` starts its API and its worker at once) inserted the
+        # admin between our read and our insert: now it exists, so this makes it admin with the password.
+        await _upsert_admin(deps, email, password_hash)
+    log.info("admin ready", email=email)
+
+
+async def _upsert_admin(deps: IdentityDeps, email: str, password_hash: str) -> None:
     async with deps.db.uow() as uow:
         user = await store.user_by_email(uow.conn, email)
         if user is None:
@@ -372,7 +383,6 @@ async def ensure_admin(deps: IdentityDeps, *, email: str, password: str) -> None
         else:
             await store.make_admin(uow.conn, user, password_hash=password_hash)
         await uow.commit()
-    log.info("admin ready", email=email)
 
 
 async def send_pending_mail(deps: IdentityDeps, *, batch: int = 20) -> int:

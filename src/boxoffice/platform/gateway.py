@@ -409,7 +409,12 @@ class HttpProxy:
     async def send(
         self, method: str, url: httpx.URL, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> httpx.Response:
-        return await self._client.request(method, url, headers=headers, content=body)
+        """The upstream's answer once its head has arrived; the body is read by the caller (streamed), who
+        must close it. An event stream may stay quiet for long: it has no read timeout."""
+        streaming = any(k.lower() == b"accept" and b"text/event-stream" in v for k, v in headers)
+        timeout = httpx.Timeout(self._client.timeout.connect, read=None) if streaming else self._client.timeout
+        request = self._client.build_request(method, url, headers=headers, content=body, timeout=timeout)
+        return await self._client.send(request, stream=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._forward(scope, receive, send)
@@ -455,9 +460,18 @@ class _Forwarder:
             response = problem_response(ServiceUnavailable("The service behind this path cannot be reached."))
             await response(scope, receive, send)
             return
-        out_headers = [(k, v) for k, v in upstream.headers.raw if k.lower() not in HOP_BY_HOP]
-        await send({"type": "http.response.start", "status": upstream.status_code, "headers": out_headers})
-        await send({"type": "http.response.body", "body": upstream.content})
+        try:
+            out_headers = [(k, v) for k, v in upstream.headers.raw if k.lower() not in HOP_BY_HOP]
+            await send({"type": "http.response.start", "status": upstream.status_code, "headers": out_headers})
+            # Passed on as it arrives (an event stream's events one by one), still encoded as the upstream sent it.
+            try:
+                async for chunk in upstream.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.TransportError as exc:  # the head is sent: all that is left is to end the answer
+                log.warning("upstream broke while answering", upstream=str(upstream.request.url), error=repr(exc))
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await upstream.aclose()
 
     async def _send(
         self, method: str, url: httpx.URL, headers: list[tuple[bytes, bytes]], body: bytes, *, resendable: bool

@@ -1,0 +1,134 @@
+"""The capacity model: CPU milliseconds per complete purchase for each tier of ``boxoffice run --processes``,
+and what that predicts for N cores per tier.
+
+    .venv/bin/python loadtest/capacity.py --buyers 64 --tickets 2000
+    .venv/bin/python loadtest/capacity.py --buyers 64 --tickets 2000 --replicas booking=2,payments=2
+
+It starts a PostgreSQL and a Tansu broker for the run (one database per service, the kafka bus), then
+``boxoffice run --processes`` (``--replicas`` passed on), and runs ``loadtest/flash_sale.py`` against it.
+The CPU time of every process is read from /proc (psutil) when the sale starts and once the work it left
+behind is done (relay, consumers, ticket PDFs), and summed per tier:
+
+- ``gateway``: the ``run --processes`` process that routes every request;
+- ``<service> api`` / ``<service> worker``: each service's ``serve`` processes and its ``worker``;
+- ``postgresql``: the server and its backends (exited backends are in the server's children's times);
+- ``broker``: Tansu.
+
+Per tier: ms of CPU per flow, its share, and the flows/s one core of it sustains (1000 / ms). A tier of one
+Python process (an API without replicas, the gateway) is limited to one core whatever the machine has; a
+tier with N processes on N free cores sustains N times that. The run ends with the prediction for this machine
+(its cores shared by every tier: cores * 1000 / total ms) next to what the sale measured. Only 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "loadtest"))
+
+from compare import ADMIN, server  # noqa: E402
+
+from boxoffice.cli import SERVICES  # noqa: E402
+from tests.harness.net import free_port_range  # noqa: E402
+from tests.harness.postgres import create_database, postgres_server  # noqa: E402
+from tests.harness.tansu import tansu_broker  # noqa: E402
+
+
+def listener(port: int) -> psutil.Process:
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            return psutil.Process(conn.pid)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def cpu(process: psutil.Process, *, reaped_children: bool) -> float:
+    times = process.cpu_times()
+    total = times.user + times.system
+    return total + (times.children_user + times.children_system if reaped_children else 0.0)
+
+
+def tiers(gateway: psutil.Process, database: psutil.Process, broker: psutil.Process) -> dict[str, float]:
+    """CPU seconds so far, per tier."""
+    found: dict[str, float] = {"gateway": cpu(gateway, reaped_children=False)}
+    for child in gateway.children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            command = child.cmdline()
+            role, name = (command[3], command[4]) if len(command) > 4 else ("other", "")
+            tier = f"{name} {'api' if role == 'serve' else role}"
+            found[tier] = found.get(tier, 0.0) + cpu(child, reaped_children=True)
+    found["postgresql"] = cpu(database, reaped_children=True) + sum(
+        cpu(p, reaped_children=False) for p in database.children() if p.is_running()
+    )
+    found["broker"] = cpu(broker, reaped_children=True)
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--buyers", type=int, default=64)
+    parser.add_argument("--tickets", type=int, default=2000)
+    parser.add_argument("--replicas", default="", help="passed to run --processes (N or SERVICE=N,...)")
+    parser.add_argument("--timeout", type=int, default=900)
+    args = parser.parse_args()
+
+    with contextlib.ExitStack() as stack:
+        data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="capacity-")))
+        admin_url = stack.enter_context(postgres_server())
+        broker = stack.enter_context(tansu_broker())
+        env = {f"BOXOFFICE_{s.upper()}_DATABASE_URL": create_database(admin_url, prefix=s) for s in SERVICES}
+        env |= {"BOXOFFICE_BUS": "kafka", "BOXOFFICE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+                "BOXOFFICE_SERVICES_BASE_PORT": str(free_port_range(len(SERVICES)))}
+        extra = ["--replicas", args.replicas] if args.replicas else []
+        url, pid = stack.enter_context(server(env, ["--processes", *extra], data_dir))
+        gateway = psutil.Process(pid)
+        database = listener(int(admin_url.rsplit(":", 1)[1].split("/")[0]))
+        kafka = listener(int(broker.bootstrap.rsplit(":", 1)[1]))
+        command = [sys.executable, str(ROOT / "loadtest" / "flash_sale.py"), "--url", url,
+                   "--buyers", str(args.buyers), "--tickets", str(args.tickets),
+                   "--admin-email", ADMIN[0], "--admin-password", ADMIN[1], "--label", "capacity"]
+        sale = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert sale.stderr is not None
+        before: dict[str, float] | None = None
+        for line in sale.stderr:  # registration is set-up: the clock starts with the sale
+            if line.startswith("the sale starts"):
+                before = tiers(gateway, database, kafka)
+                break
+        out, err = sale.communicate(timeout=args.timeout)
+        after = tiers(gateway, database, kafka)
+        if before is None or sale.returncode not in (0, 1):
+            print(err[-3000:], file=sys.stderr)
+            return 2
+        result = json.loads(out[out.index("{"):])
+
+    flows = int(result["paid"])
+    per_flow = {t: (after[t] - before.get(t, 0.0)) * 1000 / max(1, flows) for t in after}
+    total = sum(per_flow.values())
+    cores = os.cpu_count() or 1
+    print(f"\n{flows} flows at {result['flows_per_second']} flows/s, {args.buyers} buyers, replicas "
+          f"{args.replicas or 1}; oversold {result['oversold']}; hold p99 {result['hold_ms']['p99']} ms\n")
+    print(f"{'tier':<22} {'cpu ms/flow':>11} {'share':>6} {'flows/s per core':>17}")
+    for tier, ms in sorted(per_flow.items(), key=lambda item: -item[1]):
+        if ms < 0.05:
+            continue
+        print(f"{tier:<22} {ms:>11.2f} {ms / total:>6.0%} {1000 / ms:>17.0f}")
+    print(f"{'total':<22} {total:>11.2f}")
+    print(f"\nthis machine ({cores} cores shared by every tier): predicted {cores * 1000 / total:.0f} flows/s "
+          f"if CPU-bound; measured {result['flows_per_second']}")
+    print(json.dumps({"flows": flows, "flows_per_second": result["flows_per_second"], "replicas": args.replicas,
+                      "cpu_ms_per_flow": {t: round(ms, 2) for t, ms in per_flow.items()}}))
+    return 1 if result["oversold"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
