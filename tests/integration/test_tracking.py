@@ -364,3 +364,47 @@ async def test_postgres_keeps_a_partition_per_day_and_drops_them_after_the_reten
             left = (await conn.execute(select(func.count()).select_from(store.events))).scalar_one()
         assert store.partition_name(old.date()) not in [store.partition_name(d) for d in days]
         assert min(days) == today and left == 1
+
+
+async def test_the_lean_collect_route_keeps_what_the_middlewares_gave(tmp_path: Path, sqlite_url: str) -> None:
+    """``POST /collect`` is answered in front of FastAPI (``tracking.collector``): the request id, the security
+    header, the metrics, the body limit of a body without a declared length, and fault injection still apply."""
+    from boxoffice.platform import faults
+    from boxoffice.platform.metrics import HTTP_REQUESTS
+
+    settings = Settings(data_dir=tmp_path)
+    async with open_app(settings, sqlite_url, workers=False) as app:
+        counted = HTTP_REQUESTS.labels("tracking", "POST", "/collect", "202")
+        before = counted._value.get()
+        ok = await post(app, batch(event("lean")), **{"x-request-id": "req-lean-1"})
+        assert ok.status_code == 202 and ok.json() == {"accepted": 1, "rejected": []}
+        assert ok.headers["x-request-id"] == "req-lean-1"
+        assert ok.headers["x-content-type-options"] == "nosniff"
+        assert counted._value.get() == before + 1
+        made = await post(app, batch(event("lean")))
+        assert len(made.headers["x-request-id"]) == 32
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit applies as the body grows
+            yield b'{"events": ['
+            for _ in range(70):
+                yield b'{"pad": "' + b"x" * 1000 + b'"},'
+            yield b"{}]}"
+
+        chunked = await app.client.post("/collect", content=chunks(), headers={"content-type": "application/json"})
+        assert chunked.status_code == 413
+        assert chunked.headers["content-type"].startswith("application/problem+json")
+        assert chunked.headers["x-content-type-options"] == "nosniff"
+
+        wrong_method = await app.client.get("/collect")
+        assert wrong_method.status_code == 405  # not the lean route's: FastAPI's answer, as for any route
+
+        faults.registry().replace(faults.parse_rules(
+            '[{"service": "tracking", "path_prefix": "/collect", "abort_status": 503, "abort_percent": 100}]'
+        ))
+        try:
+            refused = await post(app, batch(event("faulted")))
+        finally:
+            faults.registry().clear()
+        assert refused.status_code == 503 and refused.json()["type"].endswith("/injected-fault")
+        assert refused.headers["x-content-type-options"] == "nosniff"
+        assert (await post(app, batch(event("again")))).status_code == 202

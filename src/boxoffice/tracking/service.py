@@ -6,14 +6,15 @@ import asyncio
 from collections.abc import Sequence
 from typing import ClassVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
-from boxoffice.platform.app import Service, Worker
+from boxoffice.platform.app import Service, Startable, Worker
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.periodic import repeat
 from boxoffice.platform.settings import Settings
 from boxoffice.tracking import handlers
+from boxoffice.tracking.collector import CollectRoute
 from boxoffice.tracking.deps import TrackingDeps, TrackingSettings
 from boxoffice.tracking.domain import TOPIC, RateWatch, TokenBucket
 from boxoffice.tracking.enrich import parse_agent
@@ -48,6 +49,18 @@ class TrackingService(Service):
         from boxoffice.tracking.api import router
 
         return [router]
+
+    def create_app(self, *, manage: Sequence[Startable] = ()) -> FastAPI:
+        """The service's app, with ``POST /collect`` answered in front of it (``collector.CollectRoute``)."""
+        app = super().create_app(manage=manage)
+        app.add_middleware(
+            CollectRoute,
+            deps=lambda: self.deps,
+            service=self.name,
+            production=self.settings.mode == "production",
+            secret=self.settings.secret,
+        )
+        return app
 
     def extra_workers(self) -> dict[str, Worker]:
         return {"processor": self.process_forever, "storage": self.maintain_forever}

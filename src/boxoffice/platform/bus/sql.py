@@ -164,6 +164,9 @@ class SqlBus:
         now = time.time()
         async with self.db.engine.begin() as conn:
             for (topic, partition), items in sorted(by_partition.items()):
+                if conn.dialect.name == "sqlite":
+                    await _append_sqlite(conn, topic, partition, items, now)
+                    continue
                 await conn.execute(
                     _upsert(conn, bus_heads)
                     .values(topic=topic, partition=partition, next_offset=0)
@@ -199,6 +202,33 @@ class SqlBus:
 
     def consumer(self, group: str, topics: Sequence[str]) -> SqlConsumer:
         return SqlConsumer(self, group, topics)
+
+
+_SQLITE_HEAD = 'INSERT INTO bus_heads (topic, "partition", next_offset) VALUES (?, ?, 0) ON CONFLICT DO NOTHING'
+_SQLITE_ADVANCE = (
+    'UPDATE bus_heads SET next_offset = next_offset + ? WHERE topic = ? AND "partition" = ? RETURNING next_offset'
+)
+_SQLITE_APPEND = (
+    'INSERT INTO bus_log (topic, "partition", "offset", key, payload, appended_at) VALUES (?, ?, ?, ?, ?, ?)'
+)
+
+
+async def _append_sqlite(
+    conn: AsyncConnection, topic: str, partition: int, items: Sequence[Envelope], now: float
+) -> None:
+    """``publish``'s three statements for one partition, as SQL text straight to the driver on SQLite.
+
+    The same statements as the Core constructs beside it, without building and compiling those on every
+    call: that cost about 1.7 ms of CPU per partition appended to (an append of one small event took
+    more CPU than the slowest of its statements), and the clickstream collector appends on every request.
+    """
+    await conn.exec_driver_sql(_SQLITE_HEAD, (topic, partition))
+    head = (await conn.exec_driver_sql(_SQLITE_ADVANCE, (len(items), topic, partition))).scalar_one()
+    first = head - len(items)
+    await conn.exec_driver_sql(
+        _SQLITE_APPEND,
+        [(topic, partition, first + i, e.key, e.to_json().decode(), now) for i, e in enumerate(items)],
+    )
 
 
 class SqlConsumer:
