@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from boxoffice.platform import hotsql
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.bus.tables import outbox_insert
 from boxoffice.platform.metrics import DB_STATEMENTS
@@ -114,6 +115,7 @@ class Database:
             self.read_engine = self.engine
         for engine in dict.fromkeys((self.engine, self.read_engine)):
             _count_statements(engine, name)
+            hotsql.count_on(engine.sync_engine, DB_STATEMENTS.labels(name))
         instrument_engines(self.engine, self.read_engine)
 
     @property
@@ -213,7 +215,7 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         if self._events:
-            await self.conn.execute(outbox_insert(), [e.outbox_row() for e in self._events])
+            await hotsql.run(self.conn, outbox_insert(), [e.outbox_row() for e in self._events])
         await self.conn.commit()
         self._committed = True
 
