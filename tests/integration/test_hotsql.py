@@ -10,6 +10,7 @@ from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, bindparam
 from sqlalchemy.exc import IntegrityError
 
 from boxoffice.platform import hotsql
+from boxoffice.platform.bus.tables import add_messaging_tables, outbox_backlog
 from boxoffice.platform.db import Database, UtcDateTime
 
 metadata = MetaData()
@@ -33,6 +34,7 @@ BUMP = (
     .where(things.c.name == bindparam("p_name"), things.c.count + bindparam("p_by") <= 10)
     .values(count=things.c.count + bindparam("p_by"))
 )
+add_messaging_tables(metadata)
 AT = datetime(2026, 11, 28, 14, 0, 5, 123456, tzinfo=UTC)
 
 
@@ -96,3 +98,21 @@ async def test_an_expanding_in_list_still_works_through_sqlalchemy(db: Database)
         await uow.commit()
     async with db.read() as conn:
         assert [r.name for r in await hotsql.run(conn, among, {})] == ["a", "b"]
+
+
+async def test_a_unit_of_work_mixing_both_paths_commits_or_rolls_back_as_one(db: Database) -> None:
+    async with db.uow() as uow:
+        await hotsql.run(uow.conn, INSERT, {"name": "a", "status": "live", "count": 1})
+        await uow.conn.execute(insert(things).values(name="b", status="live", count=2))  # SQLAlchemy's own path
+        uow.publish("things", "test.things-made", key="a", data={})
+        await uow.commit()
+    with pytest.raises(RuntimeError):
+        async with db.uow() as uow:
+            await uow.conn.execute(insert(things).values(name="c", status="live", count=3))
+            await hotsql.run(uow.conn, INSERT, {"name": "d", "status": "live", "count": 4})
+            raise RuntimeError("crash before commit")
+    async with db.uow() as uow:  # not committed: rolled back
+        await hotsql.run(uow.conn, INSERT, {"name": "e", "status": "live", "count": 5})
+    async with db.read() as conn:
+        assert [r.name for r in await hotsql.run(conn, LIVE, {})] == ["a", "b"]
+        assert await outbox_backlog(conn) == 1
