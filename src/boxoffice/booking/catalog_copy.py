@@ -24,6 +24,7 @@ from boxoffice.booking.domain import (
     TrainDetails,
 )
 from boxoffice.booking.tables import events, runs, seats, sections, train_seats, upsert_into
+from boxoffice.platform import hotsql
 
 
 # Inventory built from catalog events.
@@ -106,7 +107,7 @@ _SECTION = select(sections).where(sections.c.section_id == bindparam("p_section_
 
 
 async def event_of(conn: AsyncConnection, event_id: str) -> Event | None:
-    row = (await conn.execute(_EVENT, {"p_event_id": event_id})).first()
+    row = (await hotsql.run(conn, _EVENT, {"p_event_id": event_id})).first()
     if row is None:
         return None
     return Event(
@@ -137,7 +138,7 @@ async def section_names(conn: AsyncConnection, event_id: str) -> dict[str, str]:
 
 
 async def section_of(conn: AsyncConnection, section_id: str) -> Section | None:
-    row = (await conn.execute(_SECTION, {"p_section_id": section_id})).first()
+    row = (await hotsql.run(conn, _SECTION, {"p_section_id": section_id})).first()
     return None if row is None else Section(row.section_id, row.event_id, row.name, row.price, row.capacity)
 
 

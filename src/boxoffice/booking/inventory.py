@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking.domain import Hold, HoldKind, InvalidSelection, Seat, SeatUnavailable, Segment, SoldOut
 from boxoffice.booking.tables import is_postgres, seats, sections, train_claims, train_seats
+from boxoffice.platform import hotsql
 
 # General admission.
 _QUANTITY = bindparam("p_quantity", type_=Integer)
@@ -34,7 +35,7 @@ _SELL_GENERAL = (
 
 
 async def claim_general(conn: AsyncConnection, section_id: str, quantity: int) -> None:
-    result = await conn.execute(_CLAIM_GENERAL, {"p_section_id": section_id, "p_quantity": quantity})
+    result = await hotsql.run(conn, _CLAIM_GENERAL, {"p_section_id": section_id, "p_quantity": quantity})
     if result.rowcount != 1:
         raise SoldOut("Not enough tickets are left in this section.")
 
@@ -46,7 +47,7 @@ async def release_general(conn: AsyncConnection, section_id: str, quantity: int)
 
 
 async def sell_general(conn: AsyncConnection, section_id: str, quantity: int) -> None:
-    await conn.execute(_SELL_GENERAL, {"p_section_id": section_id, "p_quantity": quantity})
+    await hotsql.run(conn, _SELL_GENERAL, {"p_section_id": section_id, "p_quantity": quantity})
 
 
 async def unsell_general(conn: AsyncConnection, section_id: str, quantity: int) -> None:

@@ -45,6 +45,7 @@ from boxoffice.booking.tables import (
     orders,
     upsert_into,
 )
+from boxoffice.platform import hotsql
 
 
 # Customers' limits.
@@ -61,7 +62,8 @@ def _customer_usage() -> Any:
         func.coalesce(func.sum(case((live, 1), else_=0)), 0),
         func.coalesce(func.sum(case((for_event, holds.c.quantity), else_=0)), 0),
     ).where(
-        holds.c.user_id == bindparam("p_user_id"), holds.c.status.in_([HoldStatus.ACTIVE, HoldStatus.CONFIRMED])
+        holds.c.user_id == bindparam("p_user_id"),
+        or_(holds.c.status == HoldStatus.ACTIVE, holds.c.status == HoldStatus.CONFIRMED),
     )
 
 
@@ -71,7 +73,7 @@ _CUSTOMER_USAGE = _customer_usage()  # built once: every hold runs it (SQLAlchem
 async def customer_usage(conn: AsyncConnection, user_id: str, event_id: str, now: datetime) -> tuple[int, int]:
     """(live holds of this customer, tickets held or bought for this event), in one query."""
     params = {"p_now": now, "p_event_id": event_id, "p_user_id": user_id}
-    row = (await conn.execute(_CUSTOMER_USAGE, params)).one()
+    row = (await hotsql.run(conn, _CUSTOMER_USAGE, params)).one()
     return int(row[0]), int(row[1])
 
 
@@ -154,7 +156,8 @@ _INSERT_HOLD = insert(holds)
 
 async def insert_hold(conn: AsyncConnection, hold: Hold) -> None:
     segment = hold.segment
-    await conn.execute(
+    await hotsql.run(
+        conn,
         _INSERT_HOLD,
         {
             "id": hold.id,
@@ -185,7 +188,7 @@ _HOLD_FOR_UPDATE = _HOLD.with_for_update()
 
 async def hold_of(conn: AsyncConnection, hold_id: str, *, for_update: bool = False) -> Hold | None:
     stmt = _HOLD_FOR_UPDATE if for_update and is_postgres(conn) else _HOLD
-    row = (await conn.execute(stmt, {"p_hold_id": hold_id})).first()
+    row = (await hotsql.run(conn, stmt, {"p_hold_id": hold_id})).first()
     return None if row is None else _hold(row)
 
 
@@ -196,15 +199,24 @@ async def end_hold(
 
     ``expired``: True only if it has expired, False only if it has not, None either way.
     """
-    conditions = [holds.c.id == hold_id, holds.c.status == HoldStatus.ACTIVE]
-    if version is not None:
-        conditions.append(holds.c.version == version)
-    if expired is True:
-        conditions.append(holds.c.expires_at <= now)
-    elif expired is False:
-        conditions.append(holds.c.expires_at > now)
-    result = await conn.execute(update(holds).where(*conditions).values(status=to, version=holds.c.version + 1))
+    params = {"p_hold_id": hold_id, "p_to": to, "p_version": version, "p_now": now}
+    result = await hotsql.run(conn, _END_HOLD[(version is not None, expired)], params)
     return bool(result.rowcount == 1)
+
+
+def _end_hold(versioned: bool, expired: bool | None) -> Any:
+    conditions = [holds.c.id == bindparam("p_hold_id"), holds.c.status == HoldStatus.ACTIVE]
+    if versioned:
+        conditions.append(holds.c.version == bindparam("p_version"))
+    if expired is True:
+        conditions.append(holds.c.expires_at <= bindparam("p_now"))
+    elif expired is False:
+        conditions.append(holds.c.expires_at > bindparam("p_now"))
+    return update(holds).where(*conditions).values(status=bindparam("p_to"), version=holds.c.version + 1)
+
+
+# Built once, one for each way of ending a hold (the confirmation's is on every flow's hot path).
+_END_HOLD = {(v, e): _end_hold(v, e) for v in (True, False) for e in (True, False, None)}
 
 
 async def set_hold_status(conn: AsyncConnection, hold_id: str, status: str) -> None:
@@ -249,43 +261,52 @@ def _orders_with_hold() -> Any:
     )
 
 
+# Built once: each order and payment runs several of them.
+_INSERT_ORDER = insert(orders)
+_NUMBER_TAKEN = select(orders.c.id).where(orders.c.number == bindparam("p_number"))
+_ORDER = _orders_with_hold().where(orders.c.id == bindparam("p_order_id"))
+_ORDER_FOR_UPDATE = _ORDER.with_for_update(of=orders)
+_ORDER_FOR_HOLD = _orders_with_hold().where(orders.c.hold_id == bindparam("p_hold_id"))
+_SET_ORDER = update(orders).where(orders.c.id == bindparam("p_order_id"))  # SET: the columns given
+
+
 async def insert_order(conn: AsyncConnection, order: Order) -> None:
-    await conn.execute(
-        insert(orders).values(
-            id=order.id,
-            hold_id=order.hold_id,
-            user_id=order.user_id,
-            holder_name=order.holder_name,
-            status=order.status,
-            kind=order.kind,
-            event_id=order.event_id,
-            total=order.total,
-            currency=order.currency,
-            items=_items_json(order.items),
-            payment_id=order.payment_id,
-            created_at=order.created_at,
-            number=order.number or None,
-            email=order.email or None,
-            details=details_json(order.details),
-        )
+    await hotsql.run(
+        conn,
+        _INSERT_ORDER,
+        {
+            "id": order.id,
+            "hold_id": order.hold_id,
+            "user_id": order.user_id,
+            "holder_name": order.holder_name,
+            "status": order.status,
+            "kind": order.kind,
+            "event_id": order.event_id,
+            "total": order.total,
+            "currency": order.currency,
+            "items": _items_json(order.items),
+            "payment_id": order.payment_id,
+            "created_at": order.created_at,
+            "number": order.number or None,
+            "email": order.email or None,
+            "details": details_json(order.details),
+        },
     )
 
 
 async def number_taken(conn: AsyncConnection, number: str) -> bool:
-    return (await conn.scalar(select(orders.c.id).where(orders.c.number == number))) is not None
+    return (await hotsql.run(conn, _NUMBER_TAKEN, {"p_number": number})).first() is not None
 
 
 async def order_of(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Order | None:
     """The order with its hold's expiry and version; ``for_update`` locks the order's row only."""
-    stmt = _orders_with_hold().where(orders.c.id == order_id)
-    if for_update and is_postgres(conn):
-        stmt = stmt.with_for_update(of=orders)
-    row = (await conn.execute(stmt)).first()
+    stmt = _ORDER_FOR_UPDATE if for_update and is_postgres(conn) else _ORDER
+    row = (await hotsql.run(conn, stmt, {"p_order_id": order_id})).first()
     return None if row is None else _order(row)
 
 
 async def order_for_hold(conn: AsyncConnection, hold_id: str) -> Order | None:
-    row = (await conn.execute(_orders_with_hold().where(orders.c.hold_id == hold_id))).first()
+    row = (await hotsql.run(conn, _ORDER_FOR_HOLD, {"p_hold_id": hold_id})).first()
     return None if row is None else _order(row)
 
 
@@ -298,12 +319,12 @@ async def set_order(
     confirmed_at: datetime | None = None,
     cancelled_at: datetime | None = None,
 ) -> None:
-    values: dict[str, object] = {"status": status}
+    values: dict[str, object] = {"p_order_id": order_id, "status": status}
     if payment_id is not None:
         values.update(payment_id=payment_id, confirmed_at=confirmed_at)
     if cancelled_at is not None:
         values["cancelled_at"] = cancelled_at
-    await conn.execute(update(orders).where(orders.c.id == order_id).values(values))
+    await hotsql.run(conn, _SET_ORDER, values)
 
 
 async def orders_of(

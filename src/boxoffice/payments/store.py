@@ -6,10 +6,11 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, bindparam, false, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.payments.domain import Payment, PaymentStatus
+from boxoffice.platform import hotsql
 from boxoffice.platform.audit import add_audit_table
 from boxoffice.platform.bus.tables import add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
@@ -61,51 +62,72 @@ def _payment(row: Any) -> Payment:
     )
 
 
-async def insert_payment(conn: AsyncConnection, payment: Payment) -> None:
-    await conn.execute(
-        insert(payments).values(
-            id=payment.id,
-            order_id=payment.order_id,
-            user_id=payment.user_id,
-            idempotency_key=payment.idempotency_key,
-            request_hash=payment.request_hash,
-            amount_minor=payment.amount_minor,
-            currency=payment.currency,
-            status=payment.status.value,
-            authorization_id=payment.authorization_id,
-            card_last4=payment.card_last4,
-            decline_code=payment.decline_code,
-            failure=payment.failure,
-            created_at=payment.created_at,
-            updated_at=payment.updated_at,
+# Built once: every payment runs them (SQLAlchemy's per-statement work, or none: platform.hotsql).
+_INSERT_PAYMENT = insert(payments)
+_BY_KEY = select(payments).where(
+    payments.c.user_id == bindparam("p_user_id"), payments.c.idempotency_key == bindparam("p_key")
+)
+_BY_ID = select(payments).where(payments.c.id == bindparam("p_id"))
+_MOVES: dict[frozenset[PaymentStatus], Any] = {}
+
+
+def _move_from(frm: frozenset[PaymentStatus]) -> Any:
+    """The conditional update out of the states ``frm`` (built once per set of states)."""
+    if (stmt := _MOVES.get(frm)) is None:
+        sources = [payments.c.status == s.value for s in sorted(frm)]
+        stmt = _MOVES[frm] = update(payments).where(
+            payments.c.id == bindparam("p_id"), or_(*sources) if sources else false()
         )
+    return stmt
+
+
+async def insert_payment(conn: AsyncConnection, payment: Payment) -> None:
+    await hotsql.run(
+        conn,
+        _INSERT_PAYMENT,
+        {
+            "id": payment.id,
+            "order_id": payment.order_id,
+            "user_id": payment.user_id,
+            "idempotency_key": payment.idempotency_key,
+            "request_hash": payment.request_hash,
+            "amount_minor": payment.amount_minor,
+            "currency": payment.currency,
+            "status": payment.status.value,
+            "authorization_id": payment.authorization_id,
+            "card_last4": payment.card_last4,
+            "decline_code": payment.decline_code,
+            "failure": payment.failure,
+            "created_at": payment.created_at,
+            "updated_at": payment.updated_at,
+        },
     )
 
 
 async def payment_by_key(conn: AsyncConnection, user_id: str, key: str) -> Payment | None:
-    stmt = select(payments).where(payments.c.user_id == user_id, payments.c.idempotency_key == key)
-    row = (await conn.execute(stmt)).first()
+    row = (await hotsql.run(conn, _BY_KEY, {"p_user_id": user_id, "p_key": key})).first()
     return _payment(row) if row is not None else None
 
 
 async def payment_row(conn: AsyncConnection, payment_id: str) -> Payment | None:
-    row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).first()
+    row = (await hotsql.run(conn, _BY_ID, {"p_id": payment_id})).first()
     return _payment(row) if row is not None else None
 
 
 async def move(conn: AsyncConnection, moved: Payment, *, frm: Collection[PaymentStatus]) -> bool:
     """Conditional state change to ``moved``'s state: False if the stored payment was not in one of ``frm``
     (someone else moved it first)."""
-    result = await conn.execute(
-        update(payments)
-        .where(payments.c.id == moved.id, payments.c.status.in_([s.value for s in frm]))
-        .values(
-            status=moved.status.value,
-            updated_at=moved.updated_at,
-            authorization_id=moved.authorization_id,
-            decline_code=moved.decline_code,
-            failure=moved.failure,
-        )
+    result = await hotsql.run(
+        conn,
+        _move_from(frozenset(frm)),
+        {
+            "p_id": moved.id,
+            "status": moved.status.value,
+            "updated_at": moved.updated_at,
+            "authorization_id": moved.authorization_id,
+            "decline_code": moved.decline_code,
+            "failure": moved.failure,
+        },
     )
     return bool(result.rowcount == 1)
 

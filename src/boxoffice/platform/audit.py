@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Index, MetaData, String, Table, Text, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from boxoffice.platform import hotsql
 from boxoffice.platform.bus.tables import BigId
 from boxoffice.platform.db import UtcDateTime
 
@@ -69,7 +70,8 @@ async def record(
     detail: Mapping[str, Any] | None = None,
 ) -> None:
     """Add one entry, in the caller's transaction."""
-    await conn.execute(
+    await hotsql.run(
+        conn,
         _INSERT,
         {
             "order_id": order_id,

@@ -17,6 +17,7 @@ SQLite specifics, and why:
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from boxoffice.platform import hotsql
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.bus.tables import outbox_insert
 from boxoffice.platform.metrics import DB_STATEMENTS
@@ -79,6 +81,8 @@ def _configure_sqlite(engine: AsyncEngine, *, writer: bool, name: str) -> None:
             return
         driver = conn.connection.driver_connection
         if isinstance(driver, InlineConnection):  # straight to sqlite3: no SQLAlchemy statement machinery
+            if driver.raw.in_transaction:  # the unit of work began it already (``UnitOfWork.__aenter__``)
+                return
             driver.execute_now("BEGIN IMMEDIATE")
             begins.inc()
         else:
@@ -92,6 +96,7 @@ class Database:
         self.url = url
         self.name = name
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.statements = DB_STATEMENTS.labels(name)
         self.outbox_signal = asyncio.Event()
         if self.is_sqlite:
             database = make_url(url).database
@@ -114,6 +119,7 @@ class Database:
             self.read_engine = self.engine
         for engine in dict.fromkeys((self.engine, self.read_engine)):
             _count_statements(engine, name)
+            hotsql.count_on(engine.sync_engine, DB_STATEMENTS.labels(name))
         instrument_engines(self.engine, self.read_engine)
 
     @property
@@ -175,6 +181,7 @@ class UnitOfWork:
         self._conn: AsyncConnection | None = None
         self._events: list[Envelope] = []
         self._committed = False
+        self._raw: sqlite3.Connection | None = None  # embedded SQLite: the transaction is begun and ended on it
 
     @property
     def conn(self) -> AsyncConnection:
@@ -183,19 +190,35 @@ class UnitOfWork:
         return self._conn
 
     async def __aenter__(self) -> UnitOfWork:
-        self._conn = await self.db.engine.connect()
-        await self._conn.begin()
+        self._conn = conn = await self.db.engine.connect()
+        driver = conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
+        if isinstance(driver, InlineConnection):
+            # Embedded SQLite: BEGIN and COMMIT straight on sqlite3, two trips through SQLAlchemy's async layer
+            # fewer per transaction. Statements run through SQLAlchemy find the transaction open (``_on_begin``).
+            try:
+                driver.execute_now("BEGIN IMMEDIATE")
+            except BaseException:
+                self._conn = None
+                await conn.close()
+                raise
+            self.db.statements.inc()
+            self._raw = driver.raw
+        else:
+            await conn.begin()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         conn, self._conn = self._conn, None
+        raw, self._raw = self._raw, None
         if conn is None:
             return
         try:
             if conn.in_transaction():
                 await conn.rollback()
+            elif raw is not None and raw.in_transaction:
+                raw.rollback()
         finally:
             await conn.close()
         if self._committed and self._events:
@@ -213,8 +236,15 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         if self._events:
-            await self.conn.execute(outbox_insert(), [e.outbox_row() for e in self._events])
-        await self.conn.commit()
+            await hotsql.run(self.conn, outbox_insert(), [e.outbox_row() for e in self._events])
+        if self._raw is not None and not self.conn.in_transaction():
+            try:
+                self._raw.commit()
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance("COMMIT", None, exc, sqlite3.Error) from exc
+            self.db.statements.inc()
+        else:
+            await self.conn.commit()
         self._committed = True
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from boxoffice.platform import hotsql
 from boxoffice.platform.db import Database, UnitOfWork, UtcDateTime
 from boxoffice.platform.jsonutil import dumps, loads
 from boxoffice.platform.problems import BadRequest, Unprocessable
@@ -77,7 +78,7 @@ def request_hash(body: Any) -> str:
 
 
 async def find(conn: AsyncConnection, *, owner: str, scope: str, key: str, body_hash: str) -> StoredResponse | None:
-    row = (await conn.execute(_FIND, {"p_owner": owner, "p_scope": scope, "p_key": key})).first()
+    row = (await hotsql.run(conn, _FIND, {"p_owner": owner, "p_scope": scope, "p_key": key})).first()
     if row is None:
         return None
     if row.request_hash != body_hash:
@@ -96,7 +97,8 @@ async def record(
     body: Any,
     now: datetime,
 ) -> None:
-    await conn.execute(
+    await hotsql.run(
+        conn,
         _RECORD,
         {
             "owner": owner,

@@ -97,6 +97,11 @@ class InlineConnection:
     def isolation_level(self, value: str | None) -> None:
         self._conn.isolation_level = value  # type: ignore[assignment]  # SQLAlchemy sets None or a level
 
+    @property
+    def raw(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself (``platform.hotsql`` runs the hot path's statements on it)."""
+        return self._conn
+
     def cursor(self) -> InlineCursor:
         return InlineCursor(self._conn.cursor())
 
