@@ -346,6 +346,24 @@ def render_many(docs: list[TicketDocument], fonts: Sequence[FontFile] = ()) -> l
     return rendered
 
 
+WARM_UP = TicketDocument(
+    ticket_id="warm-up",
+    order_id="warm-up",
+    kind="event",
+    holder="Warm Up",
+    code="warm-up",
+    label="A-1",
+    section=None,
+    details={"name": "Warm up"},
+)
+
+
+def warm_up() -> None:
+    """Run in each new worker process: one throw-away PDF, so that what fpdf2 sets up on first use (and the
+    import of this module, which unpickling this function did) is done before a buyer's ticket waits."""
+    render_ticket_pdf(WARM_UP)
+
+
 class PdfRenderer:
     """Renders PDFs in worker processes (``processes``; 0: in a thread of this one): rendering is pure
     Python and would otherwise hold the interpreter lock that the service's requests need."""
@@ -372,6 +390,17 @@ class PdfRenderer:
             # the batch; without it the service would issue no PDF again until restarted.
             self.close()
             return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs, self.fonts)
+
+    def start(self) -> None:
+        """Start the worker processes now, without waiting for them. A spawned worker imports the service's
+        code before it renders anything (the main module too: ``boxoffice.cli`` and every service), which
+        takes 3 s on an idle 2-core machine and over 10 s on a busy one; started lazily, that was the first
+        order's wait for its PDFs. Each worker also renders one throw-away PDF (``warm_up``)."""
+        if self.processes <= 0:
+            return
+        pool = self._executor()
+        for _ in range(self.processes):  # each submit starts a worker while none is idle
+            pool.submit(warm_up)
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:

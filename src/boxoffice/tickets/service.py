@@ -108,6 +108,7 @@ class TicketsService(Service):
         await super().stop()
 
     async def render_pdfs_forever(self) -> None:
+        self.deps.render.start()  # its processes start now, not when the first ticket waits for them
         batch = self.config.pdf_batch
 
         async def render_batch() -> bool:
