@@ -391,6 +391,16 @@ class PdfRenderer:
             self.close()
             return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs, self.fonts)
 
+    async def one(self, doc: TicketDocument) -> bytes | None:
+        """One PDF that a buyer is waiting for: in the worker processes where this process runs them (the
+        renderer loop started them), else in a thread (~20 ms; a process that only serves requests keeps no
+        worker processes, and starting one would keep the buyer waiting for seconds)."""
+        if self._pool is None:
+            (pdf,) = await asyncio.to_thread(render_many, [doc], self.fonts)
+        else:
+            (pdf,) = await self([doc])
+        return pdf
+
     def start(self) -> None:
         """Start the worker processes now, without waiting for them. A spawned worker imports the service's
         code before it renders anything (the main module too: ``boxoffice.cli`` and every service), which

@@ -326,6 +326,23 @@ async def tickets_without_pdf(conn: AsyncConnection, limit: int) -> list[TicketT
     return [TicketToRender(_ticket(row), json.loads(row.details), row.number or "") for row in rows]
 
 
+async def ticket_to_render(conn: AsyncConnection, ticket_id: str) -> TicketToRender | None:
+    """One valid ticket without its PDF, with what it prints; None once it has one or is no longer valid."""
+    query = (
+        select(tickets, orders.c.details, orders.c.number)
+        .join(orders, orders.c.id == tickets.c.order_id)
+        .where(
+            and_(
+                tickets.c.id == ticket_id,
+                tickets.c.status == TicketStatus.VALID.value,
+                tickets.c.pdf_key.is_(None),
+            )
+        )
+    )
+    row = (await conn.execute(query)).first()
+    return TicketToRender(_ticket(row), json.loads(row.details), row.number or "") if row is not None else None
+
+
 async def set_pdf_key(conn: AsyncConnection, ticket_id: str, pdf_key: str) -> bool:
     """Record the PDF; False when another renderer recorded it first (only the first announces it)."""
     result = await conn.execute(

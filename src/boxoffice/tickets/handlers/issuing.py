@@ -180,15 +180,34 @@ async def render_pending_pdfs(deps: TicketsDeps, *, batch: int) -> int:
     """Render and store the PDFs of tickets that have none; returns how many it looked at.
 
     Object first, then the row and the events in one transaction (see ``platform.objectstore``): a crash in
-    between leaves a PDF that the next round overwrites under the same key. Two renderers may both store
-    one ticket's PDF; the conditional update lets only the first announce it.
+    between leaves a PDF that the next round overwrites under the same key. Two renderers (or a renderer
+    and a buyer's download, ``render_now``) may both store one ticket's PDF; the conditional update lets
+    only the first record and announce it.
     """
     async with deps.db.read() as conn:
         pending = await store.tickets_without_pdf(conn, batch)
     if not pending:
         return 0
-    pdfs = await deps.render([_document(p) for p in pending])
-    rendered = [(p.ticket, pdf) for p, pdf in zip(pending, pdfs, strict=True) if pdf is not None]
+    # In chunks, one after the other: a download that renders its ticket now (``render_now``) waits for one
+    # chunk in the worker's queue, not for the whole batch.
+    rendered: list[tuple[Ticket, bytes]] = []
+    for start in range(0, len(pending), RENDER_CHUNK):
+        chunk = pending[start : start + RENDER_CHUNK]
+        pdfs = await deps.render([_document(p) for p in chunk])
+        rendered += [(p.ticket, pdf) for p, pdf in zip(chunk, pdfs, strict=True) if pdf is not None]
+    await _record_pdfs(deps, rendered)
+    return len(pending)
+
+
+RENDER_CHUNK = 4
+"""Tickets per call of the renderer's worker (one ticket: 10-20 ms of CPU)."""
+
+
+async def _record_pdfs(deps: TicketsDeps, rendered: list[tuple[Ticket, bytes]]) -> int:
+    """Store rendered PDFs and record them (with their events, and the order's confirmation e-mail once its
+    last PDF is in); returns how many this call recorded first."""
+    if not rendered:
+        return 0
     stored = await asyncio.gather(
         *(
             deps.objects.put(domain.ticket_pdf_key(t.order_id, t.id), pdf, content_type="application/pdf")
@@ -211,4 +230,39 @@ async def render_pending_pdfs(deps: TicketsDeps, *, batch: int) -> int:
     ISSUED.inc(issued)
     if mails:
         deps.mail_wanted.set()
-    return len(pending)
+    return issued
+
+
+async def render_now(deps: TicketsDeps, ticket: Ticket) -> bytes:
+    """The PDF of a valid ticket the renderer has not reached yet, rendered for the buyer who asks for it
+    (during a sale the renderer's queue can be long; the ticket and its code exist from the confirmation
+    on). Stored and recorded as the renderer would do it, so the renderer then skips it. Concurrent
+    requests for one ticket in this process share one rendering. Raises ``PdfNotReady`` when the ticket
+    cannot be rendered now (the renderer tries again)."""
+    running = _RENDERING.get(ticket.id)
+    if running is None:
+        running = asyncio.ensure_future(_render_and_record(deps, ticket.id))
+        _RENDERING[ticket.id] = running
+        running.add_done_callback(lambda _: _RENDERING.pop(ticket.id, None))
+    pdf = await asyncio.shield(running)  # one buyer giving up does not cancel the rendering of the others
+    if pdf is None:
+        raise domain.PdfNotReady("The PDF is being prepared; try again in a moment.", headers={"Retry-After": "1"})
+    return pdf
+
+
+_RENDERING: dict[str, asyncio.Future[bytes | None]] = {}
+
+
+async def _render_and_record(deps: TicketsDeps, ticket_id: str) -> bytes | None:
+    async with deps.db.read() as conn:
+        pending = await store.ticket_to_render(conn, ticket_id)
+        if pending is None:  # rendered meanwhile (or voided): what is stored now is the answer
+            ticket = await store.ticket_by_id(conn, ticket_id)
+    if pending is None:
+        if ticket is None or ticket.status == TicketStatus.VOIDED or ticket.pdf_key is None:
+            return None
+        return await deps.objects.get(ticket.pdf_key)
+    pdf = await deps.render.one(_document(pending))
+    if pdf is not None:
+        await _record_pdfs(deps, [(pending.ticket, pdf)])
+    return pdf
