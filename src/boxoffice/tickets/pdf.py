@@ -22,9 +22,11 @@ import hashlib
 import io
 import logging
 import multiprocessing
+import struct
 import tempfile
 import threading
 import unicodedata
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -276,10 +278,31 @@ def qr_png(code: str) -> bytes:
     rendering time), and it only matters for data with long uniform runs, which a base64url code never has.
     Any of the eight masks gives a standard QR that every reader decodes.
     """
-    qr = segno.make(code, error="m", micro=False, mask=QR_MASK)
-    buffer = io.BytesIO()
-    qr.save(buffer, kind="png", scale=4, border=0)
-    return buffer.getvalue()
+    return png_of_modules(segno.make(code, error="m", micro=False, mask=QR_MASK).matrix, scale=4)
+
+
+def png_of_modules(matrix: Sequence[bytes | bytearray], *, scale: int) -> bytes:
+    """A QR matrix (1: dark module) as a 1-bit greyscale PNG, ``scale`` pixels per module and no border: what
+    segno's PNG writer makes, at a twentieth of its cost (it works pixel by pixel in Python; here a row of
+    modules becomes a row of bits at once)."""
+    light, dark = "1" * scale, "0" * scale
+    width = len(matrix[0]) * scale if matrix else 0
+    padding = -width % 8
+    rows = []
+    for modules in matrix:
+        bits = int("".join(dark if module else light for module in modules), 2) << padding
+        rows.append((b"\x00" + bits.to_bytes((width + padding) // 8, "big")) * scale)  # filter 0, then the pixels
+    header = struct.pack(">IIBBBBB", width, len(matrix) * scale, 1, 0, 0, 0, 0)  # 1 bit, greyscale
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def render_ticket_pdf(doc: TicketDocument, fonts: Sequence[FontFile] = ()) -> bytes:
