@@ -448,6 +448,12 @@ class PdfRenderer:
         return self._pool
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        workers = list(pool._processes.values())  # Python 3.11 has no terminate_workers()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            # A worker still starting (importing for seconds) could outlive this process otherwise; what it
+            # was rendering is rendered again by the next renderer (PDFs are recorded only once stored).
+            worker.terminate()
