@@ -41,7 +41,7 @@ CARD = {"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "c
 @dataclass
 class Stats:
     latencies: dict[str, list[float]] = field(
-        default_factory=lambda: {"hold": [], "order": [], "pay": [], "flow": [], "pdf_ready": []}
+        default_factory=lambda: {"hold": [], "order": [], "pay": [], "flow": [], "code_visible": [], "pdf_ready": []}
     )
     watchers: list[asyncio.Task[None]] = field(default_factory=list)
     paid: int = 0
@@ -153,11 +153,29 @@ async def create_sale(client: httpx.AsyncClient, admin_token: str, tickets: int)
 async def watch_pdf(
     client: httpx.AsyncClient, order_id: str, headers: dict[str, str], paid_at: float, stats: Stats
 ) -> None:
-    """Time from the payment's answer until the order's ticket PDF can be downloaded."""
+    """Time from the payment's answer until the order's tickets show their codes (``code_visible``), and until
+    every ticket's PDF downloads (``pdf_ready``: ``GET /api/tickets/{id}/pdf`` answers 200 with the PDF)."""
     deadline = paid_at + 120
+    tickets: list[dict[str, Any]] = []
+    while time.perf_counter() < deadline and not tickets:
+        tickets = (await client.get(f"/api/orders/{order_id}", headers=headers)).json().get("tickets") or []
+        if not (tickets and all(t.get("code") for t in tickets)):
+            tickets = []
+            await asyncio.sleep(0.05)
+    if not tickets:
+        stats.error("tickets never issued")
+        return
+    stats.latencies["code_visible"].append(time.perf_counter() - paid_at)
+    waiting = [str(t["id"]) for t in tickets]
     while time.perf_counter() < deadline:
-        tickets = (await client.get(f"/api/orders/{order_id}", headers=headers)).json().get("tickets", [])
-        if tickets and all(t.get("pdf_url") for t in tickets):
+        for ticket_id in list(waiting):
+            pdf = await client.get(f"/api/tickets/{ticket_id}/pdf", headers=headers)
+            if pdf.status_code == 200 and pdf.content.startswith(b"%PDF-"):
+                waiting.remove(ticket_id)
+            elif pdf.status_code != 404:  # 404 pdf-not-ready: not rendered yet
+                stats.error(f"pdf {pdf.status_code}")
+                return
+        if not waiting:
             stats.latencies["pdf_ready"].append(time.perf_counter() - paid_at)
             return
         await asyncio.sleep(0.05)

@@ -21,14 +21,20 @@ from alembic import command
 from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 
-from boxoffice.platform.bus.consumer import run_consumer
+from boxoffice.platform.bus.consumer import Batched, Handler, run_consumer
 from boxoffice.platform.bus.deadletters import DeadLetters
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.kafka import KafkaBus
 from boxoffice.platform.bus.port import Bus, Consumer
 from boxoffice.platform.bus.relay import Relay
 from boxoffice.platform.bus.sql import SqlBus
-from boxoffice.platform.bus.tables import add_messaging_tables, claim_inbox, outbox_backlog, outbox_batch
+from boxoffice.platform.bus.tables import (
+    add_messaging_tables,
+    claim_inbox,
+    claim_inbox_many,
+    outbox_backlog,
+    outbox_batch,
+)
 from boxoffice.platform.db import Database
 from boxoffice.platform.migrate import PLATFORM, alembic_config
 from boxoffice.platform.settings import Settings
@@ -156,6 +162,7 @@ class Harness:
         self.tickets = Database(backend.consumer_url, name="tickets")
         self.topic = f"test-{uuid.uuid4().hex[:8]}"
         self.deliveries: Counter[tuple[str, str]] = Counter()  # (group, event id) -> handler calls
+        self.batch_deliveries: Counter[tuple[str, str]] = Counter()  # the same, in a batch (``Batched.many``)
         self._next_seq: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
         self.dead_letters = DeadLetters(self.tickets)
@@ -186,9 +193,11 @@ class Harness:
         crash: Callable[[Envelope], bool] = lambda _e: False,
         poison: Callable[[Envelope], bool] = lambda _e: False,
         max_attempts: int | None = None,
+        batched: bool = False,
     ) -> None:
         """``poison``: events the handler fails on every time. ``max_attempts``: dead-letter them after that
-        many attempts (the tickets database must have the platform's tables: ``migrate_platform``)."""
+        many attempts (the tickets database must have the platform's tables: ``migrate_platform``).
+        ``batched``: the handler also takes a poll's events together, in one transaction (``Batched``)."""
 
         async def apply(envelope: Envelope) -> None:
             self.deliveries[(group, envelope.id)] += 1
@@ -206,13 +215,39 @@ class Harness:
                     raise Crash(envelope.id)
                 await uow.commit()
 
+        async def apply_many(envelopes: Sequence[Envelope]) -> None:
+            for envelope in envelopes:
+                self.batch_deliveries[(group, envelope.id)] += 1
+            if any(poison(e) for e in envelopes):
+                raise Poison("in this batch")
+            async with self.tickets.uow() as uow:
+                claimed = await claim_inbox_many(uow.conn, group, [e.id for e in envelopes])
+                for envelope in envelopes:
+                    if envelope.id not in claimed:
+                        continue  # applied before (or earlier in this batch): a redelivery
+                    claimed.discard(envelope.id)
+                    await uow.conn.execute(
+                        insert(effects).values(
+                            consumer_group=group, event_id=envelope.id, key=envelope.key, seq=envelope.data["seq"]
+                        )
+                    )
+                    if crash(envelope):
+                        raise Crash(envelope.id)
+                await uow.commit()
+
+        handler: Handler = Batched(apply, apply_many) if batched else apply
         # The group's name on the bus is unique to the test: the session's broker holds many tests' groups.
         consumer = self.bus.consumer(self.group(group), [self.topic])
         if max_attempts is None:
-            running = run_consumer(consumer, apply, max_backoff=0.2, max_attempts=10**9)
+            running = run_consumer(consumer, handler, max_backoff=0.2, max_attempts=10**9)
         else:
             running = run_consumer(
-                consumer, apply, max_attempts=max_attempts, dead_letters=self.dead_letters, backoff=0.02, max_backoff=0.1
+                consumer,
+                handler,
+                max_attempts=max_attempts,
+                dead_letters=self.dead_letters,
+                backoff=0.02,
+                max_backoff=0.1,
             )
         self._tasks.append(asyncio.create_task(running))
 
@@ -322,7 +357,10 @@ async def test_relay_crash_between_publish_and_delete_delivers_and_applies_once(
         assert await h.applied("tickets") == applied
 
 
-async def test_consumer_crash_before_commit_gets_the_event_again_and_applies_it_once(backend: Backend) -> None:
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batched"])
+async def test_consumer_crash_before_commit_gets_the_event_again_and_applies_it_once(
+    backend: Backend, batched: bool
+) -> None:
     crashed: set[str] = set()
 
     def crash_once_on_every_fifth(envelope: Envelope) -> bool:
@@ -333,14 +371,16 @@ async def test_consumer_crash_before_commit_gets_the_event_again_and_applies_it_
 
     async with Harness(backend) as h:
         h.start_relay()
-        h.start_consumer("tickets", crash=crash_once_on_every_fifth)
+        h.start_consumer("tickets", crash=crash_once_on_every_fifth, batched=batched)
         published = await h.place(60)
 
         applied = await h.wait_applied("tickets", len(published))
 
         assert_each_once_in_key_order(applied, published)
         assert len(crashed) == 6 * 2  # seq 2 and 7 of each of the six keys
-        assert all(h.deliveries[("tickets", e)] == 2 for e in crashed)
+        # One by one, a crashed event is delivered again; in a batch, the whole batch is (then one by one).
+        delivered = [h.deliveries[("tickets", e)] + h.batch_deliveries[("tickets", e)] for e in crashed]
+        assert all(n >= 2 for n in delivered) if batched else all(n == 2 for n in delivered)
 
 
 async def test_broker_outage_grows_the_outbox_then_drains_without_losing_events(
@@ -399,14 +439,17 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_a_poison_event_goes_to_the_dead_letters_and_its_partition_moves_on(backend: Backend) -> None:
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batched"])
+async def test_a_poison_event_goes_to_the_dead_letters_and_its_partition_moves_on(
+    backend: Backend, batched: bool
+) -> None:
     def poisoned(envelope: Envelope) -> bool:
         return envelope.key == KEYS[0] and envelope.data["seq"] == 1
 
     async with Harness(backend) as h:
         await h.migrate_platform()
         h.start_relay()
-        h.start_consumer("tickets", poison=poisoned, max_attempts=3)
+        h.start_consumer("tickets", poison=poisoned, max_attempts=3, batched=batched)
         published = await h.place(60)  # ten events per key: the poisoned one is the 2nd of KEYS[0]
 
         applied = await h.wait_applied("tickets", len(published) - 1)

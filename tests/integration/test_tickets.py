@@ -203,6 +203,62 @@ async def test_confirmed_order_gets_signed_tickets_pdfs_and_one_admission_each(a
     assert genuine.status_code == 200
 
 
+async def test_a_ticket_shows_its_code_at_once_and_downloads_before_the_renderer_reaches_it(app: Running) -> None:
+    fan, other = await customer(app.client), await customer(app.client, "x@example.com")
+    renderer = next(t for t in app.runtime._tasks if t.get_name() == "tickets:pdf-renderer")
+    renderer.cancel()  # the renderer is far behind (a sale): the tickets wait for it
+    await asyncio.gather(renderer, return_exceptions=True)
+    confirmed = booking_event(fan.id, seats=2, holder="Ann Fan")
+    order_id = confirmed.data["order_id"]
+    await app.runtime.bus.publish([confirmed])
+
+    async def visible() -> list[dict[str, Any]] | None:
+        items = await order_tickets(app, order_id)
+        return items if len(items) == 2 else None
+
+    first, second = await wait_for(visible)
+    assert first["code"] and second["code"] and first["pdf_url"] is None and second["pdf_url"] is None
+    url = f"/api/tickets/{first['id']}/pdf"
+    assert (await app.client.get(url, headers=other.headers)).status_code == 403
+
+    # Three downloads at once: one rendering, stored and recorded as the renderer would have done it.
+    downloads = await asyncio.gather(*(app.client.get(url, headers=fan.headers) for _ in range(3)))
+    assert [d.status_code for d in downloads] == [200] * 3, downloads[0].text
+    assert all(d.headers["content-type"] == "application/pdf" for d in downloads)
+    text = pypdf.PdfReader(io.BytesIO(downloads[0].content)).pages[0].extract_text()
+    assert "Ann Fan" in text and first["code"] in text.replace("\n", "")
+    assert [bool(t["pdf_url"]) for t in await order_tickets(app, order_id)] == [True, False]
+    stored = await app.service("tickets").objects.get(f"tickets/{order_id}/{first['id']}.pdf")
+    assert stored in {d.content for d in downloads}
+
+    # The renderer, back, renders only the other ticket: one tickets.issued per ticket (the relay may deliver
+    # an event twice, as it may any event: the same event id).
+    await app.runtime.restart_workers("tickets")
+    await issued(app, order_id, 2)
+    assert await app.service("tickets").objects.get(f"tickets/{order_id}/{first['id']}.pdf") == stored
+    probe = app.runtime.bus.consumer(f"probe-{uuid.uuid4().hex[:6]}", ["tickets"])
+    await probe.start()
+    try:
+        seen: dict[str, str] = {}  # event id: ticket id
+
+        async def both() -> bool:
+            records = await probe.poll(timeout=0.5)
+            seen.update(
+                (r.envelope.id, r.envelope.data["ticket_id"])
+                for r in records
+                if r.envelope.type == "tickets.issued" and r.envelope.data["order_id"] == order_id
+            )
+            await probe.commit(records)
+            return len(seen) >= 2
+
+        await wait_for(both, timeout=20)
+        await asyncio.sleep(0.5)
+        await both()
+        assert sorted(seen.values()) == sorted([first["id"], second["id"]])
+    finally:
+        await probe.stop()
+
+
 async def test_a_booking_delivered_twice_issues_one_set_of_tickets(app: Running) -> None:
     fan = await customer(app.client)
     confirmed = booking_event(fan.id, seats=1, general=2)

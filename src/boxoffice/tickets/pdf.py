@@ -22,9 +22,11 @@ import hashlib
 import io
 import logging
 import multiprocessing
+import struct
 import tempfile
 import threading
 import unicodedata
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -276,10 +278,31 @@ def qr_png(code: str) -> bytes:
     rendering time), and it only matters for data with long uniform runs, which a base64url code never has.
     Any of the eight masks gives a standard QR that every reader decodes.
     """
-    qr = segno.make(code, error="m", micro=False, mask=QR_MASK)
-    buffer = io.BytesIO()
-    qr.save(buffer, kind="png", scale=4, border=0)
-    return buffer.getvalue()
+    return png_of_modules(segno.make(code, error="m", micro=False, mask=QR_MASK).matrix, scale=4)
+
+
+def png_of_modules(matrix: Sequence[bytes | bytearray], *, scale: int) -> bytes:
+    """A QR matrix (1: dark module) as a 1-bit greyscale PNG, ``scale`` pixels per module and no border: what
+    segno's PNG writer makes, at a twentieth of its cost (it works pixel by pixel in Python; here a row of
+    modules becomes a row of bits at once)."""
+    light, dark = "1" * scale, "0" * scale
+    width = len(matrix[0]) * scale if matrix else 0
+    padding = -width % 8
+    rows = []
+    for modules in matrix:
+        bits = int("".join(dark if module else light for module in modules), 2) << padding
+        rows.append((b"\x00" + bits.to_bytes((width + padding) // 8, "big")) * scale)  # filter 0, then the pixels
+    header = struct.pack(">IIBBBBB", width, len(matrix) * scale, 1, 0, 0, 0, 0)  # 1 bit, greyscale
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def render_ticket_pdf(doc: TicketDocument, fonts: Sequence[FontFile] = ()) -> bytes:
@@ -346,6 +369,24 @@ def render_many(docs: list[TicketDocument], fonts: Sequence[FontFile] = ()) -> l
     return rendered
 
 
+WARM_UP = TicketDocument(
+    ticket_id="warm-up",
+    order_id="warm-up",
+    kind="event",
+    holder="Warm Up",
+    code="warm-up",
+    label="A-1",
+    section=None,
+    details={"name": "Warm up"},
+)
+
+
+def warm_up() -> None:
+    """Run in each new worker process: one throw-away PDF, so that what fpdf2 sets up on first use (and the
+    import of this module, which unpickling this function did) is done before a buyer's ticket waits."""
+    render_ticket_pdf(WARM_UP)
+
+
 class PdfRenderer:
     """Renders PDFs in worker processes (``processes``; 0: in a thread of this one): rendering is pure
     Python and would otherwise hold the interpreter lock that the service's requests need."""
@@ -373,6 +414,27 @@ class PdfRenderer:
             self.close()
             return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs, self.fonts)
 
+    async def one(self, doc: TicketDocument) -> bytes | None:
+        """One PDF that a buyer is waiting for: in the worker processes where this process runs them (the
+        renderer loop started them), else in a thread (~20 ms; a process that only serves requests keeps no
+        worker processes, and starting one would keep the buyer waiting for seconds)."""
+        if self._pool is None:
+            (pdf,) = await asyncio.to_thread(render_many, [doc], self.fonts)
+        else:
+            (pdf,) = await self([doc])
+        return pdf
+
+    def start(self) -> None:
+        """Start the worker processes now, without waiting for them. A spawned worker imports the service's
+        code before it renders anything (the main module too: ``boxoffice.cli`` and every service), which
+        takes 3 s on an idle 2-core machine and over 10 s on a busy one; started lazily, that was the first
+        order's wait for its PDFs. Each worker also renders one throw-away PDF (``warm_up``)."""
+        if self.processes <= 0:
+            return
+        pool = self._executor()
+        for _ in range(self.processes):  # each submit starts a worker while none is idle
+            pool.submit(warm_up)
+
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: this process runs threads (database drivers) that a fork would copy mid-lock.
@@ -386,6 +448,12 @@ class PdfRenderer:
         return self._pool
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        workers = list(pool._processes.values())  # Python 3.11 has no terminate_workers()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            # A worker still starting (importing for seconds) could outlive this process otherwise; what it
+            # was rendering is rendered again by the next renderer (PDFs are recorded only once stored).
+            worker.terminate()

@@ -11,7 +11,7 @@ from typing import ClassVar
 from fastapi import APIRouter
 
 from boxoffice.platform.app import Service, Worker
-from boxoffice.platform.bus.consumer import Handler
+from boxoffice.platform.bus.consumer import Batched, Handler
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
@@ -81,6 +81,10 @@ class TicketsService(Service):
             booking = domain.parse_booking(envelope.type, envelope.data)
             await issuing.apply_booking(self.deps, booking, inbox=(BOOKINGS_GROUP, envelope.id))
 
+        async def on_bookings(envelopes: Sequence[Envelope]) -> None:  # a poll's events in one transaction
+            bookings = [(domain.parse_booking(e.type, e.data), e.id) for e in envelopes]
+            await issuing.apply_bookings(self.deps, bookings, group=BOOKINGS_GROUP)
+
         async def on_payment(envelope: Envelope) -> None:
             if envelope.type == "payments.refunded":
                 await mail.mail_refund(self.deps, envelope.data, inbox=(PAYMENTS_GROUP, envelope.id))
@@ -90,7 +94,7 @@ class TicketsService(Service):
             await functions.generate_receipts(envelope.data, self.generator_deps(), inbox=inbox)
 
         return {
-            BOOKINGS_GROUP: (["ticket-bookings"], on_booking),
+            BOOKINGS_GROUP: (["ticket-bookings"], Batched(on_booking, on_bookings)),
             PAYMENTS_GROUP: (["payments"], on_payment),
             GENERATOR_GROUP: ([OBJECTS_TOPIC], on_object_created),
         }
@@ -108,6 +112,7 @@ class TicketsService(Service):
         await super().stop()
 
     async def render_pdfs_forever(self) -> None:
+        self.deps.render.start()  # its processes start now, not when the first ticket waits for them
         batch = self.config.pdf_batch
 
         async def render_batch() -> bool:

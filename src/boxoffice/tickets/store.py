@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     insert,
     select,
     update,
@@ -160,6 +161,37 @@ async def insert_order(conn: AsyncConnection, booking: Booking, *, status: str, 
             currency=booking.currency or None,
         )
     )
+
+
+async def order_statuses(conn: AsyncConnection, order_ids: Collection[str]) -> dict[str, str]:
+    """``order_status`` of several orders in one query (the orders tickets knows nothing of are left out)."""
+    if not order_ids:
+        return {}
+    rows = await conn.execute(select(orders.c.id, orders.c.status).where(orders.c.id.in_(sorted(order_ids))))
+    return {order_id: status for order_id, status in rows}
+
+
+async def insert_orders(conn: AsyncConnection, bookings: Sequence[Booking], *, status: str, now: datetime) -> None:
+    """``insert_order`` of several orders in one statement."""
+    if bookings:
+        await conn.execute(insert(orders), [_order_row(booking, status=status, now=now) for booking in bookings])
+
+
+def _order_row(booking: Booking, *, status: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": booking.order_id,
+        "user_id": booking.user_id,
+        "status": status,
+        "kind": booking.kind,
+        "subject_id": booking.subject_id,
+        "holder_name": booking.holder_name,
+        "details": json.dumps(booking.details),
+        "updated_at": now,
+        "number": booking.number or None,
+        "email": booking.email or None,
+        "amount_minor": booking.amount_minor,
+        "currency": booking.currency or None,
+    }
 
 
 async def order_of(conn: AsyncConnection, order_id: str) -> OrderSummary | None:
@@ -326,12 +358,42 @@ async def tickets_without_pdf(conn: AsyncConnection, limit: int) -> list[TicketT
     return [TicketToRender(_ticket(row), json.loads(row.details), row.number or "") for row in rows]
 
 
-async def set_pdf_key(conn: AsyncConnection, ticket_id: str, pdf_key: str) -> bool:
-    """Record the PDF; False when another renderer recorded it first (only the first announces it)."""
-    result = await conn.execute(
-        update(tickets).where(and_(tickets.c.id == ticket_id, tickets.c.pdf_key.is_(None))).values(pdf_key=pdf_key)
+async def ticket_to_render(conn: AsyncConnection, ticket_id: str) -> TicketToRender | None:
+    """One valid ticket without its PDF, with what it prints; None once it has one or is no longer valid."""
+    query = (
+        select(tickets, orders.c.details, orders.c.number)
+        .join(orders, orders.c.id == tickets.c.order_id)
+        .where(
+            and_(
+                tickets.c.id == ticket_id,
+                tickets.c.status == TicketStatus.VALID.value,
+                tickets.c.pdf_key.is_(None),
+            )
+        )
     )
-    return bool(result.rowcount == 1)
+    row = (await conn.execute(query)).first()
+    return TicketToRender(_ticket(row), json.loads(row.details), row.number or "") if row is not None else None
+
+
+async def set_pdf_keys(conn: AsyncConnection, keys: Mapping[str, str]) -> set[str]:
+    """``set_pdf_key`` of several tickets (ticket id: PDF key) in two statements; the ids this call recorded.
+    The rows are locked between the two (PostgreSQL; a SQLite writer holds the whole database already)."""
+    if not keys:
+        return set()
+    query = select(tickets.c.id).where(and_(tickets.c.id.in_(sorted(keys)), tickets.c.pdf_key.is_(None)))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    free = {ticket_id for (ticket_id,) in await conn.execute(query)}
+    if free:
+        await conn.execute(_SET_PDF_KEY, [{"ticket_id": t, "key": keys[t]} for t in sorted(free)])
+    return free
+
+
+_SET_PDF_KEY = (
+    update(tickets)
+    .where(and_(tickets.c.id == bindparam("ticket_id"), tickets.c.pdf_key.is_(None)))
+    .values(pdf_key=bindparam("key"))
+)
 
 
 # Mail.
@@ -444,6 +506,27 @@ async def settle_upload(
 AUDIT_ID_LENGTH = 36
 """The audit table's order and entity id columns (``platform.audit``): booking's order ids fit; an order id
 of the seeds' older shape that does not is recorded without its order."""
+
+
+async def record_ticket_audits(
+    conn: AsyncConnection, entries: Sequence[tuple[Ticket, Mapping[str, Any]]], *, action: str, actor: str
+) -> None:
+    """``record_audit`` of one action on several tickets, in one statement: (ticket, detail) each."""
+    if not entries:
+        return
+    rows = [
+        {
+            "order_id": ticket.order_id if len(ticket.order_id) <= AUDIT_ID_LENGTH else None,
+            "entity": "ticket",
+            "entity_id": ticket.id,
+            "actor": actor,
+            "action": action,
+            "detail": json.dumps(dict(detail), separators=(",", ":"), default=str),
+            "at": ticket.voided_at or ticket.used_at or ticket.created_at,
+        }
+        for ticket, detail in entries
+    ]
+    await conn.execute(insert(audit_log), rows)
 
 
 async def record_audit(

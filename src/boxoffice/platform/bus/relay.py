@@ -99,7 +99,17 @@ class Relay:
             await self._drop_leadership()
 
     async def _drop_leadership(self) -> None:
+        """Give the lock up. Closing the connection alone would not: it goes back to the engine's pool with
+        its session, and the session's lock with it, so a relay started again in this process (a restart of
+        the workers) would find the lock taken and never publish again."""
         conn, self._leader = self._leader, None
-        if conn is not None:
+        if conn is None:
+            return
+        try:
+            await conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            await conn.commit()
+        except Exception:
             with contextlib.suppress(Exception):
-                await conn.close()
+                await conn.invalidate()  # the session ends with its connection, and its locks with it
+        with contextlib.suppress(Exception):
+            await conn.close()

@@ -6,6 +6,8 @@ them); the statements below are built on a private copy and run against any serv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -94,3 +96,18 @@ _CLAIMS = {
     "postgresql": postgresql.insert(INBOX).on_conflict_do_nothing(),
     "sqlite": sqlite.insert(INBOX).on_conflict_do_nothing(),
 }
+
+
+async def claim_inbox_many(conn: AsyncConnection, group: str, event_ids: Sequence[str]) -> set[str]:
+    """``claim_inbox`` for several events in one statement: the ids this transaction claimed (the others
+    were applied before, or appear earlier in ``event_ids``)."""
+    unique = list(dict.fromkeys(event_ids))
+    if not unique:
+        return set()
+    table_insert = postgresql.insert(INBOX) if conn.dialect.name == "postgresql" else sqlite.insert(INBOX)
+    statement = (
+        table_insert.values([{"consumer_group": group, "event_id": event_id} for event_id in unique])
+        .on_conflict_do_nothing()
+        .returning(INBOX.c.event_id)
+    )
+    return {event_id for (event_id,) in await conn.execute(statement)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 
 import structlog
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.platform.audit import SYSTEM
 from boxoffice.platform.bus.envelope import uuid7
-from boxoffice.platform.bus.tables import claim_inbox
+from boxoffice.platform.bus.tables import claim_inbox_many
 from boxoffice.platform.db import UnitOfWork
 from boxoffice.platform.metrics import counter
 from boxoffice.platform.objectstore import announce_object_created
@@ -35,56 +36,82 @@ async def load_keys(deps: TicketsDeps, *, secret: bytes) -> None:
 async def apply_booking(deps: TicketsDeps, booking: Booking | None, *, inbox: tuple[str, str]) -> None:
     """Issue a confirmed order's tickets, or void a cancelled order's, exactly once per event. ``booking`` is
     None for a malformed event (skipped, once); ``inbox``: (consumer group, event id)."""
+    await apply_bookings(deps, [(booking, inbox[1])], group=inbox[0])
+
+
+async def apply_bookings(deps: TicketsDeps, bookings: Sequence[tuple[Booking | None, str]], *, group: str) -> None:
+    """``apply_booking`` of several events (booking, event id), in their order, in ONE transaction: the inbox
+    claims, the orders' statuses, and the new orders, tickets and audit entries take one statement each
+    (the consumer's batch under load). Every ticket has its signed code when this commits; its PDF follows.
+    A cancellation among them is applied where it stands (after what came before it)."""
     issued = 0
     async with deps.db.uow() as uow:
-        if not await claim_inbox(uow.conn, *inbox):
-            return
-        if booking is None:
-            log.error("malformed ticket-bookings event skipped", event_id=inbox[1])
-        elif booking.status == "confirmed":
-            issued = await _issue_tickets(deps, uow.conn, booking)
-        else:
+        claimed = await claim_inbox_many(uow.conn, group, [event_id for _, event_id in bookings])
+        todo: list[Booking] = []
+        for booking, event_id in bookings:
+            if event_id not in claimed:
+                continue  # handled before (or earlier in this batch): redelivery is a no-op
+            claimed.discard(event_id)
+            if booking is None:
+                log.error("malformed ticket-bookings event skipped", event_id=event_id)
+            else:
+                todo.append(booking)
+        known = await store.order_statuses(uow.conn, {b.order_id for b in todo})
+        now = deps.now()
+        confirmed: list[Booking] = []
+        for booking in todo:
+            if booking.status == "confirmed":
+                # Known already: confirmed again under another event id (a re-sent confirmation), or cancelled
+                # before the confirmation arrived. Either way no second set, no tickets for a cancelled order.
+                if booking.order_id not in known:
+                    known[booking.order_id] = "confirmed"
+                    confirmed.append(booking)
+                continue
+            issued += await _issue_tickets(deps, uow.conn, confirmed, now)  # what came before, first
+            confirmed = []
             await _void_tickets(deps, uow, booking)
+            known[booking.order_id] = "cancelled"
+        issued += await _issue_tickets(deps, uow.conn, confirmed, now)
         await uow.commit()
     if issued:
         deps.pdf_wanted.set()
 
 
-async def _issue_tickets(deps: TicketsDeps, conn: AsyncConnection, booking: Booking) -> int:
-    if await store.order_status(conn, booking.order_id) is not None:
-        # Confirmed again under another event id (a re-sent confirmation), or cancelled before the
-        # confirmation arrived: either way no second set and no tickets for a cancelled order.
+async def _issue_tickets(deps: TicketsDeps, conn: AsyncConnection, bookings: list[Booking], now: datetime) -> int:
+    """The tickets of orders tickets knew nothing of, with their orders and audit entries."""
+    if not bookings:
         return 0
-    now = deps.now()
-    await store.insert_order(conn, booking, status="confirmed", now=now)
+    await store.insert_orders(conn, bookings, status="confirmed", now=now)
     ring = deps.keys.ring
     tickets = []
-    for line in domain.plan_tickets(booking.data):
-        ticket_id = uuid7()
-        holder = line.passenger or booking.holder_name  # a train ticket is the passenger's
-        code = ring.sign(ticket_id=ticket_id, subject_id=booking.subject_id, seat=line.label, holder=holder, version=1)
-        tickets.append(
-            Ticket(
-                id=ticket_id,
-                order_id=booking.order_id,
-                line_no=line.line_no,
-                user_id=booking.user_id,
-                kind=booking.kind,
-                subject_id=booking.subject_id,
-                seat_id=line.seat_id,
-                label=line.label,
-                section=line.section,
-                holder_name=holder,
-                version=1,
-                code=code,
-                status=TicketStatus.VALID,
-                created_at=now,
+    for booking in bookings:
+        for line in domain.plan_tickets(booking.data):
+            ticket_id = uuid7()
+            holder = line.passenger or booking.holder_name  # a train ticket is the passenger's
+            code = ring.sign(
+                ticket_id=ticket_id, subject_id=booking.subject_id, seat=line.label, holder=holder, version=1
             )
-        )
+            tickets.append(
+                Ticket(
+                    id=ticket_id,
+                    order_id=booking.order_id,
+                    line_no=line.line_no,
+                    user_id=booking.user_id,
+                    kind=booking.kind,
+                    subject_id=booking.subject_id,
+                    seat_id=line.seat_id,
+                    label=line.label,
+                    section=line.section,
+                    holder_name=holder,
+                    version=1,
+                    code=code,
+                    status=TicketStatus.VALID,
+                    created_at=now,
+                )
+            )
     await store.insert_tickets(conn, tickets)
-    for ticket in tickets:
-        detail = {"line_no": ticket.line_no, "label": ticket.label, "seat_id": ticket.seat_id}
-        await _audit(conn, ticket, "ticket.issued", SYSTEM, detail)
+    details = [(t, {"line_no": t.line_no, "label": t.label, "seat_id": t.seat_id}) for t in tickets]
+    await store.record_ticket_audits(conn, details, action="ticket.issued", actor=SYSTEM)
     return len(tickets)
 
 
@@ -180,15 +207,34 @@ async def render_pending_pdfs(deps: TicketsDeps, *, batch: int) -> int:
     """Render and store the PDFs of tickets that have none; returns how many it looked at.
 
     Object first, then the row and the events in one transaction (see ``platform.objectstore``): a crash in
-    between leaves a PDF that the next round overwrites under the same key. Two renderers may both store
-    one ticket's PDF; the conditional update lets only the first announce it.
+    between leaves a PDF that the next round overwrites under the same key. Two renderers (or a renderer
+    and a buyer's download, ``render_now``) may both store one ticket's PDF; the conditional update lets
+    only the first record and announce it.
     """
     async with deps.db.read() as conn:
         pending = await store.tickets_without_pdf(conn, batch)
     if not pending:
         return 0
-    pdfs = await deps.render([_document(p) for p in pending])
-    rendered = [(p.ticket, pdf) for p, pdf in zip(pending, pdfs, strict=True) if pdf is not None]
+    # In chunks, one after the other: a download that renders its ticket now (``render_now``) waits for one
+    # chunk in the worker's queue, not for the whole batch.
+    rendered: list[tuple[Ticket, bytes]] = []
+    for start in range(0, len(pending), RENDER_CHUNK):
+        chunk = pending[start : start + RENDER_CHUNK]
+        pdfs = await deps.render([_document(p) for p in chunk])
+        rendered += [(p.ticket, pdf) for p, pdf in zip(chunk, pdfs, strict=True) if pdf is not None]
+    await _record_pdfs(deps, rendered)
+    return len(pending)
+
+
+RENDER_CHUNK = 4
+"""Tickets per call of the renderer's worker (one ticket: 10-20 ms of CPU)."""
+
+
+async def _record_pdfs(deps: TicketsDeps, rendered: list[tuple[Ticket, bytes]]) -> int:
+    """Store rendered PDFs and record them (with their events, and the order's confirmation e-mail once its
+    last PDF is in); returns how many this call recorded first."""
+    if not rendered:
+        return 0
     stored = await asyncio.gather(
         *(
             deps.objects.put(domain.ticket_pdf_key(t.order_id, t.id), pdf, content_type="application/pdf")
@@ -197,8 +243,11 @@ async def render_pending_pdfs(deps: TicketsDeps, *, batch: int) -> int:
     )
     issued, completed = 0, set()
     async with deps.db.uow() as uow:
+        recorded = await store.set_pdf_keys(
+            uow.conn, {t.id: obj.key for (t, _), obj in zip(rendered, stored, strict=True)}
+        )
         for (t, _), obj in zip(rendered, stored, strict=True):
-            if not await store.set_pdf_key(uow.conn, t.id, obj.key):
+            if t.id not in recorded:
                 continue
             announce_object_created(uow, obj, region=deps.objects.region)
             data = {"ticket_id": t.id, "order_id": t.order_id, "event_id": t.subject_id, "user_id": t.user_id}
@@ -211,4 +260,39 @@ async def render_pending_pdfs(deps: TicketsDeps, *, batch: int) -> int:
     ISSUED.inc(issued)
     if mails:
         deps.mail_wanted.set()
-    return len(pending)
+    return issued
+
+
+async def render_now(deps: TicketsDeps, ticket: Ticket) -> bytes:
+    """The PDF of a valid ticket the renderer has not reached yet, rendered for the buyer who asks for it
+    (during a sale the renderer's queue can be long; the ticket and its code exist from the confirmation
+    on). Stored and recorded as the renderer would do it, so the renderer then skips it. Concurrent
+    requests for one ticket in this process share one rendering. Raises ``PdfNotReady`` when the ticket
+    cannot be rendered now (the renderer tries again)."""
+    running = _RENDERING.get(ticket.id)
+    if running is None:
+        running = asyncio.ensure_future(_render_and_record(deps, ticket.id))
+        _RENDERING[ticket.id] = running
+        running.add_done_callback(lambda _: _RENDERING.pop(ticket.id, None))
+    pdf = await asyncio.shield(running)  # one buyer giving up does not cancel the rendering of the others
+    if pdf is None:
+        raise domain.PdfNotReady("The PDF is being prepared; try again in a moment.", headers={"Retry-After": "1"})
+    return pdf
+
+
+_RENDERING: dict[str, asyncio.Future[bytes | None]] = {}
+
+
+async def _render_and_record(deps: TicketsDeps, ticket_id: str) -> bytes | None:
+    async with deps.db.read() as conn:
+        pending = await store.ticket_to_render(conn, ticket_id)
+        if pending is None:  # rendered meanwhile (or voided): what is stored now is the answer
+            ticket = await store.ticket_by_id(conn, ticket_id)
+    if pending is None:
+        if ticket is None or ticket.status == TicketStatus.VOIDED or ticket.pdf_key is None:
+            return None
+        return await deps.objects.get(ticket.pdf_key)
+    pdf = await deps.render.one(_document(pending))
+    if pdf is not None:
+        await _record_pdfs(deps, [(pending.ticket, pdf)])
+    return pdf

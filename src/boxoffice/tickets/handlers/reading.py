@@ -8,6 +8,7 @@ from boxoffice.platform.auth import Principal
 from boxoffice.tickets import domain, store
 from boxoffice.tickets.deps import TicketsDeps
 from boxoffice.tickets.domain import ListTickets, Ticket, TicketList
+from boxoffice.tickets.handlers import issuing
 
 
 def public_keys(deps: TicketsDeps) -> list[dict[str, str]]:
@@ -45,8 +46,8 @@ async def ticket_pdf(deps: TicketsDeps, ticket_id: str, *, viewer: Principal) ->
         raise domain.NotYourTicket("This ticket belongs to someone else.")
     if ticket.status == domain.TicketStatus.VOIDED:  # a printout of it would look like a ticket: none is given
         raise domain.TicketVoided("This ticket was voided: its order was cancelled.")
-    if ticket.pdf_key is None:
-        raise domain.PdfNotReady("The PDF is being prepared; try again in a moment.", headers={"Retry-After": "1"})
+    if ticket.pdf_key is None:  # the renderer has not reached it yet: rendered for this buyer now, and kept
+        return await issuing.render_now(deps, ticket)
     return await deps.objects.get(ticket.pdf_key)
 
 
