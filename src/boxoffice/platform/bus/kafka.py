@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import structlog
@@ -51,6 +51,18 @@ async def _close(client: Any) -> None:
         return
     with contextlib.suppress(Exception):
         await asyncio.wait_for(client.stop() if hasattr(client, "stop") else client.close(), _CLOSE_TIMEOUT)
+
+
+async def _answered_within(call: Awaitable[object], seconds: float) -> None:
+    """Wait for ``call``; TimeoutError if it has not answered in time. Not ``asyncio.wait_for``: when aiokafka
+    swallows the cancellation of a request that timed out, wait_for returns as if it had been answered (a
+    frozen broker then looked healthy)."""
+    task = asyncio.ensure_future(call)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        raise TimeoutError(f"no answer from the broker in {seconds:g} s")
+    task.result()
 
 
 class KafkaBus:
@@ -93,7 +105,7 @@ class KafkaBus:
     async def ping(self) -> None:
         try:
             admin = await self._admin_client()
-            await asyncio.wait_for(admin.describe_cluster(), self.request_timeout_ms / 1000)
+            await _answered_within(admin.describe_cluster(), self.request_timeout_ms / 1000)
         except Exception:
             await self._drop_admin()
             raise
