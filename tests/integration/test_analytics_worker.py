@@ -187,7 +187,10 @@ async def test_every_window_of_the_recorded_stream_is_published_once_and_bad_rec
 
 
 async def reached(db: Database, target: int, process: subprocess.Popen[bytes]) -> bool:
-    assert process.poll() is None, f"the worker exited with {process.returncode}"
+    if process.poll() is not None:
+        output = WORKER_LOGS.get(process.pid)
+        tail = output.read_text(errors="replace")[-3000:] if output and output.exists() else "(no output)"
+        raise AssertionError(f"the worker exited with {process.returncode}:\n{tail}")
     return await consumed_in(db) >= target
 
 
@@ -212,8 +215,15 @@ def start_worker(setup: Setup, db_url: str) -> subprocess.Popen[bytes]:
         )
     else:
         env["BOXOFFICE_BUS_DATABASE_URL"] = s.bus_url()
-    return subprocess.Popen([sys.executable, "-m", "boxoffice.cli", "worker", "analytics"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = setup.tmp / f"worker-{len(WORKER_LOGS)}.log"
+    with log.open("wb") as out:  # shown if the worker exits on its own
+        process = subprocess.Popen([sys.executable, "-m", "boxoffice.cli", "worker", "analytics"], env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    WORKER_LOGS[process.pid] = log
+    return process
+
+
+WORKER_LOGS: dict[int, Path] = {}
 
 
 async def all_consumed(service: AnalyticsService, count: int) -> bool:
