@@ -3,6 +3,9 @@
     .venv/bin/python loadtest/compare.py --modes embedded,processes --tickets 2000 --buyers 64 --pgbench
 
 - ``embedded``: ``boxoffice run`` (SQLite, the SQL bus), fresh data dir.
+- ``cores``: ``boxoffice run --api-processes N`` (``--api-processes``, default 2): the same files and bus,
+  the API served by N processes on one port and the workers in one more. Its statement counts are one API
+  process's and the worker's only (each process counts its own), so that column undercounts there.
 - ``processes``: ``boxoffice run --processes`` on a PostgreSQL started for the run (one database per service)
   and the bus chosen with ``--bus`` (``kafka``: a Tansu broker started for the run; ``sql``: the bus in
   PostgreSQL).
@@ -140,6 +143,7 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=2000)
     parser.add_argument("--timeout", type=int, default=600)
     parser.add_argument("--pgbench", action="store_true")
+    parser.add_argument("--api-processes", type=int, default=2, help="the cores mode's API processes")
     args = parser.parse_args()
     results: list[dict[str, object]] = []
     limit = None
@@ -149,6 +153,10 @@ def main() -> None:
             if mode == "embedded":
                 with server({}, [], data_dir) as where:
                     results.append(flash_sale(where, args, "embedded (SQLite, sql bus)"))
+                continue
+            if mode == "cores":
+                with server({}, ["--api-processes", str(args.api_processes)], data_dir) as where:
+                    results.append(flash_sale(where, args, f"embedded, {args.api_processes} API processes"))
                 continue
             admin_url = stack.enter_context(postgres_server())
             env = {f"BOXOFFICE_{s.upper()}_DATABASE_URL": create_database(admin_url, prefix=s) for s in SERVICES}

@@ -1,10 +1,13 @@
 """The composition root: the one module that knows every service.
 
     boxoffice run               every service in one process, workers as tasks (the embedded default)
+    boxoffice run --api-processes N
+                                the same on every core: N processes serve the whole API on one port, one
+                                more runs every worker, all over the same SQLite files
     boxoffice run --processes   each service and its workers as separate processes behind the gateway
                                 (``--only a,b``: just those services)
-    boxoffice serve SERVICE     one service's HTTP API (SIGTERM drains: docs/operations.md)
-    boxoffice worker SERVICE    one service's workers (relay, consumers, senders; SIGTERM drains)
+    boxoffice serve SERVICE     one service's HTTP API (SIGTERM drains: docs/operations.md); ``all``: every one
+    boxoffice worker SERVICE    one service's workers (relay, consumers, senders; SIGTERM drains); ``all``: every one
     boxoffice migrate           bring every service's database to the newest schema
     boxoffice seed              add the demo catalog (events, stations, trains, runs) and publish it
     boxoffice bus dead-letters  list the events consumer groups gave up on
@@ -423,16 +426,28 @@ def run(
         typer.Option(help="with --processes: API processes per service sharing its port, as N for every service "
                           "or SERVICE=N,... (default 1)"),
     ] = None,
+    api_processes: Annotated[
+        int | None,
+        typer.Option(min=0, max=64, help="processes serving the whole API on one port, plus one for the workers "
+                                         "(0: one per core; default BOXOFFICE_API_PROCESSES, 1)"),
+    ] = None,
 ) -> None:
-    """Run boxoffice: every service in one process (default), or one process per service."""
+    """Run boxoffice: every service in one process (default), on every core, or one process per service."""
     settings = _settings()
     names = [_service_class(n.strip()).name for n in only.split(",") if n.strip()] if only else list(SERVICES)
     if (only or replicas) and not processes:
         raise typer.BadParameter("--only and --replicas need --processes")
+    if processes and api_processes is not None:
+        raise typer.BadParameter("--api-processes and --processes are two different ways to run; choose one")
     counts = _replica_counts(replicas, names)
     migrate_all(settings, names)
     if processes:
         _run_processes(settings, names, counts)
+        return
+    wanted = settings.api_processes if api_processes is None else api_processes
+    count = wanted or os.cpu_count() or 1
+    if count > 1:
+        _run_on_every_core(settings, count)
         return
     log.info("serving", url=f"http://{settings.host}:{settings.port}")
     _serve(build_embedded_app(settings), settings)
@@ -449,8 +464,19 @@ def serve(
         bool, typer.Option(help="bind with SO_REUSEPORT, so that a replacement can listen on the same port")
     ] = False,
 ) -> None:
-    """Serve one service's HTTP API (its workers run under ``boxoffice worker``)."""
+    """Serve one service's HTTP API (its workers run under ``boxoffice worker``); ``all``: every service's, on
+    one port behind the embedded gateway, as ``boxoffice run`` serves them."""
     settings = _settings()
+    if service == "all":
+        runtime = Runtime(settings, list(SERVICES), run_workers=False)
+        everything = runtime.gateway()
+
+        def drain_all() -> None:
+            runtime.draining = True
+            everything.draining = True
+
+        _serve(everything, settings, port=port, drain_seconds=drain_seconds, on_drain=drain_all, reuse_port=reuse_port)
+        return
     _service_class(service)
     runtime = Runtime(settings, [service], run_workers=False)
 
@@ -487,14 +513,14 @@ def worker(
     SIGTERM (or SIGINT) drains: every consumer finishes and commits the batch in hand and polls no more,
     every periodic loop finishes its step; then the process exits 0. A second signal stops it at once."""
     settings = _settings()
-    _service_class(service)
+    names = list(SERVICES) if service == "all" else [_service_class(service).name]
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr=settings.host)
 
     async def main() -> None:
-        runtime = Runtime(settings, [service], run_workers=True)
+        runtime = Runtime(settings, names, run_workers=True)
         await runtime.start()
         signalled, forced = asyncio.Event(), asyncio.Event()
 
@@ -628,6 +654,51 @@ def _replica_counts(option: str | None, names: Sequence[str]) -> dict[str, int]:
     if any(not 1 <= n <= 64 for n in counts.values()):
         raise typer.BadParameter("--replicas: between 1 and 64 processes per service")
     return counts
+
+
+def _run_on_every_core(settings: Settings, api_processes: int) -> None:
+    """``run --api-processes N``: N ``serve all`` processes on the one port (SO_REUSEPORT: the kernel spreads
+    the connections) and one ``worker all``, over the same SQLite files and bus; this process only watches
+    them. One of them ending ends the group: whoever runs boxoffice sees it stop, not a shop that half works.
+
+    Every service is already correct with several API processes (they are deployed that way): what lives in
+    one process's memory is a cache with a bounded age or is found by polling (docs/operations.md)."""
+    env = {**os.environ, "BOXOFFICE_SQLITE_SHARED": "1", "BOXOFFICE_API_PROCESSES": "1"}
+    command = [sys.executable, "-m", "boxoffice.cli"]
+    serve = ["serve", "all", "--reuse-port", "--drain-seconds", str(PROCESS_DRAIN_SECONDS)]
+    children = [subprocess.Popen([*command, *serve], env=env) for _ in range(api_processes)]
+    children.append(subprocess.Popen([*command, "worker", "all"], env=env))
+    log.info("serving", url=f"http://{settings.host}:{settings.port}", api_processes=api_processes)
+    stopping = False
+
+    def stop(_sig: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    failed = False
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                children[0].wait(timeout=0.5)
+        if not stopping:
+            failed = True
+            log.error("a process of the group stopped; stopping the others",
+                      exit_codes=[child.poll() for child in children])
+    finally:
+        stop(signal.SIGTERM, None)
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failed:
+        raise typer.Exit(1)
 
 
 def _run_processes(settings: Settings, names: Sequence[str], replicas: Mapping[str, int] | None = None) -> None:

@@ -2,6 +2,8 @@
 
 register -> browse -> hold -> order -> pay -> the confirmed order with its tickets -> the PDF -> check-in,
 for a general-admission event and for a train seat on a segment; then a cancellation with its refund.
+Each journey runs against ``boxoffice run`` in one process, and again with ``--api-processes 2`` (two
+processes serve the API on one port, a third runs the workers, over the same SQLite files).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ ADMIN = {"email": "admin@example.com", "password": "admin-password-2026"}
 CARD = {"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=[(), ("--api-processes", "2")], ids=["one-process", "api-processes-2"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {"BOXOFFICE_ADMIN_EMAIL": ADMIN["email"], "BOXOFFICE_ADMIN_PASSWORD": ADMIN["password"]}
-    with boxoffice_run(tmp_path_factory.mktemp("e2e") / "var", env=env) as server:
+    args: tuple[str, ...] = request.param
+    with boxoffice_run(tmp_path_factory.mktemp("e2e") / "var", env=env, args=args, timeout=120) as server:
         yield server
 
 

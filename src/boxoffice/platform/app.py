@@ -73,7 +73,12 @@ class Service:
             raise ValueError(f"refusing to start {self.name} in production mode: " + "; ".join(problems))
         self.bus = bus
         self.clients = clients
-        self.db = Database(self.database_url, name=self.name, sqlite_inline=settings.sqlite_inline)
+        self.db = Database(
+            self.database_url,
+            name=self.name,
+            sqlite_inline=settings.sqlite_inline,
+            sqlite_shared=settings.sqlite_shared,
+        )
         self.verifier = TokenVerifier.from_client(lambda: clients.get("identity"))
         self.relay = Relay(self.db, bus)
         self.clock: Callable[[], datetime] = utcnow

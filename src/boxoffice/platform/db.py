@@ -12,13 +12,19 @@ SQLite specifics, and why:
 - Write transactions start with ``BEGIN IMMEDIATE`` on a pool of ONE connection: SQLite has one writer
   anyway, so writers queue in-process on the pool instead of spinning on ``SQLITE_BUSY``, and a read-then-
   write transaction can never fail to upgrade its lock. Reads use a separate pool, statement by statement.
+- Several processes on the same files (``boxoffice run --api-processes N``, ``sqlite_shared``): a unit of
+  work whose ``BEGIN IMMEDIATE`` finds another process writing waits for it on the event loop (short async
+  sleeps), not in SQLite's busy handler, which would stop every other request of the process meanwhile;
+  and ``wait_for_outbox`` also wakes when another process commits to the file (``PRAGMA data_version``),
+  so a relay in a worker process publishes what the API processes committed within milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.types import TypeDecorator
 
 from boxoffice.platform import hotsql
+from boxoffice.platform.aio import wait_event
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.bus.tables import outbox_insert
 from boxoffice.platform.metrics import DB_STATEMENTS
@@ -59,15 +66,21 @@ def _count_statements(engine: AsyncEngine, database: str) -> None:
         statements.inc()
 
 
-def _configure_sqlite(engine: AsyncEngine, *, writer: bool, name: str) -> None:
+BUSY_TIMEOUT_SECONDS = 15.0
+"""How long a writer waits for another process's write transaction before it fails (SQLite's busy timeout)."""
+
+
+def _configure_sqlite(engine: AsyncEngine, *, writer: bool, name: str, shared: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit begins are wrong for us).
         dbapi_connection.isolation_level = None
+        # A shared file's inline writer waits for the lock itself (``_lock_waits``), without blocking the loop.
+        inline_writer = writer and shared and isinstance(record.driver_connection, InlineConnection)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute(f"PRAGMA busy_timeout={0 if inline_writer else int(BUSY_TIMEOUT_SECONDS * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -83,7 +96,13 @@ def _configure_sqlite(engine: AsyncEngine, *, writer: bool, name: str) -> None:
         if isinstance(driver, InlineConnection):  # straight to sqlite3: no SQLAlchemy statement machinery
             if driver.raw.in_transaction:  # the unit of work began it already (``UnitOfWork.__aenter__``)
                 return
-            driver.execute_now("BEGIN IMMEDIATE")
+            if not _try_begin(driver):  # only a shared file's writer is ever told "busy" (timeout 0)
+                for delay in _lock_waits():
+                    time.sleep(delay)  # a synchronous hook cannot yield: it waits as SQLite's own handler would
+                    if _try_begin(driver):
+                        break
+                else:
+                    driver.execute_now("BEGIN IMMEDIATE")
             begins.inc()
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -92,12 +111,15 @@ def _configure_sqlite(engine: AsyncEngine, *, writer: bool, name: str) -> None:
 class Database:
     """The engines of one service's database, built in the lifespan, disposed at shutdown."""
 
-    def __init__(self, url: str, *, name: str, pool_size: int = 10, sqlite_inline: bool = False) -> None:
+    def __init__(
+        self, url: str, *, name: str, pool_size: int = 10, sqlite_inline: bool = False, sqlite_shared: bool = False
+    ) -> None:
         self.url = url
         self.name = name
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.statements = DB_STATEMENTS.labels(name)
         self.outbox_signal = asyncio.Event()
+        self._watch: CommitWatch | None = None
         if self.is_sqlite:
             database = make_url(url).database
             if database and database != ":memory:":
@@ -110,8 +132,10 @@ class Database:
             self.read_engine = create_async_engine(
                 url, pool_size=4, max_overflow=4, pool_reset_on_return=None, **inline
             )
-            _configure_sqlite(self.engine, writer=True, name=name)
-            _configure_sqlite(self.read_engine, writer=False, name=name)
+            _configure_sqlite(self.engine, writer=True, name=name, shared=sqlite_shared)
+            _configure_sqlite(self.read_engine, writer=False, name=name, shared=sqlite_shared)
+            if sqlite_shared and database and database != ":memory:":
+                self._watch = CommitWatch(database)
         else:
             self.engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=30
@@ -154,10 +178,82 @@ class Database:
         async with self.read_engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def wait_for_outbox(self, timeout: float) -> bool:
+        """Until this process commits outbox rows (``outbox_signal``) or, on a SQLite file other processes
+        share, any of them commits to it; False after ``timeout`` seconds of neither."""
+        if self._watch is None:
+            return await wait_event(self.outbox_signal, timeout)
+        deadline = time.monotonic() + timeout
+        while not (self.outbox_signal.is_set() or self._watch.changed()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await wait_event(self.outbox_signal, min(remaining, COMMIT_WATCH_SECONDS))
+        return True
+
     async def dispose(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+
+
+def _lock_waits() -> Iterator[float]:
+    """Pauses between attempts at a locked file: 0.2 ms doubling to 5 ms, for ``BUSY_TIMEOUT_SECONDS``."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    delay = 0.0002
+    while time.monotonic() < deadline:
+        yield delay
+        delay = min(delay * 2, 0.005)
+
+
+def _try_begin(driver: InlineConnection) -> bool:
+    """``BEGIN IMMEDIATE``: True once begun, False while another process holds the write lock."""
+    try:
+        driver.execute_now("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            raise
+        return False
+    return True
+
+
+async def _begin_immediate(driver: InlineConnection) -> None:
+    """``BEGIN IMMEDIATE`` for a unit of work: while another process writes, wait on the event loop."""
+    if _try_begin(driver):
+        return
+    for delay in _lock_waits():
+        await asyncio.sleep(delay)
+        if _try_begin(driver):
+            return
+    driver.execute_now("BEGIN IMMEDIATE")  # a last attempt: it begins, or raises "database is locked"
+
+
+COMMIT_WATCH_SECONDS = 0.01
+"""How often ``wait_for_outbox`` looks for other processes' commits to a shared SQLite file."""
+
+
+class CommitWatch:
+    """Notices commits other connections made to a SQLite file: ``PRAGMA data_version`` changes when any
+    other connection (of this process or another) commits. A few microseconds a look, no lock taken."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._version: int | None = None
+
+    def changed(self) -> bool:
+        if self._conn is None:
+            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        changed, self._version = self._version is not None and version != self._version, version
+        return changed
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def _is_transient(exc: DBAPIError) -> bool:
@@ -196,7 +292,7 @@ class UnitOfWork:
             # Embedded SQLite: BEGIN and COMMIT straight on sqlite3, two trips through SQLAlchemy's async layer
             # fewer per transaction. Statements run through SQLAlchemy find the transaction open (``_on_begin``).
             try:
-                driver.execute_now("BEGIN IMMEDIATE")
+                await _begin_immediate(driver)
             except BaseException:
                 self._conn = None
                 await conn.close()

@@ -27,7 +27,15 @@ class Settings(BaseSettings):
     """An OTLP/HTTP collector for traces (e.g. http://otel-collector:4318); unset: no span leaves the process."""
     max_body_bytes: int = 1_048_576
     sqlite_inline: bool = True
-    """Run SQLite statements on the event loop's thread (one process only; ``run --processes`` turns it off)."""
+    """Run SQLite statements on the event loop's thread (``run --processes`` turns it off)."""
+    sqlite_shared: bool = False
+    """Other processes write the same SQLite files (set by ``run`` for its processes with ``api_processes``
+    above 1): a writer waits for their locks without blocking its event loop, and relays notice their
+    commits within milliseconds."""
+    api_processes: int = Field(default=1, ge=0, le=64)
+    """``boxoffice run``: 1 runs everything in one process; N > 1 serves the whole API from N processes on
+    the one port (SO_REUSEPORT) and runs every worker in one more, over the same SQLite files; 0: one API
+    process per core."""
     demo: bool = True
     """Seed demo events, stations and trains when the catalog is empty (BOXOFFICE_DEMO=0 starts empty)."""
 

@@ -19,4 +19,5 @@ def build_bus(settings: Settings) -> Bus:
         poll_interval=settings.bus_poll_interval_seconds,
         retention_seconds=settings.bus_retention_hours * 3600,
         sqlite_inline=settings.sqlite_inline,
+        sqlite_shared=settings.sqlite_shared,
     )

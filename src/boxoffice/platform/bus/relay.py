@@ -17,7 +17,6 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.platform.aio import wait_event
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.bus.tables import outbox_batch, outbox_delete
@@ -86,7 +85,7 @@ class Relay:
                     backoff = self.idle_interval
                     if moved == self.batch_size:
                         continue
-                    if await wait_event(self.db.outbox_signal, self.idle_interval) and self.linger:
+                    if await self.db.wait_for_outbox(self.idle_interval) and self.linger:
                         await asyncio.sleep(self.linger)
                 except asyncio.CancelledError:
                     raise

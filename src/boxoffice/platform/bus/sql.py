@@ -108,9 +108,10 @@ class SqlBus:
         partitions: int = 8,
         poll_interval: float = 0.2,
         sqlite_inline: bool = False,
+        sqlite_shared: bool = False,
         retention_seconds: float = 7 * 24 * 3600,
     ) -> None:
-        self.db = Database(url, name="bus", sqlite_inline=sqlite_inline)
+        self.db = Database(url, name="bus", sqlite_inline=sqlite_inline, sqlite_shared=sqlite_shared)
         self.partitions = partitions
         self.poll_interval = poll_interval
         self.retention_seconds = retention_seconds

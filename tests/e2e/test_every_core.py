@@ -1,0 +1,38 @@
+"""``boxoffice run --api-processes N``: the shape of the group and how it ends.
+
+The buyer's journeys themselves run against this mode in ``test_purchase_flow.py``; here: N ``serve all``
+processes and one ``worker all`` under the one command, every API process answering on the one port, and
+a group that stops as a whole when one of its processes dies (a shop that half works is worse than none).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.harness.server import boxoffice_run
+
+
+@pytest.mark.timeout(240)
+def test_api_processes_share_the_port_and_the_group_ends_together(tmp_path: Path) -> None:
+    with boxoffice_run(tmp_path / "var", args=("--api-processes", "2"), timeout=120) as server:
+        children = psutil.Process(server.process.pid).children()
+        commands = sorted(" ".join(p.cmdline()[3:5]) for p in children)  # python -m boxoffice.cli serve all
+        assert commands == ["serve all", "serve all", "worker all"]
+        port = int(server.url.rsplit(":", 1)[1])
+        for process in children:
+            listening = [c for c in process.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+            expected = [port] if process.cmdline()[3] == "serve" else []
+            assert [c.laddr.port for c in listening] == expected  # the API processes share the one port
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/readyz").json() == {"status": "ready"}
+
+        worker = next(p for p in children if p.cmdline()[3] == "worker")
+        worker.kill()
+        assert server.process.wait(timeout=60) == 1  # the group stopped, and says it failed
+        _, alive = psutil.wait_procs([p for p in children if p.pid != worker.pid], timeout=30)
+        assert not alive
+

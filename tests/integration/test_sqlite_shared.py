@@ -1,0 +1,96 @@
+"""SQLite files several processes write (``boxoffice run --api-processes N``), on real SQLite.
+
+Two ``Database`` objects on one file stand for two processes: each has its own connections, so one's write
+transaction locks the other out exactly as another process's would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+
+from boxoffice.platform.bus.tables import add_messaging_tables
+from boxoffice.platform.db import Database
+
+metadata = MetaData()
+things = Table("things", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)))
+add_messaging_tables(metadata)
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[Database, Database]]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    first = Database(url, name="first", sqlite_inline=True, sqlite_shared=True)
+    second = Database(url, name="second", sqlite_inline=True, sqlite_shared=True)
+    async with first.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield first, second
+    await first.dispose()
+    await second.dispose()
+
+
+async def test_a_writer_waits_for_another_process_without_stopping_its_loop(pair: tuple[Database, Database]) -> None:
+    first, second = pair
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def second_writes() -> None:
+        async with second.uow() as uow:  # the file is locked by ``first``: this waits
+            await uow.conn.execute(insert(things).values(id=2, name="second"))
+            await uow.commit()
+
+    ticking = asyncio.create_task(ticker())
+    async with first.uow() as uow:
+        await uow.conn.execute(insert(things).values(id=1, name="first"))
+        waiting = asyncio.create_task(second_writes())
+        await asyncio.sleep(0.3)  # SQLite's own busy handler would hold the loop here: no tick, no sleep end
+        assert not waiting.done()
+        assert ticks >= 5, "the loop kept running while the other writer waited for the lock"
+        await uow.commit()
+    await asyncio.wait_for(waiting, timeout=5)  # the lock is free: the second writer goes through
+    ticking.cancel()
+    async with first.read() as conn:
+        assert (await conn.execute(select(func.count()).select_from(things))).scalar_one() == 2
+
+
+async def test_a_relay_hears_of_another_processs_outbox_rows_at_once(pair: tuple[Database, Database]) -> None:
+    first, second = pair
+    assert not await second.wait_for_outbox(0.05)  # nothing committed: the wait times out
+
+    async def commit_elsewhere() -> None:
+        await asyncio.sleep(0.1)
+        async with first.uow() as uow:
+            await uow.conn.execute(insert(things).values(id=1, name="first"))
+            uow.publish("things", "test.thing-made", key="1", data={"id": 1})
+            await uow.commit()
+
+    writer = asyncio.create_task(commit_elsewhere())
+    started = time.monotonic()
+    assert await second.wait_for_outbox(10.0)  # ``second``'s own signal never fires: the file told it
+    assert time.monotonic() - started < 5.0
+    await writer
+
+
+async def test_one_process_keeps_sqlites_own_wait(tmp_path: Path) -> None:
+    """Without ``sqlite_shared`` nothing changes: no watch, and the outbox signal alone wakes a relay."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'alone.db'}", name="alone", sqlite_inline=True)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        assert not await db.wait_for_outbox(0.05)
+        async with db.uow() as uow:
+            uow.publish("things", "test.thing-made", key="1", data={"id": 1})
+            await uow.commit()
+        assert await db.wait_for_outbox(0.05)
+    finally:
+        await db.dispose()
