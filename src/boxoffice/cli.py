@@ -335,6 +335,7 @@ def _serve(
         loop="uvloop",
         http="httptools",
         lifespan="on",
+        timeout_keep_alive=settings.http_keep_alive_seconds,
         timeout_graceful_shutdown=5,
     )
     server = DrainingServer(config, drain_seconds=drain_seconds, on_drain=on_drain)

@@ -36,3 +36,4 @@ def test_api_processes_share_the_port_and_the_group_ends_together(tmp_path: Path
         _, alive = psutil.wait_procs([p for p in children if p.pid != worker.pid], timeout=30)
         assert not alive
 
+

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     otel_endpoint: str | None = None
     """An OTLP/HTTP collector for traces (e.g. http://otel-collector:4318); unset: no span leaves the process."""
     max_body_bytes: int = 1_048_576
+    http_keep_alive_seconds: int = Field(default=65, ge=1)
+    """How long the server keeps an idle connection open. Longer than its callers keep one idle (httpx 5 s,
+    the gateway 4 s, load balancers typically 60 s): a server that closes first races the caller's next
+    request on that connection, which then fails with a read error (uvicorn's own default, 5 s, did)."""
     sqlite_inline: bool = True
     """Run SQLite statements on the event loop's thread (``run --processes`` turns it off)."""
     sqlite_shared: bool = False
