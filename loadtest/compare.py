@@ -12,6 +12,9 @@
 - ``--pgbench``: the database's own limit for the same booking path (``loadtest/pg-flow-limit.sql``
   run by pgbench with 64 clients on the same PostgreSQL), the reference ARCHITECTURE's target is set against.
 
+``--buyers 16,64,256``: each mode once per count, each on a fresh server and data dir (the scaling curve:
+how throughput and p99 hold up with more buyers than the server has capacity for).
+
 Each mode runs ``loadtest/flash_sale.py`` against its own server on 127.0.0.1 and prints its JSON; a summary
 table closes the run: flows/s, latencies, the server's CPU milliseconds per complete flow (every process
 of the mode; the sale alone, then with the work it left behind) and SQL statements per flow by database
@@ -89,7 +92,7 @@ def server(env: dict[str, str], args: list[str], data_dir: Path) -> Iterator[tup
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def flash_sale(where: tuple[str, int], args: argparse.Namespace, label: str) -> dict[str, object]:
+def flash_sale(where: tuple[str, int], args: argparse.Namespace, label: str, buyers: int) -> dict[str, object]:
     url, pid = where
     command = [
         sys.executable,
@@ -97,7 +100,7 @@ def flash_sale(where: tuple[str, int], args: argparse.Namespace, label: str) -> 
         "--url",
         url,
         "--buyers",
-        str(args.buyers),
+        str(buyers),
         "--tickets",
         str(args.tickets),
         "--admin-email",
@@ -135,11 +138,46 @@ def pgbench(admin_url: str, seconds: int) -> float:
     return float(match.group(1)) if match else float("nan")
 
 
+def run_mode(
+    stack: contextlib.ExitStack,
+    mode: str,
+    args: argparse.Namespace,
+    buyers: int,
+    results: list[dict[str, object]],
+    servers: dict[str, str],
+) -> float | None:
+    """One flash sale in ``mode`` on a fresh server and fresh databases; pgbench's limit when asked for
+    (processes mode, once). ``servers``: the PostgreSQL and broker started for the run, started on first use."""
+    data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{mode}-")))
+    if mode == "embedded":
+        with server({}, [], data_dir) as where:
+            results.append(flash_sale(where, args, "embedded (SQLite, sql bus)", buyers))
+        return None
+    if mode == "cores":
+        with server({}, ["--api-processes", str(args.api_processes)], data_dir) as where:
+            results.append(flash_sale(where, args, f"embedded, {args.api_processes} API processes", buyers))
+        return None
+    if "postgres" not in servers:
+        servers["postgres"] = stack.enter_context(postgres_server())
+    admin_url = servers["postgres"]
+    env = {f"BOXOFFICE_{s.upper()}_DATABASE_URL": create_database(admin_url, prefix=s) for s in SERVICES}
+    if args.bus == "kafka":
+        if "kafka" not in servers:
+            servers["kafka"] = stack.enter_context(tansu_broker()).bootstrap
+        env |= {"BOXOFFICE_BUS": "kafka", "BOXOFFICE_KAFKA_BOOTSTRAP_SERVERS": servers["kafka"]}
+    else:
+        env |= {"BOXOFFICE_BUS_DATABASE_URL": create_database(admin_url, prefix="bus")}
+    env["BOXOFFICE_SERVICES_BASE_PORT"] = str(free_port_range(len(SERVICES)))
+    with server(env, ["--processes"], data_dir) as where:
+        results.append(flash_sale(where, args, f"processes (PostgreSQL, {args.bus} bus)", buyers))
+    return pgbench(admin_url, 15) if args.pgbench and "pgbench" not in servers else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", default="embedded,processes")
     parser.add_argument("--bus", choices=["kafka", "sql"], default="kafka", help="the bus of the processes mode")
-    parser.add_argument("--buyers", type=int, default=64)
+    parser.add_argument("--buyers", default="64", help="concurrent buyers, or several: 16,64,256")
     parser.add_argument("--tickets", type=int, default=2000)
     parser.add_argument("--timeout", type=int, default=600)
     parser.add_argument("--pgbench", action="store_true")
@@ -147,37 +185,22 @@ def main() -> None:
     args = parser.parse_args()
     results: list[dict[str, object]] = []
     limit = None
+    servers: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         for mode in args.modes.split(","):
-            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{mode}-")))
-            if mode == "embedded":
-                with server({}, [], data_dir) as where:
-                    results.append(flash_sale(where, args, "embedded (SQLite, sql bus)"))
-                continue
-            if mode == "cores":
-                with server({}, ["--api-processes", str(args.api_processes)], data_dir) as where:
-                    results.append(flash_sale(where, args, f"embedded, {args.api_processes} API processes"))
-                continue
-            admin_url = stack.enter_context(postgres_server())
-            env = {f"BOXOFFICE_{s.upper()}_DATABASE_URL": create_database(admin_url, prefix=s) for s in SERVICES}
-            if args.bus == "kafka":
-                broker = stack.enter_context(tansu_broker())
-                env |= {"BOXOFFICE_BUS": "kafka", "BOXOFFICE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}
-            else:
-                env |= {"BOXOFFICE_BUS_DATABASE_URL": create_database(admin_url, prefix="bus")}
-            env["BOXOFFICE_SERVICES_BASE_PORT"] = str(free_port_range(len(SERVICES)))
-            with server(env, ["--processes"], data_dir) as where:
-                results.append(flash_sale(where, args, f"processes (PostgreSQL, {args.bus} bus)"))
-            if args.pgbench:
-                limit = pgbench(admin_url, 15)
+            for buyers in [int(n) for n in str(args.buyers).split(",")]:
+                found = run_mode(stack, mode, args, buyers, results, servers)
+                if found is not None:
+                    limit, servers["pgbench"] = found, "done"
     print(
-        "\nmode                                   flows/s  hold p50/p99 ms   flow p50 ms   code p50/p99 ms"
+        "\nmode                                   buyers  flows/s  hold p50/p99 ms   flow p50 ms   code p50/p99 ms"
         "   pdf p50/p99 ms  oversold  cpu ms/flow (sale/all)"
     )
     for r in results:
         hold, flow, code, pdf = r["hold_ms"], r["flow_ms"], r.get("code_visible_ms", {}), r["pdf_ready_ms"]
         print(
-            f"{r['mode']:<38} {r['flows_per_second']:>7}  {hold['p50']:>6}/{hold['p99']:<8}  {flow['p50']:>10}"  # type: ignore[index]
+            f"{r['mode']:<38} {r['buyers']:>6}  {r['flows_per_second']:>7}"
+            f"  {hold['p50']:>6}/{hold['p99']:<8}  {flow['p50']:>10}"  # type: ignore[index]
             f"   {code.get('p50')}/{code.get('p99')}"  # type: ignore[attr-defined]
             f"   {pdf['p50']}/{pdf['p99']}  {r['oversold']:>8}  {r['cpu_ms_per_flow']}/{r['cpu_ms_per_flow_all']}"  # type: ignore[index]
         )
@@ -186,7 +209,13 @@ def main() -> None:
         sale, every = r["statements_per_flow"], r["statements_per_flow_all"]
         assert isinstance(sale, dict) and isinstance(every, dict)
         row = ", ".join(f"{db} {sale.get(db, 0)}/{n}" for db, n in every.items())
-        print(f"{r['mode']:<38} total {sum(sale.values()):.1f}/{sum(every.values()):.1f}: {row}")
+        print(f"{r['mode']:<38} {r['buyers']:>6}  total {sum(sale.values()):.1f}/{sum(every.values()):.1f}: {row}")
+    modes = dict.fromkeys(str(r["mode"]) for r in results)
+    for mode in modes:
+        rates = [float(r["flows_per_second"]) for r in results if r["mode"] == mode]  # type: ignore[arg-type]
+        if len(rates) > 1:
+            print(f"\n{mode}: flows/s from {min(rates)} to {max(rates)} over the buyer counts "
+                  f"(lowest / highest {min(rates) / max(rates):.2f})")
     if limit is not None:
         print(f"\nPostgreSQL's own limit for the booking path (pgbench, 64 clients): {limit:.0f} flows/s")
 
