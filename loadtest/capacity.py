@@ -14,10 +14,16 @@ behind is done (relay, consumers, ticket PDFs), and summed per tier:
 - ``postgresql``: the server and its backends (exited backends are in the server's children's times);
 - ``broker``: Tansu.
 
+Before the sale the processes are left idle for ``--idle-seconds`` (10): what each tier burns doing nothing
+(pollers, heartbeats) is reported in ms per second and taken out of its per-flow figure (net of idle), so
+that the model does not depend on how fast the sale went. A process's live children (the PDF renderers)
+count with it.
+
 Per tier: ms of CPU per flow, its share, and the flows/s one core of it sustains (1000 / ms). A tier of one
 Python process (an API without replicas, the gateway) is limited to one core whatever the machine has; a
 tier with N processes on N free cores sustains N times that. The run ends with the prediction for this machine
-(its cores shared by every tier: cores * 1000 / total ms) next to what the sale measured. Only 127.0.0.1.
+(its cores shared by every tier: (cores * 1000 - idle ms/s) / net ms per flow) next to what the sale
+measured. Only 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -55,7 +62,13 @@ def listener(port: int) -> psutil.Process:
 def cpu(process: psutil.Process, *, reaped_children: bool) -> float:
     times = process.cpu_times()
     total = times.user + times.system
-    return total + (times.children_user + times.children_system if reaped_children else 0.0)
+    if reaped_children:  # the exited children's times, and the live ones' (a PDF renderer pool)
+        total += times.children_user + times.children_system
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                live = child.cpu_times()
+                total += live.user + live.system
+    return total
 
 
 def tiers(gateway: psutil.Process, database: psutil.Process, broker: psutil.Process) -> dict[str, float]:
@@ -67,9 +80,7 @@ def tiers(gateway: psutil.Process, database: psutil.Process, broker: psutil.Proc
             role, name = (command[3], command[4]) if len(command) > 4 else ("other", "")
             tier = f"{name} {'api' if role == 'serve' else role}"
             found[tier] = found.get(tier, 0.0) + cpu(child, reaped_children=True)
-    found["postgresql"] = cpu(database, reaped_children=True) + sum(
-        cpu(p, reaped_children=False) for p in database.children() if p.is_running()
-    )
+    found["postgresql"] = cpu(database, reaped_children=True)
     found["broker"] = cpu(broker, reaped_children=True)
     return found
 
@@ -80,6 +91,7 @@ def main() -> int:
     parser.add_argument("--tickets", type=int, default=2000)
     parser.add_argument("--replicas", default="", help="passed to run --processes (N or SERVICE=N,...)")
     parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle measurement before the sale")
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
@@ -94,39 +106,54 @@ def main() -> int:
         gateway = psutil.Process(pid)
         database = listener(int(admin_url.rsplit(":", 1)[1].split("/")[0]))
         kafka = listener(int(broker.bootstrap.rsplit(":", 1)[1]))
+        time.sleep(5)  # start-up settles (demo off: nothing to seed)
+        idle_from = tiers(gateway, database, kafka)
+        time.sleep(args.idle_seconds)
+        idle_to = tiers(gateway, database, kafka)
+        idle = {t: (idle_to[t] - idle_from.get(t, 0.0)) * 1000 / args.idle_seconds for t in idle_to}  # ms/s
         command = [sys.executable, str(ROOT / "loadtest" / "flash_sale.py"), "--url", url,
                    "--buyers", str(args.buyers), "--tickets", str(args.tickets),
                    "--admin-email", ADMIN[0], "--admin-password", ADMIN[1], "--label", "capacity"]
         sale = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert sale.stderr is not None
         before: dict[str, float] | None = None
+        started = time.monotonic()
         for line in sale.stderr:  # registration is set-up: the clock starts with the sale
             if line.startswith("the sale starts"):
-                before = tiers(gateway, database, kafka)
+                before, started = tiers(gateway, database, kafka), time.monotonic()
                 break
         out, err = sale.communicate(timeout=args.timeout)
-        after = tiers(gateway, database, kafka)
+        after, elapsed = tiers(gateway, database, kafka), time.monotonic() - started
         if before is None or sale.returncode not in (0, 1):
             print(err[-3000:], file=sys.stderr)
             return 2
         result = json.loads(out[out.index("{"):])
 
-    flows = int(result["paid"])
-    per_flow = {t: (after[t] - before.get(t, 0.0)) * 1000 / max(1, flows) for t in after}
-    total = sum(per_flow.values())
+    flows = max(1, int(result["paid"]))
+    used = {t: (after[t] - before.get(t, 0.0)) * 1000 for t in after}  # ms during the sale and its tail
+    per_flow = {t: ms / flows for t, ms in used.items()}
+    net = {t: max(0.0, ms - idle.get(t, 0.0) * elapsed) / flows for t, ms in used.items()}
+    total, total_net, total_idle = sum(per_flow.values()), sum(net.values()), sum(idle.values())
     cores = os.cpu_count() or 1
     print(f"\n{flows} flows at {result['flows_per_second']} flows/s, {args.buyers} buyers, replicas "
-          f"{args.replicas or 1}; oversold {result['oversold']}; hold p99 {result['hold_ms']['p99']} ms\n")
-    print(f"{'tier':<22} {'cpu ms/flow':>11} {'share':>6} {'flows/s per core':>17}")
-    for tier, ms in sorted(per_flow.items(), key=lambda item: -item[1]):
-        if ms < 0.05:
+          f"{args.replicas or 1}; oversold {result['oversold']}; hold p99 {result['hold_ms']['p99']} ms; "
+          f"{elapsed:.0f} s from the sale's start to its work done\n")
+    print(f"{'tier':<22} {'cpu ms/flow':>11} {'net of idle':>11} {'share':>6} {'idle ms/s':>9} "
+          f"{'flows/s per core':>17}")
+    for tier, ms in sorted(net.items(), key=lambda item: -item[1]):
+        if per_flow[tier] < 0.05:
             continue
-        print(f"{tier:<22} {ms:>11.2f} {ms / total:>6.0%} {1000 / ms:>17.0f}")
-    print(f"{'total':<22} {total:>11.2f}")
-    print(f"\nthis machine ({cores} cores shared by every tier): predicted {cores * 1000 / total:.0f} flows/s "
-          f"if CPU-bound; measured {result['flows_per_second']}")
+        rate = f"{1000 / ms:>17.0f}" if ms > 0 else f"{'-':>17}"
+        print(f"{tier:<22} {per_flow[tier]:>11.2f} {ms:>11.2f} {ms / total_net:>6.0%} "
+              f"{idle.get(tier, 0.0):>9.1f} {rate}")
+    print(f"{'total':<22} {total:>11.2f} {total_net:>11.2f} {'':>6} {total_idle:>9.1f}")
+    predicted = (cores * 1000 - total_idle) / total_net
+    print(f"\nthis machine ({cores} cores shared by every tier): predicted {predicted:.0f} flows/s if CPU-bound "
+          f"((cores x 1000 - idle ms/s) / net ms per flow); measured {result['flows_per_second']}")
     print(json.dumps({"flows": flows, "flows_per_second": result["flows_per_second"], "replicas": args.replicas,
-                      "cpu_ms_per_flow": {t: round(ms, 2) for t, ms in per_flow.items()}}))
+                      "seconds": round(elapsed, 1), "cpu_ms_per_flow": {t: round(ms, 2) for t, ms in per_flow.items()},
+                      "net_ms_per_flow": {t: round(ms, 2) for t, ms in net.items()},
+                      "idle_ms_per_second": {t: round(ms, 1) for t, ms in idle.items()}}))
     return 1 if result["oversold"] else 0
 
 

@@ -230,7 +230,7 @@ async def _begin_immediate(driver: InlineConnection) -> None:
     driver.execute_now("BEGIN IMMEDIATE")  # a last attempt: it begins, or raises "database is locked"
 
 
-COMMIT_WATCH_SECONDS = 0.01
+COMMIT_WATCH_SECONDS = 0.025
 """How often ``wait_for_outbox`` looks for other processes' commits to a shared SQLite file."""
 
 
