@@ -27,3 +27,15 @@ async def test_a_killed_pdf_worker_is_replaced_and_the_batch_still_renders() -> 
         assert render._executor() is not pool  # a new pool took over
     finally:
         render.close()
+
+
+async def test_pdf_workers_run_at_a_lower_priority_than_the_service() -> None:
+    """Rendering ahead of downloads yields the cores to the buyers' requests (``BOXOFFICE_TICKETS_PDF_NICE``)."""
+    render = PdfRenderer(1, nice=7)
+    try:
+        [pdf] = await render([ticket(1)])
+        assert pdf is not None and pdf.startswith(b"%PDF")
+        [worker] = list(render._executor()._processes)
+        assert os.getpriority(os.PRIO_PROCESS, worker) == os.getpriority(os.PRIO_PROCESS, 0) + 7
+    finally:
+        render.close()

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import Field
+
 from boxoffice.platform.db import Database
 from boxoffice.platform.mail import Mailer
 from boxoffice.platform.objectstore import ObjectStore
@@ -23,6 +25,10 @@ class TicketsSettings(ServiceSettings):
     pdf_batch: int = 20
     pdf_processes: int = 1
     """Worker processes that render ticket PDFs (0: a thread of the tickets service)."""
+    pdf_nice: int = Field(default=10, ge=0, le=19)
+    """How much lower the PDF workers' scheduling priority is than the service's (Unix nice). Rendering
+    ahead of downloads is work that can wait: during a sale the buyers' requests get the cores first, and
+    the workers use what is left (and all of it when nothing else runs)."""
     public_url: str | None = None
     """Where buyers reach the shop (links in e-mails), e.g. https://tickets.example.com; unset: this process's
     own http://host:port."""

@@ -22,6 +22,7 @@ import hashlib
 import io
 import logging
 import multiprocessing
+import os
 import struct
 import tempfile
 import threading
@@ -387,14 +388,29 @@ def warm_up() -> None:
     render_ticket_pdf(WARM_UP)
 
 
+def start_worker(log_level: str, log_json: bool, nice: int) -> None:
+    """Run first in each worker process: lower its priority by ``nice`` (the service's requests come first
+    when the cores are busy), and log JSON lines like the service."""
+    if nice:
+        os.nice(nice)
+    configure_worker_logging(log_level, log_json)
+
+
 class PdfRenderer:
     """Renders PDFs in worker processes (``processes``; 0: in a thread of this one): rendering is pure
     Python and would otherwise hold the interpreter lock that the service's requests need."""
 
     def __init__(
-        self, processes: int, *, log_level: str = "INFO", log_json: bool = True, fonts: Sequence[FontFile] | None = None
+        self,
+        processes: int,
+        *,
+        log_level: str = "INFO",
+        log_json: bool = True,
+        fonts: Sequence[FontFile] | None = None,
+        nice: int = 0,
     ) -> None:
         self.processes = processes
+        self.nice = nice
         self.fonts = tuple(find_fonts() if fonts is None else fonts)
         if not self.fonts:
             logging.getLogger("boxoffice.tickets.pdf").warning(
@@ -442,8 +458,8 @@ class PdfRenderer:
             self._pool = ProcessPoolExecutor(
                 self.processes,
                 mp_context=context,
-                initializer=configure_worker_logging,  # the workers' log lines are JSON like the service's
-                initargs=(self.log_level, self.log_json),
+                initializer=start_worker,
+                initargs=(self.log_level, self.log_json, self.nice),
             )
         return self._pool
 

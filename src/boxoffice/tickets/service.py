@@ -52,7 +52,12 @@ class TicketsService(Service):
             orders=BookingOrders(lambda: clients.get("booking")),
             objects=self.objects,
             keys=TicketKeys(),  # loaded in on_start, once the database is reachable
-            render=PdfRenderer(self.config.pdf_processes, log_level=settings.log_level, log_json=settings.log_json),
+            render=PdfRenderer(
+                self.config.pdf_processes,
+                log_level=settings.log_level,
+                log_json=settings.log_json,
+                nice=self.config.pdf_nice,
+            ),
             pdf_wanted=asyncio.Event(),
             mailer=build_mailer(settings),
             mail_wanted=asyncio.Event(),
