@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from boxoffice.platform.bus.tables import add_messaging_tables
-from boxoffice.platform.db import Database
+from boxoffice.platform.db import LOCK_WAITS, Database
 
 metadata = MetaData()
 things = Table("things", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)))
@@ -49,6 +49,7 @@ async def test_a_writer_waits_for_another_process_without_stopping_its_loop(pair
             await uow.conn.execute(insert(things).values(id=2, name="second"))
             await uow.commit()
 
+    waited_before = LOCK_WAITS.labels("second")._value.get()
     ticking = asyncio.create_task(ticker())
     async with first.uow() as uow:
         await uow.conn.execute(insert(things).values(id=1, name="first"))
@@ -59,6 +60,7 @@ async def test_a_writer_waits_for_another_process_without_stopping_its_loop(pair
         await uow.commit()
     await asyncio.wait_for(waiting, timeout=5)  # the lock is free: the second writer goes through
     ticking.cancel()
+    assert LOCK_WAITS.labels("second")._value.get() - waited_before >= 0.2  # the wait is in the metrics
     async with first.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(things))).scalar_one() == 2
 

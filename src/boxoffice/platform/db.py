@@ -41,7 +41,7 @@ from boxoffice.platform import hotsql
 from boxoffice.platform.aio import wait_event
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.bus.tables import outbox_insert
-from boxoffice.platform.metrics import DB_STATEMENTS
+from boxoffice.platform.metrics import DB_STATEMENTS, counter
 from boxoffice.platform.sqlite_inline import InlineConnection, inline_creator
 from boxoffice.platform.tracing import instrument_engines
 
@@ -66,6 +66,11 @@ def _count_statements(engine: AsyncEngine, database: str) -> None:
         statements.inc()
 
 
+LOCK_WAITS = counter(
+    "boxoffice_db_lock_wait_seconds_total",
+    "Time units of work spent waiting for another process's write lock on a shared SQLite file",
+    ("database",),
+)
 BUSY_TIMEOUT_SECONDS = 15.0
 """How long a writer waits for another process's write transaction before it fails (SQLite's busy timeout)."""
 
@@ -219,15 +224,19 @@ def _try_begin(driver: InlineConnection) -> bool:
     return True
 
 
-async def _begin_immediate(driver: InlineConnection) -> None:
+async def _begin_immediate(driver: InlineConnection, database: str) -> None:
     """``BEGIN IMMEDIATE`` for a unit of work: while another process writes, wait on the event loop."""
     if _try_begin(driver):
         return
-    for delay in _lock_waits():
-        await asyncio.sleep(delay)
-        if _try_begin(driver):
-            return
-    driver.execute_now("BEGIN IMMEDIATE")  # a last attempt: it begins, or raises "database is locked"
+    started = time.monotonic()
+    try:
+        for delay in _lock_waits():
+            await asyncio.sleep(delay)
+            if _try_begin(driver):
+                return
+        driver.execute_now("BEGIN IMMEDIATE")  # a last attempt: it begins, or raises "database is locked"
+    finally:
+        LOCK_WAITS.labels(database).inc(time.monotonic() - started)
 
 
 COMMIT_WATCH_SECONDS = 0.025
@@ -292,7 +301,7 @@ class UnitOfWork:
             # Embedded SQLite: BEGIN and COMMIT straight on sqlite3, two trips through SQLAlchemy's async layer
             # fewer per transaction. Statements run through SQLAlchemy find the transaction open (``_on_begin``).
             try:
-                await _begin_immediate(driver)
+                await _begin_immediate(driver, self.db.name)
             except BaseException:
                 self._conn = None
                 await conn.close()
