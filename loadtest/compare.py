@@ -150,7 +150,7 @@ def run_mode(
     (processes mode, once). ``servers``: the PostgreSQL and broker started for the run, started on first use."""
     data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{mode}-")))
     if mode == "embedded":
-        with server({}, [], data_dir) as where:
+        with server({}, ["--api-processes", "1"], data_dir) as where:
             results.append(flash_sale(where, args, "embedded (SQLite, sql bus)", buyers))
         return None
     if mode == "cores":

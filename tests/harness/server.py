@@ -33,6 +33,7 @@ def boxoffice_run(
         **{k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")},
         "BOXOFFICE_PORT": str(port),
         "BOXOFFICE_DATA_DIR": str(data_dir),
+        "BOXOFFICE_API_PROCESSES": "1",  # one process unless a test asks for more (``--api-processes N``)
         **(env or {}),
     }
     log = data_dir / "server.log"
