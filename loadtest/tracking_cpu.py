@@ -39,6 +39,7 @@ from boxoffice.cli import Runtime, migrate_all
 from boxoffice.platform.settings import Settings
 from boxoffice.tracking import handlers, store
 from boxoffice.tracking.domain import TOPIC
+from boxoffice.tracking.enrich import parse_agent
 from boxoffice.tracking.service import PROCESSOR_GROUP
 
 
@@ -106,6 +107,8 @@ async def main(args: argparse.Namespace) -> None:
         await runtime.start()
         service = next(s for s in runtime.services if s.name == "tracking")
         service.deps.buckets.rate = 1e9  # the load comes from few client addresses here
+        for agent in AGENTS:  # as the processor does when it starts: ua-parser compiles its rules on first use
+            parse_agent(agent)
         collector: list[float] = []
         processor: list[float] = []
         try:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -101,10 +102,11 @@ class _Origin:
     """What the record an event came in says about it: when it was received and by which browser."""
 
     received_at: datetime
+    stored_received_at: store.StoredTime
     agent: Agent
 
 
-def _origin(envelope: Envelope) -> _Origin | str:
+def _origin(envelope: Envelope, encode: Callable[[datetime], store.StoredTime]) -> _Origin | str:
     """The record's own fields, checked (the bus is a boundary); a reason when they are not valid."""
     try:
         meta = RECORD_META.validate_python(envelope.data)
@@ -114,11 +116,11 @@ def _origin(envelope: Envelope) -> _Origin | str:
     received_at = domain.parse_time(meta["received_at"])
     if received_at is None:
         return "received_at: not a valid date and time"
-    return _Origin(received_at, parse_agent(meta.get("user_agent") or ""))
+    return _Origin(received_at, encode(received_at), parse_agent(meta.get("user_agent") or ""))
 
 
 def _check_events(events: list[object]) -> list[TrackedEvent | str]:
-    """Every event of a poll in one validation pass; an invalid one becomes its reason, the others go on."""
+    """Every event of a slice in one validation pass; an invalid one becomes its reason, the others go on."""
     try:
         return list(EVENTS.validate_python(events))
     except ValidationError as exc:
@@ -134,6 +136,12 @@ def _check_events(events: list[object]) -> list[TrackedEvent | str]:
     return checked
 
 
+SLICE_EVENTS = 250
+"""The processor validates, builds and inserts a poll's events this many at a time, and lets the event loop run
+between slices: in one process (``boxoffice run``) it shares the loop with the collector, whose answers would
+otherwise wait for a whole poll (about 2,000 events, some 100 ms of CPU). The transaction stays one per poll."""
+
+
 async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
     """The processor's step: validate, enrich and store a batch in one transaction; returns how many were new.
 
@@ -141,6 +149,7 @@ async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
     that fails validation or is too old for its partition goes to the failed-events table with its payload.
     """
     oldest = domain.day_of(deps.now()) - timedelta(days=deps.config.retention_days)
+    encode = store.time_encoder(deps.db.dialect)
     bad: list[tuple[str | None, str, str]] = []
     events: list[object] = []
     origins: list[_Origin | str] = []
@@ -154,26 +163,26 @@ async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
             why = f"unexpected record type {envelope.type!r}" if envelope.type != BATCH_TYPE else "events: missing"
             bad.append((_event_id(data), why, envelope.to_json().decode()))
             continue
-        origin = _origin(envelope)
+        origin = _origin(envelope, encode)
         events.extend(batch)
         origins.extend([origin] * len(batch))
     rows: list[store.EventRow] = []
-    for raw, item, origin in zip(events, _check_events(events), origins, strict=True):
-        reason: str | None = item if isinstance(item, str) else origin if isinstance(origin, str) else None
-        if reason is None and not isinstance(item, str) and not isinstance(origin, str):
-            row = _row(deps, item, origin)
-            if row is None:
-                reason = "ts: not a valid date and time"
-            elif row[1] < oldest:
-                reason = "ts: older than the retention period"
-            else:
-                rows.append(row)
-                continue
-        bad.append((_event_id(raw), reason or "invalid", _payload(raw, origin)))
-    if deps.db.dialect == "postgresql":
-        await ensure_partitions(deps, {row[1].date() for row in rows})
+    days: set[date] = set()
+    postgres = deps.db.dialect == "postgresql"
+    for start in range(0, len(events), SLICE_EVENTS):
+        if start:
+            await asyncio.sleep(0)  # let requests run between slices
+        end = start + SLICE_EVENTS
+        _build_rows(deps, events[start:end], origins[start:end], oldest, encode, rows, bad, days if postgres else None)
+    if postgres:
+        await ensure_partitions(deps, days)
+    stored = 0
+    size = SLICE_EVENTS if deps.db.is_sqlite else max(1, len(rows))  # PostgreSQL: one COPY, the I/O awaited
     async with deps.db.uow() as uow:
-        stored = await store.insert_events(uow.conn, rows)
+        for start in range(0, len(rows), size):
+            if start:
+                await asyncio.sleep(0)
+            stored += await store.insert_events(uow.conn, rows[start : start + size], statements=deps.db.statements)
         await store.insert_failed(uow.conn, bad, deps.now())
         await uow.commit()
     if bad:
@@ -181,42 +190,68 @@ async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
     return stored
 
 
-def _row(deps: TrackingDeps, event: TrackedEvent, origin: _Origin) -> store.EventRow | None:
-    """The stored form of one collected event: its agent read, its bot flag and its page's subject."""
-    ts = domain.parse_time(event["ts"])
-    if ts is None:
-        return None
-    agent = origin.agent
-    too_fast = deps.rates.observe(event["session_id"], ts)
-    url = event["url"]
-    path, subject_type, subject_id = domain.page_of(url)
-    element = event.get("element")
-    props = event.get("props")
-    return (
-        event["event_id"],
-        ts,
-        origin.received_at,
-        event["type"],
-        event.get("name"),
-        event["anonymous_id"],
-        event["session_id"],
-        event.get("user_id"),
-        url,
-        path,
-        event.get("referrer"),
-        event.get("title"),
-        _element_json(element) if element else None,
-        dumps(props).decode() if props else None,
-        agent.browser,
-        agent.os,
-        agent.device,
-        agent.is_bot or too_fast,
-        subject_type,
-        subject_id,
-    )
+def _build_rows(
+    deps: TrackingDeps,
+    events: list[object],
+    origins: list[_Origin | str],
+    oldest: datetime,
+    encode: Callable[[datetime], store.StoredTime],
+    rows: list[store.EventRow],
+    bad: list[tuple[str | None, str, str]],
+    days: set[date] | None,
+) -> None:
+    """The stored form of each valid event (its agent read, its bot flag, its page's subject) into ``rows``;
+    each invalid one, with its reason, into ``bad``; ``days``: the days the rows fall on, when asked."""
+    observe = deps.rates.observe
+    parse_time = domain.parse_time
+    page_of = domain.page_of
+    for raw, event, origin in zip(events, _check_events(events), origins, strict=True):
+        if isinstance(event, str) or isinstance(origin, str):
+            reason = event if isinstance(event, str) else origin if isinstance(origin, str) else ""
+            bad.append((_event_id(raw), reason or "invalid", _payload(raw, origin)))
+            continue
+        ts = parse_time(event["ts"])
+        if ts is None or ts < oldest:
+            reason = "ts: not a valid date and time" if ts is None else "ts: older than the retention period"
+            bad.append((_event_id(raw), reason, _payload(raw, origin)))
+            continue
+        if days is not None:
+            days.add(ts.date())
+        agent = origin.agent
+        too_fast = observe(event["session_id"], ts)
+        url = event["url"]
+        path, subject_type, subject_id = page_of(url)
+        element = event.get("element")
+        props = event.get("props")
+        rows.append(
+            (
+                event["event_id"],
+                encode(ts),
+                origin.stored_received_at,
+                event["type"],
+                event.get("name"),
+                event["anonymous_id"],
+                event["session_id"],
+                event.get("user_id"),
+                url,
+                path,
+                event.get("referrer"),
+                event.get("title"),
+                _element_json(element) if element else None,
+                dumps(props).decode() if props else None,
+                agent.browser,
+                agent.os,
+                agent.device,
+                agent.is_bot or too_fast,
+                subject_type,
+                subject_id,
+            )
+        )
 
 
 def _element_json(element: domain.Element) -> str:
+    if len(element) == 3:  # validated: the three keys, in this order
+        return dumps(element).decode()
     return dumps(
         {"tag": element.get("tag", ""), "text": element.get("text", ""), "track": element.get("track", "")}
     ).decode()
