@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -106,7 +106,7 @@ class _Origin:
     agent: Agent
 
 
-def _origin(envelope: Envelope, encode: Callable[[datetime], store.StoredTime]) -> _Origin | str:
+def _origin(envelope: Envelope, encode: store.TimeEncoder) -> _Origin | str:
     """The record's own fields, checked (the bus is a boundary); a reason when they are not valid."""
     try:
         meta = RECORD_META.validate_python(envelope.data)
@@ -116,7 +116,7 @@ def _origin(envelope: Envelope, encode: Callable[[datetime], store.StoredTime]) 
     received_at = domain.parse_time(meta["received_at"])
     if received_at is None:
         return "received_at: not a valid date and time"
-    return _Origin(received_at, encode(received_at), parse_agent(meta.get("user_agent") or ""))
+    return _Origin(received_at, encode(meta["received_at"], received_at), parse_agent(meta.get("user_agent") or ""))
 
 
 def _check_events(events: list[object]) -> list[TrackedEvent | str]:
@@ -177,8 +177,9 @@ async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
     if postgres:
         await ensure_partitions(deps, days)
     stored = 0
-    size = SLICE_EVENTS if deps.db.is_sqlite else max(1, len(rows))  # PostgreSQL: one COPY, the I/O awaited
     async with deps.db.uow() as uow:
+        # Slices where the insert holds the loop; elsewhere (PostgreSQL's COPY, aiosqlite's thread) one call.
+        size = SLICE_EVENTS if store.runs_on_the_loop(uow.conn) else max(1, len(rows))
         for start in range(0, len(rows), size):
             if start:
                 await asyncio.sleep(0)
@@ -195,7 +196,7 @@ def _build_rows(
     events: list[object],
     origins: list[_Origin | str],
     oldest: datetime,
-    encode: Callable[[datetime], store.StoredTime],
+    encode: store.TimeEncoder,
     rows: list[store.EventRow],
     bad: list[tuple[str | None, str, str]],
     days: set[date] | None,
@@ -210,7 +211,8 @@ def _build_rows(
             reason = event if isinstance(event, str) else origin if isinstance(origin, str) else ""
             bad.append((_event_id(raw), reason or "invalid", _payload(raw, origin)))
             continue
-        ts = parse_time(event["ts"])
+        text_ts = event["ts"]
+        ts = parse_time(text_ts)
         if ts is None or ts < oldest:
             reason = "ts: not a valid date and time" if ts is None else "ts: older than the retention period"
             bad.append((_event_id(raw), reason, _payload(raw, origin)))
@@ -226,7 +228,7 @@ def _build_rows(
         rows.append(
             (
                 event["event_id"],
-                encode(ts),
+                encode(text_ts, ts),
                 origin.stored_received_at,
                 event["type"],
                 event.get("name"),

@@ -116,16 +116,34 @@ EventRow = tuple[
 and props JSON."""
 
 
-def time_encoder(dialect: str) -> Callable[[datetime], StoredTime]:
+TimeEncoder = Callable[[str, datetime], StoredTime]
+"""Gives a time in the form ``insert_events`` stores: from the RFC 3339 text it was read from and its datetime."""
+
+
+def time_encoder(dialect: str) -> TimeEncoder:
     """How ``insert_events`` wants the rows' times on this dialect: SQLite's text, or the UTC datetime itself.
 
     The rows go to the driver as they are (no per-row work on the way), so they are built in the stored form.
     """
-    return sqlite_time if dialect == "sqlite" else _as_is
+    return _sqlite_text if dialect == "sqlite" else _as_is
 
 
-def _as_is(moment: datetime) -> datetime:
+def _as_is(_text: str, moment: datetime) -> datetime:
     return moment
+
+
+def _sqlite_text(text: str, moment: datetime) -> str:
+    """``sqlite_time(moment)``, cut from the text itself when it is UTC with 6 or 3 decimals (a fifth of the cost).
+
+    ``text`` is what ``moment`` was read from (``domain.parse_time``). The two shapes are what the tracker's
+    ``Date.toISOString()`` and Python's ``isoformat()`` write; a text of that length and zone can have no other
+    layout under ``domain.Timestamp``'s pattern.
+    """
+    if len(text) == 32 and text.endswith("+00:00"):  # 2026-11-28T17:06:29.123456+00:00
+        return f"{text[:10]} {text[11:26]}"
+    if len(text) == 24 and text[23] == "Z":  # 2026-11-28T17:06:29.123Z
+        return f"{text[:10]} {text[11:23]}000"
+    return sqlite_time(moment)
 
 
 def sqlite_time(moment: datetime) -> str:
@@ -139,6 +157,11 @@ def _sqlite(conn: AsyncConnection) -> sqlite3.Connection | None:
     """The sqlite3 connection under ``conn`` in the one-process mode (``platform.sqlite_inline``), else None."""
     driver = conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
     return driver.raw if isinstance(driver, InlineConnection) else None
+
+
+def runs_on_the_loop(conn: AsyncConnection) -> bool:
+    """True when this connection's statements run on the event loop's thread (embedded SQLite)."""
+    return _sqlite(conn) is not None
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow], *, statements: Counter) -> int:
