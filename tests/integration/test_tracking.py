@@ -412,8 +412,9 @@ async def test_the_lean_collect_route_keeps_what_the_middlewares_gave(tmp_path: 
 
 async def test_a_poll_is_stored_in_slices_that_let_the_loop_run(tmp_path: Path, db_url: str) -> None:
     """A poll's events are validated, built and inserted ``SLICE_EVENTS`` at a time (in one transaction), and the
-    event loop runs between slices: in one process the collector's requests are answered meanwhile."""
-    async with open_app(Settings(data_dir=tmp_path), db_url, workers=False) as app:
+    event loop runs between slices (here after each: no hold): in one process the collector's requests are
+    answered meanwhile."""
+    async with open_app(Settings(data_dir=tmp_path), db_url, workers=False, processor_hold_ms=0) as app:
         deps = app.tracking.deps
         received = datetime.now(UTC).isoformat()
         sessions = [[event(f"slice-{n}", type_="click") for _ in range(20)] for n in range(40)]
