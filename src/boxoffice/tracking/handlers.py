@@ -150,10 +150,13 @@ class _Pacer:
 
     def __init__(self, hold: float) -> None:
         self.hold = hold
-        self.since = time.perf_counter()
+        self.since = -hold  # the caller has just held the loop (reading the poll): the first call yields
 
-    async def breathe(self) -> None:
-        if time.perf_counter() - self.since >= self.hold:
+    async def breathe(self, *, always: bool = False) -> None:
+        if always or time.perf_counter() - self.since >= self.hold:
+            # Twice: after the first, this task is first in the loop's queue again, ahead of the requests that
+            # arrived while it ran (the loop queues those after it); after the second, it is behind them.
+            await asyncio.sleep(0)
             await asyncio.sleep(0)
             self.since = time.perf_counter()
 
@@ -187,8 +190,7 @@ async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
     postgres = deps.db.dialect == "postgresql"
     pacer = _Pacer(deps.config.processor_hold_ms / 1000)
     for start in range(0, len(events), SLICE_EVENTS):
-        if start:
-            await pacer.breathe()  # let requests run between slices
+        await pacer.breathe()  # let requests run between slices
         end = start + SLICE_EVENTS
         _build_rows(deps, events[start:end], origins[start:end], oldest, encode, rows, bad, days if postgres else None)
     if postgres:
@@ -202,6 +204,7 @@ async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
                 await pacer.breathe()
             stored += await store.insert_events(uow.conn, rows[start : start + size], statements=deps.db.statements)
         await store.insert_failed(uow.conn, bad, deps.now())
+        await pacer.breathe(always=True)  # the commit writes the pages (and now and then checkpoints the WAL)
         await uow.commit()
     if bad:
         log.warning("tracking events failed validation", failed=len(bad), first_reason=bad[0][1])
