@@ -12,6 +12,7 @@ collector it measures, on the same two cores.
     .venv/bin/python loadtest/clickstream.py --bus kafka           # Tansu broker, tracking on SQLite
     .venv/bin/python loadtest/clickstream.py --database-url postgresql+asyncpg://...  # tracking on PostgreSQL
     .venv/bin/python loadtest/clickstream.py --collectors 2        # `boxoffice serve tracking` x2 + `worker tracking`
+    .venv/bin/python loadtest/clickstream.py --rate 10000 --seconds 15   # paced: the latency at 10,000 events/s offered
 
 ``--collectors N`` runs tracking as its own processes instead of ``boxoffice run``: N collectors (``boxoffice
 serve tracking``, each on its own port; the browsers are spread over them) and one processor (``boxoffice worker
@@ -31,6 +32,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import random
 import signal
 import sqlite3
 import statistics
@@ -167,8 +169,11 @@ class Exchange(asyncio.Protocol):
 
 async def browser_loop(
     host: str, port: int, browser: int, deadline: float, size: int, latencies: list[float], counts: dict[str, int],
-    run: int,
+    run: int, every: float = 0.0,
 ) -> None:
+    """One browser: a batch, its answer, the next batch at once (``every`` 0: as fast as the server answers), or
+    one batch every ``every`` seconds from a random start (a paced browser: the latency then counts from when
+    the batch was due, so a server that falls behind shows it in the percentiles instead of slowing the load)."""
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_connection(Exchange, host, port)
     address = f"10.{browser // 65536 % 256}.{browser // 256 % 256}.{browser % 256}"
@@ -179,13 +184,17 @@ async def browser_loop(
     ).encode()
     template = BatchTemplate(run, browser, size, head)
     seq = 0
+    due = time.perf_counter() + random.uniform(0, every)
     try:
         while time.monotonic() < deadline:
+            if every:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
             request = template.request(seq)
             seq += 1
-            started = time.perf_counter()
+            started = due if every else time.perf_counter()
             status, payload = await protocol.exchange(request)
             latencies.append(time.perf_counter() - started)
+            due += every
             if status == 202:
                 counts["accepted"] += orjson.loads(payload)["accepted"]
             else:
@@ -196,10 +205,10 @@ async def browser_loop(
 
 
 def load_process(
-    args: tuple[str, tuple[int, ...], int, int, float, int, int],
+    args: tuple[str, tuple[int, ...], int, int, float, int, int, float],
 ) -> tuple[dict[str, int], list[float], float]:
     """One load process's browsers; returns its counts, latencies and the CPU seconds it used."""
-    host, ports, first, browsers, seconds, size, run = args
+    host, ports, first, browsers, seconds, size, run, every = args
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -211,7 +220,9 @@ def load_process(
         deadline = time.monotonic() + seconds
         results = await asyncio.gather(
             *(
-                browser_loop(host, ports[(first + b) % len(ports)], first + b, deadline, size, latencies, counts, run)
+                browser_loop(
+                    host, ports[(first + b) % len(ports)], first + b, deadline, size, latencies, counts, run, every
+                )
                 for b in range(browsers)
             ),
             return_exceptions=True,
@@ -400,8 +411,10 @@ def run(args: argparse.Namespace) -> None:
             cpu_before = {role: cpu_seconds([pid]) for role, pid in servers.pids.items()}
             per = max(1, args.browsers // args.processes)
             run_id = uuid.uuid4().int & 0xFFFFFFFF
+            every = args.browsers * args.batch / args.rate if args.rate else 0.0
             jobs = [
-                (host, servers.ports, p * per, per, args.seconds, args.batch, run_id) for p in range(args.processes)
+                (host, servers.ports, p * per, per, args.seconds, args.batch, run_id, every)
+                for p in range(args.processes)
             ]
             profilers = start_profilers(args.py_spy, Path(args.profile_dir), servers, args.seconds)
             started = time.monotonic()
@@ -438,7 +451,9 @@ def run(args: argparse.Namespace) -> None:
                   else "`boxoffice run`")
         print(f"mode: {layout}, {args.bus} bus, tracking on {'PostgreSQL' if args.database_url else 'SQLite'}; "
               f"{args.browsers} browsers in {args.processes} load processes, batches of {args.batch}, "
-              f"{args.seconds:g} s, {os.cpu_count()} cores")
+              f"{args.seconds:g} s, {os.cpu_count()} cores"
+              + (f", paced at {args.rate:,.0f} events/s offered (latency from when each batch was due)" if args.rate
+                 else ", each browser sending again as soon as answered"))
         print(f"requests: {requests} ({requests / load_seconds:,.0f}/s); other answers: "
               f"{ {k: v for k, v in counts.items() if k != 'accepted'} }")
         print(f"accepted: {accepted} events, {accepted / load_seconds:,.0f} events/s")
@@ -472,6 +487,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1, help="load-generating processes")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--batch", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=0.0, metavar="EVENTS_PER_S",
+                        help="pace the browsers to offer this many events/s in all (default: each sends again as "
+                             "soon as answered, which measures throughput; a latency percentile needs a set rate)")
     parser.add_argument("--bus", choices=["sql", "kafka"], default="sql")
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers; default: start Tansu for the run")
     parser.add_argument("--database-url", help="tracking's database (default: SQLite in a temporary data dir)")

@@ -10,7 +10,9 @@ Builds tracking in this process (SQLite in a temporary data dir, the sql bus unl
 
 Each phase is repeated ``--rounds`` times and the median CPU time (``time.process_time``: this process's
 user + system time, so neighbours on a shared machine count for little) per event is printed. ``--profile``
-prints the cProfile top functions of one more round of each phase.
+prints the cProfile top functions of one more round of each phase. A last round measures how long the
+processor holds the event loop at a stretch (CPU time between the runs of a task that wakes every
+millisecond): in ``boxoffice run`` a collector request waits for that.
 
     .venv/bin/python loadtest/tracking_cpu.py                   # 3 rounds of 500 batches of 20 events
     .venv/bin/python loadtest/tracking_cpu.py --profile 25      # and where the time goes
@@ -39,6 +41,7 @@ from boxoffice.cli import Runtime, migrate_all
 from boxoffice.platform.settings import Settings
 from boxoffice.tracking import handlers, store
 from boxoffice.tracking.domain import TOPIC
+from boxoffice.tracking.enrich import parse_agent
 from boxoffice.tracking.service import PROCESSOR_GROUP
 
 
@@ -79,6 +82,36 @@ async def collect(deps: Any, bodies: list[bytes], concurrency: int) -> int:
     return accepted
 
 
+class LoopHolds:
+    """The CPU time the event loop was held between runs of a task that wakes every millisecond: in one process
+    (``boxoffice run``) a collector request that arrives meanwhile waits at least that long for its answer."""
+
+    def __init__(self) -> None:
+        self.holds: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _watch(self) -> None:
+        while True:
+            began = time.process_time()
+            await asyncio.sleep(0.001)
+            self.holds.append(time.process_time() - began)
+
+    def __enter__(self) -> LoopHolds:
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def summary(self) -> str:
+        if not self.holds:
+            return "no holds measured"
+        ordered = sorted(self.holds)
+        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        return f"longest {ordered[-1] * 1000:.1f} ms of CPU, p99 {p99 * 1000:.1f} ms ({len(ordered)} wake-ups)"
+
+
 async def process(service: Any, expected: int) -> int:
     consumer = service.bus.consumer(PROCESSOR_GROUP, [TOPIC])
     await consumer.start()
@@ -90,6 +123,7 @@ async def process(service: Any, expected: int) -> int:
                 break
             stored += await handlers.store_batch(service.deps, [r.envelope for r in records])
             await consumer.commit(records)
+            await asyncio.sleep(0)  # as the processor's loop (``platform.periodic.repeat``) does after a full poll
     finally:
         await consumer.stop()
     return stored
@@ -106,6 +140,8 @@ async def main(args: argparse.Namespace) -> None:
         await runtime.start()
         service = next(s for s in runtime.services if s.name == "tracking")
         service.deps.buckets.rate = 1e9  # the load comes from few client addresses here
+        for agent in AGENTS:  # as the processor does when it starts: ua-parser compiles its rules on first use
+            parse_agent(agent)
         collector: list[float] = []
         processor: list[float] = []
         try:
@@ -129,6 +165,11 @@ async def main(args: argparse.Namespace) -> None:
                     processor.append(processed_cpu / accepted)
                     print(f"round {round_ + 1}: {accepted} events; collector {collected_cpu / accepted * 1e6:.1f} us, "
                           f"processor {processed_cpu / accepted * 1e6:.1f} us CPU per event")
+            # One more round with a watcher on the loop: how long the processor holds it at a stretch.
+            bodies = [make_batch(n, f"s-w-{n % 200}", f"a-{n % 200}", n, args.batch) for n in range(args.batches)]
+            accepted = await collect(service.deps, bodies, args.concurrency)
+            with LoopHolds() as holds:
+                await process(service, accepted)
             async with service.db.read() as conn:
                 total = await store.count_events(conn)
         finally:
@@ -137,6 +178,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"median CPU per event over {len(collector)} rounds ({args.bus} bus, SQLite, batches of {args.batch}): "
           f"collector {collector_us:.1f} us, processor {processor_us:.1f} us, together "
           f"{collector_us + processor_us:.1f} us ({total} events stored)")
+    print(f"the processor held the event loop (a round of {args.batches * args.batch} events): {holds.summary()}")
 
 
 def cli() -> None:

@@ -408,3 +408,63 @@ async def test_the_lean_collect_route_keeps_what_the_middlewares_gave(tmp_path: 
         assert refused.status_code == 503 and refused.json()["type"].endswith("/injected-fault")
         assert refused.headers["x-content-type-options"] == "nosniff"
         assert (await post(app, batch(event("again")))).status_code == 202
+
+
+async def test_a_poll_is_stored_in_slices_that_let_the_loop_run(tmp_path: Path, db_url: str) -> None:
+    """A poll's events are validated, built and inserted ``SLICE_EVENTS`` at a time (in one transaction), and the
+    event loop runs between slices (here after each: no hold): in one process the collector's requests are
+    answered meanwhile."""
+    async with open_app(Settings(data_dir=tmp_path), db_url, workers=False, processor_hold_ms=0) as app:
+        deps = app.tracking.deps
+        received = datetime.now(UTC).isoformat()
+        sessions = [[event(f"slice-{n}", type_="click") for _ in range(20)] for n in range(40)]
+        sessions[33][7]["event_id"] = "not-a-uuid"  # a bad event in a late slice fails alone
+        records = [
+            new_event(BATCH_TYPE, source="test", key=f"slice-{n}", topic=TOPIC,
+                      data={"received_at": received, "user_agent": CHROME, "events": events})
+            for n, events in enumerate(sessions)
+        ]
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        ticks = 0
+        try:
+            stored = await handlers.store_batch(deps, records)
+        finally:
+            ticker.cancel()
+        assert stored == 799 and await app.stored() == 799
+        assert ticks >= 800 // handlers.SLICE_EVENTS * 2 - 1  # at least once between slices of building and inserting
+        async with deps.db.read() as conn:
+            assert [(e, r) for e, r, _ in await store.failed(conn)] == [("not-a-uuid", "event_id: must be a UUID")]
+        assert await handlers.store_batch(deps, records) == 0  # delivered again: nothing new
+        assert await app.stored() == 799
+
+
+async def test_sqlite_retention_deletes_the_oldest_events_in_slices(tmp_path: Path, sqlite_url: str) -> None:
+    async with open_app(Settings(data_dir=tmp_path), sqlite_url, workers=False, retention_days=2) as app:
+        deps = app.tracking.deps
+        now = datetime.now(UTC)
+        received = now.isoformat()
+        old = [event("old", ts=now - timedelta(days=1, seconds=n)) for n in range(5)]
+        new = [event("new", ts=now - timedelta(seconds=n)) for n in range(3)]
+        record = new_event(BATCH_TYPE, source="test", key="old", topic=TOPIC,
+                           data={"received_at": received, "user_agent": CHROME, "events": old + new})
+        assert await handlers.store_batch(deps, [record]) == 8
+        cutoff = now - timedelta(hours=12)
+        async with deps.db.uow() as uow:
+            assert await store.delete_before(uow.conn, cutoff, limit=3) == 3
+            await uow.commit()
+        kept = {e["event_id"] for e in await app.events(limit=100)}
+        # The oldest three went first.
+        assert kept == {e["event_id"] for e in old[:2] + new}
+        async with deps.db.uow() as uow:
+            assert await store.delete_before(uow.conn, cutoff, limit=3) == 2
+            await uow.commit()
+        assert {e["event_id"] for e in await app.events(limit=100)} == {e["event_id"] for e in new}

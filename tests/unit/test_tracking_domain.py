@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from boxoffice.platform.pagination import InvalidCursor
-from boxoffice.tracking import domain
+from boxoffice.tracking import domain, store
 from boxoffice.tracking.domain import Cursor, Limits, RateWatch, TokenBucket, parse_batch
 from boxoffice.tracking.enrich import parse_agent
 
@@ -215,3 +215,23 @@ def test_the_tracker_is_under_5_kb_minified_and_gzipped() -> None:
     minified = rjsmin.jsmin(TRACKER.read_text())
     size = len(gzip.compress(minified.encode(), compresslevel=9))
     assert size < 5 * 1024, size
+
+
+@given(
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)),
+    st.sampled_from(["python", "javascript", "offset", "seconds", "minutes"]),
+)
+def test_the_stored_text_of_a_time_is_the_same_whichever_way_it_is_made(moment: datetime, shape: str) -> None:
+    """The processor cuts SQLite's text out of the common RFC 3339 shapes instead of formatting the datetime."""
+    text = {
+        "python": moment.isoformat(),
+        "javascript": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "offset": moment.astimezone(timezone(timedelta(hours=5, minutes=30))).isoformat(),
+        "seconds": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "minutes": moment.isoformat(timespec="minutes"),
+    }[shape]
+    parsed = domain.parse_time(text)
+    assert parsed is not None
+    encode = store.time_encoder("sqlite")
+    assert encode(text, parsed) == store.sqlite_time(parsed)
+    assert encode(text, parsed) == parsed.replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -30,8 +30,10 @@ class TrackingSettings(ServiceSettings):
     partitions_ahead_days: int = 3
     processor_batch: int = 100
     """Bus records per poll and transaction; a record holds one collector request's events (20 from the tracker),
-    so about 2,000 events: on SQLite in one process the insert runs on the event loop, and a larger transaction
-    would hold up the collector's answers for longer."""
+    so about 2,000 events (in one process, stored in slices: ``processor_hold_ms``)."""
+    processor_hold_ms: float = 10.0
+    """In one process, the longest the processor holds the event loop (and the collector's answers) before it lets
+    waiting requests run; it works in slices of 250 events (``handlers.SLICE_EVENTS``). 0: yield after every slice."""
     bot_events_per_minute: int = 300
     """A session sending more events than this in one minute is flagged as a bot."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,10 +102,11 @@ class _Origin:
     """What the record an event came in says about it: when it was received and by which browser."""
 
     received_at: datetime
+    stored_received_at: store.StoredTime
     agent: Agent
 
 
-def _origin(envelope: Envelope) -> _Origin | str:
+def _origin(envelope: Envelope, encode: store.TimeEncoder) -> _Origin | str:
     """The record's own fields, checked (the bus is a boundary); a reason when they are not valid."""
     try:
         meta = RECORD_META.validate_python(envelope.data)
@@ -114,11 +116,11 @@ def _origin(envelope: Envelope) -> _Origin | str:
     received_at = domain.parse_time(meta["received_at"])
     if received_at is None:
         return "received_at: not a valid date and time"
-    return _Origin(received_at, parse_agent(meta.get("user_agent") or ""))
+    return _Origin(received_at, encode(meta["received_at"], received_at), parse_agent(meta.get("user_agent") or ""))
 
 
 def _check_events(events: list[object]) -> list[TrackedEvent | str]:
-    """Every event of a poll in one validation pass; an invalid one becomes its reason, the others go on."""
+    """Every event of a slice in one validation pass; an invalid one becomes its reason, the others go on."""
     try:
         return list(EVENTS.validate_python(events))
     except ValidationError as exc:
@@ -134,6 +136,31 @@ def _check_events(events: list[object]) -> list[TrackedEvent | str]:
     return checked
 
 
+SLICE_EVENTS = 250
+"""The processor validates, builds and inserts a poll's events this many at a time (about 5 ms of CPU), and lets
+the event loop run between slices once it has held it for ``processor_hold_ms``: in one process (``boxoffice
+run``) it shares the loop with the collector, whose answers would otherwise wait for a whole poll (about 2,000
+events, some 60 ms of CPU, more on a busy machine). Each yield lets every waiting request run first, so yielding
+after every slice would starve the processor while the collector is saturated. The transaction stays one per
+poll."""
+
+
+class _Pacer:
+    """Yields to the event loop when the caller has held it ``hold`` seconds or more since the last yield."""
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.since = -hold  # the caller has just held the loop (reading the poll): the first call yields
+
+    async def breathe(self, *, always: bool = False) -> None:
+        if always or time.perf_counter() - self.since >= self.hold:
+            # Twice: after the first, this task is first in the loop's queue again, ahead of the requests that
+            # arrived while it ran (the loop queues those after it); after the second, it is behind them.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            self.since = time.perf_counter()
+
+
 async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
     """The processor's step: validate, enrich and store a batch in one transaction; returns how many were new.
 
@@ -141,6 +168,7 @@ async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
     that fails validation or is too old for its partition goes to the failed-events table with its payload.
     """
     oldest = domain.day_of(deps.now()) - timedelta(days=deps.config.retention_days)
+    encode = store.time_encoder(deps.db.dialect)
     bad: list[tuple[str | None, str, str]] = []
     events: list[object] = []
     origins: list[_Origin | str] = []
@@ -154,69 +182,98 @@ async def store_batch(deps: TrackingDeps, envelopes: Sequence[Envelope]) -> int:
             why = f"unexpected record type {envelope.type!r}" if envelope.type != BATCH_TYPE else "events: missing"
             bad.append((_event_id(data), why, envelope.to_json().decode()))
             continue
-        origin = _origin(envelope)
+        origin = _origin(envelope, encode)
         events.extend(batch)
         origins.extend([origin] * len(batch))
     rows: list[store.EventRow] = []
-    for raw, item, origin in zip(events, _check_events(events), origins, strict=True):
-        reason: str | None = item if isinstance(item, str) else origin if isinstance(origin, str) else None
-        if reason is None and not isinstance(item, str) and not isinstance(origin, str):
-            row = _row(deps, item, origin)
-            if row is None:
-                reason = "ts: not a valid date and time"
-            elif row[1] < oldest:
-                reason = "ts: older than the retention period"
-            else:
-                rows.append(row)
-                continue
-        bad.append((_event_id(raw), reason or "invalid", _payload(raw, origin)))
-    if deps.db.dialect == "postgresql":
-        await ensure_partitions(deps, {row[1].date() for row in rows})
+    days: set[date] = set()
+    postgres = deps.db.dialect == "postgresql"
+    pacer = _Pacer(deps.config.processor_hold_ms / 1000)
+    for start in range(0, len(events), SLICE_EVENTS):
+        await pacer.breathe()  # let requests run between slices
+        end = start + SLICE_EVENTS
+        _build_rows(deps, events[start:end], origins[start:end], oldest, encode, rows, bad, days if postgres else None)
+    if postgres:
+        await ensure_partitions(deps, days)
+    stored = 0
     async with deps.db.uow() as uow:
-        stored = await store.insert_events(uow.conn, rows)
+        # Slices where the insert holds the loop; elsewhere (PostgreSQL's COPY, aiosqlite's thread) one call.
+        size = SLICE_EVENTS if store.runs_on_the_loop(uow.conn) else max(1, len(rows))
+        for start in range(0, len(rows), size):
+            if start:
+                await pacer.breathe()
+            stored += await store.insert_events(uow.conn, rows[start : start + size], statements=deps.db.statements)
         await store.insert_failed(uow.conn, bad, deps.now())
+        await pacer.breathe(always=True)  # the commit writes the pages (and now and then checkpoints the WAL)
         await uow.commit()
     if bad:
         log.warning("tracking events failed validation", failed=len(bad), first_reason=bad[0][1])
     return stored
 
 
-def _row(deps: TrackingDeps, event: TrackedEvent, origin: _Origin) -> store.EventRow | None:
-    """The stored form of one collected event: its agent read, its bot flag and its page's subject."""
-    ts = domain.parse_time(event["ts"])
-    if ts is None:
-        return None
-    agent = origin.agent
-    too_fast = deps.rates.observe(event["session_id"], ts)
-    url = event["url"]
-    path, subject_type, subject_id = domain.page_of(url)
-    element = event.get("element")
-    props = event.get("props")
-    return (
-        event["event_id"],
-        ts,
-        origin.received_at,
-        event["type"],
-        event.get("name"),
-        event["anonymous_id"],
-        event["session_id"],
-        event.get("user_id"),
-        url,
-        path,
-        event.get("referrer"),
-        event.get("title"),
-        _element_json(element) if element else None,
-        dumps(props).decode() if props else None,
-        agent.browser,
-        agent.os,
-        agent.device,
-        agent.is_bot or too_fast,
-        subject_type,
-        subject_id,
-    )
+def _build_rows(
+    deps: TrackingDeps,
+    events: list[object],
+    origins: list[_Origin | str],
+    oldest: datetime,
+    encode: store.TimeEncoder,
+    rows: list[store.EventRow],
+    bad: list[tuple[str | None, str, str]],
+    days: set[date] | None,
+) -> None:
+    """The stored form of each valid event (its agent read, its bot flag, its page's subject) into ``rows``;
+    each invalid one, with its reason, into ``bad``; ``days``: the days the rows fall on, when asked."""
+    observe = deps.rates.observe
+    parse_time = domain.parse_time
+    page_of = domain.page_of
+    for raw, event, origin in zip(events, _check_events(events), origins, strict=True):
+        if isinstance(event, str) or isinstance(origin, str):
+            reason = event if isinstance(event, str) else origin if isinstance(origin, str) else ""
+            bad.append((_event_id(raw), reason or "invalid", _payload(raw, origin)))
+            continue
+        text_ts = event["ts"]
+        ts = parse_time(text_ts)
+        if ts is None or ts < oldest:
+            reason = "ts: not a valid date and time" if ts is None else "ts: older than the retention period"
+            bad.append((_event_id(raw), reason, _payload(raw, origin)))
+            continue
+        if days is not None:
+            days.add(ts.date())
+        agent = origin.agent
+        too_fast = observe(event["session_id"], ts)
+        url = event["url"]
+        path, subject_type, subject_id = page_of(url)
+        element = event.get("element")
+        props = event.get("props")
+        rows.append(
+            (
+                event["event_id"],
+                encode(text_ts, ts),
+                origin.stored_received_at,
+                event["type"],
+                event.get("name"),
+                event["anonymous_id"],
+                event["session_id"],
+                event.get("user_id"),
+                url,
+                path,
+                event.get("referrer"),
+                event.get("title"),
+                _element_json(element) if element else None,
+                dumps(props).decode() if props else None,
+                agent.browser,
+                agent.os,
+                agent.device,
+                agent.is_bot or too_fast,
+                subject_type,
+                subject_id,
+            )
+        )
 
 
 def _element_json(element: domain.Element) -> str:
+    if len(element) == 3:  # validated: the three keys, in this order
+        return dumps(element).decode()
     return dumps(
         {"tag": element.get("tag", ""), "text": element.get("text", ""), "track": element.get("track", "")}
     ).decode()

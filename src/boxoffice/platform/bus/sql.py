@@ -232,6 +232,19 @@ async def _append_sqlite(
     )
 
 
+# The consumer's statements on SQLite as SQL text (the Core constructs beside them, built and looked up in
+# SQLAlchemy's cache on every poll, cost more CPU than the statements; a processor polls several times a second).
+_SQLITE_HEADS = 'SELECT topic, "partition", next_offset FROM bus_heads WHERE topic IN ({})'
+_SQLITE_READ = (
+    'SELECT "offset", payload FROM bus_log WHERE topic = ? AND "partition" = ? AND "offset" >= ? '
+    'ORDER BY "offset" LIMIT ?'
+)
+_SQLITE_POSITION = (
+    'INSERT INTO bus_positions (consumer_group, topic, "partition", position) VALUES (?, ?, ?, ?) '
+    'ON CONFLICT (consumer_group, topic, "partition") DO UPDATE SET position = excluded.position'
+)
+
+
 class SqlConsumer:
     lease_seconds = 10.0
 
@@ -301,11 +314,19 @@ class SqlConsumer:
         async with self.bus.db.read() as conn:
             if self._positions is None:
                 self._positions = await self._load_positions(conn)
-            heads = await conn.execute(
-                select(bus_heads.c.topic, bus_heads.c.partition, bus_heads.c.next_offset).where(
-                    bus_heads.c.topic.in_(self.topics)
-                )
-            )
+            sqlite = conn.dialect.name == "sqlite"  # SQL text straight to the driver, as ``_append_sqlite``
+            if sqlite:
+                marks = ", ".join("?" for _ in self.topics)
+                heads = [tuple(r) for r in await conn.exec_driver_sql(_SQLITE_HEADS.format(marks), tuple(self.topics))]
+            else:
+                heads = [
+                    tuple(r)
+                    for r in await conn.execute(
+                        select(bus_heads.c.topic, bus_heads.c.partition, bus_heads.c.next_offset).where(
+                            bus_heads.c.topic.in_(self.topics)
+                        )
+                    )
+                ]
             self._heads = {(t, p): head for t, p, head in heads}
             self._report_lag()
             behind = [(t, p) for (t, p), head in self._heads.items() if head > self._positions.get((t, p), 0)]
@@ -313,18 +334,26 @@ class SqlConsumer:
             for topic, partition in behind:
                 if len(records) >= max_records:
                     break
-                rows = await conn.execute(
-                    select(bus_log.c.offset, bus_log.c.payload)
-                    .where(
-                        and_(
-                            bus_log.c.topic == topic,
-                            bus_log.c.partition == partition,
-                            bus_log.c.offset >= self._positions.get((topic, partition), 0),
+                position, limit = self._positions.get((topic, partition), 0), max_records - len(records)
+                if sqlite:
+                    read = await conn.exec_driver_sql(_SQLITE_READ, (topic, partition, position, limit))
+                    rows = [tuple(r) for r in read]
+                else:
+                    rows = [
+                        tuple(r)
+                        for r in await conn.execute(
+                            select(bus_log.c.offset, bus_log.c.payload)
+                            .where(
+                                and_(
+                                    bus_log.c.topic == topic,
+                                    bus_log.c.partition == partition,
+                                    bus_log.c.offset >= position,
+                                )
+                            )
+                            .order_by(bus_log.c.offset)
+                            .limit(limit)
                         )
-                    )
-                    .order_by(bus_log.c.offset)
-                    .limit(max_records - len(records))
-                )
+                    ]
                 records.extend(
                     Record(topic, partition, offset, Envelope.from_json(payload, topic=topic))
                     for offset, payload in rows
@@ -352,16 +381,21 @@ class SqlConsumer:
             key = (record.topic, record.partition)
             newest[key] = max(newest.get(key, -1), record.offset + 1)
         async with self.bus.db.engine.begin() as conn:
-            for (topic, partition), position in newest.items():
-                stmt = _upsert(conn, bus_positions).values(
-                    consumer_group=self.group, topic=topic, partition=partition, position=position
+            if conn.dialect.name == "sqlite":
+                await conn.exec_driver_sql(
+                    _SQLITE_POSITION, [(self.group, t, p, position) for (t, p), position in newest.items()]
                 )
-                await conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["consumer_group", "topic", "partition"],
-                        set_={"position": position},
+            else:
+                for (topic, partition), position in newest.items():
+                    stmt = _upsert(conn, bus_positions).values(
+                        consumer_group=self.group, topic=topic, partition=partition, position=position
                     )
-                )
+                    await conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=["consumer_group", "topic", "partition"],
+                            set_={"position": position},
+                        )
+                    )
         if self._positions is not None:
             self._positions.update(newest)
             self._report_lag()
