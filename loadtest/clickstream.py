@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.harness
 from tests.harness.net import free_port, wait_for_port
@@ -284,11 +285,16 @@ def kafka_env(bus: str, bootstrap: str | None) -> Iterator[dict[str, str]]:
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU time of processes and their reaped children (Linux /proc)."""
+    """User + system CPU time of processes, their reaped children and their live descendants (the processes
+    of ``boxoffice run --api-processes N``, PDF renderers)."""
     total = 0.0
     for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        for child in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = child.cpu_times()
+                total += times.user + times.system
     return total
 
 
