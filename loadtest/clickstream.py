@@ -285,16 +285,17 @@ def kafka_env(bus: str, bootstrap: str | None) -> Iterator[dict[str, str]]:
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU time of processes, their reaped children and their live descendants (the processes
-    of ``boxoffice run --api-processes N``, PDF renderers)."""
+    """User + system CPU time of processes, their reaped children and the boxoffice processes they started
+    (``boxoffice run --api-processes N``; not the PDF renderers, whose start-up would count as idle)."""
     total = 0.0
     for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-        for child in psutil.Process(pid).children(recursive=True):
+        for child in psutil.Process(pid).children():
             with contextlib.suppress(psutil.NoSuchProcess):
-                times = child.cpu_times()
-                total += times.user + times.system
+                if "boxoffice.cli" in child.cmdline():
+                    times = child.cpu_times()
+                    total += times.user + times.system
     return total
 
 
