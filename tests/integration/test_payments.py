@@ -234,3 +234,23 @@ async def test_a_replayed_payment_says_it_is_a_replay(app: Running) -> None:
     again = await app.client.post(url, json=CARD_OK, headers=keyed)
     assert again.status_code == 200 and again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
+
+
+async def test_a_key_replayed_while_the_order_still_waits_answers_as_before_and_starts_nothing(app: Running) -> None:
+    """A new payment is inserted without reading its key first; the key's unique index finds the payment a
+    previous try started (here a declined one, the order still payable): replayed, never started twice."""
+    buyer = token_for(app)
+    order = await order_for(app, buyer)
+    keyed = {**buyer, "Idempotency-Key": "declined-once"}
+    url = f"/api/orders/{order['id']}/payment"
+    first = await app.client.post(url, json=CARD_DECLINED, headers=keyed)
+    assert first.status_code == 402 and problem(first) == "payment-declined"
+    again = await app.client.post(url, json=CARD_DECLINED, headers=keyed)
+    assert again.status_code == 402 and again.json()["payment_id"] == first.json()["payment_id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    other_card = await app.client.post(url, json=CARD_OK, headers=keyed)
+    assert other_card.status_code == 422 and problem(other_card) == "idempotency-key-reused"
+    started = [e for e in await audit(app, order["id"]) if e["action"] == "payment.started"]
+    assert len(started) == 1
+    paid = await app.client.post(url, json=CARD_OK, headers={**buyer, "Idempotency-Key": "second-try"})
+    assert paid.status_code == 200 and paid.json()["payment_id"] != first.json()["payment_id"]
