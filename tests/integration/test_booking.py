@@ -225,6 +225,25 @@ async def test_one_charge_per_idempotency_key_and_per_order(app: Running) -> Non
     assert len(captured) == 1
 
 
+async def test_a_hold_ordered_several_times_at_once_gets_one_order_and_clear_409s(app: Running) -> None:
+    """The order is inserted at once and the hold's unique index decides: on PostgreSQL, where concurrent
+    requests all read "no order yet", the losers get 409 ``/hold-already-ordered`` naming the order, not a 500."""
+    event = general_event(capacity=10)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    hold = (await hold_general(app, event, 1, buyer)).json()
+    tries = await asyncio.gather(
+        *[app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=buyer) for _ in range(6)]
+    )
+    placed = [r for r in tries if r.status_code == 201]
+    assert len(placed) == 1, [r.text for r in tries]
+    for refused in (r for r in tries if r.status_code != 201):
+        assert refused.status_code == 409 and kind(refused) == "hold-already-ordered", refused.text
+        assert refused.json()["order_id"] == placed[0].json()["id"]
+    history = await app.client.get(f"/api/orders/{placed[0].json()['id']}/history", headers=buyer)
+    assert [e["action"] for e in history.json()["items"]].count("order.placed") == 1
+
+
 async def test_declines_release_nothing(app: Running) -> None:
     event = general_event(capacity=1)
     await publish_event(app, event)
@@ -321,6 +340,11 @@ async def test_unknown_event_and_section(app: Running) -> None:
         "/api/holds", json={"event_id": event["event_id"], "section_id": "s", "quantity": 1}, headers=token_for(app)
     )
     assert wrong_section.status_code == 400 and kind(wrong_section) == "invalid-selection"
+    other = general_event()
+    await publish_event(app, other)
+    other_events_section = {"event_id": event["event_id"], "section_id": other["sections"][0]["section_id"]}
+    elsewhere = await app.client.post("/api/holds", json={**other_events_section, "quantity": 1}, headers=token_for(app))
+    assert elsewhere.status_code == 400 and kind(elsewhere) == "invalid-selection"
 
 
 def booking_entries(history: dict[str, Any]) -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking.domain import (
@@ -40,6 +41,7 @@ from boxoffice.booking.domain import (
 from boxoffice.booking.tables import (
     audit_log,
     customer_locks,
+    events,
     holds,
     is_postgres,
     orders,
@@ -128,27 +130,37 @@ def rfc3339(when: datetime) -> str:
     return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _hold(row: Any) -> Hold:
+def _hold(row: Any, prefix: str = "") -> Hold:
+    """A hold from a row of ``holds``, or of a join that names the hold's columns ``{prefix}{column}``."""
+
+    def c(name: str) -> Any:
+        return getattr(row, prefix + name)
+
     segment = None
-    if row.kind == HoldKind.TRAIN:
-        segment = Segment(row.origin, row.destination, row.from_index, row.to_index)
+    if c("kind") == HoldKind.TRAIN:
+        segment = Segment(c("origin"), c("destination"), c("from_index"), c("to_index"))
     return Hold(
-        id=row.id,
-        user_id=row.user_id,
-        kind=HoldKind(row.kind),
-        event_id=row.event_id,
-        section_id=row.section_id,
-        quantity=row.quantity,
-        status=HoldStatus(row.status),
-        version=row.version,
-        expires_at=row.expires_at,
-        total=row.total,
-        currency=row.currency,
-        items=_items(row.items),
-        created_at=row.created_at,
-        class_code=row.class_code,
+        id=c("id"),
+        user_id=c("user_id"),
+        kind=HoldKind(c("kind")),
+        event_id=c("event_id"),
+        section_id=c("section_id"),
+        quantity=c("quantity"),
+        status=HoldStatus(c("status")),
+        version=c("version"),
+        expires_at=c("expires_at"),
+        total=c("total"),
+        currency=c("currency"),
+        items=_items(c("items")),
+        created_at=c("created_at"),
+        class_code=c("class_code"),
         segment=segment,
     )
+
+
+def _prefixed(table: Any, prefix: str) -> list[Any]:
+    """All of ``table`` 's columns, named ``{prefix}{column}`` (to select them beside another table's)."""
+    return [column.label(prefix + column.name) for column in table.c]
 
 
 _INSERT_HOLD = insert(holds)
@@ -183,6 +195,12 @@ async def insert_hold(conn: AsyncConnection, hold: Hold) -> None:
 
 
 _HOLD = select(holds).where(holds.c.id == bindparam("p_hold_id"))  # built once: read by every order and payment
+# An order's hold and, for an event, the event's details it keeps: one statement instead of two.
+_HOLD_WITH_EVENT = (
+    select(holds, *_prefixed(events, "e_"))
+    .outerjoin(events, and_(holds.c.kind != HoldKind.TRAIN.value, events.c.event_id == holds.c.event_id))
+    .where(holds.c.id == bindparam("p_hold_id"))
+)
 _HOLD_FOR_UPDATE = _HOLD.with_for_update()
 
 
@@ -190,6 +208,17 @@ async def hold_of(conn: AsyncConnection, hold_id: str, *, for_update: bool = Fal
     stmt = _HOLD_FOR_UPDATE if for_update and is_postgres(conn) else _HOLD
     row = (await hotsql.run(conn, stmt, {"p_hold_id": hold_id})).first()
     return None if row is None else _hold(row)
+
+
+async def hold_with_event(conn: AsyncConnection, hold_id: str) -> tuple[Hold, EventDetails | None] | None:
+    """The hold and, when it is for an event booking has a copy of, that event's details (None for trains)."""
+    row = (await hotsql.run(conn, _HOLD_WITH_EVENT, {"p_hold_id": hold_id})).first()
+    if row is None:
+        return None
+    event = None
+    if row.e_event_id is not None:
+        event = EventDetails(row.e_name, row.e_venue, row.e_city, row.e_address, row.e_starts_at, row.e_timezone)
+    return _hold(row), event
 
 
 async def end_hold(
@@ -262,18 +291,25 @@ def _orders_with_hold() -> Any:
 
 
 # Built once: each order and payment runs several of them.
-_INSERT_ORDER = insert(orders)
-_NUMBER_TAKEN = select(orders.c.id).where(orders.c.number == bindparam("p_number"))
+# A new order, or nothing when its hold has one or its number is taken (the unique indexes decide).
+_INSERT_NEW_ORDER = {
+    "sqlite": sqlite.insert(orders).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(orders).on_conflict_do_nothing(),
+}
 _ORDER = _orders_with_hold().where(orders.c.id == bindparam("p_order_id"))
 _ORDER_FOR_UPDATE = _ORDER.with_for_update(of=orders)
 _ORDER_FOR_HOLD = _orders_with_hold().where(orders.c.hold_id == bindparam("p_hold_id"))
+# The order with the whole of its hold (payments' confirmation): one statement instead of two.
+_ORDER_AND_HOLD = _orders_with_hold().add_columns(*_prefixed(holds, "h_")).where(orders.c.id == bindparam("p_order_id"))
+_ORDER_AND_HOLD_FOR_UPDATE = _ORDER_AND_HOLD.with_for_update(of=orders)
 _SET_ORDER = update(orders).where(orders.c.id == bindparam("p_order_id"))  # SET: the columns given
 
 
-async def insert_order(conn: AsyncConnection, order: Order) -> None:
-    await hotsql.run(
+async def insert_order(conn: AsyncConnection, order: Order) -> bool:
+    """Insert a new order; False (and nothing written) when its hold has an order or its number is taken."""
+    result = await hotsql.run(
         conn,
-        _INSERT_ORDER,
+        _INSERT_NEW_ORDER[conn.dialect.name],
         {
             "id": order.id,
             "hold_id": order.hold_id,
@@ -292,10 +328,7 @@ async def insert_order(conn: AsyncConnection, order: Order) -> None:
             "details": details_json(order.details),
         },
     )
-
-
-async def number_taken(conn: AsyncConnection, number: str) -> bool:
-    return (await hotsql.run(conn, _NUMBER_TAKEN, {"p_number": number})).first() is not None
+    return bool(result.rowcount == 1)
 
 
 async def order_of(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Order | None:
@@ -303,6 +336,15 @@ async def order_of(conn: AsyncConnection, order_id: str, *, for_update: bool = F
     stmt = _ORDER_FOR_UPDATE if for_update and is_postgres(conn) else _ORDER
     row = (await hotsql.run(conn, stmt, {"p_order_id": order_id})).first()
     return None if row is None else _order(row)
+
+
+async def order_and_hold(
+    conn: AsyncConnection, order_id: str, *, for_update: bool = False
+) -> tuple[Order, Hold] | None:
+    """The order and its hold, in one statement; ``for_update`` locks the order's row only."""
+    stmt = _ORDER_AND_HOLD_FOR_UPDATE if for_update and is_postgres(conn) else _ORDER_AND_HOLD
+    row = (await hotsql.run(conn, stmt, {"p_order_id": order_id})).first()
+    return None if row is None else (_order(row), _hold(row, "h_"))
 
 
 async def order_for_hold(conn: AsyncConnection, hold_id: str) -> Order | None:
