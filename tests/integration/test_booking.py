@@ -536,3 +536,22 @@ async def confirmed_record(app: Running, order_id: str) -> dict[str, Any]:
     finally:
         await consumer.stop()
     return found[0]
+
+
+async def test_an_order_number_someone_has_is_drawn_again(app: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orders are inserted without looking the number up first; the number's unique index finds a taken one
+    (2^40 numbers: rare, but certain in a long enough life) and a new one is drawn."""
+    from boxoffice.booking import domain
+
+    drawn = iter(["K7M29QXD", "K7M29QXD", "K7M29QXE"])  # the second order draws the first one's number first
+    monkeypatch.setattr(domain, "new_order_number", lambda: next(drawn))
+    event = general_event(capacity=5)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    numbers = []
+    for _ in range(2):
+        hold = (await hold_general(app, event, 1, buyer)).json()
+        order = await app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=buyer)
+        assert order.status_code == 201, order.text
+        numbers.append(order.json()["number"])
+    assert numbers == ["K7M29QXD", "K7M29QXE"]

@@ -16,6 +16,7 @@ release and expiry race on that row and exactly one of them wins.
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from datetime import UTC, datetime
 from typing import Any
 
@@ -130,32 +131,32 @@ def rfc3339(when: datetime) -> str:
     return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _hold(row: Any, prefix: str = "") -> Hold:
-    """A hold from a row of ``holds``, or of a join that names the hold's columns ``{prefix}{column}``."""
-
-    def c(name: str) -> Any:
-        return getattr(row, prefix + name)
-
+def _hold(row: Any) -> Hold:
     segment = None
-    if c("kind") == HoldKind.TRAIN:
-        segment = Segment(c("origin"), c("destination"), c("from_index"), c("to_index"))
+    if row.kind == HoldKind.TRAIN:
+        segment = Segment(row.origin, row.destination, row.from_index, row.to_index)
     return Hold(
-        id=c("id"),
-        user_id=c("user_id"),
-        kind=HoldKind(c("kind")),
-        event_id=c("event_id"),
-        section_id=c("section_id"),
-        quantity=c("quantity"),
-        status=HoldStatus(c("status")),
-        version=c("version"),
-        expires_at=c("expires_at"),
-        total=c("total"),
-        currency=c("currency"),
-        items=_items(c("items")),
-        created_at=c("created_at"),
-        class_code=c("class_code"),
+        id=row.id,
+        user_id=row.user_id,
+        kind=HoldKind(row.kind),
+        event_id=row.event_id,
+        section_id=row.section_id,
+        quantity=row.quantity,
+        status=HoldStatus(row.status),
+        version=row.version,
+        expires_at=row.expires_at,
+        total=row.total,
+        currency=row.currency,
+        items=_items(row.items),
+        created_at=row.created_at,
+        class_code=row.class_code,
         segment=segment,
     )
+
+
+_HoldRow = namedtuple("_HoldRow", [column.name for column in holds.c])  # type: ignore[misc]
+_HOLD_WIDTH = len(holds.c)
+"""A join selects a hold's columns as a block, in the table's order: ``_hold(_HoldRow._make(block))``."""
 
 
 def _prefixed(table: Any, prefix: str) -> list[Any]:
@@ -218,7 +219,7 @@ async def hold_with_event(conn: AsyncConnection, hold_id: str) -> tuple[Hold, Ev
     event = None
     if row.e_event_id is not None:
         event = EventDetails(row.e_name, row.e_venue, row.e_city, row.e_address, row.e_starts_at, row.e_timezone)
-    return _hold(row), event
+    return _hold(_HoldRow._make(row[:_HOLD_WIDTH])), event
 
 
 async def end_hold(
@@ -344,7 +345,7 @@ async def order_and_hold(
     """The order and its hold, in one statement; ``for_update`` locks the order's row only."""
     stmt = _ORDER_AND_HOLD_FOR_UPDATE if for_update and is_postgres(conn) else _ORDER_AND_HOLD
     row = (await hotsql.run(conn, stmt, {"p_order_id": order_id})).first()
-    return None if row is None else (_order(row), _hold(row, "h_"))
+    return None if row is None else (_order(row), _hold(_HoldRow._make(row[-_HOLD_WIDTH:])))
 
 
 async def order_for_hold(conn: AsyncConnection, hold_id: str) -> Order | None:
