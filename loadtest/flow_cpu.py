@@ -11,8 +11,8 @@ include the in-process client's share (httpx, a few percent) and no uvicorn, so 
 two versions of the code side by side; ``loadtest/compare.py`` measures the real server.
 
 ``--profile FILE`` writes a cProfile of the timed flows, in CPU time (read it with ``python -m pstats FILE``), and
-adds the CPU the requests alone took per flow, under the profiler: a steadier figure on a busy machine, where the
-workers' periodic work (counted in the process's CPU) grows with how long the run takes.
+adds the CPU the requests alone took per flow under the profiler (the process's CPU also counts the workers'
+work, part of it periodic, so it grows with how long a run takes on a busy machine).
 """
 
 from __future__ import annotations
@@ -146,8 +146,7 @@ async def main(args: argparse.Namespace) -> None:
         "statements_per_flow_all": per_flow(counted, counted_all, flows),
     }
     if args.profile:
-        # The requests alone (under the profiler, so higher than without it): steadier than the process's CPU,
-        # which also counts the workers' periodic work, more of it the longer a loaded machine takes.
+        # The requests alone, without the workers' work (under the profiler, so higher than without it).
         result["profiled_request_cpu_ms_per_flow"] = round(requests_cpu * 1000 / flows, 2)
     print(json.dumps(result))
 
