@@ -225,6 +225,25 @@ async def test_one_charge_per_idempotency_key_and_per_order(app: Running) -> Non
     assert len(captured) == 1
 
 
+async def test_a_hold_ordered_several_times_at_once_gets_one_order_and_clear_409s(app: Running) -> None:
+    """The order is inserted at once and the hold's unique index decides: on PostgreSQL, where concurrent
+    requests all read "no order yet", the losers get 409 ``/hold-already-ordered`` naming the order, not a 500."""
+    event = general_event(capacity=10)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    hold = (await hold_general(app, event, 1, buyer)).json()
+    tries = await asyncio.gather(
+        *[app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=buyer) for _ in range(6)]
+    )
+    placed = [r for r in tries if r.status_code == 201]
+    assert len(placed) == 1, [r.text for r in tries]
+    for refused in (r for r in tries if r.status_code != 201):
+        assert refused.status_code == 409 and kind(refused) == "hold-already-ordered", refused.text
+        assert refused.json()["order_id"] == placed[0].json()["id"]
+    history = await app.client.get(f"/api/orders/{placed[0].json()['id']}/history", headers=buyer)
+    assert [e["action"] for e in history.json()["items"]].count("order.placed") == 1
+
+
 async def test_declines_release_nothing(app: Running) -> None:
     event = general_event(capacity=1)
     await publish_event(app, event)
@@ -321,6 +340,11 @@ async def test_unknown_event_and_section(app: Running) -> None:
         "/api/holds", json={"event_id": event["event_id"], "section_id": "s", "quantity": 1}, headers=token_for(app)
     )
     assert wrong_section.status_code == 400 and kind(wrong_section) == "invalid-selection"
+    other = general_event()
+    await publish_event(app, other)
+    other_events_section = {"event_id": event["event_id"], "section_id": other["sections"][0]["section_id"]}
+    elsewhere = await app.client.post("/api/holds", json={**other_events_section, "quantity": 1}, headers=token_for(app))
+    assert elsewhere.status_code == 400 and kind(elsewhere) == "invalid-selection"
 
 
 def booking_entries(history: dict[str, Any]) -> list[tuple[str, str]]:
@@ -512,3 +536,22 @@ async def confirmed_record(app: Running, order_id: str) -> dict[str, Any]:
     finally:
         await consumer.stop()
     return found[0]
+
+
+async def test_an_order_number_someone_has_is_drawn_again(app: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orders are inserted without looking the number up first; the number's unique index finds a taken one
+    (2^40 numbers: rare, but certain in a long enough life) and a new one is drawn."""
+    from boxoffice.booking import domain
+
+    drawn = iter(["K7M29QXD", "K7M29QXD", "K7M29QXE"])  # the second order draws the first one's number first
+    monkeypatch.setattr(domain, "new_order_number", lambda: next(drawn))
+    event = general_event(capacity=5)
+    await publish_event(app, event)
+    buyer = token_for(app)
+    numbers = []
+    for _ in range(2):
+        hold = (await hold_general(app, event, 1, buyer)).json()
+        order = await app.client.post("/api/orders", json={"hold_id": hold["id"]}, headers=buyer)
+        assert order.status_code == 201, order.text
+        numbers.append(order.json()["number"])
+    assert numbers == ["K7M29QXD", "K7M29QXE"]

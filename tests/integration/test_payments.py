@@ -4,6 +4,7 @@ order's history, and booking's answers as payments' typed client reads them."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,11 @@ async def test_the_audit_endpoint_is_internal(app: Running) -> None:
 # Booking as payments' typed client sees it: every answer maps to a typed result or a domain error.
 def booking_stand_in(answers: dict[str, Response]) -> tuple[BookingOrders, list[str]]:
     """A stand-in for booking's internal order endpoints answering ``answers[path]``, and the paths asked."""
+    client, seen = booking_http(answers)
+    return BookingOrders(lambda: client), seen
+
+
+def booking_http(answers: dict[str, Response]) -> tuple[ServiceClient, list[str]]:
     seen: list[str] = []
     stand_in = FastAPI()
 
@@ -164,8 +170,7 @@ def booking_stand_in(answers: dict[str, Response]) -> tuple[BookingOrders, list[
         seen.append(path)
         return answers.get(path, JSONResponse({"type": "/problems/not-found", "status": 404}, status_code=404))
 
-    client = ServiceClient("booking", app=stand_in, retries=0, backoff_base=0)
-    return BookingOrders(lambda: client), seen
+    return ServiceClient("booking", app=stand_in, retries=0, backoff_base=0), seen
 
 
 ORDER = {
@@ -234,3 +239,59 @@ async def test_a_replayed_payment_says_it_is_a_replay(app: Running) -> None:
     again = await app.client.post(url, json=CARD_OK, headers=keyed)
     assert again.status_code == 200 and again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
+
+
+async def test_a_key_replayed_while_the_order_still_waits_answers_as_before_and_starts_nothing(app: Running) -> None:
+    """A new payment is inserted without reading its key first; the key's unique index finds the payment a
+    previous try started (here a declined one, the order still payable): replayed, never started twice."""
+    buyer = token_for(app)
+    order = await order_for(app, buyer)
+    keyed = {**buyer, "Idempotency-Key": "declined-once"}
+    url = f"/api/orders/{order['id']}/payment"
+    first = await app.client.post(url, json=CARD_DECLINED, headers=keyed)
+    assert first.status_code == 402 and problem(first) == "payment-declined"
+    again = await app.client.post(url, json=CARD_DECLINED, headers=keyed)
+    assert again.status_code == 402 and again.json()["payment_id"] == first.json()["payment_id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    other_card = await app.client.post(url, json=CARD_OK, headers=keyed)
+    assert other_card.status_code == 422 and problem(other_card) == "idempotency-key-reused"
+    started = [e for e in await audit(app, order["id"]) if e["action"] == "payment.started"]
+    assert len(started) == 1
+    paid = await app.client.post(url, json=CARD_OK, headers={**buyer, "Idempotency-Key": "second-try"})
+    assert paid.status_code == 200 and paid.json()["payment_id"] != first.json()["payment_id"]
+
+
+async def test_the_booking_client_follows_whichever_port_is_there_now() -> None:
+    """The port is looked up on every call and its type checked once per port: a port that goes away, or an
+    object that is not one, sends the call over HTTP; a new port is used at once."""
+
+    @dataclass(frozen=True)
+    class Seen:
+        id: str
+        user_id: str
+        status: str
+        hold_id: str
+        hold_version: int
+        total: int
+        currency: str
+
+    class Port:
+        def __init__(self, total: int) -> None:
+            self.total = total
+
+        async def read_order(self, order_id: str) -> Seen:
+            return Seen(order_id, "u1", "pending_payment", "h1", 3, self.total, "EUR")
+
+        async def confirm_order(self, order_id: str, *, hold_id: str, hold_version: int, payment_id: str) -> object:
+            return None
+
+    http, seen = booking_http({"internal/orders/o1": JSONResponse(ORDER)})
+    now: list[object | None] = [Port(100)]
+    orders = BookingOrders(lambda: http, local=lambda: now[0])
+    assert (order := await orders.get("o1")) is not None and order.total == 100 and seen == []
+    now[0] = object()  # not a port: over HTTP
+    assert (order := await orders.get("o1")) is not None and order.total == 9000 and seen == ["internal/orders/o1"]
+    now[0] = Port(200)
+    assert (order := await orders.get("o1")) is not None and order.total == 200
+    now[0] = None
+    assert (order := await orders.get("o1")) is not None and order.total == 9000 and len(seen) == 2

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking.domain import (
@@ -103,17 +103,40 @@ async def insert_missing_train_seats(conn: AsyncConnection, run_id: str, new: li
 
 
 _EVENT = select(events).where(events.c.event_id == bindparam("p_event_id"))  # built once: read by every hold
-_SECTION = select(sections).where(sections.c.section_id == bindparam("p_section_id"))
+# A general-admission hold's event and section (if the section is the event's): one statement instead of two.
+_EVENT_AND_SECTION = (
+    select(events, *[column.label(f"s_{column.name}") for column in sections.c])
+    .outerjoin(
+        sections,
+        and_(sections.c.section_id == bindparam("p_section_id"), sections.c.event_id == events.c.event_id),
+    )
+    .where(events.c.event_id == bindparam("p_event_id"))
+)
 
 
-async def event_of(conn: AsyncConnection, event_id: str) -> Event | None:
-    row = (await hotsql.run(conn, _EVENT, {"p_event_id": event_id})).first()
-    if row is None:
-        return None
+def _event(row: Any) -> Event:
     return Event(
         row.event_id, row.name, row.venue, row.city, row.starts_at, row.currency, row.seating, row.on_sale_at,
         timezone=row.timezone, address=row.address,
     )
+
+
+async def event_of(conn: AsyncConnection, event_id: str) -> Event | None:
+    row = (await hotsql.run(conn, _EVENT, {"p_event_id": event_id})).first()
+    return None if row is None else _event(row)
+
+
+async def event_and_section(
+    conn: AsyncConnection, event_id: str, section_id: str
+) -> tuple[Event | None, Section | None]:
+    """The event, and its section ``section_id`` (None when the event has no such section)."""
+    row = (await hotsql.run(conn, _EVENT_AND_SECTION, {"p_event_id": event_id, "p_section_id": section_id})).first()
+    if row is None:
+        return None, None
+    section = None
+    if row.s_section_id is not None:
+        section = Section(row.s_section_id, row.s_event_id, row.s_name, row.s_price, row.s_capacity)
+    return _event(row), section
 
 
 def run_from(row: Any) -> Run:
@@ -135,11 +158,6 @@ async def run_of(conn: AsyncConnection, run_id: str) -> Run | None:
 async def section_names(conn: AsyncConnection, event_id: str) -> dict[str, str]:
     rows = await conn.execute(select(sections.c.section_id, sections.c.name).where(sections.c.event_id == event_id))
     return {row.section_id: row.name for row in rows}
-
-
-async def section_of(conn: AsyncConnection, section_id: str) -> Section | None:
-    row = (await hotsql.run(conn, _SECTION, {"p_section_id": section_id})).first()
-    return None if row is None else Section(row.section_id, row.event_id, row.name, row.price, row.capacity)
 
 
 async def details_of(conn: AsyncConnection, hold: Hold) -> Details:

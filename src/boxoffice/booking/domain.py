@@ -312,7 +312,8 @@ class Details:
 
 
 # Order numbers: what a buyer reads out on the phone. Crockford's base32 (no I, L, O, U: nothing to mistake
-# for 1, 0 or V), 8 characters: 2^40 numbers; uniqueness is checked when one is given out.
+# for 1, 0 or V), 8 characters: 2^40 numbers; the unique index refuses a taken one when the order is inserted
+# (handlers/orders.py then draws another).
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 NUMBER_LENGTH = 8
 _READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})

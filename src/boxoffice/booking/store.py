@@ -16,10 +16,12 @@ release and expiry race on that row and exactly one of them wins.
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.booking.domain import (
@@ -40,6 +42,7 @@ from boxoffice.booking.domain import (
 from boxoffice.booking.tables import (
     audit_log,
     customer_locks,
+    events,
     holds,
     is_postgres,
     orders,
@@ -151,6 +154,16 @@ def _hold(row: Any) -> Hold:
     )
 
 
+_HoldRow = namedtuple("_HoldRow", [column.name for column in holds.c])  # type: ignore[misc]
+_HOLD_WIDTH = len(holds.c)
+"""A join selects a hold's columns as a block, in the table's order: ``_hold(_HoldRow._make(block))``."""
+
+
+def _prefixed(table: Any, prefix: str) -> list[Any]:
+    """All of ``table`` 's columns, named ``{prefix}{column}`` (to select them beside another table's)."""
+    return [column.label(prefix + column.name) for column in table.c]
+
+
 _INSERT_HOLD = insert(holds)
 
 
@@ -183,6 +196,12 @@ async def insert_hold(conn: AsyncConnection, hold: Hold) -> None:
 
 
 _HOLD = select(holds).where(holds.c.id == bindparam("p_hold_id"))  # built once: read by every order and payment
+# An order's hold and, for an event, the event's details it keeps: one statement instead of two.
+_HOLD_WITH_EVENT = (
+    select(holds, *_prefixed(events, "e_"))
+    .outerjoin(events, and_(holds.c.kind != HoldKind.TRAIN.value, events.c.event_id == holds.c.event_id))
+    .where(holds.c.id == bindparam("p_hold_id"))
+)
 _HOLD_FOR_UPDATE = _HOLD.with_for_update()
 
 
@@ -190,6 +209,17 @@ async def hold_of(conn: AsyncConnection, hold_id: str, *, for_update: bool = Fal
     stmt = _HOLD_FOR_UPDATE if for_update and is_postgres(conn) else _HOLD
     row = (await hotsql.run(conn, stmt, {"p_hold_id": hold_id})).first()
     return None if row is None else _hold(row)
+
+
+async def hold_with_event(conn: AsyncConnection, hold_id: str) -> tuple[Hold, EventDetails | None] | None:
+    """The hold and, when it is for an event booking has a copy of, that event's details (None for trains)."""
+    row = (await hotsql.run(conn, _HOLD_WITH_EVENT, {"p_hold_id": hold_id})).first()
+    if row is None:
+        return None
+    event = None
+    if row.e_event_id is not None:
+        event = EventDetails(row.e_name, row.e_venue, row.e_city, row.e_address, row.e_starts_at, row.e_timezone)
+    return _hold(_HoldRow._make(row[:_HOLD_WIDTH])), event
 
 
 async def end_hold(
@@ -262,18 +292,25 @@ def _orders_with_hold() -> Any:
 
 
 # Built once: each order and payment runs several of them.
-_INSERT_ORDER = insert(orders)
-_NUMBER_TAKEN = select(orders.c.id).where(orders.c.number == bindparam("p_number"))
+# A new order, or nothing when its hold has one or its number is taken (the unique indexes decide).
+_INSERT_NEW_ORDER = {
+    "sqlite": sqlite.insert(orders).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(orders).on_conflict_do_nothing(),
+}
 _ORDER = _orders_with_hold().where(orders.c.id == bindparam("p_order_id"))
 _ORDER_FOR_UPDATE = _ORDER.with_for_update(of=orders)
 _ORDER_FOR_HOLD = _orders_with_hold().where(orders.c.hold_id == bindparam("p_hold_id"))
+# The order with the whole of its hold (payments' confirmation): one statement instead of two.
+_ORDER_AND_HOLD = _orders_with_hold().add_columns(*_prefixed(holds, "h_")).where(orders.c.id == bindparam("p_order_id"))
+_ORDER_AND_HOLD_FOR_UPDATE = _ORDER_AND_HOLD.with_for_update(of=orders)
 _SET_ORDER = update(orders).where(orders.c.id == bindparam("p_order_id"))  # SET: the columns given
 
 
-async def insert_order(conn: AsyncConnection, order: Order) -> None:
-    await hotsql.run(
+async def insert_order(conn: AsyncConnection, order: Order) -> bool:
+    """Insert a new order; False (and nothing written) when its hold has an order or its number is taken."""
+    result = await hotsql.run(
         conn,
-        _INSERT_ORDER,
+        _INSERT_NEW_ORDER[conn.dialect.name],
         {
             "id": order.id,
             "hold_id": order.hold_id,
@@ -292,10 +329,7 @@ async def insert_order(conn: AsyncConnection, order: Order) -> None:
             "details": details_json(order.details),
         },
     )
-
-
-async def number_taken(conn: AsyncConnection, number: str) -> bool:
-    return (await hotsql.run(conn, _NUMBER_TAKEN, {"p_number": number})).first() is not None
+    return bool(result.rowcount == 1)
 
 
 async def order_of(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Order | None:
@@ -303,6 +337,15 @@ async def order_of(conn: AsyncConnection, order_id: str, *, for_update: bool = F
     stmt = _ORDER_FOR_UPDATE if for_update and is_postgres(conn) else _ORDER
     row = (await hotsql.run(conn, stmt, {"p_order_id": order_id})).first()
     return None if row is None else _order(row)
+
+
+async def order_and_hold(
+    conn: AsyncConnection, order_id: str, *, for_update: bool = False
+) -> tuple[Order, Hold] | None:
+    """The order and its hold, in one statement; ``for_update`` locks the order's row only."""
+    stmt = _ORDER_AND_HOLD_FOR_UPDATE if for_update and is_postgres(conn) else _ORDER_AND_HOLD
+    row = (await hotsql.run(conn, stmt, {"p_order_id": order_id})).first()
+    return None if row is None else (_order(row), _hold(_HoldRow._make(row[-_HOLD_WIDTH:])))
 
 
 async def order_for_hold(conn: AsyncConnection, hold_id: str) -> Order | None:

@@ -122,10 +122,18 @@ class BookingOrders:
     def __init__(self, client: Callable[[], ServiceClient], local: Callable[[], object | None] = lambda: None) -> None:
         self._client = client  # looked up per call: booking may be registered after payments is built
         self._local = local
+        self._checked: LocalOrders | None = None  # the last port found to be one
 
     def _port(self) -> LocalOrders | None:
         port = self._local()
-        return port if isinstance(port, LocalOrders) else None
+        if port is None:
+            return None
+        if port is self._checked:  # a runtime-checkable protocol's isinstance costs tens of microseconds
+            return self._checked
+        if isinstance(port, LocalOrders):
+            self._checked = port
+            return port
+        return None
 
     def _booking(self) -> ServiceClient:
         try:

@@ -187,13 +187,23 @@ class BookingOrder:
     total: int
     currency: str
 
+    @property
+    def payable(self) -> bool:
+        """Whether a new payment may start for it: it waits for one."""
+        return self.status == "pending_payment"
+
 
 def check_payable(order: BookingOrder) -> None:
     """A new payment may only start for an order waiting for one."""
+    if not order.payable:
+        raise not_payable(order)
+
+
+def not_payable(order: BookingOrder) -> Problem:
+    """Why no new payment may start for this order (it waits for none: expired, confirmed, cancelled)."""
     if order.status == "expired":
-        raise HoldExpired("The hold on these seats expired before payment; hold them again.")
-    if order.status != "pending_payment":
-        raise OrderNotPayable(f"This order is {order.status}.")
+        return HoldExpired("The hold on these seats expired before payment; hold them again.")
+    return OrderNotPayable(f"This order is {order.status}.")
 
 
 @dataclass(frozen=True, slots=True)

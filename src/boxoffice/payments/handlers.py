@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 import structlog
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.payments import domain, store
@@ -45,21 +44,26 @@ async def pay_order(deps: PaymentsDeps, cmd: PayOrder, *, actor: Principal) -> P
     order = await deps.orders.get(cmd.order_id)
     if order is None or order.user_id != actor.id:
         raise domain.OrderNotFound()
-    async with deps.db.read() as conn:
-        payment = await store.payment_by_key(conn, actor.id, key)
-    if payment is None:
-        domain.check_payable(order)
-        payment = await _start(deps, actor, order, card, key, body_hash)
-    elif payment.request_hash != body_hash:
-        raise IdempotencyMismatch("This Idempotency-Key was used for another payment.")
+    if order.payable:
+        # Inserted at once: the unique index finds the payment a retry with this key started (no read first).
+        payment, started = await _start(deps, actor, order, card, key, body_hash)
     else:
+        async with deps.db.read() as conn:
+            found = await store.payment_by_key(conn, actor.id, key)
+        if found is None:
+            raise domain.not_payable(order)
+        payment, started = found, False
+    if not started:
+        if payment.request_hash != body_hash:
+            raise IdempotencyMismatch("This Idempotency-Key was used for another payment.")
         mark_replayed()  # the same key and body: the answer says it is a replay (Idempotent-Replayed: true)
     return await _advance(deps, payment, order, card, actor=actor.id)
 
 
 async def _start(
     deps: PaymentsDeps, actor: Principal, order: BookingOrder, card: Card, key: str, body_hash: str
-) -> Payment:
+) -> tuple[Payment, bool]:
+    """(the payment of this key, whether this call started it): a new one, or the one the key has."""
     now = deps.now()
     payment = Payment(
         id=uuid7(),
@@ -74,9 +78,8 @@ async def _start(
         created_at=now,
         updated_at=now,
     )
-    try:
-        async with deps.db.uow() as uow:
-            await store.insert_payment(uow.conn, payment)
+    async with deps.db.uow() as uow:
+        if started := await store.insert_payment(uow.conn, payment):
             detail: dict[str, str | int | None] = {
                 "amount_minor": payment.amount_minor,
                 "currency": payment.currency,
@@ -84,14 +87,13 @@ async def _start(
             }
             await _audit(uow.conn, payment, "payment.started", actor.id, detail)
             await uow.commit()
-    except IntegrityError:
-        # The same key raced us: continue with the payment it created.
-        async with deps.db.read() as conn:
-            raced = await store.payment_by_key(conn, actor.id, key)
-        if raced is None:
-            raise domain.StillProcessing("The payment is being started; retry with the same Idempotency-Key.") from None
-        return raced
-    return payment
+    if started:
+        return payment, True
+    async with deps.db.read() as conn:
+        existing = await store.payment_by_key(conn, actor.id, key)
+    if existing is None:  # the key's payment was there a moment ago: it cannot go away, but never guess
+        raise domain.StillProcessing("The payment is being started; retry with the same Idempotency-Key.")
+    return existing, False
 
 
 async def _advance(

@@ -6,7 +6,8 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, bindparam, false, insert, or_, select, update
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, bindparam, false, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.payments.domain import Payment, PaymentStatus
@@ -63,7 +64,11 @@ def _payment(row: Any) -> Payment:
 
 
 # Built once: every payment runs them (SQLAlchemy's per-statement work, or none: platform.hotsql).
-_INSERT_PAYMENT = insert(payments)
+# A new payment, or nothing when its Idempotency-Key has one already (the unique index decides, atomically).
+_INSERT_NEW_PAYMENT = {
+    "sqlite": sqlite.insert(payments).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(payments).on_conflict_do_nothing(),
+}
 _BY_KEY = select(payments).where(
     payments.c.user_id == bindparam("p_user_id"), payments.c.idempotency_key == bindparam("p_key")
 )
@@ -81,10 +86,11 @@ def _move_from(frm: frozenset[PaymentStatus]) -> Any:
     return stmt
 
 
-async def insert_payment(conn: AsyncConnection, payment: Payment) -> None:
-    await hotsql.run(
+async def insert_payment(conn: AsyncConnection, payment: Payment) -> bool:
+    """Insert a new payment; False (and nothing written) when the customer's Idempotency-Key has one."""
+    result = await hotsql.run(
         conn,
-        _INSERT_PAYMENT,
+        _INSERT_NEW_PAYMENT[conn.dialect.name],
         {
             "id": payment.id,
             "order_id": payment.order_id,
@@ -102,6 +108,7 @@ async def insert_payment(conn: AsyncConnection, payment: Payment) -> None:
             "updated_at": payment.updated_at,
         },
     )
+    return bool(result.rowcount == 1)
 
 
 async def payment_by_key(conn: AsyncConnection, user_id: str, key: str) -> Payment | None:

@@ -11,7 +11,7 @@ from pydantic import JsonValue
 
 from boxoffice.booking import catalog_copy, domain, inventory, store
 from boxoffice.booking.deps import BookingDeps
-from boxoffice.booking.domain import Event, Hold, HoldKind, HoldStatus, Item, Segment
+from boxoffice.booking.domain import Event, Hold, HoldKind, HoldStatus, Item, Section, Segment
 from boxoffice.booking.handlers.common import HOLDS, HOLDS_TOPIC, iso, owned_hold, record_hold
 from boxoffice.booking.handlers.expiry import end_hold, expire_section_holds
 from boxoffice.platform.admission import ADMISSION_HEADER, admitted
@@ -83,30 +83,34 @@ async def place_hold(
 
 async def _check_admission(
     uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal, now: datetime
-) -> Event | None:
+) -> tuple[Event | None, Section | None]:
     """A queued sale (an event, or a train run's booking day) sells only to buyers the waiting room admitted:
-    its signed token, for this sale and buyer. Returns the event (None for a train or an unknown event), so
-    that the claim does not read it again."""
-    event = None
+    its signed token, for this sale and buyer. Returns the event (None for a train or an unknown event) and,
+    for general admission, its section (None if the event has no such section), so that the claim does not
+    read them again."""
+    event = section = None
     if cmd.run_id is not None:
         run = await catalog_copy.run_of(uow.conn, cmd.run_id)
         sale_id, queued = cmd.run_id, run is not None and run.on_sale_at is not None
     elif cmd.event_id is not None:
-        event = await catalog_copy.event_of(uow.conn, cmd.event_id)
+        if cmd.section_id is not None:
+            event, section = await catalog_copy.event_and_section(uow.conn, cmd.event_id, cmd.section_id)
+        else:
+            event = await catalog_copy.event_of(uow.conn, cmd.event_id)
         sale_id, queued = cmd.event_id, event is not None and event.on_sale_at is not None
     else:
-        return None
+        return None, None
     if queued and not admitted(deps.secret, cmd.admission, event_id=sale_id, user_id=user.id, now=now):
         raise domain.NotAdmitted(
             "This sale has a waiting room: join the line, and hold seats once you are admitted "
             f"(send the admission in the {ADMISSION_HEADER} header)."
         )
-    return event
+    return event, section
 
 
 async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Principal, started: float) -> Hold:
     now = deps.now()
-    event = await _check_admission(uow, deps, cmd, user, now)
+    event, section = await _check_admission(uow, deps, cmd, user, now)
     hold_id = uuid7()
     expires_at = now + timedelta(seconds=deps.config.hold_ttl_seconds)
     # The customer's own lock first and the contended inventory row last, so that row stays locked
@@ -114,7 +118,7 @@ async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Princ
     await store.lock_customer(uow.conn, user.id)
     active, tickets = await store.customer_usage(uow.conn, user.id, cmd.run_id or cmd.event_id or "", now)
     domain.check_limits(deps.limits, active_holds=active, tickets_for_event=tickets, requested=cmd.requested)
-    claim = await _claim(uow, cmd, event, hold_id=hold_id, expires_at=expires_at, now=now)
+    claim = await _claim(uow, cmd, event, section, hold_id=hold_id, expires_at=expires_at, now=now)
     hold = Hold(
         id=hold_id,
         user_id=user.id,
@@ -157,13 +161,15 @@ async def _claim(
     uow: UnitOfWork,
     cmd: PlaceHold,
     event: Event | None,
+    section: Section | None,
     *,
     hold_id: str,
     expires_at: datetime,
     now: datetime,
 ) -> _Claim:
     """Claim the inventory a hold asks for, or raise why not (the transaction then rolls back). ``event``:
-    the event ``cmd.event_id`` names, as read in this transaction (None if there is none)."""
+    the event ``cmd.event_id`` names, as read in this transaction (None if there is none); ``section``: its
+    section ``cmd.section_id``, read with it (None if the event has none of that id)."""
     if cmd.run_id is not None:
         return await _claim_train(uow, cmd, hold_id=hold_id, expires_at=expires_at, now=now)
     if event is None:
@@ -176,7 +182,6 @@ async def _claim(
         items = tuple(Item(s.seat_id, s.label, s.price, names[s.section_id or ""]) for s in seats)
         section_id = seats[0].section_id if len({s.section_id for s in seats}) == 1 else None
         return _Claim(HoldKind.SEATS, event.event_id, event.currency, items, section_id=section_id)
-    section = await catalog_copy.section_of(uow.conn, cmd.section_id or "")
     if section is None or section.event_id != event.event_id:
         raise domain.InvalidSelection("This section does not exist at this event.")
     if event.seating == "reserved":

@@ -27,7 +27,6 @@ from boxoffice.booking.handlers.common import (
     TICKETS_SOLD,
     iso,
     may_see,
-    owned_hold,
     record_hold,
     record_order,
 )
@@ -74,14 +73,14 @@ async def _place(
     uow: UnitOfWork, deps: BookingDeps, hold_id: str, user: Principal, passengers: Mapping[str, str]
 ) -> Order:
     now = deps.now()
-    hold = await owned_hold(uow.conn, user, hold_id)
+    found = await store.hold_with_event(uow.conn, hold_id)  # the hold and what the order keeps of its event
+    if found is None or not may_see(user, found[0].user_id):
+        raise NotFound("No such hold.")
+    hold, event = found
     if hold.user_id != user.id:
         raise Forbidden("Only the customer who holds the seats can order them.")
     if not hold.is_live(now):
         raise domain.HoldExpired("This hold has expired or was released; hold the seats again.")
-    existing = await store.order_for_hold(uow.conn, hold_id)
-    if existing is not None:
-        raise domain.HoldAlreadyOrdered("This hold already has an order.", order_id=existing.id)
     items = domain.with_passengers(hold.items, passengers, train=hold.kind == domain.HoldKind.TRAIN)
     order = Order(
         id=uuid7(),
@@ -98,24 +97,25 @@ async def _place(
         created_at=now,
         expires_at=hold.expires_at,
         hold_version=hold.version,
-        number=await _new_number(uow),
+        number=domain.new_order_number(),
         email=user.email,
-        details=await catalog_copy.details_of(uow.conn, hold),
+        details=Details(event=event) if event is not None else await catalog_copy.details_of(uow.conn, hold),
     )
-    await store.insert_order(uow.conn, order)
+    # Inserted at once: the unique indexes say when the hold has an order already, or (rarely) the number is
+    # someone else's; only then is anything read.
+    for _ in range(8):
+        if await store.insert_order(uow.conn, order):
+            break
+        existing = await store.order_for_hold(uow.conn, hold_id)
+        if existing is not None:
+            raise domain.HoldAlreadyOrdered("This hold already has an order.", order_id=existing.id)
+        order = replace(order, number=domain.new_order_number())
+    else:
+        raise RuntimeError("no free order number after 8 tries")  # 2^40 numbers: practically never
     detail = {"hold_id": hold.id, "total": order.total, "currency": order.currency}
     await record_order(uow.conn, order, "placed", actor=user.id, at=now, detail=detail)
     ORDERS.labels(OrderStatus.PENDING_PAYMENT).inc()
     return order
-
-
-async def _new_number(uow: UnitOfWork) -> str:
-    """A readable order number nobody has; the unique index is the last guard against a collision."""
-    for _ in range(8):
-        number = domain.new_order_number()
-        if not await store.number_taken(uow.conn, number):
-            return number
-    raise RuntimeError("no free order number after 8 tries")  # 2^40 numbers: practically never
 
 
 async def list_orders(
@@ -168,10 +168,10 @@ async def confirm_order(deps: BookingDeps, cmd: ConfirmOrder) -> Order:
 
     async def work(uow: UnitOfWork) -> Order:
         now = deps.now()
-        order = await store.order_of(uow.conn, cmd.order_id, for_update=True)
-        hold = await store.hold_of(uow.conn, order.hold_id) if order is not None else None
-        if order is None or hold is None:
+        found = await store.order_and_hold(uow.conn, cmd.order_id, for_update=True)
+        if found is None:
             raise NotFound("No such order.")
+        order, hold = found
         if order.status == OrderStatus.CONFIRMED and order.payment_id == cmd.payment_id:
             return order.seen_at(now)  # a retry of a confirmation that happened
         if order.status != OrderStatus.PENDING_PAYMENT:
