@@ -157,12 +157,12 @@ class Service:
         app.state.service = self
         app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
         install_problem_handlers(app)
-        app.include_router(health_router(self.check_ready))
-        app.include_router(docs_router(self.name))
+        include_flat(app, health_router(self.check_ready))
+        include_flat(app, docs_router(self.name))
         if self.has_database:  # /api/<service>/db: the inspector of its own database; first, so no route shadows it
-            app.include_router(inspector_router(self.name))
+            include_flat(app, inspector_router(self.name))
         for router in self.routers():
-            app.include_router(router)
+            include_flat(app, router)
         app.add_middleware(UnexpectedErrorMiddleware)  # innermost: its answer passes every other middleware
         app.add_middleware(FaultInjectionMiddleware, service=self.name, secret=self.settings.secret)
         app.add_middleware(BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, overrides=self.body_limits)
@@ -173,6 +173,28 @@ class Service:
         app.add_middleware(RequestIdMiddleware)
         instrument_app(app)
         return app
+
+
+def include_flat(app: FastAPI, router: APIRouter) -> None:
+    """``app.include_router(router)`` with the router's routes put in the app's own route list.
+
+    FastAPI (0.160 and later) keeps an included router as one nested entry, matched twice per request (once to
+    find it, once more to find the route in it) and through a per-route context: about a fifth of a small
+    request's CPU (``loadtest/request_overhead.py``). Included without a prefix, tags or dependencies of
+    its own, a router's routes already carry everything (their path, their router's prefix and
+    dependencies), so they are the same routes in the same order at the app's level. A router with start-up
+    or shutdown handlers, a lifespan or low-priority routes is included the usual way.
+    """
+    plain = (
+        not router.on_startup
+        and not router.on_shutdown
+        and type(router.lifespan_context).__name__ == "_DefaultLifespan"
+        and not getattr(router, "_low_priority_routes", ())
+    )
+    if plain:
+        app.router.routes.extend(router.routes)
+    else:
+        app.include_router(router)
 
 
 def _consumer_worker(
