@@ -25,13 +25,10 @@ from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.bus.relay import Relay
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.db import Database, utcnow
-from boxoffice.platform.faults import FaultInjectionMiddleware
-from boxoffice.platform.headers import SecurityHeadersMiddleware, UnexpectedErrorMiddleware
-from boxoffice.platform.idempotency import KeyPurge, ReplayHeaderMiddleware
+from boxoffice.platform.idempotency import KeyPurge
+from boxoffice.platform.ingress import PlatformMiddleware
 from boxoffice.platform.inspect import inspector_router
-from boxoffice.platform.limits import BodyLimitMiddleware
-from boxoffice.platform.metrics import MetricsMiddleware, metrics_response
-from boxoffice.platform.observability import AccessLogMiddleware, RequestIdMiddleware
+from boxoffice.platform.metrics import metrics_response
 from boxoffice.platform.periodic import repeat
 from boxoffice.platform.problem_http import install_problem_handlers, problem_openapi, problem_response
 from boxoffice.platform.problems import ServiceUnavailable
@@ -163,14 +160,16 @@ class Service:
             include_flat(app, inspector_router(self.name))
         for router in self.routers():
             include_flat(app, router)
-        app.add_middleware(UnexpectedErrorMiddleware)  # innermost: its answer passes every other middleware
-        app.add_middleware(FaultInjectionMiddleware, service=self.name, secret=self.settings.secret)
-        app.add_middleware(BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, overrides=self.body_limits)
-        app.add_middleware(SecurityHeadersMiddleware, production=self.settings.mode == "production")
-        app.add_middleware(ReplayHeaderMiddleware)
-        app.add_middleware(MetricsMiddleware, service=self.name)
-        app.add_middleware(AccessLogMiddleware, service=self.name)
-        app.add_middleware(RequestIdMiddleware)
+        # Request id, access log, metrics, replay marker, security headers, body limit, fault injection and
+        # the answer to an unexpected error, in one layer (platform.ingress says in which order).
+        app.add_middleware(
+            PlatformMiddleware,
+            service=self.name,
+            production=self.settings.mode == "production",
+            max_bytes=self.settings.max_body_bytes,
+            body_limits=self.body_limits,
+            secret=self.settings.secret,
+        )
         instrument_app(app)
         return app
 
