@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.platform.faults import FaultInjectionMiddleware, FaultRegistry
 from boxoffice.platform.headers import HSTS
-from boxoffice.platform.idempotency import _current_replay, _Replay
+from boxoffice.platform.idempotency import unwatch_replay, watch_replay
 from boxoffice.platform.metrics import observe_request
 from boxoffice.platform.observability import access_log, request_id_var
 from boxoffice.platform.problem_http import problem_response
@@ -86,7 +86,6 @@ class PlatformMiddleware:
                 declared = value
         request_id = incoming.decode("latin-1")[:64] if incoming else uuid.uuid4().hex
         request_id_header = (b"x-request-id", request_id.encode("latin-1"))
-        marker = _Replay()
         production = self.production
         status = 500
         app_started = False  # the app (or an injected fault) began its answer
@@ -127,7 +126,7 @@ class PlatformMiddleware:
             await outer_send(message)
 
         request_id_token = request_id_var.set(request_id)
-        replay_token = _current_replay.set(marker)
+        marker, replay_token = watch_replay()
         try:
             limit = self._limit(scope["path"])
             if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -162,7 +161,7 @@ class PlatformMiddleware:
             if exceeded and not answered:
                 await problem_response(_too_large(limit))(scope, receive, outer_send)
         finally:
-            _current_replay.reset(replay_token)
+            unwatch_replay(replay_token)
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
