@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 import typer
@@ -133,3 +134,55 @@ def test_replicas_name_a_count_for_every_service_or_some() -> None:
     for wrong in ("0", "booking=x", "nobody=2", "booking=65"):
         with pytest.raises(typer.BadParameter):
             _replica_counts(wrong, ["booking", "payments"])
+
+
+@pytest.mark.parametrize(
+    ("path", "owner"),
+    [
+        ("/api/orders/123/payment", "payments"),
+        ("/api/orders/123/payment/refund", "payments"),
+        ("/api/orders/123", "booking"),
+        ("/api/orders", "booking"),
+        ("/api/orders?limit=5", "booking"),
+        ("/api/ordersx", None),
+        ("/api/payments/p1", "payments"),
+        ("/api/holds", "booking"),
+        ("/api/booking/openapi.json", "booking"),
+        ("/.well-known/jwks.json", "identity"),
+        ("/api/me", "identity"),
+        ("/collect", "tracking"),
+        ("/api/nothing", None),
+    ],
+)
+async def test_the_gateway_sends_a_path_to_the_most_specific_pattern(path: str, owner: str | None) -> None:
+    from boxoffice.cli import SERVICES, gateway_routes
+    from boxoffice.platform.gateway import Gateway
+
+    reached: list[str] = []
+
+    def app_of(name: str) -> Any:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            reached.append(name)
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        return app
+
+    async def ready() -> dict[str, str]:
+        return {}
+
+    routes = [(p, app_of(name)) for name, cls in SERVICES.items() for p in gateway_routes(cls)]
+    gateway = Gateway(routes, check_ready=ready)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b""}
+    await gateway(scope, receive, send)
+    assert reached == ([owner] if owner else [])
+    assert sent[0]["status"] == (204 if owner else 404)
+    assert (b"x-boxoffice-version", gateway.version.encode()) in sent[0]["headers"]

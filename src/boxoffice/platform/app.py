@@ -25,13 +25,10 @@ from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.bus.relay import Relay
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.db import Database, utcnow
-from boxoffice.platform.faults import FaultInjectionMiddleware
-from boxoffice.platform.headers import SecurityHeadersMiddleware, UnexpectedErrorMiddleware
-from boxoffice.platform.idempotency import KeyPurge, ReplayHeaderMiddleware
+from boxoffice.platform.idempotency import KeyPurge
+from boxoffice.platform.ingress import PlatformMiddleware
 from boxoffice.platform.inspect import inspector_router
-from boxoffice.platform.limits import BodyLimitMiddleware
-from boxoffice.platform.metrics import MetricsMiddleware, metrics_response
-from boxoffice.platform.observability import AccessLogMiddleware, RequestIdMiddleware
+from boxoffice.platform.metrics import metrics_response
 from boxoffice.platform.periodic import repeat
 from boxoffice.platform.problem_http import install_problem_handlers, problem_openapi, problem_response
 from boxoffice.platform.problems import ServiceUnavailable
@@ -162,22 +159,46 @@ class Service:
         app.state.service = self
         app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
         install_problem_handlers(app)
-        app.include_router(health_router(self.check_ready))
-        app.include_router(docs_router(self.name))
+        include_flat(app, health_router(self.check_ready))
+        include_flat(app, docs_router(self.name))
         if self.has_database:  # /api/<service>/db: the inspector of its own database; first, so no route shadows it
-            app.include_router(inspector_router(self.name))
+            include_flat(app, inspector_router(self.name))
         for router in self.routers():
-            app.include_router(router)
-        app.add_middleware(UnexpectedErrorMiddleware)  # innermost: its answer passes every other middleware
-        app.add_middleware(FaultInjectionMiddleware, service=self.name, secret=self.settings.secret)
-        app.add_middleware(BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, overrides=self.body_limits)
-        app.add_middleware(SecurityHeadersMiddleware, production=self.settings.mode == "production")
-        app.add_middleware(ReplayHeaderMiddleware)
-        app.add_middleware(MetricsMiddleware, service=self.name)
-        app.add_middleware(AccessLogMiddleware, service=self.name)
-        app.add_middleware(RequestIdMiddleware)
+            include_flat(app, router)
+        # Request id, access log, metrics, replay marker, security headers, body limit, fault injection and
+        # the answer to an unexpected error, in one layer (platform.ingress says in which order).
+        app.add_middleware(
+            PlatformMiddleware,
+            service=self.name,
+            production=self.settings.mode == "production",
+            max_bytes=self.settings.max_body_bytes,
+            body_limits=self.body_limits,
+            secret=self.settings.secret,
+        )
         instrument_app(app)
         return app
+
+
+def include_flat(app: FastAPI, router: APIRouter) -> None:
+    """``app.include_router(router)`` with the router's routes put in the app's own route list.
+
+    FastAPI (0.160 and later) keeps an included router as one nested entry, matched twice per request (once to
+    find it, once more to find the route in it) and through a per-route context: about a fifth of a small
+    request's CPU (``loadtest/request_overhead.py``). Included without a prefix, tags or dependencies of
+    its own, a router's routes already carry everything (their path, their router's prefix and
+    dependencies), so they are the same routes in the same order at the app's level. A router with start-up
+    or shutdown handlers, a lifespan or low-priority routes is included the usual way.
+    """
+    plain = (
+        not router.on_startup
+        and not router.on_shutdown
+        and type(router.lifespan_context).__name__ == "_DefaultLifespan"
+        and not getattr(router, "_low_priority_routes", ())
+    )
+    if plain:
+        app.router.routes.extend(router.routes)
+    else:
+        app.include_router(router)
 
 
 def _consumer_worker(

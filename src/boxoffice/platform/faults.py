@@ -151,25 +151,31 @@ class FaultInjectionMiddleware:
         self.faults = faults or registry()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not await self.intercept(scope, receive, send):
             await self.app(scope, receive, send)
-            return
+
+    async def intercept(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Apply the rules to an HTTP request: True when it was answered here (``/internal/faults``, or an
+        injected abort), False when it goes on to the service (after any injected delay)."""
         path: str = scope["path"]
         if path == "/internal/faults":
             await self._control(scope, receive, send)
-            return
-        rule = None if path.startswith(EXEMPT) else self.faults.rule_for(self.service, scope["method"], path)
-        if rule is not None:
-            if _chance(rule.delay_percent):
-                INJECTED.labels(self.service, "delay").inc()
-                await asyncio.sleep(rule.delay_ms / 1000)
-            if rule.abort_status is not None and _chance(rule.abort_percent):
-                INJECTED.labels(self.service, "abort").inc()
-                problem = InjectedFault(f"{self.service} answered {rule.abort_status} on purpose (fault injection).")
-                problem.status = rule.abort_status
-                await problem_response(problem)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+            return True
+        if not self.faults.rules or path.startswith(EXEMPT):
+            return False
+        rule = self.faults.rule_for(self.service, scope["method"], path)
+        if rule is None:
+            return False
+        if _chance(rule.delay_percent):
+            INJECTED.labels(self.service, "delay").inc()
+            await asyncio.sleep(rule.delay_ms / 1000)
+        if rule.abort_status is not None and _chance(rule.abort_percent):
+            INJECTED.labels(self.service, "abort").inc()
+            problem = InjectedFault(f"{self.service} answered {rule.abort_status} on purpose (fault injection).")
+            problem.status = rule.abort_status
+            await problem_response(problem)(scope, receive, send)
+            return True
+        return False
 
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET|PUT|DELETE /internal/faults``: the gateway's push of the rule set (internal token only)."""

@@ -176,6 +176,13 @@ class Gateway:
         from ``secret``)."""
         ordered = sorted(routes, key=lambda r: _specificity(r[0]), reverse=True)
         self._routes = [(compile_pattern(p), p, app) for p, app in ordered]
+        # Every pattern in one expression, most specific first: the first alternative that matches is the
+        # route the loop over ``_routes`` would find, in one call instead of one per pattern tried.
+        self._any_route = (
+            re.compile("|".join(f"(?P<r{i}>{compiled.pattern})" for i, (compiled, _, _) in enumerate(self._routes)))
+            if self._routes
+            else None
+        )
         self._owners = dict(owners or {})
         self._peers = dict(peers or {})
         self._token = internal_token(secret) if secret is not None else None
@@ -214,7 +221,10 @@ class Gateway:
         async def versioned(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                if not any(k.lower() == VERSION_HEADER for k, _ in headers):
+                for key, _ in headers:
+                    if key.lower() == VERSION_HEADER:
+                        break
+                else:
                     headers.append(header)
                 if self.draining:
                     headers = [(k, v) for k, v in headers if k.lower() != b"connection"] + [CONNECTION_CLOSE]
@@ -229,10 +239,11 @@ class Gateway:
             if path.startswith("/api/admin/") and path.startswith(("/api/admin/faults", "/api/admin/routes")):
                 await self._own(scope, receive, send)
                 return
-            for compiled, pattern, app in self._routes:
-                if compiled.match(path):
-                    await self._target(pattern, app)(scope, receive, send)
-                    return
+            found = self._any_route.match(path) if self._any_route is not None else None
+            if found is not None and found.lastgroup is not None:
+                _, pattern, app = self._routes[int(found.lastgroup[1:])]
+                await self._target(pattern, app)(scope, receive, send)
+                return
             if self._fallback is not None and path not in ("/healthz", "/readyz", "/metrics", "/api/docs"):
                 await self._fallback(scope, receive, send)
                 return

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -197,14 +197,26 @@ class KeyPurge:
         return await purge_expired(self.db, before=self.now() - self.ttl, batch=self.batch) >= self.batch
 
 
-class _Replay:
+class ReplayMarker:
+    """Whether the answer to the request being served is a replay (set by ``mark_replayed``)."""
+
     __slots__ = ("replayed",)
 
     def __init__(self) -> None:
         self.replayed = False
 
 
-_current_replay: ContextVar[_Replay | None] = ContextVar("idempotent_replay", default=None)
+_current_replay: ContextVar[ReplayMarker | None] = ContextVar("idempotent_replay", default=None)
+
+
+def watch_replay() -> tuple[ReplayMarker, Token[ReplayMarker | None]]:
+    """A marker for the request about to be served, current until ``unwatch_replay(token)``."""
+    marker = ReplayMarker()
+    return marker, _current_replay.set(marker)
+
+
+def unwatch_replay(token: Token[ReplayMarker | None]) -> None:
+    _current_replay.reset(token)
 
 
 def mark_replayed() -> None:
@@ -224,8 +236,7 @@ class ReplayHeaderMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        marker = _Replay()
-        token = _current_replay.set(marker)
+        marker, token = watch_replay()
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start" and marker.replayed:
@@ -235,4 +246,4 @@ class ReplayHeaderMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            _current_replay.reset(token)
+            unwatch_replay(token)

@@ -36,6 +36,29 @@ DB_STATEMENTS = Counter(
 OUTBOX_BACKLOG = Gauge("boxoffice_outbox_backlog", "Events waiting in a service's outbox (0 once drained)", ["service"])
 
 
+_LABELLED_LIMIT = 10_000
+_requests_by_labels: dict[tuple[str, str, str, int], Counter] = {}
+_latency_by_labels: dict[tuple[str, str, str], Histogram] = {}
+
+
+def observe_request(service: str, method: str, route: str, status: int, seconds: float) -> None:
+    """Count and time one answered request. The labelled series are looked up once and kept: ``labels()``
+    checks and joins its label values under a lock on every call, a few microseconds per request."""
+    key = (service, method, route, status)
+    requests = _requests_by_labels.get(key)
+    if requests is None:
+        if len(_requests_by_labels) >= _LABELLED_LIMIT:  # a client making up methods: stay bounded
+            _requests_by_labels.clear()
+        requests = _requests_by_labels[key] = HTTP_REQUESTS.labels(service, method, route, str(status))
+    requests.inc()
+    latency = _latency_by_labels.get(key[:3])
+    if latency is None:
+        if len(_latency_by_labels) >= _LABELLED_LIMIT:
+            _latency_by_labels.clear()
+        latency = _latency_by_labels[key[:3]] = HTTP_LATENCY.labels(service, method, route)
+    latency.observe(seconds)
+
+
 def counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
     """A business counter, e.g. ``counter("boxoffice_users_registered_total", "...")``."""
     return Counter(name, documentation, list(labels))
@@ -70,6 +93,4 @@ class MetricsMiddleware:
         finally:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
-            HTTP_LATENCY.labels(self.service, method, template).observe(time.perf_counter() - start)
+            observe_request(self.service, scope["method"], template, status, time.perf_counter() - start)

@@ -25,6 +25,27 @@ def _add_request_id(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mu
     return event_dict
 
 
+def _merge_contextvars(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """``structlog.contextvars.merge_contextvars``, reading only structlog's own context variables.
+
+    structlog's copies the whole context and looks at every variable in it, structlog's or not: a request's
+    context holds dozens (asyncio, SQLAlchemy, OpenTelemetry, ours), so each log line (the access log: one
+    per request) paid for all of them. The variables ``bind_contextvars`` makes are kept in one registry;
+    only they are read, with the same result (an unbound or cleared one, ``...``, is left out).
+    """
+    registry: dict[str, ContextVar[Any]] | None = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
+    if registry is None:  # a structlog without the registry: its own way
+        return structlog.contextvars.merge_contextvars(logger, method_name, event_dict)
+    for name, var in tuple(registry.items()):
+        value = var.get(Ellipsis)
+        if value is not Ellipsis:
+            event_dict.setdefault(name[_PREFIX_LENGTH:], value)
+    return event_dict
+
+
+_PREFIX_LENGTH = len(structlog.contextvars.STRUCTLOG_KEY_PREFIX)
+
+
 def _render_json(event_dict: Any, **_: Any) -> str:
     return orjson.dumps(event_dict, default=repr, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC).decode()
 
@@ -42,7 +63,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True, stream: TextIO 
     """
     out = stream if stream is not None else sys.stderr
     shared: list[structlog.types.Processor] = [
-        structlog.contextvars.merge_contextvars,
+        _merge_contextvars,
         _add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
