@@ -6,7 +6,7 @@ second one's insert hits the primary key, rolls back, and replays the first one'
 Same key with a different body -> 422.
 
 A replayed answer carries ``Idempotent-Replayed: true``: ``run_idempotent`` marks the request it serves
-and ``ReplayHeaderMiddleware`` (every service app has it) adds the header, so a route only returns the
+and ``platform.ingress`` (every service app has it) adds the header, so a route only returns the
 stored answer. A service with its own idempotency table (payments) calls ``mark_replayed()`` itself.
 
 Records are kept ``BOXOFFICE_IDEMPOTENCY_TTL_HOURS`` (24 by default) and then purged by every service's
@@ -25,7 +25,6 @@ from typing import Any
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, bindparam, delete, inspect, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.platform import hotsql
 from boxoffice.platform.db import Database, UnitOfWork, UtcDateTime
@@ -225,25 +224,3 @@ def mark_replayed() -> None:
     if marker is not None:
         marker.replayed = True
 
-
-class ReplayHeaderMiddleware:
-    """Adds ``Idempotent-Replayed: true`` to the response of a request that ``mark_replayed`` marked."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        marker, token = watch_replay()
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start" and marker.replayed:
-                message["headers"] = [*message.get("headers", []), (b"idempotent-replayed", b"true")]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            unwatch_replay(token)

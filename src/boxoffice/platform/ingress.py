@@ -1,21 +1,20 @@
 """Every service's per-request platform work as ONE ASGI middleware (``Service.create_app`` installs it).
 
-It does, in this order from the outside in, what these middlewares do one after the other (they stay, each
-usable on its own, and describe each step):
+It does, in this order from the outside in (these were eight middlewares; eight layers cost eight coroutine
+calls per request and eight wrappers around every message the app sends, one layer does the same work once:
+``loadtest/request_overhead.py`` measures it):
 
-1. ``observability.RequestIdMiddleware``: ``X-Request-ID`` taken from the caller (or made), logged with,
-   returned;
-2. ``observability.AccessLogMiddleware``: one access-log line per request;
-3. ``metrics.MetricsMiddleware``: requests counted and timed per route template;
-4. ``idempotency.ReplayHeaderMiddleware``: ``Idempotent-Replayed: true`` on a replayed answer;
-5. ``headers.SecurityHeadersMiddleware``: ``X-Content-Type-Options``, and HSTS in production;
-6. ``limits.BodyLimitMiddleware``: 413 problem+json for a body over the limit, before it is read whole;
-7. ``faults.FaultInjectionMiddleware``: injected delays and aborts, and ``/internal/faults``;
-8. ``headers.UnexpectedErrorMiddleware``: an unexpected exception answered by the app's own handler,
-   through every step above.
-
-Eight layers cost eight coroutine calls per request and eight wrappers around every message the app sends;
-one layer does the same work once (``loadtest/request_overhead.py`` measures it).
+1. ``X-Request-ID`` taken from the caller (or made), logged with (``observability.request_id_var``), returned;
+2. one access-log line per request (``observability.access_log``): request id, service, method, route
+   template (no ids or query strings, which may be personal), status, duration;
+3. requests counted and timed per route template (``metrics.observe_request``);
+4. ``Idempotent-Replayed: true`` on an answer ``idempotency.mark_replayed`` marked;
+5. ``X-Content-Type-Options: nosniff``, and HSTS in production (``headers``);
+6. 413 problem+json for a body over the limit (per path prefix), before it is read whole;
+7. injected delays and aborts, and ``/internal/faults`` (``faults.FaultInjectionMiddleware``);
+8. an unexpected exception answered by the app's own handler for ``Exception`` (problem+json for APIs, web's
+   HTML error page), innermost, so that the answer passes through every step above like any other response
+   (Starlette would answer it from its outermost ``ServerErrorMiddleware``, past all of them).
 """
 
 from __future__ import annotations

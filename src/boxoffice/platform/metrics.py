@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
     "boxoffice_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"]
@@ -67,30 +63,3 @@ def counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Coun
 def metrics_response() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-
-class MetricsMiddleware:
-    """Counts and times requests per route template (``/api/holds/{hold_id}``, not every id)."""
-
-    def __init__(self, app: ASGIApp, *, service: str) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            observe_request(self.service, scope["method"], template, status, time.perf_counter() - start)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
-import uuid
 from collections.abc import MutableMapping
 from contextvars import ContextVar
 from types import TracebackType
@@ -13,7 +11,6 @@ from typing import Any, TextIO
 
 import orjson
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -113,66 +110,3 @@ def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackTy
 
 access_log = structlog.get_logger("boxoffice.access")
 
-
-class AccessLogMiddleware:
-    """One line per request: request id, service, method, route template, status and duration in ms.
-
-    The route is the template (``/api/holds/{hold_id}``), as in the metrics: no ids or query strings, which
-    may be personal, in the log.
-    """
-
-    def __init__(self, app: ASGIApp, *, service: str) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route: Any = scope.get("route")
-            access_log.info(
-                "request",
-                service=self.service,
-                method=scope["method"],
-                route=getattr(route, "path", None) or "unmatched",
-                status=status,
-                duration_ms=round((time.perf_counter() - start) * 1000, 2),
-            )
-
-
-class RequestIdMiddleware:
-    """Takes ``X-Request-ID`` from the caller (or makes one), logs with it and returns it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
-        request_id = incoming.decode("latin-1")[:64] if incoming else uuid.uuid4().hex
-        token = request_id_var.set(request_id)
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            request_id_var.reset(token)
