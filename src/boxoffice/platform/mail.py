@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime, parseaddr, parsedate_to_datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -38,12 +38,32 @@ class Mail:
 
 
 class Mailer(Protocol):
+    sender: str
+    """The From address of every message."""
+
     async def send(
         self, to: str, subject: str, text: str, *, attachments: Sequence[Attachment] = (), message_id: str | None = None
     ) -> None:
         """Send one message. ``message_id``: a stable id for a message that may be sent again after a crash
         (receivers that keep Message-IDs show it once)."""
         ...
+
+    async def deliver(self, to: str, message: bytes) -> None:
+        """Send a message already composed by ``compose`` (which a caller may run in another process: a
+        message with PDFs attached costs milliseconds of CPU to build)."""
+        ...
+
+
+def compose(
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    attachments: Sequence[Attachment] = (),
+    message_id: str | None = None,
+) -> bytes:
+    """One message as it goes over the wire (RFC 5322 bytes, MIME parts, non-ASCII headers encoded)."""
+    return _message(sender, to, subject, text, attachments, message_id).as_bytes()
 
 
 def _message(
@@ -84,9 +104,11 @@ class DevMailbox:
     async def send(
         self, to: str, subject: str, text: str, *, attachments: Sequence[Attachment] = (), message_id: str | None = None
     ) -> None:
-        message = _message(self.sender, to, subject, text, attachments, message_id)
+        await self.deliver(to, compose(self.sender, to, subject, text, attachments, message_id))
+
+    async def deliver(self, to: str, message: bytes) -> None:
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.eml"
-        await asyncio.to_thread(self._write, self.directory / _address_tag(to), name, message.as_bytes())
+        await asyncio.to_thread(self._write, self.directory / _address_tag(to), name, message)
 
     def _write(self, folder: Path, name: str, data: bytes) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -123,13 +145,19 @@ class DevMailbox:
 class SmtpMailer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.sender = settings.mail_from
 
     async def send(
         self, to: str, subject: str, text: str, *, attachments: Sequence[Attachment] = (), message_id: str | None = None
     ) -> None:
+        await self.deliver(to, compose(self.sender, to, subject, text, attachments, message_id))
+
+    async def deliver(self, to: str, message: bytes) -> None:
         s = self.settings
         await aiosmtplib.send(
-            _message(s.mail_from, to, subject, text, attachments, message_id),
+            message,
+            sender=parseaddr(self.sender)[1],
+            recipients=[to],
             hostname=s.smtp_host,
             port=s.smtp_port,
             username=s.smtp_username,

@@ -29,12 +29,12 @@ import threading
 import unicodedata
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import zxingcpp
 from fontTools.fontBuilder import FontBuilder
@@ -46,6 +46,9 @@ from boxoffice.platform.observability import configure_worker_logging
 
 QR_SIZE_MM = 62.0
 CODE_CHARS_PER_LINE = 110  # Courier 5 pt: 1.06 mm per character, 128 mm of line
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,6 +450,18 @@ class PdfRenderer:
         else:
             (pdf,) = await self([doc])
         return pdf
+
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Other CPU-heavy work of the tickets worker (composing a confirmation e-mail with its PDFs: ~5 ms)
+        in the same low-priority worker processes, off the event loop that serves the sale; in a thread where
+        this process keeps no worker processes. ``fn`` and its arguments must pickle."""
+        pool = self._pool
+        if pool is not None:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+            except BrokenProcessPool:
+                self.close()  # the next rendering starts a new pool
+        return await asyncio.to_thread(fn, *args)
 
     def start(self) -> None:
         """Start the worker processes now, without waiting for them. A spawned worker imports the service's

@@ -431,8 +431,8 @@ async def pending_mail(conn: AsyncConnection, limit: int) -> list[QueuedLetter]:
     ]
 
 
-async def mark_mail_sent(conn: AsyncConnection, mail_id: int, *, now: datetime) -> None:
-    await conn.execute(update(mail_queue).where(mail_queue.c.id == mail_id).values(sent_at=now))
+async def mark_mails_sent(conn: AsyncConnection, mail_ids: Sequence[int], *, now: datetime) -> None:
+    await conn.execute(update(mail_queue).where(mail_queue.c.id.in_(mail_ids)).values(sent_at=now))
 
 
 async def mail_count(conn: AsyncConnection, order_id: str) -> dict[str, int]:

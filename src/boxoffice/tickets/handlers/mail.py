@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boxoffice.platform.bus.tables import claim_inbox
-from boxoffice.platform.mail import Attachment
+from boxoffice.platform.mail import Attachment, compose
 from boxoffice.platform.metrics import counter
 from boxoffice.tickets import letters, store
 from boxoffice.tickets.deps import TicketsDeps
@@ -70,21 +70,33 @@ async def mail_refund(deps: TicketsDeps, data: Mapping[str, Any], *, inbox: tupl
 
 
 async def send_pending_mail(deps: TicketsDeps, *, batch: int = 20) -> int:
-    """Send queued e-mails (with their PDFs from the object store); each is marked sent once it went out."""
+    """Send queued e-mails (with their PDFs from the object store); those that went out are marked sent
+    together, also when a later one of the batch fails.
+
+    Each message is composed in the PDF worker processes (``PdfRenderer.offload``): Python's ``email`` package
+    takes ~5 ms of CPU for a message with two PDFs, which during a sale was a fifth of the event loop."""
     async with deps.db.read() as conn:
         queued = await store.pending_mail(conn, batch)
-    for item in queued:
-        letter = item.letter
-        files = [Attachment(name, await deps.objects.get(key)) for name, key in letter.attachments]
-        await deps.mailer.send(
-            letter.recipient,
-            letter.subject,
-            letter.body,
-            attachments=files,
-            message_id=f"{letter.order_id}.{letter.kind}",
-        )
-        async with deps.db.uow() as uow:
-            await store.mark_mail_sent(uow.conn, item.id, now=deps.now())
-            await uow.commit()
-        MAILS_SENT.labels(letter.kind).inc()
+    sent: list[int] = []
+    try:
+        for item in queued:
+            letter = item.letter
+            files = tuple([Attachment(name, await deps.objects.get(key)) for name, key in letter.attachments])
+            message = await deps.render.offload(
+                compose,
+                deps.mailer.sender,
+                letter.recipient,
+                letter.subject,
+                letter.body,
+                files,
+                f"{letter.order_id}.{letter.kind}",
+            )
+            await deps.mailer.deliver(letter.recipient, message)
+            sent.append(item.id)
+            MAILS_SENT.labels(letter.kind).inc()
+    finally:
+        if sent:
+            async with deps.db.uow() as uow:
+                await store.mark_mails_sent(uow.conn, sent, now=deps.now())
+                await uow.commit()
     return len(queued)
