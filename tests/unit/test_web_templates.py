@@ -26,6 +26,19 @@ def test_a_valid_tickets_pdf_downloads_before_the_renderer_stored_it() -> None:
         assert "hx-trigger" not in html  # nothing to wait for once the tickets exist
 
 
+def test_a_train_ticket_names_its_coach_and_seat_as_the_order_does() -> None:
+    order = Order.model_validate({
+        "id": ORDER_ID, "status": "confirmed", "kind": "train", "currency": "INR",
+        "items": [{"seat_id": "s1", "label": "B1-3", "price": 269480, "section": "AC 3 Tier", "passenger": "Ann"}],
+        "tickets": [{"id": "t1", "status": "valid", "code": "c", "pdf_url": None}],
+        "train": {"run_id": "r", "train_number": "12952", "name": "Mumbai Rajdhani Express", "class_code": "3A",
+                  "class_name": "AC 3 Tier", "origin": {"station": "NDLS", "name": "New Delhi"},
+                  "destination": {"station": "BCT", "name": "Mumbai Central"}},
+    })
+    html = templates().get_template("_tickets.html").render(order=order, qr={"t1": ""})
+    assert "Coach B1, seat 3" in html and "Passenger" in html
+
+
 def test_a_voided_ticket_offers_no_pdf() -> None:
     html = tickets_html("confirmed", pdf_url=None, ticket_status="voided")
     assert "t1.pdf" not in html
