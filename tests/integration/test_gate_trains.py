@@ -74,7 +74,8 @@ async def test_a_gate_picks_a_train_run_and_admits_only_its_passengers(app: Runn
     form = {"csrf_token": csrf_of(gate), "event_id": run_id, "gate": "Coach B1", "nonce": "scan-0000001", "code": code}
     admitted = await app.client.post("/admin/checkin", data=form)
     assert 'data-outcome="admitted"' in admitted.text
-    assert "Иван Петров" in admitted.text and "<dt>Train</dt>" in admitted.text and "Have a good journey" in admitted.text
+    assert "Иван Петров" in admitted.text and "<dt>Train</dt>" in admitted.text and "<dt>Class</dt>" in admitted.text
+    assert "Have a good journey" in admitted.text
 
     # The same ticket at another train's gate is refused as the wrong one.
     other = next(rid for rid, _ in options if rid != run_id)
