@@ -80,7 +80,7 @@ async def test_a_gate_picks_a_train_run_and_admits_only_its_passengers(app: Runn
     # The same ticket at another train's gate is refused as the wrong one.
     other = next(rid for rid, _ in options if rid != run_id)
     again = await app.client.post("/admin/checkin", data={**form, "event_id": other, "nonce": "scan-0000002"})
-    assert 'data-outcome="wrong-event"' in again.text
+    assert 'data-outcome="wrong-event"' in again.text and "another event or train" in again.text
 
     missing = await app.client.get("/admin/checkin", params={"event_id": str(uuid.uuid4())})
     assert missing.status_code == 404 and "does not exist" in missing.text
