@@ -153,6 +153,22 @@ async def test_search_finds_only_runs_going_from_origin_to_destination(world: Wo
     assert (await search(world, "NDLS", "BRC", TODAY)).json()["items"] == []  # no run that day
 
 
+async def test_runs_departing_on_a_day_are_listed_first_to_last_station(world: World) -> None:
+    """What a gate picks a train by (issue 14): every run leaving its first station that day, with names."""
+    day = TODAY + timedelta(days=2)
+    listed = await world.client.get("/api/trains/runs", params={"date": str(day)})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["items"] == [{
+        "run_id": world.runs[1]["run_id"], "train_number": "12952", "name": "Mumbai Rajdhani",
+        "origin": "NDLS", "origin_name": "New Delhi", "destination": "BCT", "destination_name": "Mumbai Central",
+        "departs_at": f"{day}T22:00:00Z", "arrives_at": f"{day + timedelta(days=1)}T13:40:00Z",
+        "origin_timezone": "UTC", "destination_timezone": "UTC",
+    }]
+    assert (await world.client.get("/api/trains/runs", params={"date": str(TODAY)})).json()["items"] == []
+    bad = await world.client.get("/api/trains/runs", params={"date": "2026-02-30"})
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+
+
 async def test_search_with_unknown_or_equal_stations_is_a_problem(world: World) -> None:
     unknown = await search(world, "XXX", "BCT", TODAY)
     assert unknown.status_code == 404 and problem_type(unknown) == "/problems/unknown-station"

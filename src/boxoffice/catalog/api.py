@@ -15,6 +15,7 @@ from boxoffice.catalog.schemas import EventIn, QueueIn, RunsIn, StationIn, Train
 from boxoffice.catalog.views import (
     EventOut,
     EventPageOut,
+    RunDeparturePageOut,
     RunOut,
     RunPageOut,
     StationOut,
@@ -106,6 +107,15 @@ async def search_trains(
     return await handlers.search_trains(
         deps, origin=origin.strip().upper(), destination=destination.strip().upper(), day=day or deps.now().date()
     )
+
+
+@router.get("/api/trains/runs", responses=problem_responses(422))
+async def runs_departing(
+    deps: Deps,
+    day: Annotated[Day | None, Query(alias="date", description="departure date (UTC); default today")] = None,
+) -> RunDeparturePageOut:
+    """Every train run leaving its first station on the date, first to last station (gates pick by it)."""
+    return await handlers.runs_departing(deps, day or deps.now().date())
 
 
 @router.get("/api/trains/runs/{run_id}", responses=problem_responses(404, 422))

@@ -22,6 +22,8 @@ from boxoffice.catalog.views import (
     EventOut,
     EventPageOut,
     EventSummaryOut,
+    RunDepartureOut,
+    RunDeparturePageOut,
     RunOut,
     RunPageOut,
     RunSummaryOut,
@@ -31,6 +33,7 @@ from boxoffice.catalog.views import (
     TrainOptionPageOut,
     TrainOut,
     event_view,
+    run_departure,
     run_view,
     station_view,
     summary_view,
@@ -248,6 +251,24 @@ async def search_trains(deps: CatalogDeps, *, origin: str, destination: str, day
         classes = [c.model_copy(update={"available": found.part(c.code, c.available)}) for c in option.classes]
         items.append(option.model_copy(update={"classes": classes}))
     return TrainOptionPageOut(items=items)
+
+
+async def runs_departing(deps: CatalogDeps, day: date) -> RunDeparturePageOut:
+    """Every run that leaves its first station on ``day`` (UTC), first station to last, by departure."""
+
+    async def load() -> list[RunDepartureOut]:
+        async with deps.db.read() as conn:
+            # A run's date is its departure's date where it starts: a day either side covers every zone.
+            runs = await store.runs_dated(conn, day - timedelta(days=1), day + timedelta(days=1))
+        stations = await _stations(deps)
+        found = []
+        for run in runs:
+            layout = await _layout(deps, run.train_id)
+            if layout is not None and run.departs_at.date() == day:
+                found.append(run_departure(layout, run, stations))
+        return found
+
+    return RunDeparturePageOut(items=await deps.cache.get(("departures", day), load))
 
 
 async def queue_run(deps: CatalogDeps, run_id: str, queue: QueueDraft) -> RunOut:

@@ -288,6 +288,12 @@ async def runs_between(conn: AsyncConnection, train_ids: Sequence[str], first: d
     return [_run(row) for row in await conn.execute(query)]
 
 
+async def runs_dated(conn: AsyncConnection, first: date, last: date) -> list[Run]:
+    """Every train's runs dated ``first`` to ``last``, by departure."""
+    query = select(runs).where(and_(runs.c.run_date >= first, runs.c.run_date <= last))
+    return [_run(row) for row in await conn.execute(query.order_by(runs.c.departs_at, runs.c.id))]
+
+
 async def run_dates_of(conn: AsyncConnection, train_id: str, dates: Sequence[date]) -> set[date]:
     query = select(runs.c.run_date).where(and_(runs.c.train_id == train_id, runs.c.run_date.in_(list(dates))))
     return {d for (d,) in await conn.execute(query)}

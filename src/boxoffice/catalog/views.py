@@ -112,6 +112,27 @@ class TrainOptionPageOut(Out):
     next_cursor: str | None = None
 
 
+class RunDepartureOut(Out):
+    """A run from its first station to its last: what a gate or a conductor picks the train by."""
+
+    run_id: str
+    train_number: str
+    name: str
+    origin: str
+    origin_name: str | None = None
+    destination: str
+    destination_name: str | None = None
+    departs_at: datetime
+    arrives_at: datetime
+    origin_timezone: str = Field(default=DEFAULT_ZONE, description=TIMEZONE)
+    destination_timezone: str = Field(default=DEFAULT_ZONE, description=TIMEZONE)
+
+
+class RunDeparturePageOut(Out):
+    items: list[RunDepartureOut]
+    next_cursor: str | None = None
+
+
 class RunStopOut(Out):
     station: str
     name: str | None = None
@@ -290,6 +311,18 @@ def train_option(
             ClassOptionOut(code=c.code, name=c.name, fare=layout.fare(c, start, end), available=c.capacity)
             for c in layout.classes
         ],
+    )
+
+
+def run_departure(layout: TrainLayout, run: Run, stations: Mapping[str, StationOut]) -> RunDepartureOut:
+    origin, destination = layout.stations[0], layout.stations[-1]
+    departs, arrives = _segment_times(layout, run, 0, len(layout.stops) - 1)
+    first, last = stations.get(origin), stations.get(destination)
+    return RunDepartureOut(
+        run_id=run.id, train_number=layout.number, name=layout.name, origin=origin,
+        origin_name=first.name if first else None, destination=destination,
+        destination_name=last.name if last else None, departs_at=departs, arrives_at=arrives,
+        origin_timezone=_zone_of(stations, origin), destination_timezone=_zone_of(stations, destination),
     )
 
 

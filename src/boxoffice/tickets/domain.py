@@ -38,7 +38,7 @@ class TicketUsedNoRefund(Conflict):
 
 
 class WrongEvent(Conflict):
-    slug, title = "wrong-event", "Ticket for another event"
+    slug, title = "wrong-event", "Ticket for another event or train"
 
 
 class TicketNotFound(NotFound):

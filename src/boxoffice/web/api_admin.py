@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from boxoffice.web import domain
 from boxoffice.web.handlers import ApiProblem, Visitor
 from boxoffice.web.pages import VisitorDep, form, redirect, render, text
-from boxoffice.web.resources import CheckInRequest, Event, EventFilter, EventRequest, RowRequest, SectionRequest
+from boxoffice.web.resources import CheckInRequest, EventFilter, EventRequest, RowRequest, SectionRequest
 
 router = APIRouter(include_in_schema=False)
 SECTION_SLOTS = 4
@@ -116,31 +117,60 @@ def _int(value: str) -> int | None:
 
 @router.get("/admin/checkin")
 async def checkin_form(request: Request, visitor: VisitorDep) -> Response:
-    """The gate: staff pick the event (and name the gate) first; then every scan is for that event."""
+    """The gate: staff pick the event or train run (and name the gate) first; every scan is then for it."""
     _require_admin(visitor)
     event_id, gate = request.query_params.get("event_id", ""), request.query_params.get("gate", "")
     if not event_id:
         return await _pick_event(request, visitor)
+    target = await _gate_target(visitor, event_id)
+    if target is None:
+        return await _pick_event(request, visitor, error="That event or train does not exist; pick one from the list.")
+    return _gate_page(request, target, domain.gate_name(gate), result=None)
+
+
+async def _gate_target(visitor: Visitor, subject_id: str) -> domain.GateTarget | None:
+    """The event, else the train run, of this id (both are catalog's ids); None when neither exists."""
     try:
-        event = await visitor.catalog.event(event_id)
+        event = await visitor.catalog.event(subject_id)
     except ApiProblem as exc:
         if exc.status != 404 and exc.status != 422:
             raise
-        return await _pick_event(request, visitor, error="That event does not exist; pick one from the list.")
-    return _gate_page(request, event, domain.gate_name(gate), result=None)
+    else:
+        return domain.GateTarget(event.id, "event", event.name, event.starts_at, event.timezone,
+                                 f"{event.venue}, {event.city}")
+    try:
+        run = await visitor.catalog.run(subject_id)
+    except ApiProblem as exc:
+        if exc.status != 404 and exc.status != 422:
+            raise
+        return None
+    names = {stop.station: stop.name or stop.station for stop in run.stops}
+    place = f"{names.get(run.origin, run.origin)} → {names.get(run.destination, run.destination)}"
+    return domain.GateTarget(run.run_id, "train", f"{run.train_number} {run.name}", run.departs_at,
+                             run.origin_timezone, place)
 
 
 async def _pick_event(request: Request, visitor: Visitor, *, error: str | None = None) -> Response:
-    since = (datetime.now(UTC) - timedelta(days=1)).isoformat().replace("+00:00", "Z")
-    events = (await visitor.catalog.events(EventFilter(starts_after=since, limit=100))).items
+    now = datetime.now(UTC)
+    since = (now - timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    days = [(now + timedelta(days=offset)).date().isoformat() for offset in (-1, 0, 1)]
+    events, departures = await asyncio.gather(
+        visitor.catalog.events(EventFilter(starts_after=since, limit=100)),
+        asyncio.gather(*(visitor.catalog.departures(day) for day in days)),
+    )
+    # Trains still travelling or leaving within about a day: yesterday's that have not arrived, today's, tomorrow's.
+    runs = [r for page in departures for r in page.items if domain.parse_time(r.arrives_at) > now]
     status = 404 if error else 200
-    return render(request, "checkin_pick.html", "admin-checkin", events=events, error=error, status=status)
+    return render(request, "checkin_pick.html", "admin-checkin", events=events.items, runs=runs, error=error,
+                  status=status)
 
 
-def _gate_page(request: Request, event: Event, gate: str | None, *, result: domain.CheckinResult | None) -> Response:
+def _gate_page(
+    request: Request, target: domain.GateTarget, gate: str | None, *, result: domain.CheckinResult | None
+) -> Response:
     template = "_checkin_result.html" if request.headers.get("hx-request") == "true" else "checkin.html"
     return render(
-        request, template, "admin-checkin", event=event, gate=gate or "", result=result, nonce=domain.gate_nonce()
+        request, template, "admin-checkin", target=target, gate=gate or "", result=result, nonce=domain.gate_nonce()
     )
 
 
@@ -152,30 +182,29 @@ async def checkin(request: Request, visitor: VisitorDep) -> Response:
     nonce = text(data, "nonce")
     if not event_id:
         return redirect("/admin/checkin", request)
-    try:
-        event = await visitor.catalog.event(event_id)
-    except ApiProblem as exc:
-        if exc.status != 404 and exc.status != 422:
-            raise
+    target = await _gate_target(visitor, event_id)
+    if target is None:
         return redirect("/admin/checkin", request)
     result: domain.CheckinResult
     if not code:
         result = domain.CheckinResult("invalid", "Enter or scan a ticket code.")
     else:
         scan = CheckInRequest(
-            code=code[:2000], event_id=event.id, gate=gate, nonce=nonce if domain.GATE_NONCE.match(nonce) else None
+            code=code[:2000], event_id=target.id, gate=gate, nonce=nonce if domain.GATE_NONCE.match(nonce) else None
         )
         try:
             admitted = await visitor.tickets.check_in(scan)
             result = domain.CheckinResult(
                 "admitted",
-                "Admitted again: the same scan was repeated." if admitted.retry else "Admitted. Enjoy the show!",
+                "Admitted again: the same scan was repeated." if admitted.retry
+                else "Admitted. Have a good journey!" if admitted.kind == "train" else "Admitted. Enjoy the show!",
                 admitted.ticket_id,
                 holder_name=admitted.holder_name,
                 event_name=admitted.event_name,
                 section=admitted.section,
                 seat=admitted.seat,
                 retry=admitted.retry,
+                kind=admitted.kind,
             )
         except ApiProblem as exc:
             if exc.status >= 500 or exc.status in (401, 403):
@@ -184,4 +213,4 @@ async def checkin(request: Request, visitor: VisitorDep) -> Response:
             used_at = exc.problem.extra.get("used_at")
             message = exc.message + (f" (at {domain.format_when(str(used_at))})" if used_at else "")
             result = domain.CheckinResult(outcome, message)
-    return _gate_page(request, event, gate, result=result)
+    return _gate_page(request, target, gate, result=result)

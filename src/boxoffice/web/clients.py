@@ -42,6 +42,7 @@ from boxoffice.web.resources import (
     QueuePlace,
     Registration,
     Run,
+    RunDeparturePage,
     StationPage,
     TokenPair,
     TrainOptionPage,
@@ -253,6 +254,10 @@ class CatalogApi(ServiceApi):
     async def search_trains(self, origin: str, destination: str, day: str) -> TrainOptionPage:
         params = {"origin": origin, "destination": destination, "date": day}
         return await self.read(TrainOptionPage, "GET", "/api/trains/search", params=params, auth=False)
+
+    async def departures(self, day: str) -> RunDeparturePage:
+        """Every run leaving its first station on ``day`` (UTC)."""
+        return await self.read(RunDeparturePage, "GET", "/api/trains/runs", params={"date": day}, auth=False)
 
     async def run(self, run_id: str, origin: str = "", destination: str = "") -> Run:
         params = {"origin": origin, "destination": destination}

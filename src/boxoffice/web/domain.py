@@ -311,6 +311,19 @@ class CheckinResult:
     section: str | None = None
     seat: str = ""
     retry: bool = False
+    kind: str = "event"  # event | train
+
+
+@dataclass(frozen=True, slots=True)
+class GateTarget:
+    """What a gate admits to: an event, or a train run (a conductor's gate: its tickets name the run)."""
+
+    id: str
+    kind: str  # "event" | "train"
+    name: str
+    starts_at: str
+    timezone: str
+    place: str
 
 
 GATE_NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")

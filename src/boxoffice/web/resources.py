@@ -172,6 +172,26 @@ class TrainOptionPage(Answer):
     items: list[TrainOption]
 
 
+class RunDeparture(Answer):
+    """A train run first station to last (what a gate picks)."""
+
+    run_id: str
+    train_number: str
+    name: str
+    origin: str
+    origin_name: str | None = None
+    destination: str
+    destination_name: str | None = None
+    departs_at: str
+    arrives_at: str
+    origin_timezone: str = "UTC"
+    destination_timezone: str = "UTC"
+
+
+class RunDeparturePage(Answer):
+    items: list[RunDeparture]
+
+
 class CoachSeat(Answer):
     id: str
     label: str
@@ -331,6 +351,7 @@ class Admission(Answer):
     ticket_id: str
     retry: bool = False
     event_name: str = ""
+    kind: str = "event"  # event | train
     holder_name: str = ""
     section: str | None = None
     seat: str = ""

@@ -27,7 +27,7 @@ async def check_in(deps: TicketsDeps, cmd: CheckIn, *, gate: Principal) -> Admis
         raise
     if cmd.event_id is not None and claims.subject_id != cmd.event_id:
         CHECKINS.labels("wrong-event").inc()
-        raise domain.WrongEvent("This ticket is for another event; it does not admit here.")
+        raise domain.WrongEvent("This ticket is for another event or train; it does not admit here.")
     now = deps.now()
     async with deps.db.uow() as uow:
         admitted = await store.admit_ticket(
