@@ -51,6 +51,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from boxoffice.platform import tracing
 from boxoffice.platform.apidocs import docs_index_page
 from boxoffice.platform.auth import Principal, TokenVerifier
 from boxoffice.platform.faults import FaultRegistry, parse_rules, registry, rules_document
@@ -195,6 +196,9 @@ class Gateway:
         self._version_header = (VERSION_HEADER, self.version.encode())
         self.draining = False
         """Set when this process drains before it stops: every answer then closes its connection."""
+        # A gateway that routes between services (not one in front of a single service: ``serve``) starts
+        # each request's trace, when spans are exported.
+        self._entry: ASGIApp = tracing.instrument_gateway(self._versioned) if routes else self._versioned
         self._check_ready = check_ready
         self._fallback = fallback
         self._docs = docs or {}
@@ -213,6 +217,9 @@ class Gateway:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _versioned(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._dispatch(scope, receive, send)
             return
