@@ -412,8 +412,9 @@ class HttpProxy:
 
     def __init__(self, base_url: str, *, timeout: float = 30.0, retry_seconds: float = 5.0) -> None:
         self.base_url = base_url
-        # Kept-alive connections are dropped after 4 s idle, before uvicorn's 5 s: the server closing an idle
-        # connection just as the gateway reuses it is the one connection error a POST could not survive.
+        # Kept-alive connections are dropped after 4 s idle, well before the services close idle ones
+        # (BOXOFFICE_HTTP_KEEP_ALIVE_SECONDS, 65 s): the server closing an idle connection just as the gateway
+        # reuses it is the one connection error a POST could not survive.
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout,
