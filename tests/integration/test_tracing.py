@@ -7,8 +7,12 @@ to (the ``traceparent`` header a real upstream on loopback receives)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -178,3 +182,51 @@ async def test_the_gateway_of_processes_passes_its_trace_to_the_service_it_forwa
     assert trace_id == format(root.context.trace_id, "032x")
     [call] = [s for s in exporter.spans() if format(s.context.span_id, "016x") == parent_id]
     assert call.kind == SpanKind.CLIENT and call.parent is not None and call.parent.span_id == root.context.span_id
+
+
+PROBE = """
+import sys
+from boxoffice.platform import tracing
+tracing.configure_tracing("probe", sys.argv[1] or None)
+with tracing.tracer.start_as_current_span("probe-span") as span:
+    print("recording" if span.is_recording() else "not recording")
+if tracing._provider is not None:
+    tracing._provider.shutdown()  # what the process does at exit: the batch goes out
+"""
+
+
+@pytest.mark.parametrize("endpoint", [True, False], ids=["endpoint-set", "default"])
+def test_spans_go_to_the_otlp_endpoint_only_when_one_is_set(endpoint: bool) -> None:
+    """``BOXOFFICE_OTEL_ENDPOINT`` set: spans are POSTed as OTLP/HTTP protobuf to ``{endpoint}/v1/traces`` (a
+    real collector stand-in on loopback); unset: no span is even recorded, and nothing is sent."""
+    received: list[tuple[str, str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            received.append((self.path, self.headers.get("content-type", ""), body))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}" if endpoint else ""
+        done = subprocess.run([sys.executable, "-c", PROBE, url], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    if endpoint:
+        assert done.stdout.strip() == "recording"
+        assert [(path, kind) for path, kind, _ in received] == [("/v1/traces", "application/x-protobuf")]
+        assert b"probe-span" in received[0][2] and b"boxoffice-probe" in received[0][2]
+    else:
+        assert done.stdout.strip() == "not recording"
+        assert received == []
