@@ -71,7 +71,7 @@ def test_every_alert_has_a_test_that_makes_it_fire() -> None:
     alerts = {name for name in alert_exprs() if not name.startswith("boxoffice:")}
     assert alerts == firing
     assert {"BoxofficeHighErrorRate", "BoxofficeHighLatencyP99", "BoxofficeConsumerLag", "BoxofficeOutboxBacklog",
-            "BoxofficePaymentFailures", "BoxofficeOversellGuard"} <= alerts
+            "BoxofficePaymentFailures", "BoxofficeOversellGuard", "BoxofficeEventsDeadLettered"} <= alerts
 
 
 def test_promtool_is_not_a_rubber_stamp(tmp_path: Path) -> None:
