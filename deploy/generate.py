@@ -150,7 +150,7 @@ def _container(svc: dict[str, Any], role: str) -> dict[str, Any]:
         "args": args,
         "ports": [{"name": "http" if api else "metrics", "containerPort": port, "protocol": "TCP"}],
         "envFrom": [{"configMapRef": {"name": "boxoffice-config"}}, {"configMapRef": {"name": "boxoffice-services"}}],
-        "env": _env(svc),
+        "env": _env(svc) + [{"name": k, "value": str(v)} for k, v in sorted(svc[role].get("env", {}).items())],
         "resources": svc[role]["resources"],
         "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 60},
         "livenessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
@@ -617,7 +617,7 @@ def compose(services: dict[str, dict[str, Any]]) -> str:
         api = {
             "image": f"{IMAGE}:${{BOXOFFICE_TAG:-dev}}",
             "command": _command(name, "api"),
-            "environment": shared_env,
+            "environment": {**shared_env, **{k: str(v) for k, v in svc["api"]["env"].items()}} if svc["api"].get("env") else shared_env,
             "volumes": [f"data:{DATA_DIR}"],
             "depends_on": depends,
             "stop_grace_period": f"{API_DRAIN_SECONDS + 5 + 15}s",  # no preStop pause in compose
@@ -630,6 +630,9 @@ def compose(services: dict[str, dict[str, Any]]) -> str:
             worker = {
                 **api,
                 "command": _command(name, "worker"),
+                "environment": (
+                    {**shared_env, **{k: str(v) for k, v in svc["worker"]["env"].items()}} if svc["worker"].get("env") else shared_env
+                ),
                 "healthcheck": {"disable": True},
                 "stop_grace_period": f"{GRACE_SECONDS['worker']}s",
             }

@@ -76,6 +76,7 @@ def red() -> dict[str, Any]:
         ("Client breakers (0 closed, 1 half-open, 2 open)", {"{{client}}": "max by (client) (boxoffice_client_breaker_state)"}, "short"),
         ("Client breaker transitions", {"{{client}} to {{to}}": "sum by (client, to) (increase(boxoffice_client_breaker_transitions_total[$__rate_interval]))"}, "short"),
         ("Gateway retries on connection errors (rollouts, restarts)", {"{{reason}}": "sum by (reason) (rate(boxoffice_gateway_retries_total[$__rate_interval]))"}, "ops"),
+        ("Service-to-service retries (connection errors, timeouts, 502/503/504)", {"{{client}} {{reason}}": "sum by (client, reason) (rate(boxoffice_client_retries_total[$__rate_interval]))"}, "ops"),
     ])
     variables = [{
         "name": "service",
@@ -116,6 +117,10 @@ def bus() -> dict[str, Any]:
         ("Events published", {"{{service}}": "sum by (service) (rate(boxoffice_bus_events_published_total[$__rate_interval]))"}, "ops"),
         ("Events consumed", {"{{group}} {{topic}}": "sum by (group, topic) (rate(boxoffice_bus_events_consumed_total[$__rate_interval]))"}, "ops"),
         ("Consumer lag", {"{{group}} {{topic}}": "max by (group, topic) (boxoffice_bus_consumer_lag)"}, "short"),
+        ("Event retries and dead letters", {
+            "retried {{group}} {{topic}}": "sum by (group, topic) (rate(boxoffice_bus_event_retries_total[$__rate_interval]))",
+            "dead-lettered {{group}} {{topic}}": "sum by (group, topic) (increase(boxoffice_bus_dead_letters_total[$__rate_interval]))",
+        }, "ops"),
         ("Background loop steps", {"{{loop}} {{outcome}}": "sum by (loop, outcome) (rate(boxoffice_background_runs_total[$__rate_interval]))"}, "ops"),
         ("Background loop step p99", {"{{loop}}": "histogram_quantile(0.99, sum by (loop, le) (rate(boxoffice_background_run_duration_seconds_bucket[$__rate_interval])))"}, "s"),
     ]))

@@ -726,6 +726,7 @@ def _run_processes(settings: Settings, names: Sequence[str], replicas: Mapping[s
             children.append(subprocess.Popen([*command, *serve], env=env))
         if SERVICES[name].has_workers:
             children.append(subprocess.Popen([*command, "worker", name], env=env))
+    configure_tracing("gateway", settings.otel_endpoint)  # the gateway's span starts each request's trace
     retry_seconds = GatewaySettings().gateway_retry_seconds
     proxies = {name: HttpProxy(url, retry_seconds=retry_seconds) for name, url in urls.items()}
 

@@ -371,3 +371,28 @@ def test_minikube_brings_its_development_dependencies_locked_down(rendered: Rend
     assert config["BOXOFFICE_S3_ENDPOINT_URL"] == "http://minio:9000"
     init = of_kind(rendered["minikube"], "ConfigMap", part_of=None)["postgres-init"]["data"]["10-databases.sql"]
     assert init == (DEPLOY / "compose" / "postgres-init.sql").read_text()
+
+
+def _cores(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_tickets_worker_renders_pdfs_within_its_cpu_and_below_its_consumers(rendered: Rendered, overlay: str) -> None:
+    """The PDF renderer runs in the tickets worker: its processes fit the pod's CPU limit, niced below the relay
+    and the consumers sharing the pod (BOXOFFICE_TICKETS_PDF_PROCESSES, BOXOFFICE_TICKETS_PDF_NICE)."""
+    [container] = of_kind(rendered[overlay], "Deployment")["tickets-worker"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    processes = int(env["BOXOFFICE_TICKETS_PDF_PROCESSES"])
+    assert 1 <= processes <= _cores(container["resources"]["limits"]["cpu"])
+    assert int(env["BOXOFFICE_TICKETS_PDF_NICE"]) > 0
+    [api] = of_kind(rendered[overlay], "Deployment")["tickets-api"]["spec"]["template"]["spec"]["containers"]
+    assert "BOXOFFICE_TICKETS_PDF_PROCESSES" not in {e["name"] for e in api["env"]}  # the API renders none
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_keep_idle_connections_longer_than_the_ingress_does(rendered: Rendered, overlay: str) -> None:
+    """ingress-nginx closes idle upstream connections after 60 s (upstream-keepalive-timeout): the services keep
+    theirs longer (BOXOFFICE_HTTP_KEEP_ALIVE_SECONDS), so the proxy never sends on a connection being closed."""
+    config = of_kind(rendered[overlay], "ConfigMap")["boxoffice-config"]["data"]
+    assert int(config["BOXOFFICE_HTTP_KEEP_ALIVE_SECONDS"]) > 60

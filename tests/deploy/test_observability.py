@@ -71,7 +71,7 @@ def test_every_alert_has_a_test_that_makes_it_fire() -> None:
     alerts = {name for name in alert_exprs() if not name.startswith("boxoffice:")}
     assert alerts == firing
     assert {"BoxofficeHighErrorRate", "BoxofficeHighLatencyP99", "BoxofficeConsumerLag", "BoxofficeOutboxBacklog",
-            "BoxofficePaymentFailures", "BoxofficeOversellGuard"} <= alerts
+            "BoxofficePaymentFailures", "BoxofficeOversellGuard", "BoxofficeEventsDeadLettered"} <= alerts
 
 
 def test_promtool_is_not_a_rubber_stamp(tmp_path: Path) -> None:
@@ -118,6 +118,18 @@ def test_the_dashboards_cover_red_flash_sale_bus_autoscaling_and_analytics() -> 
     red = json.dumps(boards["red"])
     for metric in ("boxoffice_http_requests_total", "boxoffice_http_request_duration_seconds_bucket"):
         assert metric in red
+
+
+def test_the_dashboards_show_lag_backlog_breakers_retries_and_business_counters() -> None:
+    """The issue's metrics next to the RED ones: each is exported by the code and on a dashboard."""
+    used = {base_name(m) for expr in dashboard_queries().values() for m in metric_names(expr)}
+    wanted = {
+        "boxoffice_bus_consumer_lag", "boxoffice_outbox_backlog", "boxoffice_client_breaker_state",
+        "boxoffice_client_retries_total", "boxoffice_bus_event_retries_total", "boxoffice_gateway_retries_total",
+        "boxoffice_holds_total", "boxoffice_orders_total", "boxoffice_payments_total", "boxoffice_tickets_sold_total",
+    }
+    assert wanted <= used, sorted(wanted - used)
+    assert wanted <= exported_metrics()
 
 
 @pytest.mark.parametrize("path", ["loki/loki.yaml", "loki/promtail.yaml", "otel-collector.yaml", "tempo.yaml"])

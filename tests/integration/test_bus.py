@@ -472,6 +472,10 @@ async def test_a_poison_event_goes_to_the_dead_letters_and_its_partition_moves_o
             "boxoffice_bus_dead_letters_total", {"group": h.group("tickets"), "topic": h.topic}
         )
         assert counted == 1
+        retried = REGISTRY.get_sample_value(
+            "boxoffice_bus_event_retries_total", {"group": h.group("tickets"), "topic": h.topic}
+        )
+        assert retried == 2  # the failed attempts before the last one, which dead-lettered it
         await asyncio.sleep(0.5)
         assert h.deliveries[("tickets", poison)] == 3
 

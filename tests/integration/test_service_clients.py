@@ -42,15 +42,21 @@ class Flaky:
         return JSONResponse({"ok": True})
 
 
+def client_retries(client: str, reason: str) -> float:
+    return REGISTRY.get_sample_value("boxoffice_client_retries_total", {"client": client, "reason": reason}) or 0.0
+
+
 async def test_idempotent_calls_are_retried_others_are_not() -> None:
     flaky = Flaky(failures=2)
-    client = ServiceClient("flaky", app=flaky.app, retries=2, backoff_base=0.001)
+    name = f"flaky-{uuid.uuid4().hex[:8]}"
+    client = ServiceClient(name, app=flaky.app, retries=2, backoff_base=0.001)
     assert (await client.get("/a")).status_code == 200
     assert flaky.calls["GET /a"] == 3
     assert (await client.post("/b")).status_code == 503  # a POST might have had its effect: not repeated
     assert flaky.calls["POST /b"] == 1
     keyed = await client.post("/c", headers={"Idempotency-Key": "k"})  # safe to repeat: the service dedupes
     assert keyed.status_code == 200 and flaky.calls["POST /c"] == 3
+    assert client_retries(name, "503") == 4  # two for the GET, two for the keyed POST (metrics and dashboards)
     await client.aclose()
 
 
@@ -77,11 +83,13 @@ async def test_timeouts_end_slow_calls_over_http() -> None:
     serving = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)
-    client = ServiceClient("flaky", base_url=f"http://127.0.0.1:{port}", timeout=0.2, retries=1, backoff_base=0.001)
+    name = f"slow-{uuid.uuid4().hex[:8]}"
+    client = ServiceClient(name, base_url=f"http://127.0.0.1:{port}", timeout=0.2, retries=1, backoff_base=0.001)
     started = asyncio.get_running_loop().time()
     with pytest.raises(ServiceUnavailable):
         await client.get("/slow/5")
     assert asyncio.get_running_loop().time() - started < 2  # two tries of 0.2 s, not the 5 s the service takes
+    assert client_retries(name, "timeout") == 1
     await client.aclose()
     server.should_exit = server.force_exit = True
     await serving

@@ -1,13 +1,21 @@
-"""One purchase is one trace: the payment request, booking's confirmation it calls, the SQL of both, and the
-tickets consumer that handles the ``ticket-bookings`` event later (the envelope's ``traceparent``), on SQLite
-and PostgreSQL, over the sql bus and Kafka, collected by the SDK's in-memory exporter."""
+"""One purchase is one trace: from the gateway's span through the payment request, booking's confirmation it
+calls, the SQL of both, and the tickets consumer that handles the ``ticket-bookings`` event later (the
+envelope's ``traceparent``), on SQLite and PostgreSQL, over the sql bus and Kafka, collected by the SDK's
+in-memory exporter; and the gateway of ``run --processes`` hands its trace to the service process it forwards
+to (the ``traceparent`` header a real upstream on loopback receives)."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -18,10 +26,12 @@ from boxoffice.booking.deps import BookingSettings
 from boxoffice.payments.deps import PaymentsSettings
 from boxoffice.platform import tracing
 from boxoffice.platform.bus.envelope import new_event
+from boxoffice.platform.gateway import Gateway, HttpProxy
 from boxoffice.platform.settings import Settings
 from boxoffice.tickets.deps import TicketsSettings
 from tests.harness.app import running, wait_for
 from tests.harness.booking import CARD_OK, general_event, publish_event, token_for
+from tests.harness.net import free_port
 from tests.harness.postgres import create_database
 
 
@@ -100,7 +110,10 @@ async def test_one_purchase_is_one_trace(exporter: Switchable, setup: tuple[Sett
             return [s for s in exporter.spans() if s.name.startswith(prefix) and s.kind == kind]
 
         async def payment_span() -> list[ReadableSpan]:
-            return spans_named("POST /api/orders/{order_id}/payment", SpanKind.SERVER)
+            # Payments' own span: INTERNAL under the gateway's SERVER span in one process (the SERVER span of
+            # its process when the gateway forwards over HTTP).
+            return [s for s in spans_named("POST /api/orders/{order_id}/payment", SpanKind.INTERNAL)
+                    if s.name == "POST /api/orders/{order_id}/payment"]
 
         (payment,) = await wait_for(payment_span, timeout=10)
 
@@ -124,6 +137,96 @@ async def test_one_purchase_is_one_trace(exporter: Switchable, setup: tuple[Sett
     assert services  # one process here: its resource names every service it runs
     sql = [s for s in in_trace if s.kind == SpanKind.CLIENT and s.attributes and "db.system" in s.attributes]
     assert sql, "no SQL spans in the purchase's trace"
+    # The gateway's span is the root: the payment request's span is its child.
+    by_id = {s.context.span_id: s for s in in_trace}
+    roots = [s for s in in_trace if s.parent is None]
+    assert [(s.name, s.kind) for s in roots] == [("gateway POST", SpanKind.SERVER)]
+    assert payment.parent is not None and by_id[payment.parent.span_id] is roots[0]
     # The hold and the order were other requests: other traces (a browser starts one per click).
-    hold_spans = spans_named("POST /api/holds", SpanKind.SERVER)
+    hold_spans = spans_named("POST /api/holds", SpanKind.INTERNAL)
     assert hold_spans and all(s.context.trace_id != trace_id for s in hold_spans)
+
+
+async def test_the_gateway_of_processes_passes_its_trace_to_the_service_it_forwards_to(exporter: Switchable) -> None:
+    """``run --processes``: the gateway forwards over HTTP (``HttpProxy``); the service process receives a
+    ``traceparent`` in the gateway's trace, whose parent is the gateway's call (a child of its server span)."""
+    received: list[dict[str, str]] = []
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+        received.append({k.lower(): v for k, _, v in (line.partition(": ") for line in head[1:] if line)})
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    port = free_port()
+    server = await asyncio.start_server(upstream, "127.0.0.1", port)
+    proxy = HttpProxy(f"http://127.0.0.1:{port}")
+
+    async def ready() -> dict[str, str]:
+        return {}
+
+    gateway = Gateway([("/api/orders", proxy)], check_ready=ready)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as client:
+            answer = await client.post("/api/orders/0193/payment", json={}, headers={"Idempotency-Key": "k"})
+        assert answer.status_code == 200 and answer.text == "ok"
+    finally:
+        await proxy.aclose()
+        server.close()
+        await server.wait_closed()
+    [headers] = received
+    _, trace_id, parent_id, _ = headers["traceparent"].split("-")
+    [root] = [s for s in exporter.spans() if s.name == "gateway POST"]
+    assert root.kind == SpanKind.SERVER and root.parent is None
+    assert trace_id == format(root.context.trace_id, "032x")
+    [call] = [s for s in exporter.spans() if format(s.context.span_id, "016x") == parent_id]
+    assert call.kind == SpanKind.CLIENT and call.parent is not None and call.parent.span_id == root.context.span_id
+
+
+PROBE = """
+import sys
+from boxoffice.platform import tracing
+tracing.configure_tracing("probe", sys.argv[1] or None)
+with tracing.tracer.start_as_current_span("probe-span") as span:
+    print("recording" if span.is_recording() else "not recording")
+if tracing._provider is not None:
+    tracing._provider.shutdown()  # what the process does at exit: the batch goes out
+"""
+
+
+@pytest.mark.parametrize("endpoint", [True, False], ids=["endpoint-set", "default"])
+def test_spans_go_to_the_otlp_endpoint_only_when_one_is_set(endpoint: bool) -> None:
+    """``BOXOFFICE_OTEL_ENDPOINT`` set: spans are POSTed as OTLP/HTTP protobuf to ``{endpoint}/v1/traces`` (a
+    real collector stand-in on loopback); unset: no span is even recorded, and nothing is sent."""
+    received: list[tuple[str, str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            received.append((self.path, self.headers.get("content-type", ""), body))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}" if endpoint else ""
+        done = subprocess.run([sys.executable, "-c", PROBE, url], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    if endpoint:
+        assert done.stdout.strip() == "recording"
+        assert [(path, kind) for path, kind, _ in received] == [("/v1/traces", "application/x-protobuf")]
+        assert b"probe-span" in received[0][2] and b"boxoffice-probe" in received[0][2]
+    else:
+        assert done.stdout.strip() == "not recording"
+        assert received == []

@@ -40,6 +40,11 @@ BREAKER_STATE = Gauge(
 BREAKER_TRANSITIONS = Counter(
     "boxoffice_client_breaker_transitions_total", "Circuit breaker state changes, by new state", ["client", "to"]
 )
+CLIENT_RETRIES = Counter(
+    "boxoffice_client_retries_total",
+    "Calls to another service sent again: the connection failed or timed out, or it answered 502, 503 or 504",
+    ["client", "reason"],
+)
 _STATE_VALUES = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
 
 
@@ -184,6 +189,7 @@ class ServiceClient:
                 self.breaker.record_failure()
                 if attempt + 1 >= attempts:
                     raise ServiceUnavailable(f"{self.name} could not be reached") from exc
+                reason = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection"
             else:
                 if response.status_code < 500:
                     self.breaker.record_success()
@@ -191,9 +197,11 @@ class ServiceClient:
                 self.breaker.record_failure()
                 if response.status_code not in RETRYABLE_STATUS or attempt + 1 >= attempts:
                     return response
+                reason = str(response.status_code)
             finally:
                 if trial:  # also when the caller's timeout cancelled the call: see CircuitBreaker
                     self.breaker.end_trial()
+            CLIENT_RETRIES.labels(self.name, reason).inc()
             # Full jitter: spread retries of many callers so they do not arrive together.
             await asyncio.sleep(random.uniform(0, self.backoff_base * 2**attempt))  # noqa: S311
         raise AssertionError("unreachable")

@@ -51,6 +51,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from boxoffice.platform import tracing
 from boxoffice.platform.apidocs import docs_index_page
 from boxoffice.platform.auth import Principal, TokenVerifier
 from boxoffice.platform.faults import FaultRegistry, parse_rules, registry, rules_document
@@ -195,6 +196,9 @@ class Gateway:
         self._version_header = (VERSION_HEADER, self.version.encode())
         self.draining = False
         """Set when this process drains before it stops: every answer then closes its connection."""
+        # A gateway that routes between services (not one in front of a single service: ``serve``) starts
+        # each request's trace, when spans are exported.
+        self._entry: ASGIApp = tracing.instrument_gateway(self._versioned) if routes else self._versioned
         self._check_ready = check_ready
         self._fallback = fallback
         self._docs = docs or {}
@@ -213,6 +217,9 @@ class Gateway:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _versioned(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._dispatch(scope, receive, send)
             return
@@ -405,8 +412,9 @@ class HttpProxy:
 
     def __init__(self, base_url: str, *, timeout: float = 30.0, retry_seconds: float = 5.0) -> None:
         self.base_url = base_url
-        # Kept-alive connections are dropped after 4 s idle, before uvicorn's 5 s: the server closing an idle
-        # connection just as the gateway reuses it is the one connection error a POST could not survive.
+        # Kept-alive connections are dropped after 4 s idle, well before the services close idle ones
+        # (BOXOFFICE_HTTP_KEEP_ALIVE_SECONDS, 65 s): the server closing an idle connection just as the gateway
+        # reuses it is the one connection error a POST could not survive.
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout,

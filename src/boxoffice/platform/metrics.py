@@ -21,6 +21,11 @@ BUS_DEAD_LETTERS = Counter(
     "Events a consumer group gave up on and wrote to its dead letters",
     ["group", "topic"],
 )
+BUS_RETRIES = Counter(
+    "boxoffice_bus_event_retries_total",
+    "Failed attempts at an event that its consumer group will try again (after a back-off)",
+    ["group", "topic"],
+)
 BUS_CONSUMER_LAG = Gauge(
     "boxoffice_bus_consumer_lag",
     "Events in a partition that a consumer group has not handled yet (the log's end minus the group's position)",

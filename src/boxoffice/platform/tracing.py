@@ -1,7 +1,8 @@
 """Traces: OpenTelemetry spans for HTTP (FastAPI in, httpx out), SQL (SQLAlchemy) and bus events.
 
-One purchase is one trace: the payments request's span, booking's confirmation it calls, the SQL of both,
-and, later and elsewhere, the tickets consumer handling the ``ticket-bookings`` event. Across HTTP the
+One purchase is one trace: the gateway's span (its root: ``instrument_gateway``), the payments request's span,
+booking's confirmation it calls, the SQL of both, and, later and elsewhere, the tickets consumer handling the
+``ticket-bookings`` event. Across HTTP the
 W3C ``traceparent`` header carries the context (httpx injects it, FastAPI extracts it; in one process the
 in-process call keeps the caller's context). Across the bus the envelope carries it: ``new_event`` fills
 ``traceparent`` from the current span, it is stored in the outbox with the event, and the consumer restores
@@ -23,6 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Scope
 
 _provider: TracerProvider | None = None
 _exporting: bool = False
@@ -86,6 +88,27 @@ def instrument_app(app: object) -> None:
 
     assert isinstance(app, FastAPI)
     FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls="healthz,readyz,metrics")
+
+
+def instrument_gateway(app: ASGIApp) -> ASGIApp:
+    """A server span for each request the gateway routes (``run``, ``run --processes``), while spans are
+    exported: the root of the request's trace, which the services' spans continue (in one process as its
+    children, across processes through the ``traceparent`` header the instrumented httpx client adds)."""
+    if not _exporting or _provider is None:
+        return app
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    def details(scope: Scope) -> tuple[str, dict[str, str]]:
+        # The method only: a path holds ids, and a span name must not (one name per kind of request).
+        return f"gateway {scope.get('method', 'HTTP')}", {"boxoffice.gateway.path": str(scope.get("path", ""))}
+
+    return OpenTelemetryMiddleware(
+        app,
+        excluded_urls="healthz,readyz,metrics",
+        default_span_details=details,
+        tracer_provider=_provider,
+        exclude_spans=["receive", "send"],
+    )
 
 
 def current_traceparent() -> str | None:

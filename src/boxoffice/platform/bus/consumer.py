@@ -21,7 +21,7 @@ import structlog
 from boxoffice.platform.bus.deadletters import DeadLetters, describe
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Consumer, Record
-from boxoffice.platform.metrics import BUS_CONSUMED, BUS_DEAD_LETTERS
+from boxoffice.platform.metrics import BUS_CONSUMED, BUS_DEAD_LETTERS, BUS_RETRIES
 from boxoffice.platform.shutdown import cooperate, pause, stopped
 from boxoffice.platform.tracing import consuming
 
@@ -127,6 +127,7 @@ async def _give_up(group: str, record: Record, exc: Exception, attempts: Attempt
     event = {"group": group, "topic": record.topic, "partition": record.partition, "offset": record.offset}
     if attempts.dead_letters is None or count < attempts.max_attempts:
         log.warning("event failed; will try again", **event, attempt=count, error=repr(exc))
+        BUS_RETRIES.labels(group, record.topic).inc()
         return False
     # If this write fails, the event stays where it is and the next attempt tries to dead-letter it again.
     await attempts.dead_letters.add(group, record, error=describe(exc), attempts=count)
