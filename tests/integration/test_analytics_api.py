@@ -17,7 +17,7 @@ from boxoffice.platform.asgi_stream import StreamingASGITransport
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.settings import Settings
 from tests.harness.app import FakeClock, Running, running, wait_for
-from tests.harness.booking import general_event, token_for
+from tests.harness.booking import general_event, token_for, train_run
 from tests.harness.booking_stream import START
 
 pytestmark = pytest.mark.timeout(120)
@@ -161,3 +161,45 @@ async def test_a_sale_in_windows_its_summary_and_the_live_stream(app: Running) -
             if len(ids) == 2:
                 break
     assert ids == sorted(ids) and len(set(ids)) == 2
+
+
+async def test_a_train_run_is_tracked_with_its_seats_as_capacity(app: Running) -> None:
+    """The organiser's picker offers train runs too: the run's capacity is its seats (catalog.run-published),
+    its bookings count in windows of kind "train", and it sells out like an event."""
+    admin = token_for(app, roles=("admin",))
+    run = train_run(seats_per_class=4)
+    bus = app.runtime.bus
+    await bus.publish([new_event("catalog.run-published", source="catalog", key=run["run_id"], data=run,
+                                 topic="catalog.runs")])
+
+    def seat_booking(order_id: str, tickets: int, second: float) -> Envelope:
+        data = {"event_id": run["run_id"], "user_id": "u-2", "order_id": order_id, "ticket_count": tickets,
+                "amount_minor": tickets * 50000, "currency": "INR", "status": "confirmed",
+                "timestamp": stamp(START + timedelta(seconds=second)), "kind": "train", "holder_name": "Ravi",
+                "items": []}
+        return new_event("booking.order-confirmed", source="booking", key=run["run_id"], data=data,
+                         topic="ticket-bookings")
+
+    async def tracked() -> dict[str, Any] | None:
+        response = await app.client.get("/api/analytics/events", headers=admin)
+        return next((t for t in response.json()["items"] if t["event_id"] == run["run_id"]), None)
+
+    listed = await wait_for(tracked)
+    assert (listed["kind"], listed["name"], listed["capacity"], listed["sold"]) == (
+        "train", "12951 Rajdhani Express", 4, 0)
+    assert listed["starts_at"] == stamp(datetime.fromisoformat(run["stops"][0]["departs_at"]))
+
+    await bus.publish([seat_booking(str(uuid.uuid4()), 1, 5), seat_booking(str(uuid.uuid4()), 2, 50),
+                       seat_booking(str(uuid.uuid4()), 1, 70)])  # the last seat; it moves the watermark past 60 s
+
+    async def closed() -> list[dict[str, Any]] | None:
+        response = await app.client.get("/api/analytics/sales", params={"event_id": run["run_id"]}, headers=admin)
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items or None
+
+    [window] = await wait_for(closed)
+    assert (window["window_start"], window["total_tickets"], window["orders"], window["revenue_minor"],
+            window["currency"], window["revision"]) == (stamp(START), 3, 2, 150000, "INR", 1)
+    summary = (await app.client.get(f"/api/analytics/events/{run['run_id']}/summary", headers=admin)).json()
+    assert (summary["capacity"], summary["sold"], summary["sell_through"], summary["sold_out_at"]) == (
+        4, 4, 1.0, stamp(START + timedelta(seconds=70)))

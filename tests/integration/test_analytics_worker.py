@@ -24,10 +24,12 @@ from sqlalchemy import func, select
 
 from boxoffice.analytics import store
 from boxoffice.analytics.deps import AnalyticsSettings
+from boxoffice.analytics.domain import rfc3339
 from boxoffice.analytics.service import AnalyticsService
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.kafka import KafkaBus
 from boxoffice.platform.bus.port import Bus
+from boxoffice.platform.bus.positioned import PositionedConsumer
 from boxoffice.platform.bus.sql import SqlBus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.db import Database
@@ -102,12 +104,13 @@ def bad_records() -> list[Envelope]:
 
 @contextlib.asynccontextmanager
 async def analytics(setup: Setup, bus: Bus, clock: FakeClock, *, db_url: str | None = None,
-                    batch_size: int = 500) -> AsyncIterator[AnalyticsService]:
+                    batch_size: int = 500, kind: type[AnalyticsService] = AnalyticsService
+                    ) -> AsyncIterator[AnalyticsService]:
     url = db_url or setup.db_url
     await asyncio.to_thread(upgrade, "analytics", url)
     config = AnalyticsSettings(database_url=url, batch_size=batch_size, idle_check_seconds=0.05,
                                stream_poll_seconds=0.05)
-    service = AnalyticsService(setup.settings, bus=bus, clients=ServiceClients(setup.settings), config=config)
+    service = kind(setup.settings, bus=bus, clients=ServiceClients(setup.settings), config=config)
     service.clock = clock
     tasks = [asyncio.create_task(worker()) for worker in service.workers().values()]
     try:
@@ -305,3 +308,76 @@ async def no_pending(service: AnalyticsService) -> bool:
         pending = await conn.execute(select(func.count()).select_from(store.windows).where(store.windows.c.revision == 0))
         return pending.scalar_one() == 0
 
+
+
+class Member(AnalyticsService):
+    """A member of the group ``analytics`` whose partitions the test can see (its consumer's ``owned()``)."""
+
+    consumer: PositionedConsumer | None = None
+
+    def bookings_consumer(self) -> PositionedConsumer:
+        self.consumer = super().bookings_consumer()
+        return self.consumer
+
+    def owned(self) -> frozenset[tuple[str, int]]:
+        return self.consumer.owned() if self.consumer is not None else frozenset()
+
+
+async def test_members_of_the_group_share_the_partitions_and_one_takes_over_when_another_leaves(
+    setup: Setup,
+) -> None:
+    """Two members count into one database (distributed mode: replicas of the worker). On Kafka each reads
+    its own partitions of ``ticket-bookings``; on the sql bus one reads them all (a lease). When a member
+    leaves, the other reads its partitions on from the stored positions: every window once, exactly."""
+    stream = generate(seed=5, bookings=1600, events=8, minutes=10)
+    half = len(stream) // 2
+    everything = frozenset((TOPIC, p) for p in range(PARTITIONS))
+    kafka = setup.settings.bus == "kafka"
+    bus, clock = setup.make_bus(), FakeClock(START)
+    splits: set[tuple[frozenset[tuple[str, int]], frozenset[tuple[str, int]]]] = set()
+    await bus.start()
+    try:
+        async with contextlib.AsyncExitStack() as one, contextlib.AsyncExitStack() as two:
+            first = await one.enter_async_context(analytics(setup, bus, clock, batch_size=40, kind=Member))
+            second = await two.enter_async_context(analytics(setup, bus, clock, batch_size=40, kind=Member))
+            assert isinstance(first, Member) and isinstance(second, Member)
+
+            def watching(done: Callable[[], Awaitable[bool]]) -> Callable[[], Awaitable[bool]]:
+                async def check() -> bool:  # notes every split of the partitions seen while waiting
+                    owned = (first.owned(), second.owned())
+                    if owned[0] | owned[1] == everything:
+                        splits.add(owned)
+                    return await done()
+
+                return check
+
+            async def both_joined() -> bool:
+                return bool(first.owned() and second.owned())
+
+            if kafka:  # both have joined before anything is there to count
+                await wait_until(both_joined)
+            await publish(bus, stream[:half])
+            await wait_until(watching(lambda: all_consumed(first, half)))
+            if kafka:
+                [(mine, theirs)] = splits  # one split the whole time: neither read the other's partitions
+                assert mine and theirs and not mine & theirs, splits
+                async with first.db.read() as conn:
+                    read = {p: n for p, n in await conn.execute(
+                        select(store.positions.c.partition, store.positions.c.next_offset))}
+                assert any(read.get(p) for _, p in mine) and any(read.get(p) for _, p in theirs), (read, splits)
+                stays, leaves = first, two
+            else:  # one member at a time; the lease holder leaves
+                assert splits and splits <= {(everything, frozenset()), (frozenset(), everything)}, splits
+                stays, leaves = (second, one) if first.owned() else (first, two)
+            await leaves.aclose()
+            await publish(bus, stream[half:])
+            await wait_until(lambda: all_consumed(stays, len(stream)))
+            assert stays.owned() == everything
+            clock.advance(days=1)
+            await wait_until(lambda: no_pending(stays))
+            published = await emissions(stays)
+    finally:
+        await bus.stop()
+    got = {(str(row[0]), rfc3339(row[2])): row[4:] for row in published}  # type: ignore[arg-type]
+    assert len(got) == len(published)  # each window published once
+    assert got == {key: (*totals, 1) for key, totals in expected_windows(stream).items()}

@@ -17,6 +17,7 @@ from boxoffice.analytics.domain import (
     PartitionState,
     Window,
     WindowResult,
+    _checked_booking,
     parse_booking,
     window_start,
 )
@@ -152,6 +153,35 @@ def test_a_booking_from_the_contract_parses() -> None:
                             "amount_minor": 9000, "currency": "INR", "status": "cancelled",
                             "timestamp": "2026-12-01T10:00:01.250000Z", "kind": "train"})
     assert parsed.kind == "train" and parsed.cancelled and parsed.at == T0 + timedelta(seconds=1.25)
+
+
+ODD_VALUES = st.sampled_from([
+    None, "", "x", "EUR", "INR", "EURO", 0, 2, -1, True, False, 2.0, "2", [], {}, "event", "train", "bus",
+    "confirmed", "cancelled", "pending", "2026-12-01T10:00:00Z", "2026-12-01T10:00:00", "2026-12-01T10:00:00.5+05:30",
+    "2026-12-01T10:00:00+00:00", "yesterday",
+])
+VALID = {"event_id": "ev-1", "user_id": "u", "order_id": "o-1", "ticket_count": 2, "amount_minor": 9000,
+         "currency": "EUR", "status": "confirmed", "timestamp": "2026-12-01T10:00:01.250Z", "kind": "event"}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(VALID)), ODD_VALUES, max_size=4),
+       st.sets(st.sampled_from(sorted(VALID)), max_size=2))
+def test_the_short_path_for_well_formed_bookings_accepts_exactly_what_the_checks_accept(
+    changes: dict[str, object], removed: set[str]
+) -> None:
+    data = {k: v for k, v in {**VALID, **changes}.items() if k not in removed}
+    try:
+        expected: Booking | str = _checked_booking(data)
+    except MalformedBooking as exc:
+        expected = str(exc)
+    try:
+        got: Booking | str = parse_booking(data)
+    except MalformedBooking as exc:
+        got = str(exc)
+    assert got == expected
+    if isinstance(got, Booking):
+        assert got.at.tzinfo is UTC
 
 
 # Invariants ---------------------------------------------------------------------------------------------------
