@@ -72,3 +72,17 @@ def test_no_import_cycle_inside_the_package(package: str) -> None:
     imports = package_imports(package)
     assert len(imports) > 1
     assert loops(imports, imports) == []
+
+
+SERVICES = [p for p in PACKAGES if p != "platform"]
+
+
+@pytest.mark.parametrize("package", SERVICES)
+def test_routes_reach_the_database_only_through_handlers(package: str) -> None:
+    """``api.py`` parses, calls a handler and maps errors (docs/service-shape.md): the layers contracts let
+    a higher layer import any lower one, so this checks that no api module imports the service's store."""
+    prefix = f"boxoffice.{package}."
+    storage = {m for m in GRAPH.modules if m.startswith(prefix) and m.split(".")[2] in ("store", "tables")}
+    for module in GRAPH.modules:
+        if module.startswith(prefix) and module.split(".")[2].startswith("api"):
+            assert not GRAPH.find_modules_directly_imported_by(module) & storage, module
