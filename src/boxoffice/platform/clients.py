@@ -232,6 +232,11 @@ class ServiceClients:
         """``name``: ``<service>.<port>`` (``booking.orders``); the service registers it when it is built."""
         self._ports[name] = port
 
+    def unregister_ports(self) -> None:
+        """Forget every in-process port: calls go over the in-process HTTP client instead (what a port saves
+        is measured this way: ``loadtest/flow_cpu.py --over-http``)."""
+        self._ports.clear()
+
     def port(self, name: str) -> object | None:
         """The in-process port ``name``, or None: its service is not in this process, or fault rules are
         set (faults are injected at a service's HTTP ingress, so while any rule exists calls go over it).
