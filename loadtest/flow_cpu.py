@@ -10,6 +10,9 @@ alone, and again once the work they left behind (relay, consumers, ticket issuin
 include the in-process client's share (httpx, a few percent) and no uvicorn, so they are for comparing
 two versions of the code side by side; ``loadtest/compare.py`` measures the real server.
 
+``--over-http`` forgets the in-process ports (booking's ``ports.py``) so that payments calls booking through
+the in-process HTTP client, as before the ports: run it with and without, side by side, for what a port saves.
+
 ``--profile FILE`` writes a cProfile of the timed flows, in CPU time (read it with ``python -m pstats FILE``), and
 adds the CPU the requests alone took per flow under the profiler (the process's CPU also counts the workers'
 work, part of it periodic, so it grows with how long a run takes on a busy machine).
@@ -80,6 +83,8 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="flow-cpu-") as data:
         settings = Settings(data_dir=Path(data), demo=False)
         async with running(settings, list(SERVICES)) as app:
+            if args.over_http:
+                app.runtime.clients.unregister_ports()
             client = app.client
             admin = await login(client, *ADMIN)
             event_id, section_id = await create_sale(client, admin, args.flows + 10)
@@ -137,6 +142,7 @@ async def main(args: argparse.Namespace) -> None:
                 requests_cpu = _cpu_inside(profile, Gateway.__call__)  # every request enters there
     flows -= sum(failures.values())
     result = {
+        "over_http": args.over_http,
         "flows": flows,
         "failures": failures,
         "flows_per_second": round(flows / (wall_flows - wall), 1),
@@ -163,6 +169,11 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--flows", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--profile", help="write a cProfile of the timed flows to this file")
+    parser.add_argument(
+        "--over-http",
+        action="store_true",
+        help="no in-process ports: services call each other through the in-process HTTP client (what a port saves)",
+    )
     return parser.parse_args()
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -94,8 +95,10 @@ def token(runtime: Runtime, roles: tuple[str, ...]) -> dict[str, str]:
     return {"Authorization": f"Bearer {signed}"}
 
 
-def check_operation(operation: Any, headers: dict[str, str]) -> dict[str, str]:
+def check_operation(operation: Any, headers: dict[str, str], statuses: Counter[int]) -> dict[str, str]:
     """Every distinct failure of the operation's generated requests: ``"<status> <check>"`` -> details.
+
+    ``statuses`` counts the answers by status code (the run's summary).
 
     Failures are collected rather than raised, so every example runs: an undocumented 404 found first does
     not hide a 500 that a later request would find.
@@ -113,6 +116,7 @@ def check_operation(operation: Any, headers: dict[str, str]) -> dict[str, str]:
     @given(case=st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE)))
     def run(case: Any) -> None:
         response = case.call(headers=headers)
+        statuses[response.status_code] += 1
         try:
             case.validate_response(response, checks=CHECKS)
         except FailureGroup as group:
@@ -134,12 +138,13 @@ def test_every_operation_conforms_to_its_document(service: str, embedded: Embedd
     unexpected: list[str] = []
     known: list[str] = []
     checked = 0
+    statuses: Counter[int] = Counter()
     for result in schema.get_all_operations():
         operation = result.ok()
         label = f"{service} {operation.method.upper()} {operation.path}"
         needs_role = "403" in operation.definition.raw.get("responses", {})
         checked += 1
-        found = check_operation(operation, embedded.admin if needs_role else embedded.customer)
+        found = check_operation(operation, embedded.admin if needs_role else embedded.customer, statuses)
         allowed = KNOWN_DEFECTS.get(label, ())
         for kind, detail in found.items():
             status, _, check = kind.partition(" ")
@@ -150,7 +155,10 @@ def test_every_operation_conforms_to_its_document(service: str, embedded: Embedd
         declared = {int(code) for code in operation.definition.raw.get("responses", {}) if code.isdigit()}
         if allowed and declared.issuperset(allowed):
             warnings.warn(f"{label} declares {allowed} now: remove it from KNOWN_DEFECTS", stacklevel=1)
+    answers = ", ".join(f"{code}: {count}" for code, count in sorted(statuses.items()))
+    print(f"schemathesis {service}: {checked} operations, {statuses.total()} requests ({answers})")
     assert not unexpected, "\n".join(unexpected)
+    assert not any(code >= 500 for code in statuses), statuses  # not_a_server_error already, said once more
     if service != "web":  # web serves pages; its JSON API is for its own browser code and not documented
         assert checked > 0, f"{service} documents no operation"
     if known:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+from prometheus_client import REGISTRY
 from sqlalchemy import inspect, text
 
 from boxoffice.platform.bus.envelope import new_event
@@ -66,3 +68,24 @@ async def test_the_trim_uses_an_index_and_an_older_bus_gets_it(db_url: str) -> N
         assert [i["column_names"] for i in indexes if i["name"] == "ix_bus_log_appended_at"] == [["appended_at"]]
     finally:
         await again.stop()
+
+
+def trims(outcome: str) -> float:
+    labels = {"loop": "bus.retention-trim", "outcome": outcome}
+    return REGISTRY.get_sample_value("boxoffice_background_runs_total", labels) or 0.0
+
+
+async def test_a_started_bus_trims_in_the_platforms_periodic_loop(db_url: str) -> None:
+    """The trim runs in ``platform.periodic.repeat`` (its runs counted per loop), at start and then hourly."""
+    before, failed = trims("ok"), trims("failed")
+    bus = SqlBus(db_url, retention_seconds=3600)
+    await bus.start()
+    try:
+        for _ in range(200):
+            if trims("ok") > before:
+                break
+            await asyncio.sleep(0.02)
+        assert trims("ok") == before + 1
+        assert trims("failed") == failed
+    finally:
+        await bus.stop()

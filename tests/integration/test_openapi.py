@@ -50,6 +50,26 @@ async def test_every_service_declares_its_errors_as_problem_json(name: str, tmp_
     for path, method, operation in operations(document):
         if any(p.get("in") in ("query", "path") for p in operation.get("parameters", [])) or "requestBody" in operation:
             assert "422" in operation["responses"], (method, path)  # FastAPI's validation answer, as a problem
+        assert_success_schema(method, path, operation)
+
+
+UNTYPED = ({}, {"type": "object"}, {"type": "object", "additionalProperties": True})
+
+
+def assert_success_schema(method: str, path: str, operation: dict[str, Any]) -> None:
+    """Every 2xx answer with a body declares what the body is: a JSON answer a schema that says more than
+    "any value" or "any object" (a route returning ``dict[str, Any]`` declares nothing a client can use)."""
+    successes = {status: r for status, r in operation["responses"].items() if status.startswith("2")}
+    assert successes, (method, path)
+    for status, response in successes.items():
+        if status == "204":
+            continue
+        content = response.get("content", {})
+        assert content, (method, path, status)
+        for media_type, body in content.items():
+            if media_type.endswith("json"):
+                schema = {k: v for k, v in body.get("schema", {}).items() if k not in ("title", "description")}
+                assert schema not in UNTYPED, (method, path, status, media_type, body)
 
 
 class ThingOut(BaseModel):
@@ -92,6 +112,8 @@ def test_declared_problems_and_those_of_dependencies_are_problem_json_only(tmp_p
     document = service.create_app().openapi()
 
     assert_problem_errors(document)
+    for path, method, operation in operations(document):
+        assert_success_schema(method, path, operation)
     get = document["paths"]["/api/things/{thing_id}"]["get"]["responses"]
     assert set(get) == {"200", "401", "404", "409", "422"}  # 401: it needs a user (CurrentUser)
     assert get["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ThingOut"}
@@ -102,3 +124,25 @@ def test_declared_problems_and_those_of_dependencies_are_problem_json_only(tmp_p
     assert set(document["paths"]["/api/things"]["post"]["responses"]) == {"201", "400", "413", "422"}
     problem = document["components"]["schemas"]["ProblemDocument"]
     assert set(problem["required"]) == {"type", "title", "status"}
+
+
+untyped_router = APIRouter()
+
+
+@untyped_router.get("/api/loose")
+async def loose_route() -> dict[str, Any]:
+    return {"anything": True}
+
+
+def test_a_route_returning_an_untyped_dict_is_caught(tmp_path: Path) -> None:
+    class LooseService(Service):
+        name = "loose"
+
+        def routers(self) -> list[APIRouter]:
+            return [untyped_router]
+
+    settings = Settings(data_dir=tmp_path)
+    service = LooseService(settings, bus=build_bus(settings), clients=ServiceClients(settings))
+    operation = service.create_app().openapi()["paths"]["/api/loose"]["get"]
+    with pytest.raises(AssertionError):
+        assert_success_schema("get", "/api/loose", operation)

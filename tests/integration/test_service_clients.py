@@ -190,3 +190,32 @@ async def test_a_trial_cancelled_by_the_callers_timeout_does_not_wedge_the_break
         assert (await client.get("/x")).status_code == 200  # the next call is the trial, not refused for good
         assert breaker.state == "closed"
         await client.aclose()
+
+
+async def stream_status(client: ServiceClient) -> int:
+    async with client.stream("/x") as response:
+        await response.aread()
+        return response.status_code
+
+
+async def test_a_stream_answering_500_counts_and_its_cancelled_trial_does_not_wedge_the_breaker() -> None:
+    peer, clock = Peer(), Clock()
+    name = f"peer-{uuid.uuid4().hex[:8]}"
+    breaker = CircuitBreaker(failures=2, reset_after=10, clock=clock, name=name)
+    async with served(peer.app) as url:
+        client = ServiceClient(name, base_url=url, retries=0, breaker=breaker)
+        peer.mode = "500"
+        assert [await stream_status(client) for _ in range(2)] == [500, 500]
+        assert breaker.state == "open" and breaker_state(name) == 2
+        with pytest.raises(CircuitOpen):
+            await stream_status(client)
+
+        clock.t = 10
+        peer.mode = "slow"
+        with pytest.raises(TimeoutError):  # the caller gives up on the half-open trial
+            await asyncio.wait_for(stream_status(client), 0.2)
+
+        peer.mode = "ok"
+        assert await stream_status(client) == 200  # the next stream is the trial, not refused for good
+        assert breaker.state == "closed" and breaker_state(name) == 0
+        await client.aclose()

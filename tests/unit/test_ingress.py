@@ -189,3 +189,15 @@ async def test_the_access_log_line_names_the_request_and_structlog_context_is_me
     bound = next(r for r in records if r["event"] == "bound")
     assert bound["tenant"] == "t1"
     assert "tenant" not in next(r for r in records if r["event"] == "cleared")
+
+
+async def test_the_documents_routes_are_counted_by_their_own_template_and_unknown_paths_as_unmatched(
+    client: httpx.AsyncClient,
+) -> None:
+    """FastAPI's own routes (the OpenAPI document) are Starlette routes, which name no route in the scope."""
+    document = answered("GET", "/api/things/openapi.json", 200)
+    unmatched = answered("GET", "unmatched", 404)
+    assert (await client.get("/api/things/openapi.json")).status_code == 200
+    assert (await client.get("/api/nothing-here")).status_code == 404
+    assert answered("GET", "/api/things/openapi.json", 200) == document + 1
+    assert answered("GET", "unmatched", 404) == unmatched + 1

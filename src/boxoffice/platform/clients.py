@@ -158,15 +158,24 @@ class ServiceClient:
     async def stream(
         self, path: str, *, headers: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None
     ) -> AsyncIterator[httpx.Response]:
-        """``GET path`` with the body read as it arrives (``response.aiter_bytes()``); not retried."""
-        self.breaker.before_call()
+        """``GET path`` with the body read as it arrives (``response.aiter_bytes()``); not retried.
+
+        The breaker counts it as ``request`` does: a 5xx answer or no answer is a failure, and a half-open
+        trial ends whatever happens to it (the caller's timeout or a closed page cancelling it included)."""
+        trial = self.breaker.before_call()
         try:
             async with self._streams.stream("GET", path, headers=headers, params=params) as response:
-                self.breaker.record_success()
+                if response.status_code >= 500:
+                    self.breaker.record_failure()
+                else:
+                    self.breaker.record_success()
                 yield response
         except httpx.TransportError as exc:
             self.breaker.record_failure()
             raise ServiceUnavailable(f"{self.name} could not be reached") from exc
+        finally:
+            if trial:
+                self.breaker.end_trial()
 
     async def request(
         self,
@@ -230,6 +239,11 @@ class ServiceClients:
     def register_port(self, name: str, port: object) -> None:
         """``name``: ``<service>.<port>`` (``booking.orders``); the service registers it when it is built."""
         self._ports[name] = port
+
+    def unregister_ports(self) -> None:
+        """Forget every in-process port: calls go over the in-process HTTP client instead (what a port saves
+        is measured this way: ``loadtest/flow_cpu.py --over-http``)."""
+        self._ports.clear()
 
     def port(self, name: str) -> object | None:
         """The in-process port ``name``, or None: its service is not in this process, or fault rules are

@@ -161,8 +161,7 @@ class PlatformMiddleware:
                 await problem_response(_too_large(limit))(scope, receive, outer_send)
         finally:
             unwatch_replay(replay_token)
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = _template(scope)
             method = scope["method"]
             elapsed = time.perf_counter() - start
             try:
@@ -177,6 +176,22 @@ class PlatformMiddleware:
                 )
             finally:
                 request_id_var.reset(request_id_token)
+
+
+def _template(scope: Scope) -> str:
+    """The matched route's path template. FastAPI's routes put themselves in the scope; Starlette's own
+    (the OpenAPI document, the docs page, a mount) only their endpoint, so it is looked up among the app's
+    routes (not on the hot path: only for those)."""
+    route: Any = scope.get("route")
+    if (template := getattr(route, "path", None)) is not None:
+        return str(template)
+    endpoint = scope.get("endpoint")
+    router = getattr(scope.get("app"), "router", None)
+    if endpoint is not None and router is not None:
+        for candidate in router.routes:
+            if getattr(candidate, "endpoint", getattr(candidate, "app", None)) is endpoint:
+                return str(getattr(candidate, "path", "unmatched"))
+    return "unmatched"
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

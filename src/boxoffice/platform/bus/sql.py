@@ -47,8 +47,12 @@ from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Record
 from boxoffice.platform.db import Database
 from boxoffice.platform.metrics import BUS_CONSUMER_LAG
+from boxoffice.platform.periodic import repeat
 
 log = structlog.get_logger("boxoffice.bus")
+
+TRIM_INTERVAL = 3600.0
+"""Seconds between two retention trims of the log."""
 metadata = MetaData()
 
 bus_log = Table(
@@ -145,13 +149,14 @@ class SqlBus:
             result = await conn.execute(delete(bus_log).where(bus_log.c.appended_at < cutoff))
         return int(result.rowcount or 0)
 
-    async def _trim_forever(self, every: float = 3600.0) -> None:
-        while True:
-            try:
-                await self.trim()
-            except Exception as exc:  # a failed trim only delays the next one
-                log.warning("could not trim the bus log", error=repr(exc))
-            await asyncio.sleep(every)
+    async def _trim_forever(self, every: float = TRIM_INTERVAL) -> None:
+        """The ``bus.retention-trim`` loop (``platform.periodic``): a trim at start and then every ``every``
+        seconds; a failed trim is logged, counted and tried again after a jittered back-off."""
+
+        async def step() -> None:
+            await self.trim()
+
+        await repeat("bus.retention-trim", step, interval=every, max_backoff=300.0)
 
     async def ping(self) -> None:
         await self.db.ping()
