@@ -96,38 +96,3 @@ async def test_one_process_keeps_sqlites_own_wait(tmp_path: Path) -> None:
         assert await db.wait_for_outbox(0.05)
     finally:
         await db.dispose()
-
-
-async def test_the_write_gate_is_let_go_by_writers_that_fail_or_give_up(pair: tuple[Database, Database]) -> None:
-    # Processes take turns at a shared file through an flock beside it (``WriteGate``): a writer whose
-    # transaction fails, or who stops waiting, must not leave it held, or every other process waits for ever.
-    first, second = pair
-    assert first.gate is not None and second.gate is not None
-
-    with pytest.raises(RuntimeError):
-        async with first.uow() as uow:
-            await uow.conn.execute(insert(things).values(id=1, name="rolled back"))
-            raise RuntimeError("the handler failed")
-
-    async def write(db: Database, id_: int) -> None:
-        async with db.uow() as uow:
-            await uow.conn.execute(insert(things).values(id=id_, name=db.name))
-            await uow.commit()
-
-    await asyncio.wait_for(write(second, 2), timeout=5)  # the failed writer let the gate go
-
-    async with first.uow() as uow:
-        await uow.conn.execute(insert(things).values(id=3, name="first"))
-        giving_up = asyncio.create_task(write(second, 4))
-        await asyncio.sleep(0.1)
-        assert not giving_up.done()  # waiting for the gate
-        giving_up.cancel()
-        await asyncio.gather(giving_up, return_exceptions=True)
-        await uow.commit()
-    # The cancelled waiter's thread gets the gate once ``first`` lets go (given a moment): it must give it back.
-    await asyncio.sleep(0.2)
-    await asyncio.wait_for(write(first, 5), timeout=5)
-    await asyncio.wait_for(write(second, 6), timeout=5)
-    async with first.read() as conn:
-        ids = [row[0] for row in await conn.execute(select(things.c.id).order_by(things.c.id))]
-    assert ids == [2, 3, 5, 6]

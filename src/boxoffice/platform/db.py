@@ -12,25 +12,19 @@ SQLite specifics, and why:
 - Write transactions start with ``BEGIN IMMEDIATE`` on a pool of ONE connection: SQLite has one writer
   anyway, so writers queue in-process on the pool instead of spinning on ``SQLITE_BUSY``, and a read-then-
   write transaction can never fail to upgrade its lock. Reads use a separate pool, statement by statement.
-- Several processes on the same files (``boxoffice run --api-processes N``, ``sqlite_shared``): units of
-  work take turns through a ``WriteGate`` (an ``flock`` beside the file, waited for in a thread, so the
-  kernel hands it to the next process the moment the holder's transaction ends and the event loop keeps
-  serving meanwhile); a ``BEGIN IMMEDIATE`` that still finds another writer (one outside the gate) waits
-  in short async sleeps, never in SQLite's busy handler, which would stop every other request of the
-  process; and ``wait_for_outbox`` also wakes when another process commits to the file (``PRAGMA
-  data_version``), so a relay in a worker process publishes what the API processes committed within
-  milliseconds.
+- Several processes on the same files (``boxoffice run --api-processes N``, ``sqlite_shared``): a unit of
+  work whose ``BEGIN IMMEDIATE`` finds another process writing waits for it on the event loop (short async
+  sleeps), not in SQLite's busy handler, which would stop every other request of the process meanwhile;
+  and ``wait_for_outbox`` also wakes when another process commits to the file (``PRAGMA data_version``),
+  so a relay in a worker process publishes what the API processes committed within milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,7 +125,6 @@ class Database:
         self.statements = DB_STATEMENTS.labels(name)
         self.outbox_signal = asyncio.Event()
         self._watch: CommitWatch | None = None
-        self.gate: WriteGate | None = None
         if self.is_sqlite:
             database = make_url(url).database
             if database and database != ":memory:":
@@ -148,8 +141,6 @@ class Database:
             _configure_sqlite(self.read_engine, writer=False, name=name, shared=sqlite_shared)
             if sqlite_shared and database and database != ":memory:":
                 self._watch = CommitWatch(database)
-                if sqlite_inline:
-                    self.gate = WriteGate(f"{database}-writer.lock", name)
         else:
             self.engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=30
@@ -208,8 +199,6 @@ class Database:
     async def dispose(self) -> None:
         if self._watch is not None:
             self._watch.close()
-        if self.gate is not None:
-            self.gate.close()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
@@ -248,50 +237,6 @@ async def _begin_immediate(driver: InlineConnection, database: str) -> None:
         driver.execute_now("BEGIN IMMEDIATE")  # a last attempt: it begins, or raises "database is locked"
     finally:
         LOCK_WAITS.labels(database).inc(time.monotonic() - started)
-
-
-class WriteGate:
-    """Turns at a SQLite file shared by processes: an exclusive ``flock`` on a file beside it, held for a
-    unit of work's transaction. SQLite's own lock cannot be waited for (its busy handler sleeps and polls, and
-    a poll that sleeps 5 ms leaves the file idle for most of them); the kernel wakes a process waiting in
-    ``flock`` the moment the holder lets go. The wait runs in a thread of its own, so the event loop serves
-    on; one unit of work per process waits at a time (the writer pool has one connection)."""
-
-    def __init__(self, path: str, database: str) -> None:
-        self.database = database
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        self._waiter = ThreadPoolExecutor(1, thread_name_prefix=f"write-gate-{database}")
-
-    async def acquire(self) -> None:
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            pass
-        started = time.monotonic()
-        waiting = asyncio.get_running_loop().run_in_executor(self._waiter, fcntl.flock, self._fd, fcntl.LOCK_EX)
-        try:
-            async with asyncio.timeout(BUSY_TIMEOUT_SECONDS):
-                await asyncio.shield(waiting)
-        except TimeoutError:
-            waiting.add_done_callback(self._release_when_got)
-            raise sqlite3.OperationalError(f"{self.database}: database is locked (write gate)") from None
-        except BaseException:
-            waiting.add_done_callback(self._release_when_got)  # cancelled: the thread may still get the lock
-            raise
-        finally:
-            LOCK_WAITS.labels(self.database).inc(time.monotonic() - started)
-
-    def _release_when_got(self, waiting: asyncio.Future[None]) -> None:
-        if not waiting.cancelled() and waiting.exception() is None:
-            self.release()
-
-    def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        self._waiter.shutdown(wait=False, cancel_futures=True)
-        os.close(self._fd)
 
 
 COMMIT_WATCH_SECONDS = 0.025
@@ -342,7 +287,6 @@ class UnitOfWork:
         self._events: list[Envelope] = []
         self._committed = False
         self._raw: sqlite3.Connection | None = None  # embedded SQLite: the transaction is begun and ended on it
-        self._gated = False  # holds its database's ``WriteGate``
 
     @property
     def conn(self) -> AsyncConnection:
@@ -356,15 +300,10 @@ class UnitOfWork:
         if isinstance(driver, InlineConnection):
             # Embedded SQLite: BEGIN and COMMIT straight on sqlite3, two trips through SQLAlchemy's async layer
             # fewer per transaction. Statements run through SQLAlchemy find the transaction open (``_on_begin``).
-            gate = self.db.gate
             try:
-                if gate is not None:
-                    await gate.acquire()
-                    self._gated = True
                 await _begin_immediate(driver, self.db.name)
             except BaseException:
                 self._conn = None
-                self._release_gate()
                 await conn.close()
                 raise
             self.db.statements.inc()
@@ -386,15 +325,9 @@ class UnitOfWork:
             elif raw is not None and raw.in_transaction:
                 raw.rollback()
         finally:
-            self._release_gate()
             await conn.close()
         if self._committed and self._events:
             self.db.outbox_signal.set()
-
-    def _release_gate(self) -> None:
-        if self._gated and self.db.gate is not None:
-            self._gated = False
-            self.db.gate.release()
 
     def publish(self, topic: str, type_: str, *, key: str, data: dict[str, Any], source: str | None = None) -> Envelope:
         """Record an event to be written to the outbox with this transaction."""
@@ -418,7 +351,6 @@ class UnitOfWork:
         else:
             await self.conn.commit()
         self._committed = True
-        self._release_gate()  # other processes' writers go on while this one finishes
 
 
 class UtcDateTime(TypeDecorator[datetime]):
