@@ -9,6 +9,9 @@ SQLite specifics, and why:
 
 - WAL, ``synchronous=NORMAL`` and a busy timeout: readers never block the writer, a commit costs no fsync
   of the main file, and a second process (a CLI command, a migration) waits instead of failing.
+- The WAL is written back into the file by a ``Checkpointer`` thread (every ``CHECKPOINT_SECONDS``), not by
+  the commit that crosses SQLite's 1,000-page mark: that commit ran the checkpoint (page copies and an
+  fsync, tens of milliseconds after a large batch) on the event loop, and every request waited for it.
 - Write transactions start with ``BEGIN IMMEDIATE`` on a pool of ONE connection: SQLite has one writer
   anyway, so writers queue in-process on the pool instead of spinning on ``SQLITE_BUSY``, and a read-then-
   write transaction can never fail to upgrade its lock. Reads use a separate pool, statement by statement.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -75,7 +79,9 @@ BUSY_TIMEOUT_SECONDS = 15.0
 """How long a writer waits for another process's write transaction before it fails (SQLite's busy timeout)."""
 
 
-def _configure_sqlite(engine: AsyncEngine, *, writer: bool, name: str, shared: bool) -> None:
+def _configure_sqlite(
+    engine: AsyncEngine, *, writer: bool, name: str, shared: bool, checkpointed: bool = False
+) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit begins are wrong for us).
@@ -87,6 +93,8 @@ def _configure_sqlite(engine: AsyncEngine, *, writer: bool, name: str, shared: b
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={0 if inline_writer else int(BUSY_TIMEOUT_SECONDS * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if writer and checkpointed:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")  # the ``Checkpointer`` thread does it
         cursor.close()
 
     begins = DB_STATEMENTS.labels(name)
@@ -125,6 +133,7 @@ class Database:
         self.statements = DB_STATEMENTS.labels(name)
         self.outbox_signal = asyncio.Event()
         self._watch: CommitWatch | None = None
+        self._checkpointer: Checkpointer | None = None
         if self.is_sqlite:
             database = make_url(url).database
             if database and database != ":memory:":
@@ -137,7 +146,11 @@ class Database:
             self.read_engine = create_async_engine(
                 url, pool_size=4, max_overflow=4, pool_reset_on_return=None, **inline
             )
-            _configure_sqlite(self.engine, writer=True, name=name, shared=sqlite_shared)
+            if inline:
+                self._checkpointer = Checkpointer(str(database), name)
+            _configure_sqlite(
+                self.engine, writer=True, name=name, shared=sqlite_shared, checkpointed=self._checkpointer is not None
+            )
             _configure_sqlite(self.read_engine, writer=False, name=name, shared=sqlite_shared)
             if sqlite_shared and database and database != ":memory:":
                 self._watch = CommitWatch(database)
@@ -199,6 +212,8 @@ class Database:
     async def dispose(self) -> None:
         if self._watch is not None:
             self._watch.close()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.close)
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
@@ -237,6 +252,41 @@ async def _begin_immediate(driver: InlineConnection, database: str) -> None:
         driver.execute_now("BEGIN IMMEDIATE")  # a last attempt: it begins, or raises "database is locked"
     finally:
         LOCK_WAITS.labels(database).inc(time.monotonic() - started)
+
+
+CHECKPOINT_SECONDS = 0.25
+"""How often a ``Checkpointer`` writes a SQLite file's WAL back into the file."""
+
+
+class Checkpointer:
+    """Writes a SQLite file's WAL back into the file from a thread of its own (``PRAGMA
+    wal_checkpoint(PASSIVE)``: never waits for readers or the writer, copies what it can). SQLite runs it
+    without Python's interpreter lock, so the event loop serves on meanwhile; the writer connections stop
+    doing it themselves (``wal_autocheckpoint=0``)."""
+
+    def __init__(self, path: str, database: str) -> None:
+        self.path = path
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"checkpoint-{database}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._stopped.wait(CHECKPOINT_SECONDS):
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    continue  # busy, or the file is not there yet: the next round tries again
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=10)
 
 
 COMMIT_WATCH_SECONDS = 0.025
