@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -81,7 +81,18 @@ class FaultSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", extra="ignore", frozen=True)
 
     faults: str | None = None
-    """``BOXOFFICE_FAULTS``: the rules to start with, as JSON."""
+    """``BOXOFFICE_FAULTS``: the rules to start with, as JSON. Checked when read, so rules that cannot work
+    stop start-up with the reason (the CLI's ``invalid setting``), not a traceback."""
+
+    @field_validator("faults")
+    @classmethod
+    def _rules(cls, value: str | None) -> str | None:
+        if value and value.strip():
+            try:
+                parse_rules(value)
+            except ValueError as exc:
+                raise ValueError(f"BOXOFFICE_FAULTS: {exc}") from None
+        return value
 
 
 _RULE_LIST = TypeAdapter(list[FaultRule])
@@ -96,7 +107,8 @@ def parse_rules(raw: str | bytes) -> list[FaultRule]:
         return FaultRules.model_validate_json(text).rules
     except ValidationError as exc:
         reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors(include_url=False)[:3]
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors(include_url=False)[:3]
         )
         raise ValueError(f"invalid fault rules: {reasons}") from None
 
