@@ -54,6 +54,7 @@ from boxoffice.platform.bus.factory import build_bus
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
 from boxoffice.platform.db import Database, utcnow
+from boxoffice.platform.faults import registry as fault_registry
 from boxoffice.platform.gateway import Gateway, GatewaySettings, HttpProxy
 from boxoffice.platform.migrate import upgrade
 from boxoffice.platform.observability import configure_logging
@@ -711,6 +712,9 @@ def _run_processes(settings: Settings, names: Sequence[str], replicas: Mapping[s
     if settings.bus == "sql" and settings.bus_database_url is None:
         log.warning("--processes with the default SQLite bus: fine on one machine; set BOXOFFICE_BUS=kafka to scale")
     env = {**os.environ, "BOXOFFICE_SQLITE_INLINE": "0"}  # processes may share SQLite files (the bus)
+    # Fault rules reach every process through a file too: a push reaches one of the replicas sharing a port.
+    env["BOXOFFICE_FAULTS_FILE"] = str(settings.data_dir / "faults.json")
+    fault_registry().share(settings.data_dir / "faults.json")
     urls = {}
     ports = {name: settings.services_base_port + index for index, name in enumerate(SERVICES)}
     for name in names:

@@ -1,7 +1,8 @@
 """Traffic shifting between two versions of music, each its own process, under steady load.
 
-The gateway is ``boxoffice run``; music v1 and v2 are ``boxoffice serve music`` processes with different
-``BOXOFFICE_VERSION`` on one PostgreSQL database (as two deployments of one service would be). The operator
+The gateway is ``boxoffice run --processes`` (identity, catalog and music each their own processes); music v1
+and v2 are two more ``boxoffice serve music`` processes with different ``BOXOFFICE_VERSION`` on music's one
+PostgreSQL database (as two deployments of one service would be). The operator
 shifts 100/0 -> 90/10 -> 50/50 -> 0/100 while clients keep browsing: no request fails, and in each step the
 share that v2 served (``X-Boxoffice-Version``) is within 5 points of its weight.
 """
@@ -22,15 +23,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from boxoffice.cli import SERVICES as ALL_SERVICES
 from tests.browser.conftest import create_user
 from tests.e2e.test_purchase_flow import ADMIN, admin_headers
-from tests.harness.net import free_port
+from tests.harness.net import free_port, free_port_range
 from tests.harness.postgres import create_database
 from tests.harness.server import Server, boxoffice_run
 
 STEPS = ((100, 0), (90, 10), (50, 50), (0, 100))
 PER_STEP = 200
 WORKERS = 6
+SERVICES = ("identity", "catalog", "music")
+"""What browsing music needs (``run --processes --only``)."""
 
 
 @contextmanager
@@ -90,12 +94,14 @@ class Load:
 
 
 @pytest.mark.postgres
-@pytest.mark.timeout(360)  # three processes to start on a shared machine, then ~900 requests
+@pytest.mark.timeout(600)  # eight processes to start on a shared machine, then ~900 requests
 def test_shift_music_from_v1_to_v2_under_load(tmp_path: Path, postgres_admin_url: str) -> None:
     music_db = create_database(postgres_admin_url, prefix="music")
     env = {"BOXOFFICE_ADMIN_EMAIL": ADMIN["email"], "BOXOFFICE_ADMIN_PASSWORD": ADMIN["password"],
-           "BOXOFFICE_MUSIC_DATABASE_URL": music_db, "BOXOFFICE_LOG_LEVEL": "WARNING"}
-    with boxoffice_run(tmp_path / "gateway", env=env) as server:
+           "BOXOFFICE_MUSIC_DATABASE_URL": music_db, "BOXOFFICE_LOG_LEVEL": "WARNING",
+           "BOXOFFICE_SERVICES_BASE_PORT": str(free_port_range(len(ALL_SERVICES)))}
+    args = ("--processes", "--only", ",".join(SERVICES))
+    with boxoffice_run(tmp_path / "gateway", env=env, args=args, timeout=240) as server:
         instance_env = {"BOXOFFICE_MUSIC_DATABASE_URL": music_db, "BOXOFFICE_IDENTITY_URL": server.url}
         with (
             music_instance("v1", tmp_path / "v1", instance_env) as v1,
@@ -145,7 +151,8 @@ async def _shift_under_load(server: Server, v1: str, v2: str) -> Load:
         rules = {"rules": [{"service": "music", "path_prefix": "/api/tracks", "abort_status": 503,
                             "abort_percent": 100}]}
         pushed = await client.put("/api/admin/faults", json=rules, headers=admin)
-        assert pushed.status_code == 200 and pushed.json()["pushed"] == {"music@v1": "ok", "music@v2": "ok"}
+        assert pushed.status_code == 200, pushed.text
+        assert pushed.json()["pushed"] == {**{name: "ok" for name in SERVICES}, "music@v1": "ok", "music@v2": "ok"}
         aborted = await client.get("/api/tracks")
         assert aborted.status_code == 503 and aborted.headers["x-boxoffice-version"] == "v2"
         assert aborted.json()["type"].endswith("/injected-fault")

@@ -45,6 +45,11 @@ async def app(tmp_path: Path) -> AsyncIterator[Running]:
         yield app
 
 
+def breaker_gauge(client: str) -> float | None:
+    """The breaker's state as Prometheus sees it: 0 closed, 1 half-open, 2 open."""
+    return REGISTRY.get_sample_value("boxoffice_client_breaker_state", {"client": client})
+
+
 def delays(service: str) -> float:
     return REGISTRY.get_sample_value("boxoffice_faults_injected_total", {"service": service, "kind": "delay"}) or 0.0
 
@@ -133,6 +138,7 @@ async def test_event_pages_checkout_and_breakers_under_faults(app: Running) -> N
         order = await page(paid.headers["location"])
         assert order.status_code == 200 and 'data-page="order"' in order.text
     assert breaker.state == "open"  # booking stopped asking tickets, which keeps failing
+    assert breaker_gauge(breaker.name) == 2
 
     # Booking down: holding says nothing was held and to try again, on the event page itself.
     await _set(client, admin, {"service": "booking", "path_prefix": "/api/holds", "abort_status": 503,
@@ -147,8 +153,8 @@ async def test_event_pages_checkout_and_breakers_under_faults(app: Running) -> N
     # Faults gone: after its cool-down the breaker lets a trial call through, which closes it.
     assert (await client.delete("/api/admin/faults", headers=admin)).status_code == 204
     now[0] += breaker.reset_after + 1
-    assert breaker.state == "half-open"
+    assert breaker.state == "half-open" and breaker_gauge(breaker.name) == 1
     order = await page(paid.headers["location"])
     assert order.status_code == 200
-    assert breaker.state == "closed"
+    assert breaker.state == "closed" and breaker_gauge(breaker.name) == 0
     assert 500 not in statuses, statuses

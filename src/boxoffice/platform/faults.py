@@ -24,12 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
+import math
+import os
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Literal
 
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -80,8 +85,21 @@ class FaultRules(BaseModel):
 class FaultSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", extra="ignore", frozen=True)
 
+    faults_file: Path | None = None
+    """``BOXOFFICE_FAULTS_FILE``: share the rules with the other processes that name the same file."""
     faults: str | None = None
-    """``BOXOFFICE_FAULTS``: the rules to start with, as JSON."""
+    """``BOXOFFICE_FAULTS``: the rules to start with, as JSON. Checked when read, so rules that cannot work
+    stop start-up with the reason (the CLI's ``invalid setting``), not a traceback."""
+
+    @field_validator("faults")
+    @classmethod
+    def _rules(cls, value: str | None) -> str | None:
+        if value and value.strip():
+            try:
+                parse_rules(value)
+            except ValueError as exc:
+                raise ValueError(f"BOXOFFICE_FAULTS: {exc}") from None
+        return value
 
 
 _RULE_LIST = TypeAdapter(list[FaultRule])
@@ -96,22 +114,77 @@ def parse_rules(raw: str | bytes) -> list[FaultRule]:
         return FaultRules.model_validate_json(text).rules
     except ValidationError as exc:
         reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors(include_url=False)[:3]
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors(include_url=False)[:3]
         )
         raise ValueError(f"invalid fault rules: {reasons}") from None
 
 
-class FaultRegistry:
-    """The rules this process applies; replaced whole, read on every request (no lock: one reference swap)."""
+SHARED_CHECK_SECONDS = 1.0
+"""How often a registry with a ``file`` looks whether another process changed the rules there."""
 
-    def __init__(self, rules: Sequence[FaultRule] = ()) -> None:
-        self.rules: tuple[FaultRule, ...] = tuple(rules)
+
+class FaultRegistry:
+    """The rules this process applies; replaced whole, read on every request (no lock: one reference swap).
+
+    With a ``file`` (``BOXOFFICE_FAULTS_FILE``, which ``run --processes`` sets for all its processes) the rules
+    are also shared through it: every change is written there (atomically), and at most once a second a
+    request looks whether another process wrote new ones. That reaches the processes a push cannot address:
+    the replicas of a service that share one port, and a replacement started during a rolling update.
+    """
+
+    def __init__(
+        self, rules: Sequence[FaultRule] = (), *, file: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rules: tuple[FaultRule, ...] = tuple(rules)
+        self.file = file
+        self._clock = clock
+        self._checked = -math.inf
+        self._seen: tuple[int, int, int] | None = None
+
+    @property
+    def rules(self) -> tuple[FaultRule, ...]:
+        if self.file is not None and (now := self._clock()) - self._checked >= SHARED_CHECK_SECONDS:
+            self._checked = now
+            self._read()
+        return self._rules
 
     def replace(self, rules: Sequence[FaultRule]) -> None:
-        self.rules = tuple(rules)
+        self._rules = tuple(rules)
+        self._write()
 
     def clear(self) -> None:
-        self.rules = ()
+        self.replace(())
+
+    def share(self, file: Path) -> None:
+        """Share this process's rules through ``file`` from now on (writing them there first)."""
+        file.parent.mkdir(parents=True, exist_ok=True)
+        self.file = file
+        self._write()
+
+    @staticmethod
+    def _identity(stat: os.stat_result) -> tuple[int, int, int]:
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size  # every write is a new file (os.replace)
+
+    def _read(self) -> None:
+        assert self.file is not None
+        try:
+            seen = self._identity(self.file.stat())
+            if seen == self._seen:
+                return
+            rules = parse_rules(self.file.read_bytes())
+        except (OSError, ValueError):
+            return  # not written yet, or half a write on a file system without atomic rename: next time
+        self._seen, self._rules = seen, tuple(rules)
+
+    def _write(self) -> None:
+        if self.file is None:
+            return
+        temporary = self.file.with_name(f".{self.file.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(rules_document(self._rules)))
+        os.replace(temporary, self.file)
+        self._seen, self._checked = self._identity(self.file.stat()), self._clock()
 
     def rule_for(self, service: str, method: str, path: str) -> FaultRule | None:
         return next((r for r in self.rules if r.matches(service, method, path)), None)
@@ -124,8 +197,9 @@ def registry() -> FaultRegistry:
     """This process's registry, made on first use from ``BOXOFFICE_FAULTS``."""
     global _registry
     if _registry is None:
-        raw = FaultSettings().faults
-        _registry = FaultRegistry(parse_rules(raw) if raw and raw.strip() else ())
+        settings = FaultSettings()
+        raw = settings.faults
+        _registry = FaultRegistry(parse_rules(raw) if raw and raw.strip() else (), file=settings.faults_file)
     return _registry
 
 

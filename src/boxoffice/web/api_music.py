@@ -13,9 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from boxoffice.platform.problems import Problem
-from boxoffice.web.clients import ServiceApi, at
-from boxoffice.web.domain import ProblemInfo
+from boxoffice.web.clients import at
 from boxoffice.web.handlers import ApiProblem, Visitor, page_id
 from boxoffice.web.pages import VisitorDep, form, redirect, render, text, with_query
 
@@ -168,32 +166,15 @@ async def _playlist(request: Request, visitor: Visitor, playlist_id: str, *, err
                   share_url=str(request.base_url).rstrip("/") + playlist["share_url"])
 
 
-class MusicApi(ServiceApi):
-    """Music's public API as web calls it: changes of a playlist carry ``If-Match`` (the version the page
-    showed), so a change made on a stale page is refused (412) instead of undoing someone else's."""
-
-    async def change(self, method: str, path: str, *, json: Any = None, if_match: str = "") -> None:
-        headers = {"If-Match": if_match} if if_match else {}
-        if self._token is not None:
-            headers["Authorization"] = f"Bearer {self._token}"
-        try:
-            response = await self._client().request(method, path, json=json, headers=headers)
-        except Problem as exc:  # the client's own failures: unreachable, circuit open
-            raise ApiProblem(ProblemInfo(exc.status, exc.slug, exc.title, exc.detail)) from exc
-        self.check(response, path)
-
-
-def _music(visitor: Visitor) -> MusicApi:
-    base = visitor.deps.service("music")
-    return MusicApi(base.name, base._client).as_visitor(visitor.tokens, visitor.renew)
-
-
 async def _change(request: Request, visitor: Visitor, playlist_id: str, method: str, path: str, *,
                   json: Any = None, if_match: str = "", done: str | None = None) -> Response:
     """One change of a playlist from its page; a problem (someone changed it first, it is full) is shown there."""
     visitor.require_user()
     try:
-        await _music(visitor).change(method, path, json=json, if_match=if_match)
+        # If-Match carries the version the page showed, so a change made on a stale page is refused (412)
+        # instead of undoing someone else's.
+        music = visitor.deps.service("music").as_visitor(visitor.tokens, visitor.renew)
+        await music.call(method, path, json=json, extra_headers={"If-Match": if_match} if if_match else None)
     except ApiProblem as exc:
         if exc.status >= 500 or exc.status == 401:
             raise
