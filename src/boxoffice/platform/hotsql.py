@@ -11,7 +11,9 @@ sale's hold, order and payment run about 45 statements, so that overhead was mos
   the dialect (per set of inserted columns), and then binds the parameters through the columns' own type
   processors (UTC datetimes, JSON), runs it on the connection's sqlite3 handle and converts the result
   columns with their processors: what SQLAlchemy would do, without its per-call machinery;
-- anywhere else (PostgreSQL, SQLite shared between processes), runs it through SQLAlchemy as before.
+- anywhere else (PostgreSQL, SQLite shared between processes), runs it through SQLAlchemy as before; and
+  also in embedded mode while spans are exported (``BOXOFFICE_OTEL_ENDPOINT``): SQLAlchemy's engine events
+  make each statement's span, so a purchase's trace shows its SQL in every mode.
 
 Either way the answer is a ``Rows`` (rows with attribute access, and the rowcount). Statements SQLite's
 fast path cannot take as they are (expanding ``IN`` lists, Python-side column defaults) go through
@@ -36,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from boxoffice.platform import tracing
 from boxoffice.platform.sqlite_inline import InlineConnection
 
 Params = Mapping[str, Any]
@@ -153,7 +156,7 @@ async def run(conn: AsyncConnection, stmt: ClauseElement, params: Params | Seque
     if not batch:
         return Rows((), 0)
     first = batch[0]
-    raw = _sqlite(conn)
+    raw = None if tracing.exporting() else _sqlite(conn)
     plan = _plan(stmt, conn.dialect, tuple(first)) if raw is not None else _UNSUPPORTED
     if not isinstance(plan, _Plan) or raw is None:
         result = await conn.execute(stmt, params)  # type: ignore[call-overload]
