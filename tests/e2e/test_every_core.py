@@ -7,6 +7,7 @@ a group that stops as a whole when one of its processes dies (a shop that half w
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -23,10 +24,15 @@ def test_api_processes_share_the_port_and_the_group_ends_together(tmp_path: Path
         commands = sorted(" ".join(p.cmdline()[3:5]) for p in children)  # python -m boxoffice.cli serve all
         assert commands == ["serve all", "serve all", "worker all"]
         port = int(server.url.rsplit(":", 1)[1])
-        for process in children:
-            listening = [c for c in process.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
-            expected = [port] if process.cmdline()[3] == "serve" else []
-            assert [c.laddr.port for c in listening] == expected  # the API processes share the one port
+
+        def ports() -> list[list[int]]:
+            return [[c.laddr.port for c in p.net_connections("tcp") if c.status == psutil.CONN_LISTEN] for p in children]
+
+        expected = [[port] if p.cmdline()[3] == "serve" else [] for p in children]
+        deadline = time.monotonic() + 60  # the first API process answering does not mean the second listens yet
+        while ports() != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ports() == expected  # the API processes share the one port; the worker listens on none
         with httpx.Client(base_url=server.url, timeout=10) as client:
             assert client.get("/readyz").json() == {"status": "ready"}
 

@@ -63,17 +63,6 @@ def compose(
     message_id: str | None = None,
 ) -> bytes:
     """One message as it goes over the wire (RFC 5322 bytes, MIME parts, non-ASCII headers encoded)."""
-    return _message(sender, to, subject, text, attachments, message_id).as_bytes()
-
-
-def _message(
-    sender: str,
-    to: str,
-    subject: str,
-    text: str,
-    attachments: Sequence[Attachment] = (),
-    message_id: str | None = None,
-) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
@@ -84,7 +73,7 @@ def _message(
     for attachment in attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
         message.add_attachment(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename)
-    return message
+    return message.as_bytes()
 
 
 def _address_tag(address: str) -> str:
