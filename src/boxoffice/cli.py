@@ -48,6 +48,7 @@ from boxoffice.catalog.service import CatalogService
 from boxoffice.identity.service import IdentityService
 from boxoffice.music.service import MusicService
 from boxoffice.payments.service import PaymentsService
+from boxoffice.platform import heap
 from boxoffice.platform.app import Service
 from boxoffice.platform.bus.deadletters import DeadLetter, DeadLetters, describe
 from boxoffice.platform.bus.factory import build_bus
@@ -175,6 +176,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         configure_tracing("+".join(names), settings.otel_endpoint)  # before any engine or client is made
+        heap.observe_pauses()
         self.bus: Bus = build_bus(settings)
         self.clients = ServiceClients(settings, remote_urls(names))
         self.services = [
@@ -199,7 +201,8 @@ class Runtime:
         if self.run_workers:
             for service in self.services:
                 self._start_workers(service)
-        log.info("boxoffice started", services=[s.name for s in self.services], bus=self.settings.bus)
+        frozen = heap.settle()  # what start-up built: later collections skip it (platform/heap.py)
+        log.info("boxoffice started", services=[s.name for s in self.services], bus=self.settings.bus, frozen=frozen)
 
     async def restart_workers(self, service_name: str) -> None:
         """Kill a service's workers wherever they are and start them again, as a crash and restart would."""
@@ -236,6 +239,7 @@ class Runtime:
             await service.stop()
         await self.clients.aclose()
         await self.bus.stop()
+        heap.release()
 
     async def readiness(self) -> dict[str, str]:
         failures: dict[str, str] = {"process": "draining"} if self.draining else {}
