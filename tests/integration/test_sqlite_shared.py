@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
+from boxoffice.platform.bus.envelope import new_event
+from boxoffice.platform.bus.sql import SqlBus
 from boxoffice.platform.bus.tables import add_messaging_tables
 from boxoffice.platform.db import LOCK_WAITS, Database
 
@@ -96,3 +98,48 @@ async def test_one_process_keeps_sqlites_own_wait(tmp_path: Path) -> None:
         assert await db.wait_for_outbox(0.05)
     finally:
         await db.dispose()
+
+
+async def test_the_sql_bus_waits_for_another_processs_writer_without_stopping_its_loop(tmp_path: Path) -> None:
+    """An append, a consumer's commit and a trim on a bus file another process is writing wait on the event
+    loop: through SQLAlchemy's own begin they waited in a synchronous hook, every request of the process
+    with them (the collector's latency under ``run --api-processes``)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}"
+    here = SqlBus(url, sqlite_inline=True, sqlite_shared=True, retention_seconds=3600)
+    elsewhere = SqlBus(url, sqlite_inline=True, sqlite_shared=True, retention_seconds=0)
+    await here.start()
+    await elsewhere.start()
+    consumer = here.consumer("readers", ["things"])
+    await consumer.start()
+    try:
+        await here.publish([new_event("test.thing-made", source="test", key="k", data={"n": 0}, topic="things")])
+        records = await consumer.poll(max_records=10, timeout=5)
+        assert len(records) == 1
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        async def writes_here() -> None:
+            await here.publish([new_event("test.thing-made", source="test", key="k", data={"n": 1}, topic="things")])
+            await consumer.commit(records)
+            await here.trim()
+
+        ticking = asyncio.create_task(ticker())
+        async with elsewhere.db.uow() as uow:  # the other process's write transaction locks the file
+            await uow.conn.exec_driver_sql("UPDATE bus_heads SET next_offset = next_offset")
+            waiting = asyncio.create_task(writes_here())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            assert ticks >= 5, "the loop kept running while the bus waited for the lock"
+            await uow.commit()
+        await asyncio.wait_for(waiting, timeout=5)
+        ticking.cancel()
+        assert [r.envelope.data["n"] for r in await consumer.poll(max_records=10, timeout=5)] == [1]
+    finally:
+        await consumer.stop()
+        await here.stop()
+        await elsewhere.stop()

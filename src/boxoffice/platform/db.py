@@ -177,6 +177,16 @@ class Database:
         async with self.read_engine.connect() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction with no outbox (the bus's own tables), committed when the block ends, rolled
+        back when it raises: ``engine.begin()``, but begun as a unit of work is. On a SQLite file other
+        processes share, SQLAlchemy's begin waits for their write lock in a synchronous hook, which stops
+        the event loop (every request of the process) for as long as the other process writes."""
+        async with self.uow() as uow:
+            yield uow.conn
+            await uow.commit()
+
     async def transact(self, work: Callable[[UnitOfWork], Awaitable[T]], *, attempts: int = 3) -> T:
         """Run ``work`` in a unit of work and commit; run it again if the database chose it as the victim
         of a deadlock or a serialization failure (PostgreSQL), which rolled back everything it did."""

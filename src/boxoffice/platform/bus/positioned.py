@@ -113,7 +113,7 @@ class SqlPositionedConsumer:
     async def stop(self) -> None:
         self.bus._waiters.pop(self._wakeup, None)
         if self._lease_until > time.time():
-            async with self.bus.db.engine.begin() as conn:
+            async with self.bus.db.begin() as conn:
                 await conn.execute(
                     update(bus_leases)
                     .where(and_(bus_leases.c.consumer_group == self.group, bus_leases.c.owner == self.owner))
@@ -134,7 +134,7 @@ class SqlPositionedConsumer:
         now = time.time()
         if self._lease_until - now > self.lease_seconds / 2:
             return True
-        async with self.bus.db.engine.begin() as conn:
+        async with self.bus.db.begin() as conn:
             upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             await conn.execute(
                 upsert(bus_leases)

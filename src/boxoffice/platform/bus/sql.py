@@ -145,7 +145,7 @@ class SqlBus:
         lags behind by more than the retention misses what was deleted, as it would on Kafka.
         """
         cutoff = (now if now is not None else time.time()) - self.retention_seconds
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             result = await conn.execute(delete(bus_log).where(bus_log.c.appended_at < cutoff))
         return int(result.rowcount or 0)
 
@@ -168,7 +168,7 @@ class SqlBus:
         for envelope in envelopes:
             by_partition[(envelope.topic, envelope.partition(self.partitions))].append(envelope)
         now = time.time()
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             for (topic, partition), items in sorted(by_partition.items()):
                 if conn.dialect.name == "sqlite":
                     await _append_sqlite(conn, topic, partition, items, now)
@@ -270,7 +270,7 @@ class SqlConsumer:
         self.bus._waiters.pop(self._wakeup, None)
         self._forget_lag()
         if self._lease_until > time.time():
-            async with self.bus.db.engine.begin() as conn:
+            async with self.bus.db.begin() as conn:
                 await conn.execute(
                     update(bus_leases)
                     .where(and_(bus_leases.c.consumer_group == self.group, bus_leases.c.owner == self.owner))
@@ -282,7 +282,7 @@ class SqlConsumer:
         now = time.time()
         if self._lease_until - now > self.lease_seconds / 2:
             return True
-        async with self.bus.db.engine.begin() as conn:
+        async with self.bus.db.begin() as conn:
             await conn.execute(
                 _upsert(conn, bus_leases)
                 .values(consumer_group=self.group, owner=self.owner, expires_at=0.0)
@@ -385,7 +385,7 @@ class SqlConsumer:
         for record in records:
             key = (record.topic, record.partition)
             newest[key] = max(newest.get(key, -1), record.offset + 1)
-        async with self.bus.db.engine.begin() as conn:
+        async with self.bus.db.begin() as conn:
             if conn.dialect.name == "sqlite":
                 await conn.exec_driver_sql(
                     _SQLITE_POSITION, [(self.group, t, p, position) for (t, p), position in newest.items()]
