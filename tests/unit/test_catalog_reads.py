@@ -100,13 +100,11 @@ async def test_a_failing_or_absent_booking_means_capacity_not_an_error() -> None
 
 async def test_a_slow_booking_is_not_waited_for() -> None:
     async def slow(request: Request) -> Response:
-        await asyncio.sleep(5)
+        await asyncio.sleep(600)  # only the reader's own timeout (0.1 s) can end the wait
         return JSONResponse({})
 
     client = ServiceClient("booking", app=Starlette(routes=[Route("/internal/availability/events", slow)]), retries=0)
-    started = asyncio.get_running_loop().time()
     assert await BookingAvailability(lambda: client, timeout=0.1).events(["e1"]) == {"e1": Counts(stale=True)}
-    assert asyncio.get_running_loop().time() - started < 1
 
 
 async def test_when_booking_fails_the_last_counts_it_gave_are_served_marked_stale() -> None:
