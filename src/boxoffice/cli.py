@@ -520,6 +520,8 @@ def worker(
     every periodic loop finishes its step; then the process exits 0. A second signal stops it at once."""
     settings = _settings()
     names = list(SERVICES) if service == "all" else [_service_class(service).name]
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
     if metrics_port is not None:
         from prometheus_client import start_http_server
 

@@ -19,10 +19,21 @@ from tests.harness.server import boxoffice_run
 
 @pytest.mark.timeout(240)
 def test_api_processes_share_the_port_and_the_group_ends_together(tmp_path: Path) -> None:
-    with boxoffice_run(tmp_path / "var", args=("--api-processes", "2"), timeout=120) as server:
+    env = {"BOXOFFICE_WORKER_NICE": "7"}
+    with boxoffice_run(tmp_path / "var", args=("--api-processes", "2"), env=env, timeout=120) as server:
         children = psutil.Process(server.process.pid).children()
         commands = sorted(" ".join(p.cmdline()[3:5]) for p in children)  # python -m boxoffice.cli serve all
         assert commands == ["serve all", "serve all", "worker all"]
+        ours = psutil.Process().nice()  # the requests come first: the worker runs at a lower priority
+
+        def priorities() -> list[tuple[str, int]]:
+            return sorted((" ".join(p.cmdline()[3:5]), p.nice()) for p in children)
+
+        wanted = [("serve all", ours), ("serve all", ours), ("worker all", min(19, ours + 7))]
+        deadline = time.monotonic() + 60  # the worker lowers its own priority as it starts
+        while priorities() != wanted and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert priorities() == wanted
         port = int(server.url.rsplit(":", 1)[1])
 
         def ports() -> list[list[int]]:
