@@ -369,7 +369,12 @@ class UnitOfWork:
             self.db.statements.inc()
             self._raw = driver.raw
         else:
-            await conn.begin()
+            try:
+                await conn.begin()
+            except BaseException:  # cancelled, say, after the driver began: the transaction is open
+                self._conn = None
+                await conn.close()
+                raise
         return self
 
     async def __aexit__(
