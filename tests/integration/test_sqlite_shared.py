@@ -143,3 +143,28 @@ async def test_the_sql_bus_waits_for_another_processs_writer_without_stopping_it
         await consumer.stop()
         await here.stop()
         await elsewhere.stop()
+
+
+async def test_an_idle_consumer_reads_the_log_only_after_a_commit_to_it(tmp_path: Path) -> None:
+    """Between appends an idle sql-bus consumer wakes every poll interval but reads nothing from the log; an
+    append by another process (which wakes nobody here) still reaches it within an interval."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}"
+    here = SqlBus(url, poll_interval=0.02, sqlite_inline=True, sqlite_shared=True, retention_seconds=0)
+    elsewhere = SqlBus(url, sqlite_inline=True, sqlite_shared=True, retention_seconds=0)
+    await here.start()
+    await elsewhere.start()
+    consumer = here.consumer("idle-readers", ["quiet"])
+    await consumer.start()
+    try:
+        assert await consumer.poll(timeout=0.1) == []  # the first poll reads (and takes the lease)
+        statements = here.db.statements._value.get()
+        assert await consumer.poll(timeout=1.0) == []  # some 50 wake-ups
+        assert here.db.statements._value.get() - statements == 0, "an idle consumer read the log"
+
+        await elsewhere.publish([new_event("test.quiet", source="test", key="k", data={"n": 1}, topic="quiet")])
+        records = await consumer.poll(timeout=5.0)
+        assert [r.envelope.data["n"] for r in records] == [1]
+    finally:
+        await consumer.stop()
+        await here.stop()
+        await elsewhere.stop()

@@ -313,11 +313,15 @@ class CommitWatch:
         self._version: int | None = None
 
     def changed(self) -> bool:
-        if self._conn is None:
-            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-        version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        version = self.version()
         changed, self._version = self._version is not None and version != self._version, version
         return changed
+
+    def version(self) -> int:
+        """A number that changes whenever another connection has committed to the file since the last look."""
+        if self._conn is None:
+            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
         if self._conn is not None:

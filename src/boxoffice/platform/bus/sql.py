@@ -38,14 +38,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateIndex
 
 from boxoffice.platform.aio import wait_event
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Record
-from boxoffice.platform.db import Database
+from boxoffice.platform.db import CommitWatch, Database
 from boxoffice.platform.metrics import BUS_CONSUMER_LAG
 from boxoffice.platform.periodic import repeat
 
@@ -116,6 +116,9 @@ class SqlBus:
         retention_seconds: float = 7 * 24 * 3600,
     ) -> None:
         self.db = Database(url, name="bus", sqlite_inline=sqlite_inline, sqlite_shared=sqlite_shared)
+        path = make_url(url).database if self.db.is_sqlite else None
+        self._watch = CommitWatch(path) if path and path != ":memory:" else None
+        """On a SQLite file: tells an idle consumer whether anything was committed since it last read."""
         self.partitions = partitions
         self.poll_interval = poll_interval
         self.retention_seconds = retention_seconds
@@ -136,6 +139,8 @@ class SqlBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._trimmer
             self._trimmer = None
+        if self._watch is not None:
+            self._watch.close()
         await self.db.dispose()
 
     async def trim(self, *, now: float | None = None) -> int:
@@ -259,6 +264,7 @@ class SqlConsumer:
         self.topics = list(topics)
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._wakeup = asyncio.Event()
+        self._idle_at: int | None = None  # the bus file's data_version at this consumer's last empty read
         self._positions: dict[tuple[str, int], int] | None = None
         self._heads: dict[tuple[str, int], int] = {}  # the log ends as last read, for the lag gauge
         self._lease_until = 0.0
@@ -366,13 +372,25 @@ class SqlConsumer:
             return records
 
     async def poll(self, *, max_records: int = 200, timeout: float = 1.0) -> list[Record]:
+        """The next records after the group's positions, waiting up to ``timeout`` for some.
+
+        An idle consumer wakes every ``poll_interval`` for appends made by other processes. On a SQLite
+        file it reads the log only when something was committed to the file since its last empty read
+        (``PRAGMA data_version``, a few µs) or a publish in this process woke it: the read it saves (a
+        pooled connection, the heads, the lag) cost about half a millisecond, and ``boxoffice run`` has
+        some twenty groups, most of them idle, each waking five times a second."""
         deadline = time.monotonic() + timeout
         while True:
+            woken = self._wakeup.is_set()
             self._wakeup.clear()
             if await self._hold_lease():
-                records = await self._fetch(max_records)
-                if records:
-                    return records
+                version = self.bus._watch.version() if self.bus._watch is not None else None
+                if woken or version is None or version != self._idle_at or self._positions is None:
+                    records = await self._fetch(max_records)
+                    if records:
+                        self._idle_at = None  # not committed yet: read again next time, whatever the file says
+                        return records
+                    self._idle_at = version
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
