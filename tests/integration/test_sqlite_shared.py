@@ -24,6 +24,22 @@ things = Table("things", metadata, Column("id", Integer, primary_key=True), Colu
 add_messaging_tables(metadata)
 
 
+class Ticker:
+    """Counts the turns of the event loop every 10 ms: a loop stopped by a synchronous wait counts none."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            self.ticks += 1
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[tuple[Database, Database]]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
@@ -38,13 +54,6 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[Database, Database]]:
 
 async def test_a_writer_waits_for_another_process_without_stopping_its_loop(pair: tuple[Database, Database]) -> None:
     first, second = pair
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
 
     async def second_writes() -> None:
         async with second.uow() as uow:  # the file is locked by ``first``: this waits
@@ -52,16 +61,16 @@ async def test_a_writer_waits_for_another_process_without_stopping_its_loop(pair
             await uow.commit()
 
     waited_before = LOCK_WAITS.labels("second")._value.get()
-    ticking = asyncio.create_task(ticker())
+    ticker = Ticker()
     async with first.uow() as uow:
         await uow.conn.execute(insert(things).values(id=1, name="first"))
         waiting = asyncio.create_task(second_writes())
         await asyncio.sleep(0.3)  # SQLite's own busy handler would hold the loop here: no tick, no sleep end
         assert not waiting.done()
-        assert ticks >= 5, "the loop kept running while the other writer waited for the lock"
+        assert ticker.ticks >= 5, "the loop kept running while the other writer waited for the lock"
         await uow.commit()
     await asyncio.wait_for(waiting, timeout=5)  # the lock is free: the second writer goes through
-    ticking.cancel()
+    ticker.stop()
     assert LOCK_WAITS.labels("second")._value.get() - waited_before >= 0.2  # the wait is in the metrics
     async with first.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(things))).scalar_one() == 2
@@ -115,29 +124,22 @@ async def test_the_sql_bus_waits_for_another_processs_writer_without_stopping_it
         await here.publish([new_event("test.thing-made", source="test", key="k", data={"n": 0}, topic="things")])
         records = await consumer.poll(max_records=10, timeout=5)
         assert len(records) == 1
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
 
         async def writes_here() -> None:
             await here.publish([new_event("test.thing-made", source="test", key="k", data={"n": 1}, topic="things")])
             await consumer.commit(records)
             await here.trim()
 
-        ticking = asyncio.create_task(ticker())
+        ticker = Ticker()
         async with elsewhere.db.uow() as uow:  # the other process's write transaction locks the file
             await uow.conn.exec_driver_sql("UPDATE bus_heads SET next_offset = next_offset")
             waiting = asyncio.create_task(writes_here())
             await asyncio.sleep(0.3)
             assert not waiting.done()
-            assert ticks >= 5, "the loop kept running while the bus waited for the lock"
+            assert ticker.ticks >= 5, "the loop kept running while the bus waited for the lock"
             await uow.commit()
         await asyncio.wait_for(waiting, timeout=5)
-        ticking.cancel()
+        ticker.stop()
         assert [r.envelope.data["n"] for r in await consumer.poll(max_records=10, timeout=5)] == [1]
     finally:
         await consumer.stop()
