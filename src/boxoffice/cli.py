@@ -172,9 +172,19 @@ class Runtime:
     """Everything one process runs: the bus, the services living here, and (optionally) their workers."""
 
     def __init__(
-        self, settings: Settings, names: Sequence[str], *, run_workers: bool, configs: Configs | None = None
+        self,
+        settings: Settings,
+        names: Sequence[str],
+        *,
+        run_workers: bool,
+        configs: Configs | None = None,
+        settle_heap: bool = False,
     ) -> None:
         self.settings = settings
+        self.settle_heap = settle_heap
+        """The process is this runtime's (``run``, ``serve``, ``worker``): once started, freeze what start-up
+        built out of later garbage collections (platform/heap.py). Not for runtimes a test process starts by
+        the hundred: each freeze begins with a full collection of everything the process holds."""
         configure_tracing("+".join(names), settings.otel_endpoint)  # before any engine or client is made
         heap.observe_pauses()
         self.bus: Bus = build_bus(settings)
@@ -201,7 +211,7 @@ class Runtime:
         if self.run_workers:
             for service in self.services:
                 self._start_workers(service)
-        frozen = heap.settle()  # what start-up built: later collections skip it (platform/heap.py)
+        frozen = heap.settle() if self.settle_heap else 0
         log.info("boxoffice started", services=[s.name for s in self.services], bus=self.settings.bus, frozen=frozen)
 
     async def restart_workers(self, service_name: str) -> None:
@@ -239,7 +249,8 @@ class Runtime:
             await service.stop()
         await self.clients.aclose()
         await self.bus.stop()
-        heap.release()
+        if self.settle_heap:
+            heap.release()
 
     async def readiness(self) -> dict[str, str]:
         failures: dict[str, str] = {"process": "draining"} if self.draining else {}
@@ -295,9 +306,9 @@ def _report_worker_exit(task: asyncio.Task[None]) -> None:
         log.error("worker stopped", worker=task.get_name(), exc_info=task.exception())
 
 
-def build_embedded_app(settings: Settings) -> Gateway:
+def build_embedded_app(settings: Settings, *, settle_heap: bool = False) -> Gateway:
     """The whole of boxoffice as one ASGI app (used by ``boxoffice run`` and the end-to-end tests)."""
-    return Runtime(settings, list(SERVICES), run_workers=True).gateway()
+    return Runtime(settings, list(SERVICES), run_workers=True, settle_heap=settle_heap).gateway()
 
 
 class DrainingServer(uvicorn.Server):
@@ -456,7 +467,7 @@ def run(
         _run_on_every_core(settings, count)
         return
     log.info("serving", url=f"http://{settings.host}:{settings.port}")
-    _serve(build_embedded_app(settings), settings)
+    _serve(build_embedded_app(settings, settle_heap=True), settings)
 
 
 @app.command()
@@ -474,7 +485,7 @@ def serve(
     one port behind the embedded gateway, as ``boxoffice run`` serves them."""
     settings = _settings()
     if service == "all":
-        runtime = Runtime(settings, list(SERVICES), run_workers=False)
+        runtime = Runtime(settings, list(SERVICES), run_workers=False, settle_heap=True)
         everything = runtime.gateway()
 
         def drain_all() -> None:
@@ -484,7 +495,7 @@ def serve(
         _serve(everything, settings, port=port, drain_seconds=drain_seconds, on_drain=drain_all, reuse_port=reuse_port)
         return
     _service_class(service)
-    runtime = Runtime(settings, [service], run_workers=False)
+    runtime = Runtime(settings, [service], run_workers=False, settle_heap=True)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -528,7 +539,7 @@ def worker(
         start_http_server(metrics_port, addr=settings.host)
 
     async def main() -> None:
-        runtime = Runtime(settings, names, run_workers=True)
+        runtime = Runtime(settings, names, run_workers=True, settle_heap=True)
         await runtime.start()
         signalled, forced = asyncio.Event(), asyncio.Event()
 

@@ -7,6 +7,8 @@ a group that stops as a whole when one of its processes dies (a shop that half w
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from pathlib import Path
 
@@ -15,6 +17,17 @@ import psutil
 import pytest
 
 from tests.harness.server import boxoffice_run
+
+
+def started_and_frozen(log: Path) -> list[int]:
+    """The ``frozen`` count of every "boxoffice started" line the group logged."""
+    counts = []
+    for line in log.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and entry.get("event") == "boxoffice started":
+                counts.append(int(entry["frozen"]))
+    return counts
 
 
 @pytest.mark.timeout(240)
@@ -46,6 +59,11 @@ def test_api_processes_share_the_port_and_the_group_ends_together(tmp_path: Path
         assert ports() == expected  # the API processes share the one port; the worker listens on none
         with httpx.Client(base_url=server.url, timeout=10) as client:
             assert client.get("/readyz").json() == {"status": "ready"}
+        # Each process froze what its start-up built out of later garbage collections (platform/heap.py).
+        deadline = time.monotonic() + 60
+        while len(frozen := started_and_frozen(tmp_path / "var" / "server.log")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(frozen) == 3 and min(frozen) > 10_000, frozen
 
         worker = next(p for p in children if p.cmdline()[3] == "worker")
         worker.kill()

@@ -27,8 +27,7 @@ def unfrozen() -> Iterator[None]:
 def test_settle_freezes_what_is_alive_and_release_hands_it_back() -> None:
     before = Node()
     probe = weakref.ref(before)
-    frozen = heap.settle()
-    assert frozen == gc.get_freeze_count() > 0
+    assert heap.settle() > 0  # (the count falls as frozen objects are freed by their reference counts)
     del before
     gc.collect()
     assert probe() is not None, "a frozen object is skipped by collections"

@@ -7,12 +7,12 @@ and schemas, SQLAlchemy's tables and compiled statements, pydantic's validators)
 were the tail of the clickstream collector's latency (its p99 at 20,000 events/s: 367-435 ms with them,
 155 ms without; loadtest/clickstream.py).
 
-``settle`` runs once a process has started (its services, their caches, its workers): one full collection,
-then ``gc.freeze()``, which moves every object then alive into a permanent generation that later
-collections skip. They then walk only what was made since: requests, events, rows. Start-up objects that
-become garbage later are not reclaimed, which costs nothing here: what start-up builds lives as long as the
-process; ``release`` (when a process's runtime stops, as tests start and stop many in one process) hands
-them back to the collector. ``observe_pauses`` times every collection into ``boxoffice_gc_pause_seconds{generation}``.
+``settle`` runs once a process that boxoffice owns (``run``, ``serve``, ``worker``) has started (its services,
+their caches, its workers): one full collection, then ``gc.freeze()``, which moves every object then alive
+into a permanent generation that later collections skip. They then walk only what was made since: requests,
+events, rows. Start-up objects that become garbage later are not reclaimed, which costs nothing here: what
+start-up builds lives as long as the process. ``release``, when that runtime stops, hands them back to the
+collector. ``observe_pauses`` times every collection into ``boxoffice_gc_pause_seconds{generation}``.
 """
 
 from __future__ import annotations
