@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from boxoffice.platform.bus.envelope import new_event
-from boxoffice.platform.bus.sql import SqlBus
+from boxoffice.platform.bus.sql import SqlBus, SqlConsumer
 from boxoffice.platform.bus.tables import add_messaging_tables
 from boxoffice.platform.db import LOCK_WAITS, Database
 
@@ -109,18 +110,31 @@ async def test_one_process_keeps_sqlites_own_wait(tmp_path: Path) -> None:
         await db.dispose()
 
 
+@asynccontextmanager
+async def two_processes_buses(path: Path, **here: float) -> AsyncIterator[tuple[SqlBus, SqlConsumer, SqlBus]]:
+    """The sql bus of two processes on one file: ``here`` (with a consumer of ``things``) and ``elsewhere``."""
+    url = f"sqlite+aiosqlite:///{path}"
+    buses = [
+        SqlBus(url, sqlite_inline=True, sqlite_shared=True, **{"retention_seconds": 0, **here}),
+        SqlBus(url, sqlite_inline=True, sqlite_shared=True, retention_seconds=0),
+    ]
+    for bus in buses:
+        await bus.start()
+    consumer = buses[0].consumer("readers", ["things"])
+    await consumer.start()
+    try:
+        yield buses[0], consumer, buses[1]
+    finally:
+        await consumer.stop()
+        for bus in buses:
+            await bus.stop()
+
+
 async def test_the_sql_bus_waits_for_another_processs_writer_without_stopping_its_loop(tmp_path: Path) -> None:
     """An append, a consumer's commit and a trim on a bus file another process is writing wait on the event
     loop: through SQLAlchemy's own begin they waited in a synchronous hook, every request of the process
     with them (the collector's latency under ``run --api-processes``)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}"
-    here = SqlBus(url, sqlite_inline=True, sqlite_shared=True, retention_seconds=3600)
-    elsewhere = SqlBus(url, sqlite_inline=True, sqlite_shared=True, retention_seconds=0)
-    await here.start()
-    await elsewhere.start()
-    consumer = here.consumer("readers", ["things"])
-    await consumer.start()
-    try:
+    async with two_processes_buses(tmp_path / "bus.db", retention_seconds=3600) as (here, consumer, elsewhere):
         await here.publish([new_event("test.thing-made", source="test", key="k", data={"n": 0}, topic="things")])
         records = await consumer.poll(max_records=10, timeout=5)
         assert len(records) == 1
@@ -141,32 +155,17 @@ async def test_the_sql_bus_waits_for_another_processs_writer_without_stopping_it
         await asyncio.wait_for(waiting, timeout=5)
         ticker.stop()
         assert [r.envelope.data["n"] for r in await consumer.poll(max_records=10, timeout=5)] == [1]
-    finally:
-        await consumer.stop()
-        await here.stop()
-        await elsewhere.stop()
 
 
 async def test_an_idle_consumer_reads_the_log_only_after_a_commit_to_it(tmp_path: Path) -> None:
     """Between appends an idle sql-bus consumer wakes every poll interval but reads nothing from the log; an
     append by another process (which wakes nobody here) still reaches it within an interval."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}"
-    here = SqlBus(url, poll_interval=0.02, sqlite_inline=True, sqlite_shared=True, retention_seconds=0)
-    elsewhere = SqlBus(url, sqlite_inline=True, sqlite_shared=True, retention_seconds=0)
-    await here.start()
-    await elsewhere.start()
-    consumer = here.consumer("idle-readers", ["quiet"])
-    await consumer.start()
-    try:
+    async with two_processes_buses(tmp_path / "bus.db", poll_interval=0.02) as (here, consumer, elsewhere):
         assert await consumer.poll(timeout=0.1) == []  # the first poll reads (and takes the lease)
         statements = here.db.statements._value.get()
         assert await consumer.poll(timeout=1.0) == []  # some 50 wake-ups
         assert here.db.statements._value.get() - statements == 0, "an idle consumer read the log"
 
-        await elsewhere.publish([new_event("test.quiet", source="test", key="k", data={"n": 1}, topic="quiet")])
+        await elsewhere.publish([new_event("test.thing-made", source="test", key="k", data={"n": 1}, topic="things")])
         records = await consumer.poll(timeout=5.0)
         assert [r.envelope.data["n"] for r in records] == [1]
-    finally:
-        await consumer.stop()
-        await here.stop()
-        await elsewhere.stop()
