@@ -67,7 +67,9 @@ class Embedded:
 
 @pytest.fixture(scope="module")
 def embedded() -> Iterator[Embedded]:
-    with tempfile.TemporaryDirectory() as data_dir:
+    with tempfile.TemporaryDirectory() as data_dir, pytest.MonkeyPatch.context() as env:
+        # A live stream answers until it ends: each generated request to one would otherwise take minutes.
+        env.setenv("BOXOFFICE_ANALYTICS_STREAM_MAX_SECONDS", "0.3")
         app_settings = Settings(data_dir=Path(data_dir), demo=True)
         migrate_all(app_settings)
         runtime = Runtime(app_settings, list(SERVICES), run_workers=True)

@@ -203,3 +203,41 @@ async def test_a_train_run_is_tracked_with_its_seats_as_capacity(app: Running) -
     summary = (await app.client.get(f"/api/analytics/events/{run['run_id']}/summary", headers=admin)).json()
     assert (summary["capacity"], summary["sold"], summary["sell_through"], summary["sold_out_at"]) == (
         4, 4, 1.0, stamp(START + timedelta(seconds=70)))
+
+
+async def test_a_live_stream_ends_after_its_lifetime_and_resumes_from_its_last_id(
+    tmp_path: Path, db_factory: Callable[[str], str]
+) -> None:
+    """A stream connection ends by itself after ``stream_max_seconds`` (a rolling update can drain it); the
+    client connects again with ``Last-Event-ID`` and gets what was published meanwhile, nothing twice."""
+    configs = {"analytics": AnalyticsSettings(database_url=db_factory("analytics"), idle_check_seconds=0.05,
+                                              stream_poll_seconds=0.05, stream_max_seconds=0.5)}
+    async with running(Settings(data_dir=tmp_path, demo=False), ["identity", "analytics"], configs=configs) as app:
+        app.service("analytics").clock = FakeClock(START)
+        admin = token_for(app, roles=("admin",))
+        event = general_event(capacity=10, price=2500)
+        await app.runtime.bus.publish([new_event("catalog.event-published", source="catalog", key=event["event_id"],
+                                                 data=event, topic="catalog.events")])
+        transport = StreamingASGITransport(app.runtime.gateway())
+        async with httpx.AsyncClient(transport=transport, base_url="http://boxoffice.test") as streaming:
+
+            async def read(headers: dict[str, str]) -> list[str]:
+                async with streaming.stream("GET", "/api/analytics/stream", headers=headers) as live:
+                    assert live.status_code == 200
+                    return [line async for line in live.aiter_lines()]  # ends only when the server ends it
+
+            first = await read(admin)
+            assert first[:2] == ["retry: 2000", ": connected"] and not any(line.startswith("id: ") for line in first)
+
+            # Two windows close while no stream is connected; the next connection resumes after the last id.
+            await app.runtime.bus.publish([booking(event, "o-1", 2, 1), booking(event, "o-2", 1, 125)])
+
+            async def closed() -> bool:
+                sales = await app.client.get("/api/analytics/sales", params={"event_id": event["event_id"]},
+                                             headers=admin)
+                return sales.status_code == 200 and bool(sales.json()["items"])
+
+            await wait_for(closed, timeout=30)
+            again = await read({**admin, "Last-Event-ID": "0"})
+            ids = [int(line[4:]) for line in again if line.startswith("id: ")]
+            assert ids and ids == sorted(set(ids))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
@@ -72,14 +73,16 @@ async def stream(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """``analytics-results`` as they are published (``event: window``, ``id`` to resume with
-    ``Last-Event-ID``), optionally of one event; a comment line every 15 s keeps proxies from closing it."""
+    ``Last-Event-ID``), optionally of one event; a comment line every 15 s keeps proxies from closing it. The
+    connection ends after ``stream_max_seconds``; the client resumes from its last id."""
     resumed = _resume_from(last_event_id)
     start = resumed if resumed is not None else await handlers.last_result(deps)
 
     async def events() -> AsyncIterator[bytes]:
         seq, quiet = start, 0.0
+        ends = time.monotonic() + deps.config.stream_max_seconds
         yield b"retry: 2000\n: connected\n\n"
-        while not await request.is_disconnected():
+        while time.monotonic() < ends and not await request.is_disconnected():
             found = await handlers.results_after(deps, seq, event_id=event_id)
             for seq, result in found:
                 yield b"id: %d\nevent: window\ndata: %s\n\n" % (seq, dumps(result.data()))

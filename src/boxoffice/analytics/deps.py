@@ -30,6 +30,10 @@ class AnalyticsSettings(ServiceSettings):
     """How often a quiet stream checks whether the wall clock closed a window."""
     stream_poll_seconds: float = Field(default=0.5, gt=0)
     """How often a ``/stream`` connection looks for results a worker in another process emitted."""
+    stream_max_seconds: float = Field(default=300.0, gt=0)
+    """A ``/stream`` connection ends after this long; the browser's EventSource connects again after the
+    stream's ``retry`` (2 s) with ``Last-Event-ID`` and misses nothing. Connections that end let a rolling
+    update drain its old processes and a load balancer spread the streams again."""
 
     def windowing(self) -> Config:
         return Config(
