@@ -31,9 +31,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from loadtest.lean_http import Answer, Connection
 
 CARD = {"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"}
 
@@ -46,6 +50,9 @@ class Stats:
     watchers: list[asyncio.Task[None]] = field(default_factory=list)
     paid: int = 0
     sold_out: int = 0
+    requests: int = 0  # counted by the buyers' connections (lean_http.Tally)
+    timeouts: int = 0
+    server_errors: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
     def error(self, what: str) -> None:
@@ -53,12 +60,22 @@ class Stats:
 
 
 STATEMENTS = re.compile(r'^boxoffice_db_statements_total\{database="([^"]+)"\} ([0-9.e+]+)$', re.MULTILINE)
+POLLS = re.compile(r'^boxoffice_bus_polls_total\{group="([^"]+)"\} ([0-9.e+]+)$', re.MULTILINE)
+PUBLISHES = re.compile(r'^boxoffice_bus_publishes_total\{service="([^"]+)"\} ([0-9.e+]+)$', re.MULTILINE)
 
 
 async def statements(client: httpx.AsyncClient) -> dict[str, float]:
     """SQL statements each database has been sent so far (the server's own counter)."""
+    return (await counters(client))[0]
+
+
+async def counters(client: httpx.AsyncClient) -> tuple[dict[str, float], dict[str, float]]:
+    """The server's counters so far: SQL statements by database, and bus reads and writes (``poll <group>``:
+    polls of a consumer group that returned events; ``publish <service>``: a relay's publishes)."""
     text = (await client.get("/metrics")).text
-    return {database: float(count) for database, count in STATEMENTS.findall(text)}
+    bus = {f"poll {group}": float(n) for group, n in POLLS.findall(text)}
+    bus.update({f"publish {service}": float(n) for service, n in PUBLISHES.findall(text)})
+    return {database: float(count) for database, count in STATEMENTS.findall(text)}, bus
 
 
 def cpu_seconds(pgid: int | None) -> float:
@@ -91,9 +108,9 @@ async def settle(client: httpx.AsyncClient, *, quiet: float = 1.0, limit: float 
         last = now
 
 
-def per_flow(before: dict[str, float], after: dict[str, float], flows: int) -> dict[str, float]:
+def per_flow(before: dict[str, float], after: dict[str, float], flows: int, *, digits: int = 1) -> dict[str, float]:
     used = {db: after.get(db, 0.0) - before.get(db, 0.0) for db in after}
-    return {db: round(n / max(1, flows), 1) for db, n in sorted(used.items()) if n}
+    return {db: round(n / max(1, flows), digits) for db, n in sorted(used.items()) if n}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -150,91 +167,98 @@ async def create_sale(client: httpx.AsyncClient, admin_token: str, tickets: int)
     raise RuntimeError("the event never went on sale")
 
 
-async def watch_pdf(
-    client: httpx.AsyncClient, order_id: str, headers: dict[str, str], paid_at: float, stats: Stats
-) -> None:
+async def watch_pdf(conn: Connection, order_id: str, headers: dict[str, str], paid_at: float, stats: Stats) -> None:
     """Time from the payment's answer until the order's tickets show their codes (``code_visible``), and until
     every ticket's PDF downloads (``pdf_ready``: ``GET /api/tickets/{id}/pdf`` answers 200 with the PDF)."""
     deadline = paid_at + 120
     tickets: list[dict[str, Any]] = []
-    while time.perf_counter() < deadline and not tickets:
-        tickets = (await client.get(f"/api/orders/{order_id}", headers=headers)).json().get("tickets") or []
-        if not (tickets and all(t.get("code") for t in tickets)):
-            tickets = []
-            await asyncio.sleep(0.05)
-    if not tickets:
-        stats.error("tickets never issued")
-        return
-    stats.latencies["code_visible"].append(time.perf_counter() - paid_at)
-    waiting = [str(t["id"]) for t in tickets]
-    while time.perf_counter() < deadline:
-        for ticket_id in list(waiting):
-            pdf = await client.get(f"/api/tickets/{ticket_id}/pdf", headers=headers)
-            if pdf.status_code == 200 and pdf.content.startswith(b"%PDF-"):
-                waiting.remove(ticket_id)
-            elif pdf.status_code != 404:  # 404 pdf-not-ready: not rendered yet
-                stats.error(f"pdf {pdf.status_code}")
-                return
-        if not waiting:
-            stats.latencies["pdf_ready"].append(time.perf_counter() - paid_at)
+    try:
+        while time.perf_counter() < deadline and not tickets:
+            tickets = (await conn.request("GET", f"/api/orders/{order_id}", headers)).json().get("tickets") or []
+            if not (tickets and all(t.get("code") for t in tickets)):
+                tickets = []
+                await asyncio.sleep(0.05)
+        if not tickets:
+            stats.error("tickets never issued")
             return
-        await asyncio.sleep(0.05)
-    stats.error("pdf never ready")
+        stats.latencies["code_visible"].append(time.perf_counter() - paid_at)
+        waiting = [str(t["id"]) for t in tickets]
+        while time.perf_counter() < deadline:
+            for ticket_id in list(waiting):
+                pdf = await conn.request("GET", f"/api/tickets/{ticket_id}/pdf", headers)
+                if pdf.status == 200 and pdf.body.startswith(b"%PDF-"):
+                    waiting.remove(ticket_id)
+                elif pdf.status != 404:  # 404 pdf-not-ready: not rendered yet
+                    stats.error(f"pdf {pdf.status}")
+                    return
+            if not waiting:
+                stats.latencies["pdf_ready"].append(time.perf_counter() - paid_at)
+                return
+            await asyncio.sleep(0.05)
+        stats.error("pdf never ready")
+    except Answer as exc:
+        stats.error(f"pdf watch: {exc}")
+    finally:
+        await conn.close()
 
 
 async def buyer(
-    client: httpx.AsyncClient,
+    conn: Connection,
     tokens: asyncio.Queue[str],
     hold_body: dict[str, Any],
     stats: Stats,
     stop: asyncio.Event,
     sample_every: int,
 ) -> None:
-    while not stop.is_set():
-        token = await tokens.get()
-        headers = {"Authorization": f"Bearer {token}"}
-        try:
-            start = time.perf_counter()
-            hold = await client.post(
-                "/api/holds", json=hold_body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}
-            )
-            stats.latencies["hold"].append(time.perf_counter() - start)
-            if hold.status_code == 409:
-                stats.sold_out += 1
-                stop.set()
-                return
-            if hold.status_code == 429:
-                continue  # this customer reached a limit: the next one goes
-            if hold.status_code != 201:
-                stats.error(f"hold {hold.status_code}")
-                continue
-            t = time.perf_counter()
-            order = await client.post("/api/orders", json={"hold_id": hold.json()["id"]}, headers=headers)
-            stats.latencies["order"].append(time.perf_counter() - t)
-            if order.status_code != 201:
-                stats.error(f"order {order.status_code}")
-                continue
-            t = time.perf_counter()
-            paid = await client.post(
-                f"/api/orders/{order.json()['id']}/payment",
-                json=CARD,
-                headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-            )
-            stats.latencies["pay"].append(time.perf_counter() - t)
-            if paid.status_code != 200:
-                stats.error(f"pay {paid.status_code}")
-                continue
-            stats.paid += 1
-            stats.latencies["flow"].append(time.perf_counter() - start)
-            if stats.paid % sample_every == 0:
-                order_id = order.json()["id"]
-                stats.watchers.append(
-                    asyncio.create_task(watch_pdf(client, order_id, headers, time.perf_counter(), stats))
+    """One buyer on its own keep-alive connection: hold -> order -> pay, again and again, with the next
+    customer's token each time, until the section is sold out."""
+    try:
+        while not stop.is_set():
+            token = await tokens.get()
+            headers = {"Authorization": f"Bearer {token}"}
+            try:
+                start = time.perf_counter()
+                hold = await conn.request(
+                    "POST", "/api/holds", {**headers, "Idempotency-Key": uuid.uuid4().hex}, hold_body
                 )
-        except httpx.HTTPError as exc:
-            stats.error(type(exc).__name__)
-        finally:
-            tokens.put_nowait(token)
+                stats.latencies["hold"].append(time.perf_counter() - start)
+                if hold.status == 409:
+                    stats.sold_out += 1
+                    stop.set()
+                    return
+                if hold.status == 429:
+                    continue  # this customer reached a limit: the next one goes
+                if hold.status != 201:
+                    stats.error(f"hold {hold.status}")
+                    continue
+                t = time.perf_counter()
+                order = await conn.request("POST", "/api/orders", headers, {"hold_id": hold.json()["id"]})
+                stats.latencies["order"].append(time.perf_counter() - t)
+                if order.status != 201:
+                    stats.error(f"order {order.status}")
+                    continue
+                order_id = order.json()["id"]
+                t = time.perf_counter()
+                paid = await conn.request(
+                    "POST", f"/api/orders/{order_id}/payment", {**headers, "Idempotency-Key": uuid.uuid4().hex}, CARD
+                )
+                stats.latencies["pay"].append(time.perf_counter() - t)
+                if paid.status != 200:
+                    stats.error(f"pay {paid.status}")
+                    continue
+                stats.paid += 1
+                stats.latencies["flow"].append(time.perf_counter() - start)
+                if stats.paid % sample_every == 0:
+                    watcher = Connection(conn.host, conn.port, conn.timeout, stats)
+                    stats.watchers.append(
+                        asyncio.create_task(watch_pdf(watcher, order_id, headers, time.perf_counter(), stats))
+                    )
+            except Answer as exc:
+                stats.error(str(exc))
+            finally:
+                tokens.put_nowait(token)
+    finally:
+        await conn.close()
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -258,19 +282,26 @@ async def main(args: argparse.Namespace) -> int:
         stats = Stats()
         stop = asyncio.Event()
         hold_body = {"event_id": event_id, "section_id": section_id, "quantity": 1}
-        counted_before, cpu_before = await statements(client), cpu_seconds(args.server_pid)
+        (counted_before, bus_before), cpu_before = await counters(client), cpu_seconds(args.server_pid)
+        own_before = time.process_time()
         print(f"the sale starts: {args.buyers} buyers", file=sys.stderr, flush=True)
         started = time.perf_counter()
         sample_every = max(1, args.tickets // max(1, args.pdf_samples))
+        where = httpx.URL(args.url)
         buyers = [
-            asyncio.create_task(buyer(client, tokens, hold_body, stats, stop, sample_every)) for _ in range(args.buyers)
+            asyncio.create_task(
+                buyer(Connection(where.host, where.port or 80, 30, stats), tokens, hold_body, stats, stop, sample_every)
+            )
+            for _ in range(args.buyers)
         ]
         _, pending = await asyncio.wait(buyers, timeout=args.max_seconds)
         stop.set()
         for task in pending:
             task.cancel()
         elapsed = time.perf_counter() - started
-        counted_sale, cpu_sale = await statements(client), cpu_seconds(args.server_pid)
+        own_cpu = time.process_time() - own_before
+        print(f"the sale ended: {stats.paid} flows in {elapsed:.1f} s", file=sys.stderr, flush=True)
+        (counted_sale, bus_sale), cpu_sale = await counters(client), cpu_seconds(args.server_pid)
         if stats.watchers:
             await asyncio.wait(stats.watchers, timeout=130)
         await settle(client)
@@ -291,8 +322,11 @@ async def main(args: argparse.Namespace) -> int:
         "errors": stats.errors,
         "statements_per_flow": per_flow(counted_before, counted_sale, stats.paid),
         "statements_per_flow_all": per_flow(counted_before, counted_all, stats.paid),
+        "bus_calls_per_flow": per_flow(bus_before, bus_sale, stats.paid, digits=2),
         "cpu_ms_per_flow": round((cpu_sale - cpu_before) * 1000 / max(1, stats.paid), 2),
         "cpu_ms_per_flow_all": round((cpu_all - cpu_before) * 1000 / max(1, stats.paid), 2),
+        "load_generator_cpu_ms_per_flow": round(own_cpu * 1000 / max(1, stats.paid), 2),
+        "requests_during_sale": stats.requests,
         **{
             f"{step}_ms": {
                 "p50": round(percentile(values, 0.50) * 1000, 1),
@@ -326,4 +360,6 @@ def parse() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(parse())))
+    import uvloop  # uvicorn's event loop: the load generator's share of the cores stays small
+
+    sys.exit(uvloop.run(main(parse())))
