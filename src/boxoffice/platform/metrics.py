@@ -15,7 +15,15 @@ HTTP_LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 BUS_PUBLISHED = Counter("boxoffice_bus_events_published_total", "Events moved from an outbox to the bus", ["service"])
+BUS_PUBLISHES = Counter(
+    "boxoffice_bus_publishes_total", "Publishes of a relay that moved events (each one write to the bus)", ["service"]
+)
 BUS_CONSUMED = Counter("boxoffice_bus_events_consumed_total", "Events handled by a consumer group", ["group", "topic"])
+BUS_POLLS = Counter(
+    "boxoffice_bus_polls_total",
+    "Polls of a consumer group that returned events (events consumed / polls: the group's batch size)",
+    ["group"],
+)
 BUS_DEAD_LETTERS = Counter(
     "boxoffice_bus_dead_letters_total",
     "Events a consumer group gave up on and wrote to its dead letters",

@@ -21,7 +21,7 @@ import structlog
 from boxoffice.platform.bus.deadletters import DeadLetters, describe
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Consumer, Record
-from boxoffice.platform.metrics import BUS_CONSUMED, BUS_DEAD_LETTERS, BUS_RETRIES
+from boxoffice.platform.metrics import BUS_CONSUMED, BUS_DEAD_LETTERS, BUS_POLLS, BUS_RETRIES
 from boxoffice.platform.shutdown import cooperate, pause, stopped
 from boxoffice.platform.tracing import consuming
 
@@ -161,12 +161,14 @@ async def run_consumer(
     attempts = Attempts(max_attempts=max_attempts, dead_letters=dead_letters)
     delay = backoff
     polled = committed = 0
+    polls = BUS_POLLS.labels(consumer.group)
     try:
         while not stopped(stop):
             try:
                 records = await consumer.poll(max_records=200, timeout=1.0)
                 polled += len(records)
                 if records:
+                    polls.inc()
                     committed += await handle_batch(consumer, records, handler, attempts)
                 delay = backoff
             except asyncio.CancelledError:

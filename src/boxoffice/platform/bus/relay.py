@@ -21,7 +21,7 @@ from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.bus.tables import outbox_batch, outbox_delete
 from boxoffice.platform.db import Database
-from boxoffice.platform.metrics import BUS_PUBLISHED, OUTBOX_BACKLOG
+from boxoffice.platform.metrics import BUS_PUBLISHED, BUS_PUBLISHES, OUTBOX_BACKLOG
 from boxoffice.platform.shutdown import stopped
 
 log = structlog.get_logger("boxoffice.relay")
@@ -53,6 +53,7 @@ class Relay:
             await uow.conn.execute(outbox_delete([row[0] for row in rows]))
             await uow.commit()
         BUS_PUBLISHED.labels(self.db.name).inc(len(rows))
+        BUS_PUBLISHES.labels(self.db.name).inc()
         return len(rows)
 
     async def _lead(self) -> bool:
