@@ -255,6 +255,8 @@ async def buyer(
                     )
             except Answer as exc:
                 stats.error(str(exc))
+            except (ValueError, KeyError) as exc:  # an answer that is not the JSON expected
+                stats.error(f"bad answer: {type(exc).__name__}")
             finally:
                 tokens.put_nowait(token)
     finally:

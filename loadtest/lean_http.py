@@ -92,7 +92,10 @@ class Connection:
             if ":" in line:
                 key, value = line.split(":", 1)
                 found[key.strip().lower()] = value.strip()
-        content = await self.reader.readexactly(int(found.get("content-length", "0")))
+        if found.get("transfer-encoding", "").lower() == "chunked":  # the gateway streams what it proxies
+            content = await self._chunks()
+        else:
+            content = await self.reader.readexactly(int(found.get("content-length", "0")))
         self.used = time.monotonic()
         if found.get("connection", "").lower() == "close":
             await self.close()
@@ -100,3 +103,16 @@ class Connection:
         if status >= 500:
             self.out.server_errors += 1
         return Reply(status, found, content)
+
+    async def _chunks(self) -> bytes:
+        """A chunked body: hex size, CRLF, the bytes, CRLF; a chunk of size 0 (and the trailers) ends it."""
+        assert self.reader is not None
+        parts: list[bytes] = []
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+            if size == 0:
+                while await self.reader.readuntil(b"\r\n") != b"\r\n":
+                    pass  # trailers
+                return b"".join(parts)
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)
