@@ -26,6 +26,7 @@ from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp
 
 from boxoffice.platform.asgi_stream import StreamingASGITransport
+from boxoffice.platform.httppool import LeanTransport
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.problems import ServiceUnavailable
 from boxoffice.platform.settings import Settings
@@ -129,7 +130,10 @@ class ServiceClient:
         if (base_url is None) == (app is None):
             raise ValueError("a service client needs exactly one of base_url or app")
         # An app that fails answers 500 in-process exactly as over HTTP (instead of raising into the caller).
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False) if app is not None else None
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        transport: httpx.AsyncBaseTransport = (
+            httpx.ASGITransport(app=app, raise_app_exceptions=False) if app is not None else LeanTransport(limits)
+        )
         self.name = name
         self.retries = retries
         self.backoff_base = backoff_base
@@ -139,7 +143,6 @@ class ServiceClient:
             transport=transport,
             timeout=httpx.Timeout(timeout),
             headers=dict(headers or {}),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
         # Streams (server-sent events) wait for the body as long as it lasts, and in-process need a transport
         # that hands over each chunk as it is sent rather than the body once the app has finished.

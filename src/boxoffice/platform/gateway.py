@@ -55,6 +55,7 @@ from boxoffice.platform import tracing
 from boxoffice.platform.apidocs import docs_index_page
 from boxoffice.platform.auth import Principal, TokenVerifier
 from boxoffice.platform.faults import FaultRegistry, parse_rules, registry, rules_document
+from boxoffice.platform.httppool import LeanTransport
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.metrics import metrics_response
 from boxoffice.platform.problem_http import problem_response
@@ -418,7 +419,7 @@ class HttpProxy:
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout,
-            limits=httpx.Limits(max_connections=500, keepalive_expiry=4.0),
+            transport=LeanTransport(httpx.Limits(max_connections=500, keepalive_expiry=4.0)),
         )
         self._forward = _Forwarder(lambda _failed: self, retry_seconds=retry_seconds)
 
