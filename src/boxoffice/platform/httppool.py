@@ -38,11 +38,14 @@ class LeanPool:
         self._closed = False
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        timeout = request.extensions.get("timeout", {}).get("pool")
-        try:
-            await asyncio.wait_for(self._slots.acquire(), timeout)
-        except TimeoutError:
-            raise httpcore.PoolTimeout("no connection slot within the pool timeout") from None
+        if self._slots.locked():  # wait in line (wait_for makes a task: only when there is a line)
+            timeout = request.extensions.get("timeout", {}).get("pool")
+            try:
+                await asyncio.wait_for(self._slots.acquire(), timeout)
+            except TimeoutError:
+                raise httpcore.PoolTimeout("no connection slot within the pool timeout") from None
+        else:
+            await self._slots.acquire()
         try:
             while True:
                 connection, reused = await self._connection(request.url.origin)
