@@ -329,6 +329,8 @@ async def main(args: argparse.Namespace) -> int:
         "cpu_ms_per_flow_all": round((cpu_all - cpu_before) * 1000 / max(1, stats.paid), 2),
         "load_generator_cpu_ms_per_flow": round(own_cpu * 1000 / max(1, stats.paid), 2),
         "requests_during_sale": stats.requests,
+        "server_errors": stats.server_errors,
+        "timeouts": stats.timeouts,
         **{
             f"{step}_ms": {
                 "p50": round(percentile(values, 0.50) * 1000, 1),

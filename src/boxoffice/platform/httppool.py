@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any
 
 import httpcore
 import httpx
@@ -114,7 +113,11 @@ class _Released:
     """An answer's body; once read or closed, its connection goes back to the pool."""
 
     def __init__(
-        self, stream: AsyncIterable[bytes], pool: LeanPool, connection: httpcore.AsyncHTTPConnection, origin: Any
+        self,
+        stream: AsyncIterable[bytes],
+        pool: LeanPool,
+        connection: httpcore.AsyncHTTPConnection,
+        origin: httpcore.Origin,
     ) -> None:
         self._stream, self._pool, self._connection, self._origin = stream, pool, connection, origin
         self._closed = False
@@ -142,7 +145,8 @@ class LeanTransport(httpx.AsyncHTTPTransport):
     """``httpx.AsyncHTTPTransport`` (its request mapping and its exceptions) over ``LeanPool``."""
 
     def __init__(self, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits)
+        # Not the parent's __init__ (its only state is its pool): it builds httpcore's pool and an SSL context
+        # (reading the CA bundle), about 30 ms per client, for a pool replaced at once. Plain HTTP/1.1 inside.
         self._pool = LeanPool(  # type: ignore[assignment]
             max_connections=limits.max_connections or 1000,
             max_keepalive=limits.max_keepalive_connections or limits.max_connections or 1000,
