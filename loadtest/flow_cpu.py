@@ -6,7 +6,9 @@ The whole of boxoffice runs in this process (every service and worker, as ``boxo
 through httpx's ASGI transport instead of a socket. It registers the customers it needs, puts a general-
 admission sale on, then times ``--flows`` complete hold -> order -> pay flows with ``--concurrency`` buyers
 and prints the process's CPU milliseconds per flow and SQL statements per flow by database: for the flows
-alone, and again once the work they left behind (relay, consumers, ticket issuing) is done. The figures
+alone, and again once the work they left behind is done (relays and consumers; every ticket issued with its PDF
+stored and every confirmation e-mail sent: ``seconds_to_finish_after_the_flows``; the PDF renderers' own
+processes apart, ``pdf_workers_cpu_ms_per_flow``). The figures
 include the in-process client's share (httpx, a few percent) and no uvicorn, so they are for comparing
 two versions of the code side by side; ``loadtest/compare.py`` measures the real server.
 
@@ -16,6 +18,8 @@ the in-process HTTP client, as before the ports: run it with and without, side b
 ``--profile FILE`` writes a cProfile of the timed flows, in CPU time (read it with ``python -m pstats FILE``), and
 adds the CPU the requests alone took per flow under the profiler (the process's CPU also counts the workers'
 work, part of it periodic, so it grows with how long a run takes on a busy machine).
+
+``--profile-after FILE`` does the same for the work the flows left behind (issuing, PDFs stored, e-mails).
 """
 
 from __future__ import annotations
@@ -41,12 +45,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "loadtest"))
 
+import psutil  # noqa: E402
 from flash_sale import CARD, create_sale, login, register_customer  # noqa: E402
 from prometheus_client import REGISTRY  # noqa: E402
+from prometheus_client.metrics import MetricWrapperBase  # noqa: E402
 
 from boxoffice.cli import SERVICES  # noqa: E402
 from boxoffice.platform.gateway import Gateway  # noqa: E402
+from boxoffice.platform.metrics import BUS_CONSUMER_LAG  # noqa: E402
 from boxoffice.platform.settings import Settings  # noqa: E402
+from boxoffice.tickets.handlers.issuing import ISSUED  # noqa: E402
+from boxoffice.tickets.handlers.mail import MAILS_SENT  # noqa: E402
+from boxoffice.tickets.letters import CONFIRMATION  # noqa: E402
 from tests.harness.app import running  # noqa: E402
 
 ADMIN = ("admin@example.com", "admin-password-2026")
@@ -67,14 +77,53 @@ def per_flow(before: dict[str, float], after: dict[str, float], flows: int) -> d
     return {db: round(n / flows, 1) for db, n in sorted(used.items()) if n}
 
 
-async def settle(quiet: float = 0.5, limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    last = statements()
+def sample(metric: MetricWrapperBase, suffix: str = "", **labels: str) -> float:
+    """The sum of one metric's samples (``suffix``: ``_total`` for a counter) with these labels. Asked of the
+    metric itself: collecting the whole registry every 50 ms cost more CPU than the work being waited for."""
+    return sum(
+        sample.value
+        for family in metric.collect()
+        for sample in family.samples
+        if sample.name == family.name + suffix and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def lagging() -> bool:
+    """Whether some consumer group has events it has not handled yet (its last poll's lag)."""
+    return sample(BUS_CONSUMER_LAG) > 0
+
+
+async def settle(tickets: float | None = None, orders: float | None = None, limit: float = 120.0) -> float:
+    """Wait until the work the requests left behind is done, and return how long that took.
+
+    With ``tickets`` and ``orders``: until that many tickets are issued with their PDFs stored and that many
+    confirmation e-mails sent (counters of this process), and no consumer group lags. Without: until no group
+    has lagged for a second. (Waiting for the statements to stop instead never ends: idle pollers run some.)"""
+    started = deadline = time.monotonic()
+    deadline += limit
+    quiet_since: float | None = None
     while time.monotonic() < deadline:
-        await asyncio.sleep(quiet)
-        if (now := statements()) == last:
-            return
-        last = now
+        done = not lagging()
+        if tickets is not None and orders is not None:
+            done = done and sample(ISSUED, "_total") >= tickets
+            done = done and sample(MAILS_SENT, "_total", kind=CONFIRMATION) >= orders
+        if done and tickets is not None:
+            return time.monotonic() - started
+        quiet_since = (quiet_since or time.monotonic()) if done else None
+        if quiet_since is not None and time.monotonic() - quiet_since >= 1.0:
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"the work the flows left behind was not done after {limit:.0f} s")
+
+
+def pdf_workers_cpu() -> float:
+    """CPU seconds of this process's children (the tickets service's PDF renderers)."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = child.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -125,7 +174,9 @@ async def main(args: argparse.Namespace) -> None:
                     await flow()
 
             await settle()
+            issued, mailed = sample(ISSUED, "_total"), sample(MAILS_SENT, "_total", kind=CONFIRMATION)
             counted, cpu, wall = statements(), time.process_time(), time.perf_counter()
+            pdf_cpu = pdf_workers_cpu()
             # Timed by the process's CPU clock, not the wall's: on a shared machine other processes' load would
             # otherwise count as this code's time.
             profile = cProfile.Profile(time.process_time) if args.profile else None
@@ -135,8 +186,14 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.gather(*[buyer(share) for _ in range(args.concurrency)])
             flows = share * args.concurrency
             counted_flows, cpu_flows, wall_flows = statements(), time.process_time(), time.perf_counter()
-            await settle()
+            flows_done = flows - sum(failures.values())
+            after = cProfile.Profile(time.process_time) if args.profile_after else None
+            with after or contextlib.nullcontext():
+                behind = await settle(tickets=issued + flows_done, orders=mailed + flows_done)
+            if after is not None:
+                after.dump_stats(args.profile_after)
             counted_all, cpu_all = statements(), time.process_time()
+            pdf_cpu = pdf_workers_cpu() - pdf_cpu
             if profile is not None:
                 profile.dump_stats(args.profile)
                 requests_cpu = _cpu_inside(profile, Gateway.__call__)  # every request enters there
@@ -148,6 +205,8 @@ async def main(args: argparse.Namespace) -> None:
         "flows_per_second": round(flows / (wall_flows - wall), 1),
         "cpu_ms_per_flow": round((cpu_flows - cpu) * 1000 / flows, 2),
         "cpu_ms_per_flow_all": round((cpu_all - cpu) * 1000 / flows, 2),
+        "pdf_workers_cpu_ms_per_flow": round(pdf_cpu * 1000 / flows, 2),
+        "seconds_to_finish_after_the_flows": round(behind, 1),
         "statements_per_flow": per_flow(counted, counted_flows, flows),
         "statements_per_flow_all": per_flow(counted, counted_all, flows),
     }
@@ -169,6 +228,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--flows", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--profile", help="write a cProfile of the timed flows to this file")
+    parser.add_argument("--profile-after", help="write a cProfile of the work the flows left behind to this file")
     parser.add_argument(
         "--over-http",
         action="store_true",
