@@ -182,6 +182,21 @@ async def test_selling_out_closes_the_line_for_everyone_at_once(app: Running) ->
     assert late.status_code == 410 and late.json()["type"].endswith("/queue-closed")
 
 
+async def test_a_poll_of_orders_counts_only_sales_with_a_line_and_a_redelivered_poll_counts_nothing(
+    app: Running,
+) -> None:
+    event = await open_room(app, capacity=10)
+    deps = app.service("waitingroom").deps
+    no_line = str(uuid.uuid4())
+    poll = [booked(event["event_id"], 3), booked(no_line, 5), booked(event["event_id"], 2)]
+    await handlers.apply_bookings(deps, poll)
+    await handlers.apply_bookings(deps, poll)  # the same poll again: each order's inbox claim holds
+    async with deps.db.read() as conn:
+        room = await store.room(conn, event["event_id"])
+        assert room is not None and room.sold == 5
+        assert await store.room(conn, no_line) is None  # an order of a sale without a line writes nothing
+
+
 async def test_the_organiser_sees_the_line_and_buyers_may_not(app: Running) -> None:
     event = await open_room(app, admit_per_minute=60)
     clock(app).advance(minutes=5)

@@ -196,8 +196,18 @@ def _order_row(booking: Booking, *, status: str, now: datetime) -> dict[str, Any
 
 async def order_of(conn: AsyncConnection, order_id: str) -> OrderSummary | None:
     row = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
-    if row is None:
-        return None
+    return _order_summary(row) if row is not None else None
+
+
+async def orders_of(conn: AsyncConnection, order_ids: Collection[str]) -> dict[str, OrderSummary]:
+    """The orders of these ids that are known here, by id (one read)."""
+    if not order_ids:
+        return {}
+    rows = await conn.execute(select(orders).where(orders.c.id.in_(sorted(order_ids))))
+    return {row.id: _order_summary(row) for row in rows}
+
+
+def _order_summary(row: Any) -> OrderSummary:
     return OrderSummary(
         id=row.id,
         status=row.status,
@@ -292,6 +302,21 @@ async def ticket_by_id(conn: AsyncConnection, ticket_id: str) -> Ticket | None:
 async def tickets_of_order(conn: AsyncConnection, order_id: str) -> list[Ticket]:
     rows = await conn.execute(select(tickets).where(tickets.c.order_id == order_id).order_by(tickets.c.line_no))
     return [_ticket(row) for row in rows]
+
+
+async def tickets_of_orders(conn: AsyncConnection, order_ids: Collection[str]) -> dict[str, list[Ticket]]:
+    """Each of these orders' tickets in line order, by order id (one read; an order without any is absent)."""
+    if not order_ids:
+        return {}
+    query = (
+        select(tickets)
+        .where(tickets.c.order_id.in_(sorted(order_ids)))
+        .order_by(tickets.c.order_id, tickets.c.line_no)
+    )
+    found: dict[str, list[Ticket]] = {}
+    for row in await conn.execute(query):
+        found.setdefault(row.order_id, []).append(_ticket(row))
+    return found
 
 
 async def tickets_of_user(

@@ -382,14 +382,33 @@ async def _has_room(deps: WaitingRoomDeps, event_id: str) -> bool:
         return await store.room(conn, event_id) is not None
 
 
+async def _among_rooms(deps: WaitingRoomDeps, envelopes: Sequence[Envelope]) -> list[Envelope]:
+    """The events of sales with a line, in their order: one read for a whole poll. Most sales have none, and
+    every hold and order of every sale comes to these groups (a flash sale without a line: two reads per
+    purchase before, one per poll now)."""
+    async with deps.db.read() as conn:
+        queued = await store.with_rooms(conn, (str(e.data.get("event_id")) for e in envelopes))
+    return [e for e in envelopes if str(e.data.get("event_id")) in queued]
+
+
 async def apply_booking(deps: WaitingRoomDeps, envelope: Envelope) -> None:
     """Confirmed and cancelled orders move the sold count; a sale that sells out closes its line."""
+    if await _has_room(deps, str(envelope.data.get("event_id"))):
+        await _apply_booking(deps, envelope)  # most sales have no line: no write at all for them
+
+
+async def apply_bookings(deps: WaitingRoomDeps, envelopes: Sequence[Envelope]) -> None:
+    """A poll's orders (``Batched``): those of sales with a line, each in its own transaction with its inbox
+    claim, so that when one fails the one-by-one retry of the poll finds the others done."""
+    for envelope in await _among_rooms(deps, envelopes):
+        await _apply_booking(deps, envelope)
+
+
+async def _apply_booking(deps: WaitingRoomDeps, envelope: Envelope) -> None:
     data = envelope.data
     tickets = int(data.get("ticket_count") or 0)
     if data.get("status") == "cancelled":
         tickets = -tickets
-    if not await _has_room(deps, str(data.get("event_id"))):
-        return  # most sales have no line: no write at all for them (this runs for every order)
     async with deps.db.uow() as uow:
         if not await claim_inbox(uow.conn, BOOKINGS_GROUP, envelope.id):
             return
@@ -405,11 +424,19 @@ async def apply_booking(deps: WaitingRoomDeps, envelope: Envelope) -> None:
 async def apply_hold(deps: WaitingRoomDeps, envelope: Envelope) -> None:
     """Holds placed on a queued sale: booking's own latency for each feeds the adaptive rate, and an admitted
     buyer's hold marks the admission as used (it leaves the concurrency window)."""
-    if envelope.type != "booking.hold-placed":
-        return
+    if envelope.type == "booking.hold-placed" and await _has_room(deps, str(envelope.data.get("event_id"))):
+        await _apply_hold(deps, envelope)  # every hold of every sale comes here; only queued sales need a write
+
+
+async def apply_holds(deps: WaitingRoomDeps, envelopes: Sequence[Envelope]) -> None:
+    """A poll's holds (``Batched``): those placed on sales with a line, each as ``apply_bookings`` does."""
+    placed = [e for e in envelopes if e.type == "booking.hold-placed"]
+    for envelope in await _among_rooms(deps, placed) if placed else ():
+        await _apply_hold(deps, envelope)
+
+
+async def _apply_hold(deps: WaitingRoomDeps, envelope: Envelope) -> None:
     event_id, user_id = str(envelope.data.get("event_id")), str(envelope.data.get("user_id"))
-    if not await _has_room(deps, event_id):
-        return  # every hold of every sale comes here; only queued sales need a write
     latency = envelope.data.get("latency_ms")
     slow = isinstance(latency, int | float) and latency > deps.config.hold_latency_target_ms
     async with deps.db.uow() as uow:

@@ -8,7 +8,7 @@ from typing import ClassVar
 from fastapi import APIRouter
 
 from boxoffice.platform.app import Service, Worker
-from boxoffice.platform.bus.consumer import Handler
+from boxoffice.platform.bus.consumer import Batched, Handler
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Bus
 from boxoffice.platform.clients import ServiceClients
@@ -45,13 +45,19 @@ class WaitingRoomService(Service):
         async def on_booking(envelope: Envelope) -> None:
             await handlers.apply_booking(self.deps, envelope)
 
+        async def on_bookings(envelopes: Sequence[Envelope]) -> None:  # a poll's events: one read for all
+            await handlers.apply_bookings(self.deps, envelopes)
+
         async def on_hold(envelope: Envelope) -> None:
             await handlers.apply_hold(self.deps, envelope)
 
+        async def on_holds(envelopes: Sequence[Envelope]) -> None:
+            await handlers.apply_holds(self.deps, envelopes)
+
         return {
             handlers.CATALOG_GROUP: (["catalog.events", "catalog.runs"], on_catalog),
-            handlers.BOOKINGS_GROUP: (["ticket-bookings"], on_booking),
-            handlers.HOLDS_GROUP: (["booking.holds"], on_hold),
+            handlers.BOOKINGS_GROUP: (["ticket-bookings"], Batched(on_booking, on_bookings)),
+            handlers.HOLDS_GROUP: (["booking.holds"], Batched(on_hold, on_holds)),
         }
 
     def extra_workers(self) -> dict[str, Worker]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -159,6 +159,15 @@ async def room(conn: AsyncConnection, event_id: str, *, lock: bool = False) -> R
         stmt = stmt.with_for_update()
     row = (await conn.execute(stmt)).first()
     return _room(row) if row else None
+
+
+async def with_rooms(conn: AsyncConnection, event_ids: Iterable[str]) -> set[str]:
+    """Which of these sales have a line (one read for a poll's worth of events)."""
+    wanted = sorted(set(event_ids))
+    if not wanted:
+        return set()
+    rows = await conn.execute(select(rooms.c.event_id).where(rooms.c.event_id.in_(wanted)))
+    return {row.event_id for row in rows}
 
 
 async def rooms_to_tick(conn: AsyncConnection) -> list[str]:
