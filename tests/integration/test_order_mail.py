@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from boxoffice.platform.mail import DevMailbox, Mail
 from boxoffice.platform.settings import Settings
 from boxoffice.tickets import store
 from boxoffice.tickets.deps import TicketsSettings
+from boxoffice.tickets.domain import Letter
 from tests.harness.app import Running, running, wait_for
 from tests.harness.smtp import Inbox
 
@@ -178,3 +180,25 @@ async def test_the_confirmation_arrives_over_smtp_with_the_pdfs(tmp_path: Path, 
         [refund] = await wait_for(refund_delivered, timeout=30)
         assert "Refunded: 2,950.00 INR" in refund.get_body(("plain",)).get_content()
         assert str(refund["Message-ID"]) == f"<{confirmed.data['order_id']}.refund@boxoffice.localhost>"
+
+
+async def test_mails_queued_together_count_only_the_new_ones(app: Running) -> None:
+    """``queue_mails``: one statement for a batch; a mail already queued for its order and kind stays as it was."""
+
+    def letter(order_id: str, subject: str) -> Letter:
+        return Letter(order_id, "confirmation", BUYER, subject, "body", (("ticket-1.pdf", f"tickets/{order_id}/1.pdf"),))
+
+    first, second, third = (str(uuid.uuid4()) for _ in range(3))
+    now = datetime.now(UTC)
+    db = app.service("tickets").db
+    async with db.uow() as uow:
+        assert await store.queue_mail(uow.conn, letter(first, "first"), now=now)
+        await uow.commit()
+    async with db.uow() as uow:
+        batch = [letter(first, "again"), letter(second, "second"), letter(third, "third")]
+        assert await store.queue_mails(uow.conn, batch, now=now) == 2
+        await uow.commit()
+    async with db.read() as conn:
+        queued = {q.letter.order_id: q.letter for q in await store.pending_mail(conn, 10)}
+    assert {order_id: m.subject for order_id, m in queued.items()} == {first: "first", second: "second", third: "third"}
+    assert queued[third].attachments == (("ticket-1.pdf", f"tickets/{third}/1.pdf"),)

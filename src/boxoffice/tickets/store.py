@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from boxoffice.platform import audit
+from boxoffice.platform import audit, hotsql
 from boxoffice.platform.audit import add_audit_table
 from boxoffice.platform.bus.tables import BigId, add_messaging_tables
 from boxoffice.platform.db import UtcDateTime
@@ -422,20 +422,37 @@ _SET_PDF_KEY = (
 
 
 # Mail.
+_QUEUE_MAIL = {
+    # PostgreSQL: the rows a multi-row insert made are counted from RETURNING (the driver's count is not kept).
+    "postgresql": postgresql.insert(mail_queue).on_conflict_do_nothing().returning(mail_queue.c.id),
+    "sqlite": sqlite.insert(mail_queue).on_conflict_do_nothing(),
+}
+"""Built once (``platform.hotsql``): an order's mail of a kind is queued once; a second one changes nothing."""
+
+
 async def queue_mail(conn: AsyncConnection, mail: Letter, *, now: datetime) -> bool:
     """Queue the order's mail of this kind unless one was queued before; True if this call queued it."""
-    table_insert = postgresql.insert(mail_queue) if conn.dialect.name == "postgresql" else sqlite.insert(mail_queue)
-    values = {
-        "order_id": mail.order_id,
-        "kind": mail.kind,
-        "recipient": mail.recipient,
-        "subject": mail.subject,
-        "body": mail.body,
-        "attachments": json.dumps([list(a) for a in mail.attachments]),
-        "created_at": now,
-    }
-    result = await conn.execute(table_insert.values(values).on_conflict_do_nothing())
-    return bool(result.rowcount == 1)
+    return await queue_mails(conn, [mail], now=now) == 1
+
+
+async def queue_mails(conn: AsyncConnection, mails: Sequence[Letter], *, now: datetime) -> int:
+    """Queue each order's mail of its kind unless one was queued before (one statement); how many it queued."""
+    rows = [
+        {
+            "order_id": mail.order_id,
+            "kind": mail.kind,
+            "recipient": mail.recipient,
+            "subject": mail.subject,
+            "body": mail.body,
+            "attachments": json.dumps([list(a) for a in mail.attachments]),
+            "created_at": now,
+        }
+        for mail in mails
+    ]
+    if not rows:
+        return 0
+    done = await hotsql.run(conn, _QUEUE_MAIL[conn.dialect.name], rows)
+    return len(done.all()) if conn.dialect.name == "postgresql" else done.rowcount
 
 
 async def pending_mail(conn: AsyncConnection, limit: int) -> list[QueuedLetter]:

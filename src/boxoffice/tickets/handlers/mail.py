@@ -34,19 +34,17 @@ class OrderNotSeenYet(Exception):
 async def queue_confirmations(deps: TicketsDeps, conn: AsyncConnection, order_ids: Iterable[str]) -> int:
     """Queue the confirmation of each order whose tickets all have their PDF (in the caller's transaction).
     Orders without an e-mail address (records from before booking sent one) get none."""
-    queued = 0
     wanted = set(order_ids)
     orders = await store.orders_of(conn, wanted)  # two reads for a batch of PDFs, not two per order
     mailed = {order_id for order_id, order in orders.items() if order.status == "confirmed" and order.email}
     tickets_of = await store.tickets_of_orders(conn, mailed)
+    ready = []
     for order_id in sorted(mailed):
-        order = orders[order_id]
         tickets = [t for t in tickets_of.get(order_id, ()) if t.status != TicketStatus.VOIDED]
         if not tickets or any(t.pdf_key is None for t in tickets):
             continue  # the last PDF's renderer queues it
-        letter = letters.confirmation(order, tickets, site=deps.site)
-        queued += await store.queue_mail(conn, letter, now=deps.now())
-    return queued
+        ready.append(letters.confirmation(orders[order_id], tickets, site=deps.site))
+    return await store.queue_mails(conn, ready, now=deps.now())
 
 
 async def mail_refund(deps: TicketsDeps, data: Mapping[str, Any], *, inbox: tuple[str, str]) -> None:
