@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from datetime import timedelta
 
@@ -43,8 +44,14 @@ VERIFIED = counter("boxoffice_users_verified_total", "Accounts that verified the
 LOGINS = counter("boxoffice_logins_total", "Login attempts", ("outcome",))
 
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
-# Verified against when the e-mail is unknown, so a login takes as long whether or not the account exists.
-_DUMMY_HASH = _hasher.hash("boxoffice-dummy-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the e-mail is unknown, so a login takes as long whether or not the account exists.
+    Made on first need (in the login's thread), not at import: hashing takes ~150 ms of CPU, which every
+    boxoffice process paid at start, also those that never see a login (workers, the other services)."""
+    return _hasher.hash("boxoffice-dummy-password")
 
 
 async def hash_password(password: str) -> str:
@@ -177,7 +184,8 @@ async def login(deps: IdentityDeps, cmd: LogIn) -> TokenPair:
     async with deps.db.read() as conn:
         user = await store.user_by_email(conn, email)
     if user is None:
-        await password_matches(_DUMMY_HASH, cmd.password)
+        await asyncio.to_thread(_dummy_hash)  # the first time only; later calls return the same string
+        await password_matches(_dummy_hash(), cmd.password)
         LOGINS.labels("failed").inc()
         raise domain.InvalidCredentials()
     # The attempt is counted (and commits) before the password is checked: concurrent guesses each take a
