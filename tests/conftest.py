@@ -68,12 +68,3 @@ def own_kafka_broker() -> Iterator[Tansu]:
     """A broker of this test alone, for tests that stop and restart it."""
     with tansu_broker() as broker:
         yield broker
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with a ``slow`` test go first (the rest keep their order). ``make test`` runs two workers with
-    ``--dist loadfile``, which hands out whole files in this order: the long files then start at once and the
-    short ones fill in around them, where before one long file (the rolling update, a minute and a half) could
-    start last and run on alone while the other worker sat idle."""
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)

@@ -19,7 +19,6 @@ from tests.harness.postgres import create_database
 from tests.harness.server import boxoffice_run
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.kafka
 @pytest.mark.timeout(420)  # ~19 processes start on two cores; on a loaded machine that alone takes minutes

@@ -190,7 +190,6 @@ def roll(parent: int, service: str, port: int, logs: Path, stack: list[subproces
     wait_exit(old_worker.pid, timeout=120)
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.kafka
 @pytest.mark.timeout(1500)  # 11 processes start, then 4 more; on a loaded machine that alone takes minutes

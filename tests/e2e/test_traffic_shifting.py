@@ -93,7 +93,6 @@ class Load:
                 self.served.setdefault(started, Counter())[response.headers.get("x-boxoffice-version", "?")] += 1
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(600)  # eight processes to start on a shared machine, then ~900 requests
 def test_shift_music_from_v1_to_v2_under_load(tmp_path: Path, postgres_admin_url: str) -> None:

@@ -234,7 +234,6 @@ async def all_consumed(service: AnalyticsService, count: int) -> bool:
     return await consumed(service) == count
 
 
-@pytest.mark.slow
 async def test_a_worker_killed_at_any_moment_gives_the_results_of_an_uninterrupted_run(
     setup: Setup, request: pytest.FixtureRequest
 ) -> None:

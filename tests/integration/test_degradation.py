@@ -74,7 +74,6 @@ async def _set(client: httpx.AsyncClient, admin: dict[str, str], *rules: dict[st
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(300)  # the injected 2 s delays add up
 async def test_event_pages_checkout_and_breakers_under_faults(app: Running) -> None:
     client = app.client

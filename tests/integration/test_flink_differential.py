@@ -43,7 +43,6 @@ def java_available() -> bool:
     return shutil.which("java") is not None or bool(os.environ.get("JAVA_HOME"))
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not java_available(), reason="PyFlink needs a Java runtime (Debian openjdk-17-jre-headless)")
 async def test_flink_sql_and_the_built_in_worker_agree_on_every_window(tmp_path: Path) -> None:
     stream = generate(seed=2026, bookings=5000, events=20, minutes=30)
