@@ -376,12 +376,6 @@ async def apply_catalog_event(deps: WaitingRoomDeps, envelope: Envelope) -> None
     deps.memory.forget_room(sale_id)
 
 
-async def _has_room(deps: WaitingRoomDeps, event_id: str) -> bool:
-    """Rooms are made from catalog events, which come before any booking of their sale."""
-    async with deps.db.read() as conn:
-        return await store.room(conn, event_id) is not None
-
-
 async def _among_rooms(deps: WaitingRoomDeps, envelopes: Sequence[Envelope]) -> list[Envelope]:
     """The events of sales with a line, in their order: one read for a whole poll. Most sales have none, and
     every hold and order of every sale comes to these groups (a flash sale without a line: two reads per
@@ -392,9 +386,9 @@ async def _among_rooms(deps: WaitingRoomDeps, envelopes: Sequence[Envelope]) -> 
 
 
 async def apply_booking(deps: WaitingRoomDeps, envelope: Envelope) -> None:
-    """Confirmed and cancelled orders move the sold count; a sale that sells out closes its line."""
-    if await _has_room(deps, str(envelope.data.get("event_id"))):
-        await _apply_booking(deps, envelope)  # most sales have no line: no write at all for them
+    """Confirmed and cancelled orders move the sold count; a sale that sells out closes its line. Most sales
+    have none: no write at all for them. (Rooms are made from catalog events, which come first.)"""
+    await apply_bookings(deps, [envelope])
 
 
 async def apply_bookings(deps: WaitingRoomDeps, envelopes: Sequence[Envelope]) -> None:
@@ -424,8 +418,7 @@ async def _apply_booking(deps: WaitingRoomDeps, envelope: Envelope) -> None:
 async def apply_hold(deps: WaitingRoomDeps, envelope: Envelope) -> None:
     """Holds placed on a queued sale: booking's own latency for each feeds the adaptive rate, and an admitted
     buyer's hold marks the admission as used (it leaves the concurrency window)."""
-    if envelope.type == "booking.hold-placed" and await _has_room(deps, str(envelope.data.get("event_id"))):
-        await _apply_hold(deps, envelope)  # every hold of every sale comes here; only queued sales need a write
+    await apply_holds(deps, [envelope])  # every hold of every sale comes here; only queued sales need a write
 
 
 async def apply_holds(deps: WaitingRoomDeps, envelopes: Sequence[Envelope]) -> None:
