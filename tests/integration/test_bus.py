@@ -23,7 +23,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 
 from boxoffice.platform.bus.consumer import Batched, Handler, run_consumer
 from boxoffice.platform.bus.deadletters import DeadLetters
-from boxoffice.platform.bus.envelope import Envelope
+from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.bus.kafka import KafkaBus
 from boxoffice.platform.bus.port import Bus, Consumer
 from boxoffice.platform.bus.relay import Relay
@@ -496,3 +496,27 @@ async def test_consumer_lag_is_what_the_group_has_not_handled_yet(backend: Backe
         failing = False
         await h.wait_applied("tickets", len(published))
         await eventually(lambda: _true(h.lag("tickets") == 0), "no lag once every event is handled")
+
+
+@pytest.mark.kafka
+async def test_a_kafka_publish_to_a_topic_just_created_does_not_strand_the_records_for_the_others(
+    kafka_broker: Tansu,
+) -> None:
+    """aiokafka's producer knows the topics that existed when it started only from a cluster-wide metadata
+    answer; adding a new topic narrowed its metadata to that one, and records queued for the others waited
+    for a leader until they expired (NotLeaderForPartitionError after request_timeout_ms)."""
+    run = uuid.uuid4().hex[:8]
+    old, new = f"old-{run}", f"new-{run}"
+    creator = KafkaBus(kafka_settings(kafka_broker.bootstrap), request_timeout_ms=3_000)
+    await creator.ensure_topics({old})
+    bus = KafkaBus(kafka_settings(kafka_broker.bootstrap), request_timeout_ms=3_000)
+    try:
+        for attempt in range(3):
+            started = time.monotonic()
+            await bus.publish(
+                [new_event("test.e", source="test", key=f"k{attempt}", data={}, topic=t) for t in (old, f"{new}-{attempt}")]
+            )
+            assert time.monotonic() - started < 2.0, f"attempt {attempt} waited for its records' metadata"
+    finally:
+        await bus.stop()
+        await creator.stop()

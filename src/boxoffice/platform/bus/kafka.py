@@ -65,6 +65,19 @@ async def _answered_within(call: Awaitable[object], seconds: float) -> None:
     task.result()
 
 
+async def _tracked(producer: AIOKafkaProducer, topics: set[str]) -> None:
+    """Make the producer's metadata track ``topics`` by name before records go to them.
+
+    aiokafka's client starts out tracking no topic, so its metadata then holds every topic of the cluster, and
+    a send to a topic found there does not add it to the tracked set. The first send to a topic NOT found there
+    (a topic just created) adds that one, and the next metadata answer then holds that topic alone: batches
+    already queued for the others have no leader any more and wait until they expire (request_timeout_ms),
+    failing with NotLeaderForPartitionError. Two relays sharing the producer, one publishing to a topic just
+    created, lost ten seconds that way. ``add_topic`` answers at once for a topic already tracked."""
+    for topic in topics:
+        await producer.client.add_topic(topic)
+
+
 class KafkaBus:
     name = "kafka"
 
@@ -115,8 +128,10 @@ class KafkaBus:
             return
         producer: AIOKafkaProducer | None = None
         try:
-            await self.ensure_topics({e.topic for e in envelopes})
+            topics = {e.topic for e in envelopes}
+            await self.ensure_topics(topics)
             producer = await self._producer_client()
+            await _tracked(producer, topics)
             # Appending one by one keeps the given order within each partition, and aiokafka keeps it on the
             # wire: one request in flight per broker, a retried batch back at the head of its partition.
             sent = [await producer.send(e.topic, e.to_json(), key=e.key.encode()) for e in envelopes]
