@@ -514,7 +514,10 @@ async def test_a_kafka_publish_to_a_topic_just_created_does_not_strand_the_recor
         for attempt in range(3):
             started = time.monotonic()
             await bus.publish(
-                [new_event("test.e", source="test", key=f"k{attempt}", data={}, topic=t) for t in (old, f"{new}-{attempt}")]
+                [
+                    new_event("test.e", source="test", key=f"k{attempt}", data={}, topic=t)
+                    for t in (old, f"{new}-{attempt}")
+                ]
             )
             assert time.monotonic() - started < 2.0, f"attempt {attempt} waited for its records' metadata"
     finally:
