@@ -117,3 +117,36 @@ async def test_a_cancelled_unit_of_work_leaves_nothing_behind_on_embedded_sqlite
         assert await cancel_units_of_work_everywhere(db) == []
     finally:
         await db.dispose()
+
+
+async def test_an_embedded_read_gives_its_connection_back_without_waiting_for_the_event_loop(tmp_path: Path) -> None:
+    """SQLAlchemy's ``async with engine.connect()`` closes in a task of its own and waits for it: two turns of
+    the event loop, 100 to 200 ms each read during a flash sale. An embedded read closes in place."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'read.db'}", name="read", sqlite_inline=True)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    running = asyncio.create_task(ticker())
+    try:
+        await asyncio.sleep(0)
+        async with db.read() as conn:
+            assert (await conn.execute(select(func.count()).select_from(things))).scalar_one() == 0
+            seen = turns
+        assert turns == seen  # leaving the block let no other task run
+        assert db.read_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        with pytest.raises(RuntimeError):
+            async with db.read():
+                raise RuntimeError("the reader failed")
+        assert db.read_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await db.dispose()

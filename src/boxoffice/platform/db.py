@@ -134,6 +134,8 @@ class Database:
         self.outbox_signal = asyncio.Event()
         self._watch: CommitWatch | None = None
         self._checkpointer: Checkpointer | None = None
+        self._inline = False
+        """Embedded SQLite: statements run on sqlite3 in the event loop's thread (``platform.sqlite_inline``)."""
         if self.is_sqlite:
             database = make_url(url).database
             if database and database != ":memory:":
@@ -141,6 +143,7 @@ class Database:
             inline: dict[str, Any] = {}
             if sqlite_inline and database and database != ":memory:":
                 inline = {"async_creator": inline_creator(database)}
+                self._inline = True
             self.engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **inline)
             # Readers run in autocommit (no BEGIN, see ``_on_begin``): nothing to roll back when one is returned.
             self.read_engine = create_async_engine(
@@ -174,8 +177,20 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for queries only; its transaction is rolled back at the end."""
-        async with self.read_engine.connect() as conn:
+        if not self._inline:
+            async with self.read_engine.connect() as conn:
+                yield conn
+            return
+        # Embedded SQLite: closed by this task. SQLAlchemy's ``async with`` closes the connection in a task of
+        # its own (so that a cancellation cannot cut the close short) and waits for that task: two turns of the
+        # event loop, which during a flash sale are 100 to 200 ms, with the connection held all the while (the
+        # relays' reads took that long, and the read pool ran dry). On sqlite3 here the close never suspends,
+        # so there is nothing for a cancellation to cut short.
+        conn = await self.read_engine.connect()
+        try:
             yield conn
+        finally:
+            await conn.close()
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
