@@ -47,6 +47,8 @@ class Stats:
     latencies: dict[str, list[float]] = field(
         default_factory=lambda: {"hold": [], "order": [], "pay": [], "flow": [], "code_visible": [], "pdf_ready": []}
     )
+    sent_at: dict[str, list[float]] = field(default_factory=lambda: {"hold": [], "order": [], "pay": []})
+    """When each request of ``latencies[step]`` was sent (perf_counter), for ``slowest``."""
     watchers: list[asyncio.Task[None]] = field(default_factory=list)
     paid: int = 0
     sold_out: int = 0
@@ -222,6 +224,7 @@ async def buyer(
                     "POST", "/api/holds", {**headers, "Idempotency-Key": uuid.uuid4().hex}, hold_body
                 )
                 stats.latencies["hold"].append(time.perf_counter() - start)
+                stats.sent_at["hold"].append(start)
                 if hold.status == 409:
                     stats.sold_out += 1
                     stop.set()
@@ -234,6 +237,7 @@ async def buyer(
                 t = time.perf_counter()
                 order = await conn.request("POST", "/api/orders", headers, {"hold_id": hold.json()["id"]})
                 stats.latencies["order"].append(time.perf_counter() - t)
+                stats.sent_at["order"].append(t)
                 if order.status != 201:
                     stats.error(f"order {order.status}")
                     continue
@@ -243,6 +247,7 @@ async def buyer(
                     "POST", f"/api/orders/{order_id}/payment", {**headers, "Idempotency-Key": uuid.uuid4().hex}, CARD
                 )
                 stats.latencies["pay"].append(time.perf_counter() - t)
+                stats.sent_at["pay"].append(t)
                 if paid.status != 200:
                     stats.error(f"pay {paid.status}")
                     continue
@@ -287,7 +292,7 @@ async def main(args: argparse.Namespace) -> int:
         (counted_before, bus_before), cpu_before = await counters(client), cpu_seconds(args.server_pid)
         own_before = time.process_time()
         print(f"the sale starts: {args.buyers} buyers", file=sys.stderr, flush=True)
-        started = time.perf_counter()
+        started, started_wall = time.perf_counter(), time.time()
         sample_every = max(1, args.tickets // max(1, args.pdf_samples))
         where = httpx.URL(args.url)
         buyers = [
@@ -318,6 +323,7 @@ async def main(args: argparse.Namespace) -> int:
         "tickets": args.tickets,
         "paid": stats.paid,
         "seconds": round(elapsed, 2),
+        "started_at_unix": round(started_wall, 2),
         "flows_per_second": round(stats.paid / elapsed, 1),
         "oversold": oversold,
         "server_available_after": available,
@@ -339,6 +345,15 @@ async def main(args: argparse.Namespace) -> int:
                 "mean": round(statistics.fmean(values) * 1000, 1) if values else None,
             }
             for step, values in stats.latencies.items()
+        },
+        # The five slowest requests of each step: [seconds into the sale when sent, ms]. A tail at the start
+        # (work left from registering the buyers) reads differently from one spread over the sale.
+        "slowest": {
+            step: [
+                [round(at - started, 2), round(latency * 1000, 1)]
+                for latency, at in sorted(zip(stats.latencies[step], sent, strict=True), reverse=True)[:5]
+            ]
+            for step, sent in stats.sent_at.items()
         },
     }
     print(json.dumps(result, indent=2))
