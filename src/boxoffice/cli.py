@@ -344,6 +344,22 @@ class DrainingServer(uvicorn.Server):
         loop.call_soon_threadsafe(loop.call_later, self.drain_seconds, super().handle_exit, sig, frame)
 
 
+def server_config(asgi: ASGIApp, settings: Settings, *, port: int | None = None) -> uvicorn.Config:
+    """uvicorn's settings for an HTTP server of boxoffice (the event loop: ``Settings.event_loop``)."""
+    return uvicorn.Config(
+        asgi,
+        host=settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        loop=settings.event_loop,
+        http="httptools",
+        lifespan="on",
+        timeout_keep_alive=settings.http_keep_alive_seconds,
+        timeout_graceful_shutdown=5,
+    )
+
+
 def _serve(
     asgi: ASGIApp,
     settings: Settings,
@@ -353,18 +369,7 @@ def _serve(
     on_drain: Callable[[], None] = lambda: None,
     reuse_port: bool = False,
 ) -> None:
-    config = uvicorn.Config(
-        asgi,
-        host=settings.host,
-        port=port or settings.port,
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        timeout_keep_alive=settings.http_keep_alive_seconds,
-        timeout_graceful_shutdown=5,
-    )
+    config = server_config(asgi, settings, port=port)
     server = DrainingServer(config, drain_seconds=drain_seconds, on_drain=on_drain)
     if not reuse_port:
         server.run()
