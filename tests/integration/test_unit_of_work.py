@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text
 
 from boxoffice.platform.bus.tables import add_messaging_tables, claim_inbox, outbox_backlog
 from boxoffice.platform.db import Database
@@ -150,3 +151,65 @@ async def test_an_embedded_read_gives_its_connection_back_without_waiting_for_th
         with contextlib.suppress(asyncio.CancelledError):
             await running
         await db.dispose()
+
+
+@pytest.fixture
+async def pg(pg_url: str) -> Database:
+    database = Database(pg_url, name="test")
+    async with database.uow() as uow:
+        await uow.conn.run_sync(metadata.create_all)
+        await uow.commit()
+    yield database  # type: ignore[misc]
+    await database.dispose()
+
+
+@contextlib.asynccontextmanager
+async def sent(db: Database) -> AsyncIterator[list[str]]:
+    """What asyncpg sends PostgreSQL besides prepared statements while the block runs (its query logger
+    sees BEGIN, COMMIT, ROLLBACK and a ping; SQLAlchemy's statements are prepared, which it does not see),
+    on the pool's one connection."""
+    async with db.read() as conn:  # the pool's connection, opened now: the block checks it out again
+        driver = (await conn.get_raw_connection()).driver_connection
+    queries: list[str] = []
+    driver.add_query_logger(lambda record: queries.append(record.query.split()[0].rstrip(";").upper()))
+    try:
+        yield queries
+    finally:
+        driver.remove_query_logger(queries.append)
+
+
+async def test_postgresql_reads_and_units_of_work_send_no_round_trip_but_their_statements(pg: Database) -> None:
+    """No ping before each checkout (SQLAlchemy's ``pool_pre_ping`` is BEGIN, ``;`` and ROLLBACK on asyncpg),
+    no BEGIN and ROLLBACK around a read: a read is its statements alone, a unit of work BEGIN, its
+    statements and COMMIT."""
+    async with sent(pg) as queries:
+        async with pg.read() as conn:
+            assert (await conn.execute(select(func.count()).select_from(things))).scalar_one() == 0
+        await asyncio.sleep(0.05)  # asyncpg calls its loggers soon after, not at once
+        assert queries == []
+        async with pg.uow() as uow:
+            await uow.conn.execute(insert(things).values(id=1, name="a"))
+            await uow.commit()
+        await asyncio.sleep(0.05)
+        assert queries == ["BEGIN", "COMMIT"]
+    assert await count(pg) == (1, 0)
+
+
+async def test_a_connection_the_server_closed_is_replaced_when_checked_out(pg: Database, pg_url: str) -> None:
+    """PostgreSQL restarted, or the backend was terminated: the pool's connection is dead. The next unit of
+    work and read get a new one instead of failing (what ``pool_pre_ping`` did, without its round trips)."""
+    async with pg.read() as conn:
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    admin = Database(pg_url, name="admin")
+    try:
+        async with admin.read() as conn:
+            assert (await conn.execute(text(f"SELECT pg_terminate_backend({pid})"))).scalar_one() is True
+    finally:
+        await admin.dispose()
+    await asyncio.sleep(0.2)  # the server's goodbye reaches the pooled connection
+    async with pg.uow() as uow:
+        await uow.conn.execute(insert(things).values(id=1, name="a"))
+        await uow.commit()
+    async with pg.read() as conn:
+        assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != pid
+    assert await count(pg) == (1, 0)

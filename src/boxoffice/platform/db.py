@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -68,6 +68,21 @@ def _count_statements(engine: AsyncEngine, database: str) -> None:
     @event.listens_for(engine.sync_engine, "commit")
     def _on_commit(_conn: Any) -> None:
         statements.inc()
+
+
+def _drop_closed_connections(engine: AsyncEngine) -> None:
+    """A pooled PostgreSQL connection the server has closed (a restart, a terminated backend, an idle
+    timeout) is replaced when it is checked out, as ``pool_pre_ping`` would, but without its round trips:
+    asyncpg reads the server's goodbye and the socket's end while the connection sits in the pool, so
+    ``is_closed()`` already knows. (SQLAlchemy's ping on asyncpg is three round trips, BEGIN, ``;`` and
+    ROLLBACK, before every unit of work and every read.) A connection that dies while in use fails its
+    statement, and SQLAlchemy then drops every connection the pool had opened before."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        driver = record.driver_connection
+        if driver is not None and driver.is_closed():
+            raise DisconnectionError("the server closed this connection")  # the pool connects anew, and retries
 
 
 LOCK_WAITS = counter(
@@ -158,14 +173,17 @@ class Database:
             if sqlite_shared and database and database != ":memory:":
                 self._watch = CommitWatch(database)
         else:
-            self.engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=30
-            )
-            self.read_engine = self.engine
-        for engine in dict.fromkeys((self.engine, self.read_engine)):
+            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=30)
+            _drop_closed_connections(self.engine)
+            # Reads run in autocommit, as on SQLite: no BEGIN and no ROLLBACK around them (each statement
+            # reads its own snapshot, as it does under READ COMMITTED anyway). The same pool as the writes.
+            self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        own_pools = (self.engine, self.read_engine) if self.is_sqlite else (self.engine,)  # an option engine
+        for engine in own_pools:  # ...shares its parent's events: registered twice, each statement counts twice
             _count_statements(engine, name)
+        for engine in (self.engine, self.read_engine):
             hotsql.count_on(engine.sync_engine, DB_STATEMENTS.labels(name))
-        instrument_engines(self.engine, self.read_engine)
+        instrument_engines(*own_pools)
 
     @property
     def dialect(self) -> str:
@@ -240,7 +258,7 @@ class Database:
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.close)
         await self.engine.dispose()
-        if self.read_engine is not self.engine:
+        if self.is_sqlite:  # PostgreSQL's reads use the writes' pool
             await self.read_engine.dispose()
 
 
