@@ -1,12 +1,29 @@
 """``platform.hotsql``: the hot path's statements answer exactly what SQLAlchemy answers, on embedded SQLite
-(straight on sqlite3), on SQLite shared between processes and on PostgreSQL (through SQLAlchemy)."""
+(straight on sqlite3), on SQLite shared between processes (through SQLAlchemy) and on PostgreSQL (straight on
+asyncpg)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from boxoffice.platform import hotsql
@@ -23,6 +40,8 @@ things = Table(
     Column("count", Integer, nullable=False),
     Column("items", JSON, nullable=True),
     Column("at", UtcDateTime, nullable=True),
+    Column("ratio", Float, nullable=True),
+    Column("price", Numeric(10, 2), nullable=True),
 )
 
 INSERT = insert(things)
@@ -116,3 +135,31 @@ async def test_a_unit_of_work_mixing_both_paths_commits_or_rolls_back_as_one(db:
     async with db.read() as conn:
         assert [r.name for r in await hotsql.run(conn, LIVE, {})] == ["a", "b"]
         assert await outbox_backlog(conn) == 1
+
+
+async def test_the_fast_paths_bypass_sqlalchemys_execution_and_answer_the_same(
+    db: Database, request: pytest.FixtureRequest
+) -> None:
+    """Embedded SQLite and PostgreSQL run the statement on the driver (SQLAlchemy's engine never sees it);
+    a shared SQLite file goes through SQLAlchemy. Floats and numerics, whose processors on PostgreSQL depend on
+    the column's type as the server describes it, read back as SQLAlchemy reads them."""
+    seen: list[str] = []
+
+    def saw(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", saw)
+    try:
+        async with db.uow() as uow:
+            await hotsql.run(uow.conn, INSERT, {"name": "a", "status": "live", "count": 1, "ratio": 0.5, "price": 12.5})
+            await uow.commit()
+        async with db.read() as conn:
+            hot = (await hotsql.run(conn, BY_NAME, {"p_name": "a"})).one()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", saw)
+    fast = db.dialect == "postgresql" or request.node.callspec.params["db"] == "inline"
+    assert (seen == []) is fast, seen
+    async with db.read() as conn:
+        plain = (await conn.execute(BY_NAME, {"p_name": "a"})).one()
+    assert tuple(hot) == tuple(plain)
+    assert hot.ratio == 0.5 and type(hot.ratio) is type(plain.ratio) and hot.price == plain.price
