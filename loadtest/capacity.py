@@ -29,6 +29,7 @@ measured. Only 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -38,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import asyncpg
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +87,22 @@ def tiers(gateway: psutil.Process, database: psutil.Process, broker: psutil.Proc
     return found
 
 
+def activity(admin_url: str, databases: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """Per service: (transactions, connections opened) so far, as PostgreSQL counts them (pg_stat_database:
+    commits and rollbacks, sessions). A backend reports at the end of a transaction, at most once a second."""
+
+    async def read() -> dict[str, tuple[int, int]]:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            rows = await conn.fetch("SELECT datname, xact_commit + xact_rollback, sessions FROM pg_stat_database")
+        finally:
+            await conn.close()
+        by_name = {row[0]: (int(row[1]), int(row[2])) for row in rows}
+        return {service: by_name.get(name, (0, 0)) for service, name in databases.items()}
+
+    return asyncio.run(read())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--buyers", type=int, default=64)
@@ -98,7 +116,9 @@ def main() -> int:
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="capacity-")))
         admin_url = stack.enter_context(postgres_server())
         broker = stack.enter_context(tansu_broker())
-        env = {f"BOXOFFICE_{s.upper()}_DATABASE_URL": create_database(admin_url, prefix=s) for s in SERVICES}
+        urls = {s: create_database(admin_url, prefix=s) for s in SERVICES}
+        databases = {s: url.rsplit("/", 1)[1] for s, url in urls.items()}
+        env = {f"BOXOFFICE_{s.upper()}_DATABASE_URL": url for s, url in urls.items()}
         env |= {"BOXOFFICE_BUS": "kafka", "BOXOFFICE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
                 "BOXOFFICE_SERVICES_BASE_PORT": str(free_port_range(len(SERVICES)))}
         extra = ["--replicas", args.replicas] if args.replicas else []
@@ -122,8 +142,11 @@ def main() -> int:
             if line.startswith("the sale starts"):
                 before, started = tiers(gateway, database, kafka), time.monotonic()
                 break
+        pg_before = activity(admin_url, databases)
         out, err = sale.communicate(timeout=args.timeout)
         after, elapsed = tiers(gateway, database, kafka), time.monotonic() - started
+        time.sleep(1.5)  # the backends' last reports
+        pg_after = activity(admin_url, databases)
         if before is None or sale.returncode not in (0, 1):
             print(err[-3000:], file=sys.stderr)
             return 2
@@ -147,13 +170,20 @@ def main() -> int:
         print(f"{tier:<22} {per_flow[tier]:>11.2f} {ms:>11.2f} {ms / total_net:>6.0%} "
               f"{idle.get(tier, 0.0):>9.1f} {rate}")
     print(f"{'total':<22} {total:>11.2f} {total_net:>11.2f} {'':>6} {total_idle:>9.1f}")
+    pg = {s: (pg_after[s][0] - pg_before[s][0], pg_after[s][1] - pg_before[s][1]) for s in databases}
+    print("\nPostgreSQL, per flow, during the sale and its tail (the idle pollers' share included):")
+    print("  " + ", ".join(f"{s} {xacts / flows:.1f} transactions, {opened / flows:.2f} connections opened"
+                           for s, (xacts, opened) in sorted(pg.items(), key=lambda item: -item[1][0])
+                           if xacts / flows >= 0.05 or opened))
     predicted = (cores * 1000 - total_idle) / total_net
     print(f"\nthis machine ({cores} cores shared by every tier): predicted {predicted:.0f} flows/s if CPU-bound "
           f"((cores x 1000 - idle ms/s) / net ms per flow); measured {result['flows_per_second']}")
     print(json.dumps({"flows": flows, "flows_per_second": result["flows_per_second"], "replicas": args.replicas,
                       "seconds": round(elapsed, 1), "cpu_ms_per_flow": {t: round(ms, 2) for t, ms in per_flow.items()},
                       "net_ms_per_flow": {t: round(ms, 2) for t, ms in net.items()},
-                      "idle_ms_per_second": {t: round(ms, 1) for t, ms in idle.items()}}))
+                      "idle_ms_per_second": {t: round(ms, 1) for t, ms in idle.items()},
+                      "postgresql_per_flow": {s: {"transactions": round(x / flows, 2), "connections_opened":
+                                                  round(o / flows, 3)} for s, (x, o) in pg.items()}}))
     return 1 if result["oversold"] else 0
 
 
