@@ -170,3 +170,48 @@ async def test_an_exhausted_connection_pool_is_a_503_to_retry_not_a_500() -> Non
         response = await client.get("/busy")
     assert response.status_code == 503 and response.headers["retry-after"] == "2"
     assert response.json()["type"].endswith("/overloaded")
+
+
+async def test_a_database_connection_lost_mid_request_is_a_503_to_retry_and_the_next_request_reconnects(
+    pg_url: str,
+) -> None:
+    """The backend dies under a request (here it terminates itself, as a PostgreSQL restart would): on
+    SQLAlchemy's path and on the hot path straight on asyncpg, the answer is a 503 with Retry-After, the
+    connection is dropped, and the next request is served on a new one."""
+    from fastapi import FastAPI
+    from sqlalchemy import func, select, text
+
+    from boxoffice.platform import hotsql
+    from boxoffice.platform.db import Database
+    from boxoffice.platform.problem_http import install_problem_handlers
+
+    db = Database(pg_url, name="lost")
+    suicide = select(func.pg_terminate_backend(func.pg_backend_pid()))
+    api = FastAPI()
+    install_problem_handlers(api)
+
+    @api.get("/die/{path}")
+    async def die(path: str) -> None:
+        async with db.uow() as uow:
+            if path == "hot":
+                await hotsql.run(uow.conn, suicide, {})
+            else:
+                await uow.conn.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+            await uow.commit()
+
+    @api.get("/pid")
+    async def pid() -> int:
+        async with db.read() as conn:
+            return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as client:
+            for path in ("hot", "sqlalchemy"):
+                before = (await client.get("/pid")).json()
+                response = await client.get(f"/die/{path}")
+                assert response.status_code == 503 and response.headers["retry-after"] == "1", response.text
+                assert response.json()["type"].endswith("/database-unavailable")
+                after = await client.get("/pid")
+                assert after.status_code == 200 and after.json() != before
+    finally:
+        await db.dispose()

@@ -184,7 +184,12 @@ async def run(conn: AsyncConnection, stmt: ClauseElement, params: Params | Seque
     if counter is not None:
         counter.inc()
     if isinstance(adapted, AsyncAdapt_asyncpg_connection):
-        return await _run_asyncpg(adapted, conn.dialect, plan, batch)
+        try:
+            return await _run_asyncpg(adapted, conn.dialect, plan, batch)
+        except DBAPIError as exc:
+            if exc.connection_invalidated:  # as SQLAlchemy does: the pool never hands this connection out again
+                await conn.invalidate(exc)
+            raise
     assert isinstance(driver, InlineConnection)
     raw = driver.raw
     try:
@@ -234,7 +239,10 @@ async def _run_asyncpg(adapted: Any, dialect: Dialect, plan: _Plan, batch: Seque
         try:
             adapted._handle_exception(error)  # raises the DBAPI error SQLAlchemy would have wrapped
         except dialect.loaded_dbapi.Error as translated:
-            raise DBAPIError.instance(plan.sql, None, translated, dialect.loaded_dbapi.Error) from error
+            lost = dialect.is_disconnect(translated, adapted, None)
+            raise DBAPIError.instance(
+                plan.sql, None, translated, dialect.loaded_dbapi.Error, connection_invalidated=lost
+            ) from error
         raise
     verb, _, count = status.rpartition(" ")
     rowcount = int(count) if verb.split(" ", 1)[0] in _COUNTED and count.isdigit() else -1

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -87,6 +88,17 @@ def install_problem_handlers(app: FastAPI) -> None:
         busy = ServiceUnavailable("The service is too busy right now. Please retry in a moment.", slug="overloaded",
                                   headers={"Retry-After": "2"})
         return problem_response(busy)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> Response:
+        if not exc.connection_invalidated:
+            return await _unexpected(request, exc)
+        # The database connection was lost in the middle (PostgreSQL restarted, the backend was terminated):
+        # the transaction rolled back, and the pool connects anew. Not a bug: a retry in a moment succeeds.
+        log.warning("database connection lost", path=request.url.path, error=str(exc.orig))
+        lost = ServiceUnavailable("The service lost its database connection. Please retry in a moment.",
+                                  slug="database-unavailable", headers={"Retry-After": "1"})
+        return problem_response(lost)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
