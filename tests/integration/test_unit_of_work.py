@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, func, insert, select, text
 
 from boxoffice.platform.bus.tables import add_messaging_tables, claim_inbox, outbox_backlog
 from boxoffice.platform.db import Database
@@ -213,3 +213,22 @@ async def test_a_connection_the_server_closed_is_replaced_when_checked_out(pg: D
     async with pg.read() as conn:
         assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != pid
     assert await count(pg) == (1, 0)
+
+
+async def test_a_busy_postgresql_pool_keeps_the_connections_it_opened(pg: Database) -> None:
+    """More units of work at once than the pool holds, twice: the first wave opens the pool's connections, the
+    second opens none (SQLAlchemy's overflow connections were closed as each was returned, then opened again)."""
+    opened: list[object] = []
+    event.listen(pg.engine.sync_engine, "connect", lambda conn, _record: opened.append(conn))
+
+    async def work(n: int) -> None:
+        async with pg.uow() as uow:
+            await uow.conn.execute(insert(things).values(id=n, name=str(n)))
+            await asyncio.sleep(0.05)  # all in flight at once
+            await uow.commit()
+
+    await asyncio.gather(*(work(n) for n in range(40)))
+    first = len(opened)
+    await asyncio.gather(*(work(n) for n in range(40, 80)))
+    assert 1 < first <= 20 and len(opened) == first
+    assert await count(pg) == (80, 0)
