@@ -46,16 +46,24 @@ from boxoffice.booking.tables import (
     holds,
     is_postgres,
     orders,
-    upsert_into,
 )
 from boxoffice.platform import hotsql
 
 
 # Customers' limits.
+_ENSURE_CUSTOMER_LOCK = (
+    postgresql.insert(customer_locks).values(user_id=bindparam("p_user_id")).on_conflict_do_nothing()
+)
+_LOCK_CUSTOMER = (
+    select(customer_locks.c.user_id).where(customer_locks.c.user_id == bindparam("p_user_id")).with_for_update()
+)
+
+
 async def lock_customer(conn: AsyncConnection, user_id: str) -> None:
+    """PostgreSQL: the customer's row locked until the transaction ends (SQLite has one writer at a time)."""
     if is_postgres(conn):
-        await conn.execute(upsert_into(conn, customer_locks).values(user_id=user_id).on_conflict_do_nothing())
-        await conn.execute(select(customer_locks).where(customer_locks.c.user_id == user_id).with_for_update())
+        await hotsql.run(conn, _ENSURE_CUSTOMER_LOCK, {"p_user_id": user_id})
+        await hotsql.run(conn, _LOCK_CUSTOMER, {"p_user_id": user_id})
 
 
 def _customer_usage() -> Any:
