@@ -768,15 +768,8 @@ def _run_processes(settings: Settings, names: Sequence[str], replicas: Mapping[s
     proxies = {name: HttpProxy(url, retry_seconds=retry_seconds) for name, url in urls.items()}
 
     async def readiness() -> dict[str, str]:
-        failures = {}
-        for name, proxy in proxies.items():
-            try:
-                response = await proxy._client.get("/readyz", timeout=5)
-                if response.status_code != 200:
-                    failures[name] = f"HTTP {response.status_code}"
-            except Exception as exc:
-                failures[name] = type(exc).__name__
-        return failures
+        found = {name: await proxy.ready() for name, proxy in proxies.items()}
+        return {name: failure for name, failure in found.items() if failure is not None}
 
     routes = [(p, proxies[name]) for name in names for p in gateway_routes(SERVICES[name])]
     docs = {name: f"/api/{name}/docs" for name in names}

@@ -165,6 +165,12 @@ async def test_a_reset_after_sending_is_retried_only_when_sending_twice_is_harml
             plain = await client.post("/api/things", content=b"pay")
             assert plain.status_code == 503  # it may have acted on it: not sent a second time
             assert upstream.seen == [("POST", "/api/things", b"pay")]
+
+            upstream.seen.clear()
+            upstream.drop = 1  # idempotent in HTTP's terms (an HTTP client may resend it), not in boxoffice's:
+            released = await client.delete("/api/things/1")  # a second release of a hold answers 409
+            assert released.status_code == 503
+            assert upstream.seen == [("DELETE", "/api/things/1", b"")]
     finally:
         await upstream.stop()
         await proxy.aclose()

@@ -49,7 +49,6 @@ from boxoffice.booking.tables import (
 )
 from boxoffice.platform import hotsql
 
-
 # Customers' limits.
 _ENSURE_CUSTOMER_LOCK = (
     postgresql.insert(customer_locks).values(user_id=bindparam("p_user_id")).on_conflict_do_nothing()

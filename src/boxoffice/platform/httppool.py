@@ -3,14 +3,15 @@
 httpcore 1.0's pool (under every ``httpx.AsyncClient``) walks all its connections and all waiting requests on
 every request and every answer, and asks each idle socket whether it was closed (a ``poll`` system call each):
 its CPU per request grows with the connections in use. A flash sale's 64 buyers cost the load generator 2 ms
-of CPU per request on httpx, four times what 16 buyers cost, and the gateway and the service clients hold as
+of CPU per request on httpx, four times what 16 buyers cost, and the service clients hold as
 many connections as there are requests in flight (known upstream: encode/httpcore#1035, pydantic/httpx2#1169).
 
 This pool keeps the idle HTTP/1.1 connections of each origin in a stack and checks only the one it takes:
 O(1) per request. The connections are httpcore's own (``AsyncHTTPConnection``: the HTTP/1.1 protocol, the
 timeouts and the exceptions httpx maps), and ``LeanTransport`` is httpx's ``AsyncHTTPTransport`` with this
 pool in place of httpcore's, so callers keep httpx's API, its errors and streamed bodies. Plain HTTP/1.1 only:
-what the gateway and the services speak to each other on the inside.
+what the services speak to each other on the inside. (The gateway's upstream client is aiohttp's: see
+``platform/gateway.py``.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Traces: OpenTelemetry spans for HTTP (FastAPI in, httpx out), SQL (SQLAlchemy) and bus events.
+"""Traces: OpenTelemetry spans for HTTP (FastAPI in, httpx and the gateway's aiohttp out), SQL (SQLAlchemy)
+and bus events.
 
 One purchase is one trace: the gateway's span (its root: ``instrument_gateway``), the payments request's span,
 booking's confirmation it calls, the SQL of both, and, later and elsewhere, the tickets consumer handling the
@@ -127,6 +128,21 @@ def internal_call(name: str) -> Iterator[None]:
         return
     with tracer.start_as_current_span(name, kind=SpanKind.INTERNAL):
         yield
+
+
+@contextmanager
+def sending(method: str, url: str) -> Iterator[dict[str, str]]:
+    """A client span for a request sent with a client the httpx instrumentation does not see (the gateway's
+    aiohttp), and the headers that carry its context (``traceparent``) to the service that receives it."""
+    if _provider is None:
+        yield {}
+        return
+    with tracer.start_as_current_span(
+        method, kind=SpanKind.CLIENT, attributes={"http.request.method": method, "url.full": url}
+    ):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        yield carrier
 
 
 @contextmanager
