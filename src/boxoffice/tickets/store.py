@@ -171,10 +171,15 @@ async def order_statuses(conn: AsyncConnection, order_ids: Collection[str]) -> d
     return {order_id: status for order_id, status in rows}
 
 
+_INSERT_ORDERS = insert(orders)
+_INSERT_TICKETS = insert(tickets)
+"""Built once (``platform.hotsql``): a batch of issued orders and their tickets, each one executemany."""
+
+
 async def insert_orders(conn: AsyncConnection, bookings: Sequence[Booking], *, status: str, now: datetime) -> None:
     """``insert_order`` of several orders in one statement."""
     if bookings:
-        await conn.execute(insert(orders), [_order_row(booking, status=status, now=now) for booking in bookings])
+        await hotsql.run(conn, _INSERT_ORDERS, [_order_row(booking, status=status, now=now) for booking in bookings])
 
 
 def _order_row(booking: Booking, *, status: str, now: datetime) -> dict[str, Any]:
@@ -270,8 +275,9 @@ def _ticket(row: Any) -> Ticket:
 
 async def insert_tickets(conn: AsyncConnection, new: list[Ticket]) -> None:
     if new:
-        await conn.execute(
-            insert(tickets),
+        await hotsql.run(
+            conn,
+            _INSERT_TICKETS,
             [
                 {
                     "id": t.id,
