@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, event, func, insert, select, text
@@ -171,11 +172,15 @@ async def sent(db: Database) -> AsyncIterator[list[str]]:
     async with db.read() as conn:  # the pool's connection, opened now: the block checks it out again
         driver = (await conn.get_raw_connection()).driver_connection
     queries: list[str] = []
-    driver.add_query_logger(lambda record: queries.append(record.query.split()[0].rstrip(";").upper()))
+
+    def log(record: Any) -> None:
+        queries.append(record.query.split()[0].rstrip(";").upper())
+
+    driver.add_query_logger(log)
     try:
         yield queries
     finally:
-        driver.remove_query_logger(queries.append)
+        driver.remove_query_logger(log)
 
 
 async def test_postgresql_reads_and_units_of_work_send_no_round_trip_but_their_statements(pg: Database) -> None:

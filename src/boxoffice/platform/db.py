@@ -181,8 +181,10 @@ class Database:
             # Reads run in autocommit, as on SQLite: no BEGIN and no ROLLBACK around them (each statement
             # reads its own snapshot, as it does under READ COMMITTED anyway). The same pool as the writes.
             self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        own_pools = (self.engine, self.read_engine) if self.is_sqlite else (self.engine,)  # an option engine
-        for engine in own_pools:  # ...shares its parent's events: registered twice, each statement counts twice
+        # PostgreSQL's read engine is an option engine of the writes' one, and shares its events: listeners
+        # registered on both would count each read twice.
+        own_pools = (self.engine, self.read_engine) if self.is_sqlite else (self.engine,)
+        for engine in own_pools:
             _count_statements(engine, name)
         for engine in (self.engine, self.read_engine):
             hotsql.count_on(engine.sync_engine, DB_STATEMENTS.labels(name))

@@ -35,8 +35,8 @@ import importlib.metadata
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -217,7 +217,7 @@ class Gateway:
                 Route("/api/admin/routes", self._admin_routes, methods=["GET"]),
                 Route("/api/admin/routes/{service}", self._admin_route, methods=["GET", "PUT", "DELETE"]),
             ],
-            lifespan=lifespan,
+            lifespan=self._closing(lifespan),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -404,8 +404,28 @@ class Gateway:
             self._proxies[url] = HttpProxy(url, retry_seconds=self.retry_seconds)
         return self._proxies[url]
 
+    def _closing(
+        self, inner: Callable[[Starlette], AbstractAsyncContextManager[None]] | None
+    ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+        """``inner`` (the runtime's start and stop), then the proxies' connections closed as the server stops."""
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            try:
+                if inner is None:
+                    yield
+                else:
+                    async with inner(app):
+                        yield
+            finally:
+                await self.aclose()
+
+        return lifespan
+
     async def aclose(self) -> None:
-        for proxy in self._proxies.values():
+        """Close the connections of every proxy this gateway sends to: its routes', its fallback's, the shifts'."""
+        targets = [app for _, _, app in self._routes] + [self._fallback, *self._proxies.values()]
+        for proxy in {id(t): t for t in targets if isinstance(t, HttpProxy)}.values():
             await proxy.aclose()
         self._proxies.clear()
 
@@ -544,6 +564,7 @@ class _Forwarder:
         """The instance that answered and its answer, or None once the retries are used up (or the error may
         not be retried)."""
         deadline = time.monotonic() + self.retry_seconds
+        path = target.partition("?")[0]  # for the logs: a query string may hold what a log should not keep
         failed: frozenset[str] = frozenset()
         attempt = 0
         while True:
@@ -556,17 +577,17 @@ class _Forwarder:
             except _BROKEN_AFTER_SENDING as exc:
                 if not resendable:
                     log.warning("upstream connection broke; not sent again", upstream=proxy.base_url,
-                                method=method, path=target, error=repr(exc))
+                                method=method, path=path, error=repr(exc))
                     return None
                 reason, error = "reset", exc
             except _UPSTREAM_ERRORS as exc:
-                log.warning("upstream failed", upstream=proxy.base_url, method=method, path=target, error=repr(exc))
+                log.warning("upstream failed", upstream=proxy.base_url, method=method, path=path, error=repr(exc))
                 return None
             failed = failed | {proxy.base_url}
             delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))  # noqa: S311
             if time.monotonic() + delay > deadline:
                 log.warning("upstream unreachable; retries used up", upstream=proxy.base_url, method=method,
-                            path=target, attempts=attempt + 1, error=repr(error))
+                            path=path, attempts=attempt + 1, error=repr(error))
                 return None
             attempt += 1
             GATEWAY_RETRIES.labels(reason).inc()

@@ -88,15 +88,17 @@ class Rows:
         return self._rows[0][0] if self._rows else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Plan:
     sql: str
     names: tuple[str, ...]  # the bind parameters in positional order
     defaults: Mapping[str, Any]  # values bound into the statement itself (``status == 'active'``)
     binders: Mapping[str, Callable[[Any], Any]]
     row: Callable[..., Any] | None  # builds a result row; None for statements without rows
-    readers: tuple[Callable[[Any], Any] | None, ...]
-    columns: tuple[Any, ...]  # the result columns (SQLAlchemy's), for the processors that need PostgreSQL's types
+    readers: tuple[Callable[[Any], Any] | None, ...] | None
+    """The result columns' processors; on asyncpg None until the statement is first prepared: some depend on
+    the column's type as PostgreSQL describes it (numeric or float)."""
+    columns: tuple[Any, ...]  # the result columns (SQLAlchemy's)
 
 
 _UNSUPPORTED = object()
@@ -136,7 +138,7 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Plan
                 row=row,
                 readers=tuple(c.type._cached_result_processor(dialect, None) for c in columns)
                 if dialect.name == "sqlite"
-                else (),
+                else None,
                 columns=tuple(columns),
             )
     if len(_plans) < _MAX_PLANS:  # statements built per call (a misuse) would fill it: they just stay slow
@@ -201,7 +203,7 @@ async def run(conn: AsyncConnection, stmt: ClauseElement, params: Params | Seque
         raise DBAPIError.instance(plan.sql, None, exc, sqlite3.Error) from exc
     if plan.row is None:
         return Rows((), cursor.rowcount)
-    return Rows(_rows(plan.row, plan.readers, cursor.fetchall()), cursor.rowcount)
+    return Rows(_rows(plan.row, plan.readers or (), cursor.fetchall()), cursor.rowcount)
 
 
 def _rows(
@@ -213,11 +215,6 @@ def _rows(
             for row in fetched
         ]
     return [build(*row) for row in fetched]
-
-
-_pg_readers: dict[int, tuple[Callable[[Any], Any] | None, ...]] = {}
-"""A plan's result processors on asyncpg, by the plan's id: some depend on the column's type as PostgreSQL
-describes it (numeric or float), known once the statement is prepared."""
 
 
 async def _run_asyncpg(adapted: Any, dialect: Dialect, plan: _Plan, batch: Sequence[Params]) -> Rows:
@@ -234,8 +231,6 @@ async def _run_asyncpg(adapted: Any, dialect: Dialect, plan: _Plan, batch: Seque
             fetched = await prepared.fetch(*_bind(plan, batch[0]))
             status = prepared.get_statusmsg() or ""
     except Exception as error:
-        if isinstance(error, DBAPIError):
-            raise
         try:
             adapted._handle_exception(error)  # raises the DBAPI error SQLAlchemy would have wrapped
         except dialect.loaded_dbapi.Error as translated:
@@ -248,15 +243,12 @@ async def _run_asyncpg(adapted: Any, dialect: Dialect, plan: _Plan, batch: Seque
     rowcount = int(count) if verb.split(" ", 1)[0] in _COUNTED and count.isdigit() else -1
     if plan.row is None:
         return Rows((), rowcount)
-    readers = _pg_readers.get(id(plan))
-    if readers is None:
-        columns = plan.columns
-        readers = tuple(
+    if plan.readers is None:
+        plan.readers = tuple(
             column.type._cached_result_processor(dialect, attribute.type.oid)
-            for column, attribute in zip(columns, attributes, strict=True)
+            for column, attribute in zip(plan.columns, attributes, strict=True)
         )
-        _pg_readers[id(plan)] = readers
-    return Rows(_rows(plan.row, readers, fetched), rowcount)
+    return Rows(_rows(plan.row, plan.readers, fetched), rowcount)
 
 
 _COUNTED = frozenset({"SELECT", "UPDATE", "DELETE", "INSERT"})
