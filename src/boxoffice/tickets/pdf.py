@@ -23,11 +23,9 @@ import io
 import logging
 import multiprocessing
 import os
-import struct
 import tempfile
 import threading
 import unicodedata
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -40,11 +38,13 @@ import zxingcpp
 from fontTools.fontBuilder import FontBuilder
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
+from PIL import Image
 
 from boxoffice.platform.localtime import format_local
 from boxoffice.platform.observability import configure_worker_logging
 
 QR_SIZE_MM = 62.0
+QR_PIXELS_PER_MODULE = 4
 CODE_CHARS_PER_LINE = 110  # Courier 5 pt: 1.06 mm per character, 128 mm of line
 
 
@@ -274,47 +274,19 @@ def instructions(doc: TicketDocument) -> str:
     return "Show this QR code at the entrance. It is valid once; do not share it."
 
 
-def qr_png(code: str) -> bytes:
-    """The code as a QR image (error correction M), one 4-pixel square per module (the PDF scales it
-    without blurring). zxing-cpp encodes it in C++ (a ticket's code in ~0.2 ms, mask search included); segno,
-    pure Python, took ~4 ms with a fixed mask, half of a PDF's CPU."""
-    return png_of_modules(qr_modules(code), scale=4)
+def qr_image(code: str) -> Image.Image:
+    """The code as a QR (error correction M): black and white pixels, one 4-pixel square per module, no quiet
+    zone (the page's margin is one; the PDF scales the image without blurring). zxing-cpp encodes it in C++
+    (a ticket's code in ~0.3 ms, mask search included; segno, pure Python, took ~4 ms with a fixed mask).
 
-
-_DARK = bytes([1] + [0] * 255)  # zxing-cpp's symbol image: 0 is a dark module, 255 a light one
-
-
-def qr_modules(code: str) -> list[bytes]:
-    """The QR symbol's modules, row by row (1: dark), without the quiet zone."""
+    The PDF stores it deflated (``FlateDecode``) as it is. A PNG handed to fpdf2 was decoded and re-encoded
+    as CCITT G4 through a TIFF: 0.45 ms more per ticket, to save 1.5 KB. It is 8-bit grey, not 1-bit: fpdf2
+    (2.8.9) gives a 1-bit image deflated CCITT's decode parameters instead of its PNG predictor's, and a
+    viewer would shift every row by a byte (``tests/unit/test_ticket_qr.py`` reads the QR back from the PDF)."""
     symbol = zxingcpp.create_barcode(code, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
-    image = symbol.to_image(scale=1, add_quiet_zones=False)
-    height, width = image.shape
-    modules = bytes(image).translate(_DARK)  # type: ignore[call-overload]  # it is a buffer; the stub omits it
-    return [modules[row * width : (row + 1) * width] for row in range(height)]
-
-
-def png_of_modules(matrix: Sequence[bytes | bytearray], *, scale: int) -> bytes:
-    """A QR matrix (1: dark module) as a 1-bit greyscale PNG, ``scale`` pixels per module and no border: what
-    segno's PNG writer makes, at a twentieth of its cost (it works pixel by pixel in Python; here a row of
-    modules becomes a row of bits at once)."""
-    light, dark = "1" * scale, "0" * scale
-    width = len(matrix[0]) * scale if matrix else 0
-    padding = -width % 8
-    rows = []
-    for modules in matrix:
-        bits = int("".join(dark if module else light for module in modules), 2) << padding
-        rows.append((b"\x00" + bits.to_bytes((width + padding) // 8, "big")) * scale)  # filter 0, then the pixels
-    header = struct.pack(">IIBBBBB", width, len(matrix) * scale, 1, 0, 0, 0, 0)  # 1 bit, greyscale
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(b"".join(rows)))
-        + _chunk(b"IEND", b"")
-    )
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    pixels = symbol.to_image(scale=QR_PIXELS_PER_MODULE, add_quiet_zones=False)  # 0: dark, 255: light
+    height, width = pixels.shape
+    return Image.frombytes("L", (width, height), bytes(pixels))  # type: ignore[call-overload]  # a buffer; the stub omits it
 
 
 def render_ticket_pdf(doc: TicketDocument, fonts: Sequence[FontFile] = ()) -> bytes:
@@ -324,6 +296,7 @@ def render_ticket_pdf(doc: TicketDocument, fonts: Sequence[FontFile] = ()) -> by
     pdf.set_title(latin1(f"boxoffice ticket {doc.ticket_id}"))
     pdf.set_creator("boxoffice")
     pdf.set_auto_page_break(auto=False)
+    pdf.set_image_filter("FlateDecode")  # see qr_image
     if needed:
         for font, chars in needed:
             pdf.add_font(font.name, "", _subset_file(font.path, chars))
@@ -353,7 +326,7 @@ def render_ticket_pdf(doc: TicketDocument, fonts: Sequence[FontFile] = ()) -> by
         else:
             pdf.multi_cell(width - 38, 7, text, new_x="LMARGIN", new_y="NEXT")
     top = pdf.get_y() + 4
-    pdf.image(io.BytesIO(qr_png(doc.code)), x=(pdf.w - QR_SIZE_MM) / 2, y=top, w=QR_SIZE_MM, h=QR_SIZE_MM)
+    pdf.image(qr_image(doc.code), x=(pdf.w - QR_SIZE_MM) / 2, y=top, w=QR_SIZE_MM, h=QR_SIZE_MM)
     pdf.set_y(top + QR_SIZE_MM + 3)
     pdf.set_font("Courier", size=5)
     for start in range(0, len(doc.code), CODE_CHARS_PER_LINE):  # ASCII (base64url) in a fixed-width font
