@@ -1,5 +1,5 @@
-"""CPU per proxied request of the gateway's upstream client: ``HttpProxy`` (aiohttp) against httpx over
-``platform.httppool.LeanTransport`` (what ``HttpProxy`` used before), side by side, alternated.
+"""CPU per proxied request of the gateway's upstream client: ``HttpProxy`` (aiohttp) against an httpx client
+(what ``HttpProxy`` used before, then over a connection pool of our own, since removed), side by side, alternated.
 
     .venv/bin/python loadtest/gateway_client.py --requests 4000 --rounds 2
 
@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from boxoffice.platform.gateway import HttpProxy  # noqa: E402
-from boxoffice.platform.httppool import LeanTransport  # noqa: E402
 from tests.harness.net import free_port  # noqa: E402
 
 UPSTREAM = """
@@ -77,8 +76,8 @@ async def aiohttp_proxy(base: str, requests: int) -> float:
         await proxy.aclose()
 
 
-async def httpx_lean(base: str, requests: int) -> float:
-    client = httpx.AsyncClient(base_url=base, transport=LeanTransport(httpx.Limits(max_connections=500)))
+async def httpx_client(base: str, requests: int) -> float:
+    client = httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=500))
 
     async def one() -> None:
         request = client.build_request("POST", "/api/holds", headers=HEADERS, content=BODY)
@@ -112,7 +111,7 @@ def main() -> int:
                     raise
                 time.sleep(0.2)
         for round_ in range(1, args.rounds + 1):
-            for name, run in (("httpx (LeanTransport)", httpx_lean), ("HttpProxy (aiohttp)", aiohttp_proxy)):
+            for name, run in (("httpx", httpx_client), ("HttpProxy (aiohttp)", aiohttp_proxy)):
                 print(f"round {round_}: {name:<22} {asyncio.run(run(base, args.requests)):6.0f} µs of CPU per request")
     finally:
         upstream.terminate()

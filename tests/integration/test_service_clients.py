@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -219,3 +220,90 @@ async def test_a_stream_answering_500_counts_and_its_cancelled_trial_does_not_we
         assert await stream_status(client) == 200  # the next stream is the trial, not refused for good
         assert breaker.state == "closed" and breaker_state(name) == 0
         await client.aclose()
+
+
+class Echo:
+    """Answers what it was sent: method, path, query, the headers that matter, the JSON body."""
+
+    def __init__(self) -> None:
+        self.app = Starlette(routes=[Route("/echo/{rest:path}", self.handle, methods=["GET", "POST"])])
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.body()
+        return JSONResponse(
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "query": sorted(request.query_params.multi_items()),
+                "internal": request.headers.get("x-boxoffice-internal") is not None,
+                "key": request.headers.get("idempotency-key"),
+                "type": request.headers.get("content-type"),
+                "json": json.loads(body) if body else None,
+            },
+            status_code=201,
+            headers={"x-answer": "yes"},
+        )
+
+
+async def test_a_call_over_http_sends_and_answers_as_the_in_process_one() -> None:
+    echo = Echo()
+    headers = {"x-boxoffice-internal": "token"}
+    call = {
+        "json": {"name": "Zoë", "n": 2, "seats": ["A-1"]},
+        "headers": {"Idempotency-Key": "k-1"},
+        "params": {"q": "rock & roll", "limit": 5, "flag": True, "tags": ["a", "b"]},
+    }
+    async with served(echo.app) as url:
+        remote = ServiceClient("echo", base_url=url, retries=0, headers=headers)
+        local = ServiceClient("echo", app=echo.app, retries=0, headers=headers)
+        over_http = await remote.post("/echo/x%2Fy", **call)
+        in_process = await local.post("/echo/x%2Fy", **call)
+        await remote.aclose()
+        await local.aclose()
+    assert over_http.status_code == in_process.status_code == 201
+    assert over_http.json() == in_process.json()
+    assert over_http.json()["query"] == [["flag", "true"], ["limit", "5"], ["q", "rock & roll"], ["tags", "a"], ["tags", "b"]]
+    assert over_http.json()["internal"] and over_http.json()["key"] == "k-1"
+    assert over_http.json()["type"] == "application/json" and over_http.json()["json"]["name"] == "Zoë"
+    assert over_http.headers["x-answer"] == "yes" and over_http.request.method == "POST"
+
+
+@asynccontextmanager
+async def hanging_up() -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A server that reads each request's head and closes the connection without answering."""
+    heads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", heads
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_call_cut_off_after_sending_is_sent_again_only_when_it_is_safe() -> None:
+    name = f"hangs-{uuid.uuid4().hex[:8]}"
+    async with hanging_up() as (url, heads):
+        client = ServiceClient(name, base_url=url, retries=2, backoff_base=0.001, breaker=CircuitBreaker(failures=100))
+        with pytest.raises(ServiceUnavailable):
+            await client.post("/pay", json={"amount": 1})  # may have had its effect: sent once
+        assert len(heads) == 1
+        with pytest.raises(ServiceUnavailable):
+            await client.request("DELETE", "/holds/h1")  # idempotent: the client's own two retries, no more
+        assert len(heads) == 4
+        assert client_retries(name, "connection") == 2
+        await client.aclose()
+
+
+async def test_a_refused_connection_is_retried_then_unavailable() -> None:
+    name = f"refused-{uuid.uuid4().hex[:8]}"
+    client = ServiceClient(name, base_url=f"http://127.0.0.1:{free_port()}", retries=1, backoff_base=0.001)
+    with pytest.raises(ServiceUnavailable):
+        await client.get("/x")
+    assert client_retries(name, "connection") == 1
+    await client.aclose()

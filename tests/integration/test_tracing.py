@@ -26,6 +26,7 @@ from boxoffice.booking.deps import BookingSettings
 from boxoffice.payments.deps import PaymentsSettings
 from boxoffice.platform import tracing
 from boxoffice.platform.bus.envelope import new_event
+from boxoffice.platform.clients import ServiceClient
 from boxoffice.platform.gateway import Gateway, HttpProxy
 from boxoffice.platform.settings import Settings
 from boxoffice.tickets.deps import TicketsSettings
@@ -186,6 +187,38 @@ async def test_the_gateway_of_processes_passes_its_trace_to_the_service_it_forwa
     assert trace_id == format(root.context.trace_id, "032x")
     [call] = [s for s in exporter.spans() if format(s.context.span_id, "016x") == parent_id]
     assert call.kind == SpanKind.CLIENT and call.parent is not None and call.parent.span_id == root.context.span_id
+
+
+
+async def test_a_service_client_over_http_passes_its_callers_trace(exporter: Switchable) -> None:
+    """Payments calling booking in another process (``ServiceClient`` over aiohttp): booking receives a
+    ``traceparent`` in payments' trace, whose parent is the client's span of the call."""
+    received: list[dict[str, str]] = []
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+        received.append({k.lower(): v for k, _, v in (line.partition(": ") for line in head[1:] if line)})
+        await reader.readexactly(int(received[-1]["content-length"]))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+    client = ServiceClient("booking", base_url=f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    try:
+        with tracing.tracer.start_as_current_span("POST /api/orders/{order_id}/payment") as caller:
+            answer = await client.post("/internal/orders/o1/confirm", json={"payment_id": "p1"})
+        assert answer.status_code == 200 and answer.json() == {}
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
+    [headers] = received
+    _, trace_id, parent_id, _ = headers["traceparent"].split("-")
+    assert trace_id == format(caller.get_span_context().trace_id, "032x")
+    [call] = [s for s in exporter.spans() if format(s.context.span_id, "016x") == parent_id]
+    assert call.kind == SpanKind.CLIENT and call.name == "POST"
+    assert call.parent is not None and call.parent.span_id == caller.get_span_context().span_id
 
 
 PROBE = """

@@ -59,6 +59,7 @@ from boxoffice.platform import tracing
 from boxoffice.platform.apidocs import docs_index_page
 from boxoffice.platform.auth import Principal, TokenVerifier
 from boxoffice.platform.faults import FaultRegistry, parse_rules, registry, rules_document
+from boxoffice.platform.httppool import client_session
 from boxoffice.platform.internal import INTERNAL_HEADER, internal_token
 from boxoffice.platform.metrics import metrics_response
 from boxoffice.platform.problem_http import problem_response
@@ -447,21 +448,14 @@ class HttpProxy:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            # Kept-alive connections are dropped after 4 s idle, well before the services close idle ones
-            # (BOXOFFICE_HTTP_KEEP_ALIVE_SECONDS, 65 s): the server closing an idle connection just as the
-            # gateway reuses it is the one connection error a POST could not survive. The answer passes
-            # through as the service encoded it (no decompression), with no header the caller did not send.
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=500, keepalive_timeout=4.0),
+            # The answer passes through as the service encoded it (no decompression), with no header the
+            # caller did not send.
+            self._session = client_session(
+                limit=500,
                 timeout=self._timeout,
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-                cookie_jar=aiohttp.DummyCookieJar(),
             )
-            # aiohttp sends GET, HEAD, OPTIONS, TRACE, PUT and DELETE once more when a kept-alive connection
-            # breaks (RFC 9112 allows it). Here ``_Forwarder`` alone decides what is sent twice: a DELETE that
-            # released a hold must not be sent again. (No public switch for it; the version is locked.)
-            self._session._retry_connection = False
         return self._session
 
     async def ready(self) -> str | None:
