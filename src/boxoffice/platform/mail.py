@@ -9,7 +9,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.encoders import encode_base64
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.parser import BytesParser
 from email.utils import format_datetime, parseaddr, parsedate_to_datetime
 from pathlib import Path
@@ -62,7 +67,41 @@ def compose(
     attachments: Sequence[Attachment] = (),
     message_id: str | None = None,
 ) -> bytes:
-    """One message as it goes over the wire (RFC 5322 bytes, MIME parts, non-ASCII headers encoded)."""
+    """One message as it goes over the wire (RFC 5322 bytes, MIME parts, non-ASCII headers encoded).
+
+    Built with the ``email.mime`` classes (the package's compat32 API) when both addresses are ASCII, as they
+    nearly always are: ``EmailMessage`` parses and folds every header through its header registry, 0.9 ms of
+    CPU for a message with one ticket's PDF against 0.3 ms (``loadtest/mail_compose.py``), and the tickets
+    worker composes one per order. A non-ASCII address goes through ``EmailMessage``, which encodes it."""
+    if not (sender.isascii() and to.isascii()):
+        return _compose_unicode(sender, to, subject, text, attachments, message_id)
+    body = MIMEText(text, "plain", "utf-8")
+    message: Message = MIMEMultipart() if attachments else body
+    message["From"] = sender
+    message["To"] = to
+    if subject.isascii():
+        message["Subject"] = subject
+    else:
+        message["Subject"] = Header(subject, "utf-8")  # type: ignore[assignment]  # RFC 2047; compat32 takes it
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = f"<{message_id or uuid.uuid4().hex}@boxoffice.localhost>"
+    if attachments:
+        message.attach(body)
+        for attachment in attachments:
+            maintype, _, subtype = attachment.content_type.partition("/")
+            part = MIMEBase(maintype, subtype)
+            part.set_payload(attachment.content)
+            encode_base64(part)
+            name = attachment.filename
+            filename = name if name.isascii() else ("utf-8", "", name)  # RFC 2231
+            part.add_header("Content-Disposition", "attachment", filename=filename)
+            message.attach(part)
+    return message.as_bytes()
+
+
+def _compose_unicode(
+    sender: str, to: str, subject: str, text: str, attachments: Sequence[Attachment], message_id: str | None
+) -> bytes:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
