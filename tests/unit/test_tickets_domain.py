@@ -4,6 +4,8 @@ ticket-bookings records, what an upload must be, file sniffing, receipts, the PD
 from __future__ import annotations
 
 import io
+import itertools
+import re
 import string
 from datetime import UTC, datetime
 from pathlib import Path
@@ -354,3 +356,29 @@ def test_filenames() -> None:
 @given(st.text(min_size=1, max_size=200))
 def test_no_receipt_ever_triggers_the_generator_again(key: str) -> None:
     assert domain.is_generated(domain.receipt_key(key))
+
+
+def text_positions(pdf: bytes) -> list[tuple[float, float]]:
+    """(x, y) of every text run on the page, top to bottom (PDF points)."""
+    content = pypdf.PdfReader(io.BytesIO(pdf)).pages[0].get_contents()
+    assert content is not None
+    found = re.findall(rb"BT ([\d.]+) ([\d.]+) Td", content.get_data())
+    return [(float(x), float(y)) for x, y in found]
+
+
+@pytest.mark.parametrize("holder", ["Jane Müller", "王小明"])
+def test_each_label_and_its_value_share_a_line_whichever_way_the_value_is_printed(holder: str) -> None:
+    """Labels go through ``FPDF.text``; a value too (Latin-1), or a cell (Unicode, for its fallback fonts), or
+    a multi-cell (too long for one line): every way prints on the label's baseline, rows 7 mm apart."""
+    details = {"name": "A festival whose name is far too long for one line of a ticket, so it wraps onto the next",
+               "venue": "Arena", "city": "Zürich", "starts_at": "2026-12-01T19:30:00Z"}
+    pdf = render_ticket_pdf(
+        TicketDocument(TICKET, "o-1", "event", holder, a_code(holder), "A-1", None, details), find_fonts()
+    )
+    positions = text_positions(pdf)
+    values = [y for x, y in positions if abs(x - 138.90) < 0.01]
+    at_left = [y for x, y in positions if abs(x - 31.18) < 0.01]
+    labels = [y for y in at_left[2:] if y >= values[-1]]  # not "boxoffice", "Event ticket", the code's lines
+    assert len(labels) >= 6
+    assert values[:1] + values[2:] == labels  # the event's name wraps: its second line has no label
+    assert all(abs((a - b) - 7 * 72 / 25.4) < 0.02 for a, b in itertools.pairwise(values))  # 7 mm apart
