@@ -15,7 +15,8 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -92,13 +93,11 @@ async def httpx_client(base: str, requests: int) -> float:
         await client.aclose()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=4000)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+@contextmanager
+def upstream() -> Iterator[str]:
+    """The upstream above in a process of its own on 127.0.0.1, ready: its base URL."""
     port = free_port()
-    upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(port)])
+    process = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(port)])
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -110,12 +109,21 @@ def main() -> int:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    with upstream() as base:
         for round_ in range(1, args.rounds + 1):
             for name, run in (("httpx", httpx_client), ("HttpProxy (aiohttp)", aiohttp_proxy)):
                 print(f"round {round_}: {name:<22} {asyncio.run(run(base, args.requests)):6.0f} µs of CPU per request")
-    finally:
-        upstream.terminate()
-        upstream.wait(timeout=10)
     return 0
 
 

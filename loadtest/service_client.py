@@ -13,21 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "loadtest"))
 
-from gateway_client import UPSTREAM, measure  # noqa: E402
+from gateway_client import measure, upstream  # noqa: E402
 
 from boxoffice.platform.clients import ServiceClient  # noqa: E402
-from tests.harness.net import free_port  # noqa: E402
 
 
 async def one_round(base: str, requests: int) -> float:
@@ -52,25 +47,10 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    port = free_port()
-    upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(port)])
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    with upstream() as base:
         rounds = [asyncio.run(one_round(base, args.requests)) for _ in range(args.rounds)]
-        print(f"ServiceClient over HTTP: median {statistics.median(rounds):.0f} µs of CPU per call "
-              f"(rounds: {', '.join(f'{r:.0f}' for r in rounds)})")
-    finally:
-        upstream.terminate()
-        upstream.wait(timeout=10)
+    print(f"ServiceClient over HTTP: median {statistics.median(rounds):.0f} µs of CPU per call "
+          f"(rounds: {', '.join(f'{r:.0f}' for r in rounds)})")
     return 0
 
 
