@@ -141,11 +141,15 @@ class ServiceClient:
         # Another process: aiohttp (``_Remote``). This one: httpx's in-process transport, where an app that
         # fails answers 500 exactly as over HTTP (instead of raising into the caller).
         self._remote = _Remote(base_url, timeout, self._headers) if base_url is not None else None
-        self._http = httpx.AsyncClient(
-            base_url=base_url or f"http://{name}.internal",
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False) if app is not None else None,
-            timeout=httpx.Timeout(timeout),
-            headers=self._headers,
+        self._http = (
+            httpx.AsyncClient(
+                base_url=f"http://{name}.internal",
+                transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                timeout=httpx.Timeout(timeout),
+                headers=self._headers,
+            )
+            if app is not None
+            else None
         )
         # Streams (server-sent events) wait for the body as long as it lasts, and in-process need a transport
         # that hands over each chunk as it is sent rather than the body once the app has finished.
@@ -159,7 +163,8 @@ class ServiceClient:
     async def aclose(self) -> None:
         if self._remote is not None:
             await self._remote.aclose()
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
         await self._streams.aclose()
 
     @asynccontextmanager
@@ -201,10 +206,11 @@ class ServiceClient:
         for attempt in range(attempts):
             trial = self.breaker.before_call()
             try:
-                if self._remote is not None:
-                    response = await self._remote.request(method, path, json=json, headers=headers, params=params)
-                else:
+                if self._http is not None:
                     response = await self._http.request(method, path, json=json, headers=headers, params=params)
+                else:
+                    assert self._remote is not None
+                    response = await self._remote.request(method, path, json=json, headers=headers, params=params)
             except httpx.TransportError as exc:  # refused, reset, timed out (httpx.TimeoutException)
                 self.breaker.record_failure()
                 if attempt + 1 >= attempts:
