@@ -49,19 +49,23 @@ from boxoffice.booking.tables import (
 )
 from boxoffice.platform import hotsql
 
+
 # Customers' limits.
-_ENSURE_CUSTOMER_LOCK = (
-    postgresql.insert(customer_locks).values(user_id=bindparam("p_user_id")).on_conflict_do_nothing()
-)
-_LOCK_CUSTOMER = (
-    select(customer_locks.c.user_id).where(customer_locks.c.user_id == bindparam("p_user_id")).with_for_update()
-)
+def _lock_customer() -> Any:
+    row = postgresql.insert(customer_locks).values(user_id=bindparam("p_user_id"))
+    return row.on_conflict_do_update(index_elements=[customer_locks.c.user_id], set_={"user_id": row.excluded.user_id})
+
+
+_LOCK_CUSTOMER = _lock_customer()
 
 
 async def lock_customer(conn: AsyncConnection, user_id: str) -> None:
-    """PostgreSQL: the customer's row locked until the transaction ends (SQLite has one writer at a time)."""
+    """PostgreSQL: the customer's row locked until the transaction ends (SQLite has one writer at a time).
+
+    One statement: the row inserted, or (it exists) updated to itself, locks it either way, as the insert
+    followed by ``SELECT ... FOR UPDATE`` did in two round trips. A concurrent first hold of the same
+    customer waits for the insert and then updates the row it committed."""
     if is_postgres(conn):
-        await hotsql.run(conn, _ENSURE_CUSTOMER_LOCK, {"p_user_id": user_id})
         await hotsql.run(conn, _LOCK_CUSTOMER, {"p_user_id": user_id})
 
 
