@@ -265,7 +265,8 @@ async def test_a_call_over_http_sends_and_answers_as_the_in_process_one() -> Non
     assert over_http.json()["query"] == [["flag", "true"], ["limit", "5"], ["q", "rock & roll"], ["tags", "a"], ["tags", "b"]]
     assert over_http.json()["internal"] and over_http.json()["key"] == "k-1"
     assert over_http.json()["type"] == "application/json" and over_http.json()["json"]["name"] == "Zoë"
-    assert over_http.headers["x-answer"] == "yes" and over_http.request.method == "POST"
+    assert over_http.headers["x-answer"] == "yes" and over_http.raise_for_status() is over_http
+    assert over_http.request.method == "POST" and str(over_http.request.url).startswith(f"{url}/echo/x%2Fy?")
 
 
 @asynccontextmanager
