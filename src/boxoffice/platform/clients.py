@@ -313,6 +313,10 @@ class _Answer(httpx.Response):
     def request(self, value: httpx.Request) -> None:
         self._request = value
 
+    def raise_for_status(self) -> httpx.Response:
+        self._request = self.request  # httpx reads the attribute, not the property
+        return super().raise_for_status()
+
 
 class ServiceClients:
     """Clients for every service, in-process where that service's app lives here, HTTP otherwise."""
