@@ -11,7 +11,8 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -32,7 +33,6 @@ from boxoffice.platform.settings import Settings
 from boxoffice.tickets.deps import TicketsSettings
 from tests.harness.app import running, wait_for
 from tests.harness.booking import CARD_OK, general_event, publish_event, token_for
-from tests.harness.net import free_port
 from tests.harness.postgres import create_database
 
 
@@ -152,34 +152,44 @@ async def test_one_purchase_is_one_trace(exporter: Switchable, setup: tuple[Sett
     assert hold_spans and all(s.context.trace_id != trace_id for s in hold_spans)
 
 
-async def test_the_gateway_of_processes_passes_its_trace_to_the_service_it_forwards_to(exporter: Switchable) -> None:
-    """``run --processes``: the gateway forwards over HTTP (``HttpProxy``); the service process receives a
-    ``traceparent`` in the gateway's trace, whose parent is the gateway's call (a child of its server span)."""
+@asynccontextmanager
+async def recording_upstream(body: bytes) -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
+    """A bare HTTP/1.1 server on loopback that answers 200 with ``body`` and keeps each request's headers."""
     received: list[dict[str, str]] = []
 
     async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
-        received.append({k.lower(): v for k, _, v in (line.partition(": ") for line in head[1:] if line)})
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+        headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in head[1:] if line)}
+        received.append(headers)
+        await reader.readexactly(int(headers.get("content-length", "0")))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
         await writer.drain()
         writer.close()
 
-    port = free_port()
-    server = await asyncio.start_server(upstream, "127.0.0.1", port)
-    proxy = HttpProxy(f"http://127.0.0.1:{port}")
+    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", received
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_the_gateway_of_processes_passes_its_trace_to_the_service_it_forwards_to(exporter: Switchable) -> None:
+    """``run --processes``: the gateway forwards over HTTP (``HttpProxy``); the service process receives a
+    ``traceparent`` in the gateway's trace, whose parent is the gateway's call (a child of its server span)."""
 
     async def ready() -> dict[str, str]:
         return {}
 
-    gateway = Gateway([("/api/orders", proxy)], check_ready=ready)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as client:
-            answer = await client.post("/api/orders/0193/payment", json={}, headers={"Idempotency-Key": "k"})
-        assert answer.status_code == 200 and answer.text == "ok"
-    finally:
-        await proxy.aclose()
-        server.close()
-        await server.wait_closed()
+    async with recording_upstream(b"ok") as (url, received):
+        proxy = HttpProxy(url)
+        gateway = Gateway([("/api/orders", proxy)], check_ready=ready)
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as client:
+                answer = await client.post("/api/orders/0193/payment", json={}, headers={"Idempotency-Key": "k"})
+            assert answer.status_code == 200 and answer.text == "ok"
+        finally:
+            await proxy.aclose()
     [headers] = received
     _, trace_id, parent_id, _ = headers["traceparent"].split("-")
     [root] = [s for s in exporter.spans() if s.name == "gateway POST"]
@@ -189,30 +199,17 @@ async def test_the_gateway_of_processes_passes_its_trace_to_the_service_it_forwa
     assert call.kind == SpanKind.CLIENT and call.parent is not None and call.parent.span_id == root.context.span_id
 
 
-
 async def test_a_service_client_over_http_passes_its_callers_trace(exporter: Switchable) -> None:
     """Payments calling booking in another process (``ServiceClient`` over aiohttp): booking receives a
     ``traceparent`` in payments' trace, whose parent is the client's span of the call."""
-    received: list[dict[str, str]] = []
-
-    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
-        received.append({k.lower(): v for k, _, v in (line.partition(": ") for line in head[1:] if line)})
-        await reader.readexactly(int(received[-1]["content-length"]))
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
-    client = ServiceClient("booking", base_url=f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
-    try:
-        with tracing.tracer.start_as_current_span("POST /api/orders/{order_id}/payment") as caller:
-            answer = await client.post("/internal/orders/o1/confirm", json={"payment_id": "p1"})
-        assert answer.status_code == 200 and answer.json() == {}
-    finally:
-        await client.aclose()
-        server.close()
-        await server.wait_closed()
+    async with recording_upstream(b"{}") as (url, received):
+        client = ServiceClient("booking", base_url=url)
+        try:
+            with tracing.tracer.start_as_current_span("POST /api/orders/{order_id}/payment") as caller:
+                answer = await client.post("/internal/orders/o1/confirm", json={"payment_id": "p1"})
+            assert answer.status_code == 200 and answer.json() == {}
+        finally:
+            await client.aclose()
     [headers] = received
     _, trace_id, parent_id, _ = headers["traceparent"].split("-")
     assert trace_id == format(caller.get_span_context().trace_id, "032x")
