@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import fpdf.image_parsing
 import zxingcpp
 from fontTools.fontBuilder import FontBuilder
 from fontTools.ttLib import TTFont
@@ -45,6 +46,11 @@ from boxoffice.platform.observability import configure_worker_logging
 
 QR_SIZE_MM = 62.0
 QR_PIXELS_PER_MODULE = 4
+QR_DEFLATE_LEVEL = 1
+"""zlib's level for the QR's pixels (fpdf2's setting for every image it deflates; ours are the QRs). Long
+runs of two values squeeze well at once: a realistic code's 260 x 260 pixels take 0.17 ms at level 1
+(6.9 KB) against 0.57 ms at zlib's default (1.6 KB), a fifth of a PDF's CPU (``loadtest/ticket_pdf.py``)."""
+fpdf.image_parsing.SETTINGS.compression_level = QR_DEFLATE_LEVEL
 CODE_CHARS_PER_LINE = 110  # Courier 5 pt: 1.06 mm per character, 128 mm of line
 
 
@@ -67,6 +73,8 @@ class TicketDocument:
 
 
 def latin1(text: str) -> str:
+    if text.isascii():  # nearly every text (the code, ids, labels): no character to look at
+        return text
     return "".join(c if ord(c) < 256 else _transliterate(c) for c in text)
 
 
@@ -277,10 +285,11 @@ def instructions(doc: TicketDocument) -> str:
 def qr_image(code: str) -> Image.Image:
     """The code as a QR (error correction M): black and white pixels, one 4-pixel square per module, no quiet
     zone (the page's margin is one; the PDF scales the image without blurring). zxing-cpp encodes it in C++
-    (a ticket's code in ~0.3 ms, mask search included; segno, pure Python, took ~4 ms with a fixed mask).
+    (a ticket's code of about 260 characters in ~0.7 ms, mask search included, and the time grows with the
+    code's length; segno, pure Python, took ~4 ms for a shorter code with a fixed mask).
 
-    The PDF stores it deflated (``FlateDecode``) as it is. A PNG handed to fpdf2 was decoded and re-encoded
-    as CCITT G4 through a TIFF: 0.45 ms more per ticket, to save 1.5 KB. It is 8-bit grey, not 1-bit: fpdf2
+    The PDF stores it deflated (``FlateDecode``, ``QR_DEFLATE_LEVEL``) as it is. A PNG handed to fpdf2 was
+    decoded and re-encoded as CCITT G4 through a TIFF: 0.45 ms more per ticket. It is 8-bit grey, not 1-bit: fpdf2
     (2.8.9) gives a 1-bit image deflated CCITT's decode parameters instead of its PNG predictor's, and a
     viewer would shift every row by a byte (``tests/unit/test_ticket_qr.py`` reads the QR back from the PDF)."""
     symbol = zxingcpp.create_barcode(code, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
