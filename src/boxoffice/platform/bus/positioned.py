@@ -208,7 +208,8 @@ class SqlPositionedConsumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            await wait_event(self._wakeup, min(remaining, self.bus.poll_interval))
+            if await wait_event(self._wakeup, min(remaining, self.bus.poll_interval)):
+                await self.bus.linger_after_wakeup()
 
 
 class _SeekOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
