@@ -522,31 +522,3 @@ async def test_a_kafka_publish_to_a_topic_just_created_does_not_strand_the_recor
     finally:
         await bus.stop()
         await creator.stop()
-
-
-@pytest.mark.parametrize("linger", [0.0, 0.6])
-async def test_a_sql_bus_consumer_woken_by_a_publish_lingers_so_one_read_takes_that_windows_events(
-    tmp_path: Path, linger: float
-) -> None:
-    """``BOXOFFICE_BUS_LINGER_SECONDS``: a consumer that a publish in its process wakes waits ``linger``
-    before it reads, so the publishes that follow at once come in the same poll (one read, one batch for the
-    handler) instead of one poll each. Without it the first poll returns the first publish alone, which is
-    what shows that the test can tell the two apart."""
-    bus = SqlBus(f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}", partitions=1, poll_interval=5.0, linger=linger)
-    await bus.start()
-    try:
-        consumer = bus.consumer("lingering", ["things"])
-        await consumer.start()
-        first = asyncio.create_task(consumer.poll(timeout=5.0))
-        await asyncio.sleep(0.3)  # the consumer has found the log empty and waits for a wake-up
-        for n in range(3):
-            await bus.publish([new_event("test.e", source="test", key="k", data={"n": n}, topic="things")])
-            await asyncio.sleep(0.02)
-        records = await first
-        if linger:
-            assert [r.envelope.data["n"] for r in records] == [0, 1, 2]
-        else:
-            assert [r.envelope.data["n"] for r in records] == [0]
-        await consumer.stop()
-    finally:
-        await bus.stop()

@@ -15,7 +15,6 @@ from boxoffice.cli import _cancel_all, _replica_counts, database_url
 from boxoffice.platform.bus.envelope import Envelope, new_event
 from boxoffice.platform.clients import CircuitBreaker, CircuitOpen
 from boxoffice.platform.gateway import compile_pattern
-from boxoffice.platform.periodic import repeat
 from boxoffice.platform.settings import Settings
 from boxoffice.platform.shutdown import stopped
 
@@ -187,28 +186,3 @@ async def test_the_gateway_sends_a_path_to_the_most_specific_pattern(path: str, 
     assert reached == ([owner] if owner else [])
     assert sent[0]["status"] == (204 if owner else 404)
     assert (b"x-boxoffice-version", gateway.version.encode()) in sent[0]["headers"]
-
-
-@pytest.mark.parametrize(("linger", "steps"), [(0.0, 4), (0.5, 2)])
-async def test_a_loop_woken_again_and_again_lingers_and_takes_them_in_one_step(linger: float, steps: int) -> None:
-    """``repeat(..., linger=)`` (the tickets worker's renderer and mail sender): after a wake-up the loop waits
-    ``linger`` before its step, so three wake-ups 50 ms apart cost one step, not three."""
-    ran: list[float] = []
-    wake = asyncio.Event()
-
-    async def step() -> bool:
-        ran.append(asyncio.get_running_loop().time())
-        return False
-
-    loop = asyncio.create_task(repeat("test.linger", step, interval=30.0, wake=wake, linger=linger))
-    try:
-        await asyncio.sleep(0.1)  # the first step ran; the loop waits for a wake-up
-        for _ in range(3):
-            wake.set()
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(linger + 0.4)
-    finally:
-        loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop
-    assert len(ran) == steps

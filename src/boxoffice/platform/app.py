@@ -77,7 +77,7 @@ class Service:
             sqlite_shared=settings.sqlite_shared,
         )
         self.verifier = TokenVerifier.from_client(lambda: clients.get("identity"))
-        self.relay = Relay(self.db, bus, linger=settings.bus_linger_seconds)
+        self.relay = Relay(self.db, bus)
         self.clock: Callable[[], datetime] = utcnow
         """Where the service reads the time: a test seam (tests move it forward instead of sleeping)."""
         self.purge_idempotency_keys = KeyPurge(

@@ -3,8 +3,7 @@
     await repeat("booking.hold-sweeper", sweep_expired_holds, interval=1.0)
 
 ``step`` is awaited again at once while it returns something truthy ("there is more to do": a full batch),
-otherwise after ``interval`` seconds, or as soon as ``wake`` is set (then ``linger`` seconds later, so that
-one step takes what the wake-ups of that window asked for). A step that raises is logged and
+otherwise after ``interval`` seconds, or as soon as ``wake`` is set. A step that raises is logged and
 counted, and the loop backs off exponentially with full jitter (so many replicas that fail together do not
 retry together) up to ``max_backoff``; the next success resets the back-off. Cancellation stops the loop
 at once, whatever it is doing (the step's own transaction rolls back); a stop request of the runtime
@@ -41,7 +40,6 @@ async def repeat(
     interval: float,
     wake: asyncio.Event | None = None,
     initial_delay: float = 0.0,
-    linger: float = 0.0,
     backoff_base: float = 0.5,
     max_backoff: float = 30.0,
 ) -> None:
@@ -72,5 +70,4 @@ async def repeat(
         if more:
             await asyncio.sleep(0)  # let requests run between full batches
             continue
-        if await pause(interval, wake, stop) and linger > 0 and not stopped(stop):
-            await pause(linger, stop)
+        await pause(interval, wake, stop)

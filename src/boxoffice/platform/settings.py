@@ -66,12 +66,6 @@ class Settings(BaseSettings):
     bus_database_url: str | None = None
     bus_partitions: int = 8
     bus_poll_interval_seconds: float = 0.2
-    bus_linger_seconds: float = Field(default=0.1, ge=0, le=5)
-    """After a wake-up, how long a relay waits for more commits before it publishes, and a sql-bus consumer
-    for more appends before it reads (Kafka's ``linger.ms`` and ``fetch.max.wait.ms``): under load one
-    append and one read then carry the events of that window instead of a few each. Every hop of an event
-    takes up to this much longer; in one process at 16 buyers the sale ran 19 % faster with 0.1 s than with
-    0.01 s (README, "Thirteenth session")."""
     bus_retention_hours: float = 168.0
     """How long the sql bus keeps events (0 keeps them for ever)."""
     bus_max_attempts: int = Field(default=5, ge=1)

@@ -23,11 +23,6 @@ class TicketsSettings(ServiceSettings):
 
     max_upload_bytes: int = 5 * 1024 * 1024
     pdf_batch: int = 20
-    batch_linger_seconds: float = Field(default=0.5, ge=0, le=10)
-    """After a ticket wakes the PDF renderer or the mail sender, how long it waits before it looks, so that one
-    pass (read the pending rows, render, store, record; compose, send, mark) takes the tickets of that window:
-    during a sale in one process that work shares the event loop with the buyers' requests. PDFs and e-mails
-    come up to this much later; the code is on the ticket from the confirmation on."""
     pdf_processes: int = 1
     """Worker processes that render ticket PDFs (0: a thread of the tickets service)."""
     pdf_nice: int = Field(default=10, ge=0, le=19)

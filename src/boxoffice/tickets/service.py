@@ -123,23 +123,10 @@ class TicketsService(Service):
         async def render_batch() -> bool:
             return await issuing.render_pending_pdfs(self.deps, batch=batch) >= batch
 
-        await repeat(
-            "tickets.pdf-renderer",
-            render_batch,
-            interval=1.0,
-            wake=self.deps.pdf_wanted,
-            linger=self.config.batch_linger_seconds,
-        )
+        await repeat("tickets.pdf-renderer", render_batch, interval=1.0, wake=self.deps.pdf_wanted)
 
     async def send_mail_forever(self) -> None:
         async def send() -> int:
             return await mail.send_pending_mail(self.deps)  # self.deps: a swapped mailer applies at once
 
-        await repeat(
-            "tickets.mail-sender",
-            send,
-            interval=1.0,
-            wake=self.deps.mail_wanted,
-            linger=self.config.batch_linger_seconds,
-            max_backoff=60.0,
-        )
+        await repeat("tickets.mail-sender", send, interval=1.0, wake=self.deps.mail_wanted, max_backoff=60.0)

@@ -17,7 +17,6 @@ def build_bus(settings: Settings) -> Bus:
         settings.bus_url(),
         partitions=settings.bus_partitions,
         poll_interval=settings.bus_poll_interval_seconds,
-        linger=settings.bus_linger_seconds,
         retention_seconds=settings.bus_retention_hours * 3600,
         sqlite_inline=settings.sqlite_inline,
         sqlite_shared=settings.sqlite_shared,

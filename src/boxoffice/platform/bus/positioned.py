@@ -208,8 +208,7 @@ class SqlPositionedConsumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            if await wait_event(self._wakeup, min(remaining, self.bus.poll_interval)):
-                await self.bus.linger_after_wakeup()
+            await wait_event(self._wakeup, min(remaining, self.bus.poll_interval))
 
 
 class _SeekOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -111,7 +111,6 @@ class SqlBus:
         *,
         partitions: int = 8,
         poll_interval: float = 0.2,
-        linger: float = 0.0,
         sqlite_inline: bool = False,
         sqlite_shared: bool = False,
         retention_seconds: float = 7 * 24 * 3600,
@@ -122,18 +121,9 @@ class SqlBus:
         """On a SQLite file: tells an idle consumer whether anything was committed since it last read."""
         self.partitions = partitions
         self.poll_interval = poll_interval
-        self.linger = linger
-        """A consumer woken by a publish in this process waits this long before it reads (``linger``)."""
         self.retention_seconds = retention_seconds
         self._waiters: dict[asyncio.Event, frozenset[str]] = {}  # in-process consumers and their topics
         self._trimmer: asyncio.Task[None] | None = None
-
-    async def linger_after_wakeup(self) -> None:
-        """What a consumer woken by a publish does before it reads: wait ``linger`` for the publishes that
-        follow, so that one read carries them all. (A consumer that finds records at once, because more came
-        while it handled the last ones, reads without waiting: under load the batches fill by themselves.)"""
-        if self.linger > 0:
-            await asyncio.sleep(self.linger)
 
     async def start(self) -> None:
         """Create the bus's tables and indexes where missing (the bus database is the bus's alone: its
@@ -404,8 +394,7 @@ class SqlConsumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            if await wait_event(self._wakeup, min(remaining, self.bus.poll_interval)):
-                await self.bus.linger_after_wakeup()
+            await wait_event(self._wakeup, min(remaining, self.bus.poll_interval))
 
     async def commit(self, records: Sequence[Record]) -> None:
         if not records:
