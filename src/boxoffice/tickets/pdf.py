@@ -285,12 +285,14 @@ def instructions(doc: TicketDocument) -> str:
 def qr_image(code: str) -> Image.Image:
     """The code as a QR (error correction M): black and white pixels, one 4-pixel square per module, no quiet
     zone (the page's margin is one; the PDF scales the image without blurring). zxing-cpp encodes it in C++
-    (a ticket's code of about 260 characters in ~0.7 ms, mask search included, and the time grows with the
-    code's length; segno, pure Python, took ~4 ms for a shorter code with a fixed mask).
+    (a ticket's code of about 260 characters in ~0.7 ms, and the time grows with the code's length; segno,
+    pure Python, took ~4 ms for a shorter code with a fixed mask). Nearly all of it is choosing the mask: a
+    fixed one (``data_mask=``) takes 75 µs, but some codes then read worse when blurred (README, "Thirteenth
+    session"), and a ticket must scan at the gate.
 
     The PDF stores it deflated (``FlateDecode``, ``QR_DEFLATE_LEVEL``) as it is. A PNG handed to fpdf2 was
-    decoded and re-encoded as CCITT G4 through a TIFF: 0.45 ms more per ticket. It is 8-bit grey, not 1-bit: fpdf2
-    (2.8.9) gives a 1-bit image deflated CCITT's decode parameters instead of its PNG predictor's, and a
+    decoded and re-encoded as CCITT G4 through a TIFF: 0.45 ms more per ticket. It is 8-bit grey, not 1-bit:
+    fpdf2 (2.8.9) gives a 1-bit image deflated CCITT's decode parameters instead of its PNG predictor's, and a
     viewer would shift every row by a byte (``tests/unit/test_ticket_qr.py`` reads the QR back from the PDF)."""
     symbol = zxingcpp.create_barcode(code, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
     pixels = symbol.to_image(scale=QR_PIXELS_PER_MODULE, add_quiet_zones=False)  # 0: dark, 255: light
