@@ -55,6 +55,39 @@ async def test_no_commit_means_nothing_happened(db: Database) -> None:
     assert await count(db) == (0, 0)
 
 
+async def test_last_writes_run_at_commit_after_the_outbox_rows_and_roll_back_with_the_rest(db: Database) -> None:
+    """``UnitOfWork.last``: the write runs in ``commit()``, after the rows of the events published before it
+    (in the same transaction), and the events it publishes are written too; when it raises, ``commit()``
+    raises and nothing of the transaction remains."""
+    seen: list[object] = []
+    async with db.uow() as uow:
+        await uow.conn.execute(insert(things).values(id=1, name="a"))
+        uow.publish("things", "test.thing-made", key="1", data={"id": 1})
+
+        async def last() -> None:
+            seen.append(("outbox rows", await outbox_backlog(uow.conn)))
+            await uow.conn.execute(insert(things).values(id=2, name="b"))
+            uow.publish("things", "test.thing-made", key="2", data={"id": 2})
+
+        uow.last(last)
+        seen.append("registered")
+        await uow.commit()
+    assert seen == ["registered", ("outbox rows", 1)]
+    assert await count(db) == (2, 2)
+
+    async def refused() -> None:
+        await uow.conn.execute(insert(things).values(id=4, name="d"))
+        raise LookupError("sold out")
+
+    with pytest.raises(LookupError):
+        async with db.uow() as uow:
+            await uow.conn.execute(insert(things).values(id=3, name="c"))
+            uow.publish("things", "test.thing-made", key="3", data={"id": 3})
+            uow.last(refused)
+            await uow.commit()
+    assert await count(db) == (2, 2)
+
+
 async def test_inbox_claims_an_event_once_even_concurrently(db: Database) -> None:
     async def claim() -> bool:
         async with db.uow() as uow:

@@ -381,12 +381,21 @@ class UnitOfWork:
             await uow.conn.execute(...)
             uow.publish("ticket-bookings", "booking.order-confirmed", key=str(event_id), data={...})
             await uow.commit()
+
+    ``last(write)`` keeps a write for the end: ``commit()`` runs it after the outbox rows, just before
+    COMMIT. It is for the one row that every transaction of a sale changes (a general-admission section's
+    counts): PostgreSQL keeps a changed row locked until COMMIT, so a transaction that changed it first and
+    then made five more round trips kept every other buyer of the section waiting for all of them. Measured
+    in a ``--processes`` sale at 64 buyers: eleven of booking's connections on average were waiting for
+    that row's lock, while the CPUs still had time to spare. On SQLite the order changes nothing (the whole
+    database has one writer from BEGIN on).
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._conn: AsyncConnection | None = None
         self._events: list[Envelope] = []
+        self._last: list[Callable[[], Awaitable[object]]] = []
         self._committed = False
         self._raw: sqlite3.Connection | None = None  # embedded SQLite: the transaction is begun and ended on it
 
@@ -446,9 +455,21 @@ class UnitOfWork:
     def events(self) -> Sequence[Envelope]:
         return tuple(self._events)
 
+    def last(self, write: Callable[[], Awaitable[object]]) -> None:
+        """Run ``write`` in ``commit()``, after the outbox rows of the events published so far and before
+        COMMIT, in the order given; events it publishes are written after it. An error it raises comes out
+        of ``commit()``, and the transaction rolls back as for any other."""
+        self._last.append(write)
+
     async def commit(self) -> None:
-        if self._events:
-            await hotsql.run(self.conn, outbox_insert(), [e.outbox_row() for e in self._events])
+        written = 0
+        while True:
+            if len(self._events) > written:
+                await hotsql.run(self.conn, outbox_insert(), [e.outbox_row() for e in self._events[written:]])
+                written = len(self._events)
+            if not self._last:
+                break
+            await self._last.pop(0)()
         if self._raw is not None and not self.conn.in_transaction():
             try:
                 self._raw.commit()

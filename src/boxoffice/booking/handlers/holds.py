@@ -139,21 +139,25 @@ async def _place(uow: UnitOfWork, deps: BookingDeps, cmd: PlaceHold, user: Princ
     await store.insert_hold(uow.conn, hold)
     detail = {"quantity": hold.quantity, "total": hold.total, "currency": hold.currency, "expires_at": iso(expires_at)}
     await record_hold(uow.conn, hold, "placed", actor=user.id, at=now, detail=detail)
-    uow.publish(
-        HOLDS_TOPIC,
-        "booking.hold-placed",
-        key=hold.event_id,
-        data={
-            "hold_id": hold_id,
-            "user_id": user.id,
-            "event_id": hold.event_id,
-            "quantity": hold.quantity,
-            "expires_at": expires_at.isoformat(),
-            # From the request reaching the handler to the claim made (waiting for the database included):
-            # the waiting room slows its admissions when this grows (docs/waiting-room.md).
-            "latency_ms": round((time.perf_counter() - started) * 1000),
-        },
-    )
+
+    async def announce() -> None:  # at commit, after a general-admission claim (``_claim``)
+        uow.publish(
+            HOLDS_TOPIC,
+            "booking.hold-placed",
+            key=hold.event_id,
+            data={
+                "hold_id": hold_id,
+                "user_id": user.id,
+                "event_id": hold.event_id,
+                "quantity": hold.quantity,
+                "expires_at": expires_at.isoformat(),
+                # From the request reaching the handler to the claim made (waiting for the database included):
+                # the waiting room slows its admissions when this grows (docs/waiting-room.md).
+                "latency_ms": round((time.perf_counter() - started) * 1000),
+            },
+        )
+
+    uow.last(announce)
     return hold
 
 
@@ -187,13 +191,20 @@ async def _claim(
     if event.seating == "reserved":
         raise domain.InvalidSelection("This event has reserved seating: choose seats (seat_ids).")
     quantity = cmd.quantity or 0
-    try:
-        await inventory.claim_general(uow.conn, section.section_id, quantity)
-    except domain.SoldOut:
-        # Expired holds count as free at once (invariant 3): give theirs back, then try once more.
-        if not await expire_section_holds(uow, section.section_id, now):
-            raise
-        await inventory.claim_general(uow.conn, section.section_id, quantity)
+
+    async def claim() -> None:
+        try:
+            await inventory.claim_general(uow.conn, section.section_id, quantity)
+        except domain.SoldOut:
+            # Expired holds count as free at once (invariant 3): give theirs back, then try once more.
+            if not await expire_section_holds(uow, section.section_id, now):
+                raise
+            await inventory.claim_general(uow.conn, section.section_id, quantity)
+
+    # The section's row is the sale's hottest: claimed at commit, after the hold's other rows, so that
+    # PostgreSQL keeps it locked for the claim, the hold's event and the COMMIT only (``UnitOfWork.last``).
+    # Sold out, the claim raises there and the hold is rolled back with everything else.
+    uow.last(claim)
     items = (Item(None, section.name, section.price, section.name),) * quantity
     return _Claim(HoldKind.GENERAL, event.event_id, event.currency, items, section_id=section.section_id)
 

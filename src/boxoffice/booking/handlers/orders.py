@@ -14,6 +14,7 @@ from boxoffice.booking.deps import BookingDeps
 from boxoffice.booking.domain import (
     Details,
     Hold,
+    HoldKind,
     HoldStatus,
     Order,
     OrderKind,
@@ -180,7 +181,10 @@ async def confirm_order(deps: BookingDeps, cmd: ConfirmOrder) -> Order:
             uow.conn, hold.id, to=HoldStatus.CONFIRMED, now=now, version=cmd.hold_version, expired=False
         ):
             raise domain.HoldExpired("The hold on these seats expired or was released before payment.")
-        if not await inventory.sell(uow.conn, hold, now):
+        if hold.kind == HoldKind.GENERAL:
+            # The section's row last, just before COMMIT (as the hold's claim: ``UnitOfWork.last``).
+            uow.last(lambda: inventory.sell(uow.conn, hold, now))
+        elif not await inventory.sell(uow.conn, hold, now):
             raise domain.HoldExpired("These seats went to another customer after the hold expired.")
         confirmed, payment_id = OrderStatus.CONFIRMED, cmd.payment_id
         await store.set_order(uow.conn, order.id, status=confirmed, payment_id=payment_id, confirmed_at=now)
