@@ -163,3 +163,30 @@ async def test_the_fast_paths_bypass_sqlalchemys_execution_and_answer_the_same(
         plain = (await conn.execute(BY_NAME, {"p_name": "a"})).one()
     assert tuple(hot) == tuple(plain)
     assert hot.ratio == 0.5 and type(hot.ratio) is type(plain.ratio) and hot.price == plain.price
+
+
+async def test_sqlite_text_runs_on_sqlite3_when_embedded_and_answers_as_sqlalchemy(
+    db: Database, request: pytest.FixtureRequest
+) -> None:
+    """``run_text`` (the SQL bus's statements): embedded, straight on sqlite3 and counted; on a shared file
+    through ``exec_driver_sql``. Either way the same rows (RETURNING included), row counts and errors."""
+    if db.dialect != "sqlite":
+        pytest.skip("SQLite text")
+    seen: list[str] = []
+    event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    add = "INSERT INTO hot_things (name, status, count) VALUES (?, ?, ?)"
+    bump = "UPDATE hot_things SET count = count + ? WHERE status = ? RETURNING name, count"
+    async with db.uow() as uow:
+        many = await hotsql.run_text(uow.conn, add, [("a", "live", 1), ("b", "live", 2)], many=True)
+        bumped = await hotsql.run_text(uow.conn, bump, (10, "live"))
+        await uow.commit()
+    assert many.rowcount == 2
+    assert sorted(tuple(row) for row in bumped) == [("a", 11), ("b", 12)] and bumped.rowcount == 2
+    async with db.read() as conn:
+        names = await hotsql.run_text(conn, "SELECT name FROM hot_things WHERE count > ? ORDER BY name", (11,))
+    assert [tuple(row) for row in names] == [("b",)]
+    with pytest.raises(IntegrityError):
+        async with db.uow() as uow:
+            await hotsql.run_text(uow.conn, add, ("a", "live", 1))
+    inline = request.node.callspec.params["db"] == "inline"
+    assert (seen == []) is inline, seen

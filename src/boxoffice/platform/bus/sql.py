@@ -42,6 +42,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateIndex
 
+from boxoffice.platform import hotsql
 from boxoffice.platform.aio import wait_event
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.port import Record
@@ -233,12 +234,14 @@ async def _append_sqlite(
     call: that cost about 1.7 ms of CPU per partition appended to (an append of one small event took
     more CPU than the slowest of its statements), and the clickstream collector appends on every request.
     """
-    await conn.exec_driver_sql(_SQLITE_HEAD, (topic, partition))
-    head = (await conn.exec_driver_sql(_SQLITE_ADVANCE, (len(items), topic, partition))).scalar_one()
+    await hotsql.run_text(conn, _SQLITE_HEAD, (topic, partition))
+    head = (await hotsql.run_text(conn, _SQLITE_ADVANCE, (len(items), topic, partition))).one()[0]
     first = head - len(items)
-    await conn.exec_driver_sql(
+    await hotsql.run_text(
+        conn,
         _SQLITE_APPEND,
         [(topic, partition, first + i, e.key, e.to_json().decode(), now) for i, e in enumerate(items)],
+        many=True,
     )
 
 
@@ -328,7 +331,7 @@ class SqlConsumer:
             sqlite = conn.dialect.name == "sqlite"  # SQL text straight to the driver, as ``_append_sqlite``
             if sqlite:
                 marks = ", ".join("?" for _ in self.topics)
-                heads = [tuple(r) for r in await conn.exec_driver_sql(_SQLITE_HEADS.format(marks), tuple(self.topics))]
+                heads = [tuple(r) for r in await hotsql.run_text(conn, _SQLITE_HEADS.format(marks), self.topics)]
             else:
                 heads = [
                     tuple(r)
@@ -347,7 +350,7 @@ class SqlConsumer:
                     break
                 position, limit = self._positions.get((topic, partition), 0), max_records - len(records)
                 if sqlite:
-                    read = await conn.exec_driver_sql(_SQLITE_READ, (topic, partition, position, limit))
+                    read = await hotsql.run_text(conn, _SQLITE_READ, (topic, partition, position, limit))
                     rows = [tuple(r) for r in read]
                 else:
                     rows = [
@@ -405,8 +408,11 @@ class SqlConsumer:
             newest[key] = max(newest.get(key, -1), record.offset + 1)
         async with self.bus.db.begin() as conn:
             if conn.dialect.name == "sqlite":
-                await conn.exec_driver_sql(
-                    _SQLITE_POSITION, [(self.group, t, p, position) for (t, p), position in newest.items()]
+                await hotsql.run_text(
+                    conn,
+                    _SQLITE_POSITION,
+                    [(self.group, t, p, position) for (t, p), position in newest.items()],
+                    many=True,
                 )
             else:
                 for (topic, partition), position in newest.items():
