@@ -340,7 +340,7 @@ async def test_relay_crash_between_publish_and_delete_delivers_and_applies_once(
         published = await h.place(30)
         # The relay dies right after the bus took the batch and before it deleted the rows: do its publish.
         async with h.orders.read() as conn:
-            rows = (await conn.execute(outbox_batch(1000))).all()
+            rows = await outbox_batch(conn, 1000)
         await h.bus.publish([Envelope.from_json(payload, topic=topic) for _id, _eid, topic, _key, payload in rows])
         assert await h.backlog() == len(published)
 

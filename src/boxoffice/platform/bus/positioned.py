@@ -28,19 +28,20 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from sqlalchemy import and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from boxoffice.platform import hotsql
 from boxoffice.platform.aio import wait_event
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.kafka import KafkaBus, _close
 from boxoffice.platform.bus.port import Bus
-from boxoffice.platform.bus.sql import SqlBus, bus_heads, bus_leases, bus_log
+from boxoffice.platform.bus.sql import _SQLITE_HEADS, _SQLITE_READ, SqlBus, bus_heads, bus_leases, bus_log
 
 Partition = tuple[str, int]
 """(topic, partition)"""
@@ -161,14 +162,17 @@ class SqlPositionedConsumer:
 
     async def _fetch(self, max_records: int) -> list[RawRecord]:
         async with self.bus.db.read() as conn:
-            heads = {
-                (t, p): head
-                for t, p, head in await conn.execute(
+            sqlite = conn.dialect.name == "sqlite"  # SQL text straight to the driver, as ``SqlConsumer`` does
+            if sqlite:
+                marks = ", ".join("?" for _ in self.topics)
+                found: Iterable[Any] = await hotsql.run_text(conn, _SQLITE_HEADS.format(marks), self.topics)
+            else:
+                found = await conn.execute(
                     select(bus_heads.c.topic, bus_heads.c.partition, bus_heads.c.next_offset).where(
                         bus_heads.c.topic.in_(self.topics)
                     )
                 )
-            }
+            heads = {(t, p): head for t, p, head in found}
             if self._positions is None or not self._partitions.issuperset(heads):
                 self._partitions = frozenset(heads)
                 self._positions = await self.load_positions(sorted(self._partitions))
@@ -178,18 +182,22 @@ class SqlPositionedConsumer:
                 start = positions.get((topic, partition), 0)
                 if head <= start or len(records) >= max_records:
                     continue
-                rows = await conn.execute(
-                    select(bus_log.c.offset, bus_log.c.payload)
-                    .where(
-                        and_(
-                            bus_log.c.topic == topic,
-                            bus_log.c.partition == partition,
-                            bus_log.c.offset >= start,
+                limit = max_records - len(records)
+                if sqlite:
+                    rows: Iterable[Any] = await hotsql.run_text(conn, _SQLITE_READ, (topic, partition, start, limit))
+                else:
+                    rows = await conn.execute(
+                        select(bus_log.c.offset, bus_log.c.payload)
+                        .where(
+                            and_(
+                                bus_log.c.topic == topic,
+                                bus_log.c.partition == partition,
+                                bus_log.c.offset >= start,
+                            )
                         )
+                        .order_by(bus_log.c.offset)
+                        .limit(limit)
                     )
-                    .order_by(bus_log.c.offset)
-                    .limit(max_records - len(records))
-                )
                 records.extend(RawRecord(topic, partition, offset, payload) for offset, payload in rows)
         for record in records:
             positions[(record.topic, record.partition)] = record.offset + 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from typing import Any
 
 import structlog
 from sqlalchemy import text
@@ -43,7 +42,7 @@ class Relay:
     async def relay_once(self) -> int:
         """Publish one batch; returns how many events it moved."""
         async with self.db.read() as conn:
-            rows: list[Any] = list((await conn.execute(outbox_batch(self.batch_size))).all())
+            rows = await outbox_batch(conn, self.batch_size)
         if not rows:
             OUTBOX_BACKLOG.labels(self.db.name).set(0)
             return 0

@@ -7,6 +7,7 @@ them); the statements below are built on a private copy and run against any serv
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     insert,
@@ -25,7 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Delete, Insert, Select
+from sqlalchemy.sql import Delete, Insert
+
+from boxoffice.platform import hotsql
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -63,12 +67,17 @@ def outbox_insert() -> Insert:
     return _OUTBOX_INSERT
 
 
-def outbox_batch(limit: int) -> Select[tuple[int, str, str, str, str]]:
-    return (
-        select(OUTBOX.c.id, OUTBOX.c.event_id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.payload)
-        .order_by(OUTBOX.c.id)
-        .limit(limit)
-    )
+_OUTBOX_BATCH = (
+    select(OUTBOX.c.id, OUTBOX.c.event_id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.payload)
+    .order_by(OUTBOX.c.id)
+    .limit(bindparam("p_limit", type_=Integer))
+)
+"""Built once (``platform.hotsql``): a relay reads the outbox after nearly every commit of its service."""
+
+
+async def outbox_batch(conn: AsyncConnection, limit: int) -> Sequence[Any]:
+    """The oldest ``limit`` outbox rows: (id, event id, topic, key, payload)."""
+    return (await hotsql.run(conn, _OUTBOX_BATCH, {"p_limit": limit})).all()
 
 
 def outbox_delete(ids: list[int]) -> Delete:
