@@ -28,20 +28,19 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from boxoffice.platform import hotsql
 from boxoffice.platform.aio import wait_event
 from boxoffice.platform.bus.envelope import Envelope
 from boxoffice.platform.bus.kafka import KafkaBus, _close
 from boxoffice.platform.bus.port import Bus
-from boxoffice.platform.bus.sql import _SQLITE_HEADS, _SQLITE_READ, SqlBus, bus_heads, bus_leases, bus_log
+from boxoffice.platform.bus.sql import SqlBus, bus_leases, read_heads, read_log
 
 Partition = tuple[str, int]
 """(topic, partition)"""
@@ -162,17 +161,7 @@ class SqlPositionedConsumer:
 
     async def _fetch(self, max_records: int) -> list[RawRecord]:
         async with self.bus.db.read() as conn:
-            sqlite = conn.dialect.name == "sqlite"  # SQL text straight to the driver, as ``SqlConsumer`` does
-            if sqlite:
-                marks = ", ".join("?" for _ in self.topics)
-                found: Iterable[Any] = await hotsql.run_text(conn, _SQLITE_HEADS.format(marks), self.topics)
-            else:
-                found = await conn.execute(
-                    select(bus_heads.c.topic, bus_heads.c.partition, bus_heads.c.next_offset).where(
-                        bus_heads.c.topic.in_(self.topics)
-                    )
-                )
-            heads = {(t, p): head for t, p, head in found}
+            heads = await read_heads(conn, self.topics)
             if self._positions is None or not self._partitions.issuperset(heads):
                 self._partitions = frozenset(heads)
                 self._positions = await self.load_positions(sorted(self._partitions))
@@ -182,22 +171,7 @@ class SqlPositionedConsumer:
                 start = positions.get((topic, partition), 0)
                 if head <= start or len(records) >= max_records:
                     continue
-                limit = max_records - len(records)
-                if sqlite:
-                    rows: Iterable[Any] = await hotsql.run_text(conn, _SQLITE_READ, (topic, partition, start, limit))
-                else:
-                    rows = await conn.execute(
-                        select(bus_log.c.offset, bus_log.c.payload)
-                        .where(
-                            and_(
-                                bus_log.c.topic == topic,
-                                bus_log.c.partition == partition,
-                                bus_log.c.offset >= start,
-                            )
-                        )
-                        .order_by(bus_log.c.offset)
-                        .limit(limit)
-                    )
+                rows = await read_log(conn, topic, partition, start, max_records - len(records))
                 records.extend(RawRecord(topic, partition, offset, payload) for offset, payload in rows)
         for record in records:
             positions[(record.topic, record.partition)] = record.offset + 1

@@ -18,7 +18,8 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import structlog
 from sqlalchemy import (
@@ -258,6 +259,34 @@ _SQLITE_POSITION = (
 )
 
 
+
+async def read_heads(conn: AsyncConnection, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+    """Where the log of each partition of ``topics`` ends: (topic, partition) -> the next offset."""
+    if conn.dialect.name == "sqlite":  # SQL text straight to the driver, as ``_append_sqlite``
+        marks = ", ".join("?" for _ in topics)
+        found: Iterable[Any] = await hotsql.run_text(conn, _SQLITE_HEADS.format(marks), topics)
+    else:
+        found = await conn.execute(
+            select(bus_heads.c.topic, bus_heads.c.partition, bus_heads.c.next_offset).where(
+                bus_heads.c.topic.in_(topics)
+            )
+        )
+    return {(t, p): head for t, p, head in found}
+
+
+async def read_log(conn: AsyncConnection, topic: str, partition: int, start: int, limit: int) -> list[tuple[int, str]]:
+    """Up to ``limit`` records of one partition from offset ``start`` on: (offset, payload), in order."""
+    if conn.dialect.name == "sqlite":
+        found: Iterable[Any] = await hotsql.run_text(conn, _SQLITE_READ, (topic, partition, start, limit))
+    else:
+        found = await conn.execute(
+            select(bus_log.c.offset, bus_log.c.payload)
+            .where(and_(bus_log.c.topic == topic, bus_log.c.partition == partition, bus_log.c.offset >= start))
+            .order_by(bus_log.c.offset)
+            .limit(limit)
+        )
+    return [(offset, payload) for offset, payload in found]
+
 class SqlConsumer:
     lease_seconds = 10.0
 
@@ -328,20 +357,7 @@ class SqlConsumer:
         async with self.bus.db.read() as conn:
             if self._positions is None:
                 self._positions = await self._load_positions(conn)
-            sqlite = conn.dialect.name == "sqlite"  # SQL text straight to the driver, as ``_append_sqlite``
-            if sqlite:
-                marks = ", ".join("?" for _ in self.topics)
-                heads = [tuple(r) for r in await hotsql.run_text(conn, _SQLITE_HEADS.format(marks), self.topics)]
-            else:
-                heads = [
-                    tuple(r)
-                    for r in await conn.execute(
-                        select(bus_heads.c.topic, bus_heads.c.partition, bus_heads.c.next_offset).where(
-                            bus_heads.c.topic.in_(self.topics)
-                        )
-                    )
-                ]
-            self._heads = {(t, p): head for t, p, head in heads}
+            self._heads = await read_heads(conn, self.topics)
             self._report_lag()
             behind = [(t, p) for (t, p), head in self._heads.items() if head > self._positions.get((t, p), 0)]
             records: list[Record] = []
@@ -349,25 +365,7 @@ class SqlConsumer:
                 if len(records) >= max_records:
                     break
                 position, limit = self._positions.get((topic, partition), 0), max_records - len(records)
-                if sqlite:
-                    read = await hotsql.run_text(conn, _SQLITE_READ, (topic, partition, position, limit))
-                    rows = [tuple(r) for r in read]
-                else:
-                    rows = [
-                        tuple(r)
-                        for r in await conn.execute(
-                            select(bus_log.c.offset, bus_log.c.payload)
-                            .where(
-                                and_(
-                                    bus_log.c.topic == topic,
-                                    bus_log.c.partition == partition,
-                                    bus_log.c.offset >= position,
-                                )
-                            )
-                            .order_by(bus_log.c.offset)
-                            .limit(limit)
-                        )
-                    ]
+                rows = await read_log(conn, topic, partition, position, limit)
                 records.extend(
                     Record(topic, partition, offset, Envelope.from_json(payload, topic=topic))
                     for offset, payload in rows
