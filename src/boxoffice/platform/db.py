@@ -387,8 +387,7 @@ class UnitOfWork:
     counts): PostgreSQL keeps a changed row locked until COMMIT, so a transaction that changed it first and
     then made five more round trips kept every other buyer of the section waiting for all of them. Measured
     in a ``--processes`` sale at 64 buyers: eleven of booking's connections on average were waiting for
-    that row's lock, while the CPUs still had time to spare. On SQLite the order changes nothing (the whole
-    database has one writer from BEGIN on).
+    that row's lock. On SQLite the order changes nothing (the whole database has one writer from BEGIN on).
     """
 
     def __init__(self, db: Database) -> None:
