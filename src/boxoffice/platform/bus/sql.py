@@ -259,7 +259,6 @@ _SQLITE_POSITION = (
 )
 
 
-
 async def read_heads(conn: AsyncConnection, topics: Sequence[str]) -> dict[tuple[str, int], int]:
     """Where the log of each partition of ``topics`` ends: (topic, partition) -> the next offset."""
     if conn.dialect.name == "sqlite":  # SQL text straight to the driver, as ``_append_sqlite``
@@ -286,6 +285,7 @@ async def read_log(conn: AsyncConnection, topic: str, partition: int, start: int
             .limit(limit)
         )
     return [(offset, payload) for offset, payload in found]
+
 
 class SqlConsumer:
     lease_seconds = 10.0
