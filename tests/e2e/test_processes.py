@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from boxoffice.cli import SERVICES
-from tests.e2e.test_purchase_flow import ADMIN, admin_headers, eventually, pay, sign_up, tickets_of
+from tests.e2e.test_purchase_flow import ADMIN, admin_headers, pay, place_hold, sign_up, tickets_of
 from tests.harness.net import free_port_range
 from tests.harness.postgres import create_database
 from tests.harness.server import boxoffice_run
@@ -45,15 +45,8 @@ def test_buyer_journey_on_separate_processes(tmp_path: Path, postgres_admin_url:
         events = client.get("/api/events", params={"category": "concert", "limit": 50}).json()["items"]
         event = next(e for e in events if e["seating"] == "general")
         section = client.get(f"/api/events/{event['id']}").json()["sections"][0]
-        body = {"event_id": event["id"], "section_id": section["id"], "quantity": 1}
-
-        def on_sale() -> httpx.Response | None:
-            # The catalog's demo events reach booking over Kafka: on sale once its consumer has them.
-            response = client.post("/api/holds", json=body, headers=buyer)
-            return response if response.status_code == 201 else None
-
-        hold = eventually(on_sale, timeout=60)
-        paid = pay(client, hold.json(), buyer)
+        hold = place_hold(client, {"event_id": event["id"], "section_id": section["id"], "quantity": 1}, buyer)
+        paid = pay(client, hold, buyer)
         [ticket] = tickets_of(client, paid["order_id"], buyer, 1)
         gate = admin_headers(client)
         assert client.post("/api/checkin", json={"code": ticket["code"]}, headers=gate).status_code == 200
