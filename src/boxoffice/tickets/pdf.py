@@ -28,7 +28,7 @@ import threading
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -406,6 +406,17 @@ def start_worker(log_level: str, log_json: bool, nice: int) -> None:
     configure_worker_logging(log_level, log_json)
 
 
+async def settled(work: Future[T]) -> T:
+    """The outcome of work submitted to a process pool, awaited so that cancelling the caller leaves the work
+    item alone (``asyncio.shield``; ``run_in_executor`` would cancel it).
+
+    Python 3.11's pool sets BrokenProcessPool on every item it still holds once a worker dies, as ``close``
+    makes them do, and an item cancelled from outside raises InvalidStateError in its manager thread there
+    (CPython gh-107219, fixed in 3.12): seen when a service stopped, its tasks cancelled mid-rendering. The pool
+    cancels what it still holds itself, on ``shutdown(cancel_futures=True)``, and in step with that loop."""
+    return await asyncio.shield(asyncio.wrap_future(work))
+
+
 class PdfRenderer:
     """Renders PDFs in worker processes (``processes``; 0: in a thread of this one): rendering is pure
     Python and would otherwise hold the interpreter lock that the service's requests need."""
@@ -433,12 +444,12 @@ class PdfRenderer:
         if self.processes <= 0:
             return await asyncio.to_thread(render_many, docs, self.fonts)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs, self.fonts)
+            return await settled(self._executor().submit(render_many, docs, self.fonts))
         except BrokenProcessPool:
             # A worker died (killed, out of memory): this pool takes no more work, ever. A new pool renders
             # the batch; without it the service would issue no PDF again until restarted.
             self.close()
-            return await asyncio.get_running_loop().run_in_executor(self._executor(), render_many, docs, self.fonts)
+            return await settled(self._executor().submit(render_many, docs, self.fonts))
 
     async def one(self, doc: TicketDocument) -> bytes | None:
         """One PDF that a buyer is waiting for: in the worker processes where this process runs them (the
@@ -457,7 +468,7 @@ class PdfRenderer:
         pool = self._pool
         if pool is not None:
             try:
-                return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+                return await settled(pool.submit(fn, *args))
             except BrokenProcessPool:
                 self.close()  # the next rendering starts a new pool
         return await asyncio.to_thread(fn, *args)
