@@ -3,9 +3,10 @@
     .venv/bin/python loadtest/compare.py --modes embedded,processes --tickets 2000 --buyers 64 --pgbench
 
 - ``embedded``: ``boxoffice run`` (SQLite, the SQL bus), fresh data dir.
-- ``cores``: ``boxoffice run --api-processes N`` (``--api-processes``, default 2): the same files and bus,
-  the API served by N processes on one port and the workers in one more. Its statement counts are one API
-  process's and the worker's only (each process counts its own), so that column undercounts there.
+- ``cores``: ``boxoffice run --api-processes N --workers-apart`` (``--api-processes``, default 2): the same
+  files and bus, the API served by N processes on one port and the workers in one more (N = 1: one API
+  process and one worker process). Its statement counts are one API process's and the worker's only (each
+  process counts its own), so that column undercounts there.
 - ``processes``: ``boxoffice run --processes`` on a PostgreSQL started for the run (one database per service)
   and the bus chosen with ``--bus`` (``kafka``: a Tansu broker started for the run; ``sql``: the bus in
   PostgreSQL).
@@ -154,8 +155,9 @@ def run_mode(
             results.append(flash_sale(where, args, "embedded (SQLite, sql bus)", buyers))
         return None
     if mode == "cores":
-        with server({}, ["--api-processes", str(args.api_processes)], data_dir) as where:
-            results.append(flash_sale(where, args, f"embedded, {args.api_processes} API processes", buyers))
+        with server({}, ["--api-processes", str(args.api_processes), "--workers-apart"], data_dir) as where:
+            label = f"embedded, {args.api_processes} API process{'es' if args.api_processes > 1 else ''} + workers"
+            results.append(flash_sale(where, args, label, buyers))
         return None
     if "postgres" not in servers:
         servers["postgres"] = stack.enter_context(postgres_server())

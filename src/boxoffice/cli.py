@@ -4,6 +4,8 @@
     boxoffice run --api-processes N
                                 the same on every core: N processes serve the whole API on one port, one
                                 more runs every worker, all over the same SQLite files
+    boxoffice run --workers-apart
+                                one process serves the API, one more runs every worker (the fastest on 2 cores)
     boxoffice run --processes   each service and its workers as separate processes behind the gateway
                                 (``--only a,b``: just those services)
     boxoffice serve SERVICE     one service's HTTP API (SIGTERM drains: docs/operations.md); ``all``: every one
@@ -475,13 +477,17 @@ def run(
         typer.Option(min=0, max=64, help="processes serving the whole API on one port, plus one for the workers "
                                          "(0: one per core; default BOXOFFICE_API_PROCESSES, 1)"),
     ] = None,
+    workers_apart: Annotated[
+        bool, typer.Option("--workers-apart", help="with one API process: the workers in a process of their own "
+                                                   "(default BOXOFFICE_WORKERS_APART)")
+    ] = False,
 ) -> None:
     """Run boxoffice: every service in one process (default), on every core, or one process per service."""
     settings = _settings()
     names = [_service_class(n.strip()).name for n in only.split(",") if n.strip()] if only else list(SERVICES)
     if (only or replicas) and not processes:
         raise typer.BadParameter("--only and --replicas need --processes")
-    if processes and api_processes is not None:
+    if processes and (api_processes is not None or workers_apart):
         raise typer.BadParameter("--api-processes and --processes are two different ways to run; choose one")
     counts = _replica_counts(replicas, names)
     migrate_all(settings, names)
@@ -490,7 +496,7 @@ def run(
         return
     wanted = settings.api_processes if api_processes is None else api_processes
     count = wanted or os.cpu_count() or 1
-    if count > 1:
+    if count > 1 or workers_apart or settings.workers_apart:
         _run_on_every_core(settings, count)
         return
     log.info("serving", url=f"http://{settings.host}:{settings.port}")
@@ -703,9 +709,10 @@ def _replica_counts(option: str | None, names: Sequence[str]) -> dict[str, int]:
 
 
 def _run_on_every_core(settings: Settings, api_processes: int) -> None:
-    """``run --api-processes N``: N ``serve all`` processes on the one port (SO_REUSEPORT: the kernel spreads
-    the connections) and one ``worker all``, over the same SQLite files and bus; this process only watches
-    them. One of them ending ends the group: whoever runs boxoffice sees it stop, not a shop that half works.
+    """``run --api-processes N`` (and ``--workers-apart``, N = 1): N ``serve all`` processes on the one port
+    (SO_REUSEPORT: the kernel spreads the connections) and one ``worker all``, over the same SQLite files and
+    bus; this process only watches them. One of them ending ends the group: whoever runs boxoffice sees it
+    stop, not a shop that half works.
 
     Every service is already correct with several API processes (they are deployed that way): what lives in
     one process's memory is a cache with a bounded age or is found by polling (docs/operations.md)."""

@@ -16,6 +16,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.e2e.test_purchase_flow import sign_up
 from tests.harness.server import boxoffice_run
 
 
@@ -72,3 +73,13 @@ def test_api_processes_share_the_port_and_the_group_ends_together(tmp_path: Path
         assert not alive
 
 
+
+
+@pytest.mark.timeout(240)
+def test_workers_apart_serve_the_api_from_one_process_and_work_in_another(tmp_path: Path) -> None:
+    with boxoffice_run(tmp_path / "var", args=("--workers-apart",), timeout=120) as server:
+        children = psutil.Process(server.process.pid).children()
+        assert sorted(" ".join(p.cmdline()[3:5]) for p in children) == ["serve all", "worker all"]
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/readyz").json() == {"status": "ready"}
+            sign_up(client, "apart@example.com")  # its code arrives by e-mail: the worker process sent it

@@ -34,12 +34,16 @@ class Settings(BaseSettings):
     """Run SQLite statements on the event loop's thread (``run --processes`` turns it off)."""
     sqlite_shared: bool = False
     """Other processes write the same SQLite files (set by ``run`` for its processes with ``api_processes``
-    above 1): a writer waits for their locks without blocking its event loop, and relays notice their
-    commits within milliseconds."""
+    above 1 or ``workers_apart``): a writer waits for their locks without blocking its event loop, and relays
+    notice their commits within milliseconds."""
     api_processes: int = Field(default=1, ge=0, le=64)
     """``boxoffice run``: 1 runs everything in one process; N > 1 serves the whole API from N processes on
     the one port (SO_REUSEPORT) and runs every worker in one more, over the same SQLite files; 0: one API
     process per core."""
+    workers_apart: bool = False
+    """``boxoffice run`` with one API process: the workers (relays, consumers, ticket issuing, e-mail) run in a
+    process of their own, as with ``api_processes`` above 1. On 2 cores the fastest layout measured: the
+    work a sale leaves behind no longer takes turns with the buyers' requests on one event loop."""
     worker_nice: int = Field(default=0, ge=0, le=19)
     """``boxoffice worker`` lowers its CPU priority by this much (``nice``): where workers share cores with API
     processes (``run --api-processes N``), requests come first and the workers catch up in the time left
