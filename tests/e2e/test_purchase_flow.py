@@ -2,8 +2,9 @@
 
 register -> browse -> hold -> order -> pay -> the confirmed order with its tickets -> the PDF -> check-in,
 for a general-admission event and for a train seat on a segment; then a cancellation with its refund.
-Each journey runs against ``boxoffice run`` in one process, and again with ``--api-processes 2`` (two
-processes serve the API on one port, a third runs the workers, over the same SQLite files).
+Each journey runs against ``boxoffice run`` in one process, again with ``--api-processes 2`` (two
+processes serve the API on one port, a third runs the workers, over the same SQLite files), and with
+``--workers-apart`` (one API process, one worker process).
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ ADMIN = {"email": "admin@example.com", "password": "admin-password-2026"}
 CARD = {"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"}
 
 
-@pytest.fixture(scope="module", params=[(), ("--api-processes", "2")], ids=["one-process", "api-processes-2"])
+@pytest.fixture(
+    scope="module",
+    params=[(), ("--api-processes", "2"), ("--workers-apart",)],
+    ids=["one-process", "api-processes-2", "workers-apart"],
+)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {"BOXOFFICE_ADMIN_EMAIL": ADMIN["email"], "BOXOFFICE_ADMIN_PASSWORD": ADMIN["password"]}
     args: tuple[str, ...] = request.param
