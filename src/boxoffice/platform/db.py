@@ -12,9 +12,10 @@ SQLite specifics, and why:
 - The WAL is written back into the file by a ``Checkpointer`` thread (every ``CHECKPOINT_SECONDS``), not by
   the commit that crosses SQLite's 1,000-page mark: that commit ran the checkpoint (page copies and an
   fsync, tens of milliseconds after a large batch) on the event loop, and every request waited for it.
-- Write transactions start with ``BEGIN IMMEDIATE`` on a pool of ONE connection: SQLite has one writer
-  anyway, so writers queue in-process on the pool instead of spinning on ``SQLITE_BUSY``, and a read-then-
-  write transaction can never fail to upgrade its lock. Reads use a separate pool, statement by statement.
+- Write transactions start with ``BEGIN IMMEDIATE`` on ONE connection: SQLite has one writer anyway, so
+  writers queue in-process (on a lock, or on a pool of one) instead of spinning on ``SQLITE_BUSY``, and a
+  read-then-write transaction can never fail to upgrade its lock. Reads use a separate pool, statement by
+  statement. Embedded, the write connection and idle read connections stay checked out between uses.
 - Several processes on the same files (``boxoffice run --api-processes N``, ``sqlite_shared``): a unit of
   work whose ``BEGIN IMMEDIATE`` finds another process writing waits for it on the event loop (short async
   sleeps), not in SQLite's busy handler, which would stop every other request of the process meanwhile;
