@@ -7,18 +7,19 @@ sale's hold, order and payment run about 45 statements, so that overhead was mos
 ``run(conn, STATEMENT, params)`` takes a SQLAlchemy Core statement built ONCE (a module constant with
 ``bindparam`` s, no per-call literals) and:
 
-- on an embedded SQLite connection (``platform.sqlite_inline``, the one-process mode), compiles it once for
-  the dialect (per set of inserted columns), and then binds the parameters through the columns' own type
-  processors (UTC datetimes, JSON), runs it on the connection's sqlite3 handle and converts the result
-  columns with their processors: what SQLAlchemy would do, without its per-call machinery;
+- on an embedded SQLite connection (``platform.sqlite_inline``: ``boxoffice run`` in every layout but
+  ``--processes``), compiles it once for the dialect (per set of inserted columns), and then binds the
+  parameters through the columns' own type processors (UTC datetimes, JSON), runs it on the connection's
+  sqlite3 handle and converts the result columns with their processors: what SQLAlchemy would do, without
+  its per-call machinery;
 - on PostgreSQL through asyncpg, does the same on the asyncpg connection under SQLAlchemy's: the prepared
   statement from the connection's own cache (the one SQLAlchemy fills), the transaction begun as SQLAlchemy
   would begin it (lazily, at the first statement; none in autocommit), asyncpg's errors translated as
   SQLAlchemy's adapter translates them. Measured with ``py-spy --gil`` during a ``--processes`` sale, 29 %
   of booking's CPU and 17 % of payments' was SQLAlchemy's own code, against 7 % and 6 % for asyncpg;
-- anywhere else (SQLite shared between processes), runs it through SQLAlchemy as before; and also while
-  spans are exported (``BOXOFFICE_OTEL_ENDPOINT``): SQLAlchemy's engine events make each statement's span,
-  so a purchase's trace shows its SQL in every mode.
+- anywhere else (SQLite through aiosqlite's thread, ``BOXOFFICE_SQLITE_INLINE=0``), runs it through
+  SQLAlchemy as before; and also while spans are exported (``BOXOFFICE_OTEL_ENDPOINT``): SQLAlchemy's engine
+  events make each statement's span, so a purchase's trace shows its SQL in every mode.
 
 The asyncpg path leans on a few attributes of SQLAlchemy's adapter that are not public (its transaction,
 its statement cache, its error translation): the version is pinned in the lock file, and the integration
