@@ -5,7 +5,7 @@
                                 the same on every core: N processes serve the whole API on one port, one
                                 more runs every worker, all over the same SQLite files
     boxoffice run --workers-apart
-                                one process serves the API, one more runs every worker (the fastest on 2 cores)
+                                one process serves the API, one more runs every worker (tickets keep pace)
     boxoffice run --processes   each service and its workers as separate processes behind the gateway
                                 (``--only a,b``: just those services)
     boxoffice serve SERVICE     one service's HTTP API (SIGTERM drains: docs/operations.md); ``all``: every one

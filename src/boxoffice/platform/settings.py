@@ -42,8 +42,9 @@ class Settings(BaseSettings):
     process per core."""
     workers_apart: bool = False
     """``boxoffice run`` with one API process: the workers (relays, consumers, ticket issuing, e-mail) run in a
-    process of their own, as with ``api_processes`` above 1. On 2 cores the fastest layout measured: the
-    work a sale leaves behind no longer takes turns with the buyers' requests on one event loop."""
+    process of their own, as with ``api_processes`` above 1. On 2 cores the work a sale leaves behind then no
+    longer takes turns with the buyers' requests on one event loop: tickets keep pace with the sale at any
+    load, while one process sells more per second under heavy load by leaving that work for later."""
     worker_nice: int = Field(default=0, ge=0, le=19)
     """``boxoffice worker`` lowers its CPU priority by this much (``nice``): where workers share cores with API
     processes (``run --api-processes N``), requests come first and the workers catch up in the time left
