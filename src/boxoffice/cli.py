@@ -488,7 +488,7 @@ def run(
     if (only or replicas) and not processes:
         raise typer.BadParameter("--only and --replicas need --processes")
     if processes and (api_processes is not None or workers_apart):
-        raise typer.BadParameter("--api-processes and --processes are two different ways to run; choose one")
+        raise typer.BadParameter("--processes is another layout than --api-processes or --workers-apart; choose one")
     counts = _replica_counts(replicas, names)
     migrate_all(settings, names)
     if processes:
