@@ -73,8 +73,6 @@ def test_api_processes_share_the_port_and_the_group_ends_together(tmp_path: Path
         assert not alive
 
 
-
-
 @pytest.mark.timeout(240)
 def test_workers_apart_serve_the_api_from_one_process_and_work_in_another(tmp_path: Path) -> None:
     with boxoffice_run(tmp_path / "var", args=("--workers-apart",), timeout=120) as server:

@@ -253,8 +253,8 @@ class Database:
         """The unit of work's turn ends: the connection stays for the next one, unless it is broken or a
         transaction is still open on it (a rollback cut short), which would hold the file's write lock."""
         try:
-            raw = conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
-            if conn.invalidated or conn.closed or (isinstance(raw, InlineConnection) and raw.raw.in_transaction):
+            driver = _inline_driver(conn)
+            if conn.invalidated or conn.closed or (driver is not None and driver.raw.in_transaction):
                 self._writer = None
                 await conn.close()
         finally:
@@ -349,6 +349,12 @@ async def _begin_immediate(driver: InlineConnection, database: str) -> None:
         driver.execute_now("BEGIN IMMEDIATE")  # a last attempt: it begins, or raises "database is locked"
     finally:
         LOCK_WAITS.labels(database).inc(time.monotonic() - started)
+
+
+def _inline_driver(conn: AsyncConnection) -> InlineConnection | None:
+    """The embedded sqlite3 connection under ``conn``, or None (aiosqlite's, asyncpg's, or closed)."""
+    driver = conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
+    return driver if isinstance(driver, InlineConnection) else None
 
 
 READERS_KEPT = 4
@@ -462,9 +468,9 @@ class UnitOfWork:
             # SQLAlchemy's async layer fewer per transaction. Statements run through SQLAlchemy find the
             # transaction open (``_on_begin``).
             self._conn = conn = await self.db._take_writer()
-            driver = conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
+            driver = _inline_driver(conn)
             try:
-                assert isinstance(driver, InlineConnection)
+                assert driver is not None
                 if conn.in_transaction():  # SQLAlchemy's, left by a unit of work whose rollback was cut short
                     await conn.rollback()
                 await _begin_immediate(driver, self.db.name)
