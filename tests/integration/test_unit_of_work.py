@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -102,11 +103,16 @@ async def test_inbox_claims_an_event_once_even_concurrently(db: Database) -> Non
 
 
 def left_behind(db: Database) -> str | None:
-    """What a cancelled unit of work may leave: a connection checked out of the pool (embedded SQLite keeps
-    its one write connection checked out between units of work), or on SQLite the file's write lock held."""
-    kept = 1 if db._writer is not None else 0
-    if db.engine.sync_engine.pool.checkedout() > kept:  # type: ignore[attr-defined]
+    """What a cancelled unit of work may leave: a connection checked out of the pool beyond those kept for the
+    next use (embedded SQLite's write connection, PostgreSQL's idle ones), a kept one with its transaction
+    still open, or on SQLite the file's write lock held."""
+    kept = [*db._writers, *db._readers] if not db.is_sqlite else [db._writer] if db._writer is not None else []
+    if db.engine.sync_engine.pool.checkedout() > len(kept):  # type: ignore[attr-defined]
         return "a connection left checked out"
+    for conn in kept if not db.is_sqlite else ():
+        adapted = conn.sync_connection.connection.dbapi_connection if conn.sync_connection is not None else None
+        if conn.in_transaction() or getattr(adapted, "_transaction", None) is not None:
+            return "a kept connection left in a transaction"
     if db.is_sqlite:
         probe = sqlite3.connect(str(make_url(db.url).database), timeout=0)
         try:
@@ -228,19 +234,25 @@ async def pg(pg_url: str) -> Database:
 async def sent(db: Database) -> AsyncIterator[list[str]]:
     """What asyncpg sends PostgreSQL besides prepared statements while the block runs (its query logger
     sees BEGIN, COMMIT, ROLLBACK and a ping; SQLAlchemy's statements are prepared, which it does not see),
-    on the pool's one connection."""
-    async with db.read() as conn:  # the pool's connection, opened now: the block checks it out again
-        driver = (await conn.get_raw_connection()).driver_connection
+    on the connections a read and a unit of work use (opened now and kept: the block's get them again)."""
+    async with db.read():
+        pass
+    async with db.uow():
+        pass
+    drivers = [(await conn.get_raw_connection()).driver_connection for conn in [*db._readers, *db._writers]]
+    assert len(drivers) == 2
     queries: list[str] = []
 
     def log(record: Any) -> None:
         queries.append(record.query.split()[0].rstrip(";").upper())
 
-    driver.add_query_logger(log)
+    for driver in drivers:
+        driver.add_query_logger(log)
     try:
         yield queries
     finally:
-        driver.remove_query_logger(log)
+        for driver in drivers:
+            driver.remove_query_logger(log)
 
 
 async def test_postgresql_reads_and_units_of_work_send_no_round_trip_but_their_statements(pg: Database) -> None:
@@ -297,3 +309,90 @@ async def test_a_busy_postgresql_pool_keeps_the_connections_it_opened(pg: Databa
     await asyncio.gather(*(work(n) for n in range(40, 80)))
     assert 1 < first <= 20 and len(opened) == first
     assert await count(pg) == (80, 0)
+
+
+async def test_kept_postgresql_connections_never_keep_a_request_waiting_for_the_pool(pg_url: str) -> None:
+    """Idle connections kept for the next reads and units of work count against the pool. Twelve tasks on a
+    pool of eight, each doing reads and units of work back to back: a connection that comes back while a task
+    waits for the pool goes to the pool, so no task waits for long, and none for the pool's 30 s timeout."""
+    db = Database(pg_url, name="kept", pool_size=8)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    longest = 0.0
+
+    async def worker(w: int) -> None:
+        nonlocal longest
+        for n in range(25):
+            started = time.monotonic()
+            if n % 3:
+                async with db.uow() as uow:
+                    longest = max(longest, time.monotonic() - started)
+                    await uow.conn.execute(insert(things).values(id=w * 100 + n, name="x"))
+                    await asyncio.sleep(0.005)
+                    await uow.commit()
+            else:
+                async with db.read() as conn:
+                    longest = max(longest, time.monotonic() - started)
+                    await conn.execute(select(func.count()).select_from(things))
+                    await asyncio.sleep(0.005)
+
+    try:
+        async with asyncio.timeout(25):
+            await asyncio.gather(*(worker(w) for w in range(12)))
+        assert longest < 5, f"a task waited {longest:.1f} s for a connection"
+        assert len(db._readers) <= 2 and len(db._writers) <= 2
+        pool: Any = db.engine.sync_engine.pool
+        assert pool.checkedout() == len(db._readers) + len(db._writers)
+    finally:
+        await db.dispose()
+
+
+async def test_kept_postgresql_connections_of_one_kind_never_hold_the_pool_from_the_other(pg_url: str) -> None:
+    """A small pool (two connections, as tickets' function has): two reads at once, then a unit of work. Had
+    both read connections been kept, the unit of work would wait for the pool until its timeout."""
+    db = Database(pg_url, name="small", pool_size=2)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+
+    async def read() -> None:
+        async with db.read() as conn:
+            await conn.execute(select(func.count()).select_from(things))
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.gather(read(), read())
+        async with asyncio.timeout(5):
+            async with db.uow() as uow:
+                await uow.conn.execute(insert(things).values(id=1, name="a"))
+                await uow.commit()
+        assert await count(db) == (1, 0)
+    finally:
+        await db.dispose()
+
+
+async def test_a_commit_that_postgresql_refuses_is_sqlalchemys_error_and_the_connection_serves_on(pg: Database) -> None:
+    """A unit of work whose statements only ``hotsql`` ran is committed on asyncpg (``hotsql.end``). A COMMIT
+    the server refuses (a deferred constraint) raises SQLAlchemy's ``IntegrityError``, as the engine's commit
+    would, nothing of the transaction remains, and the next unit of work goes through."""
+    from sqlalchemy.exc import IntegrityError
+
+    from boxoffice.platform import hotsql
+
+    async with pg.uow() as uow:
+        await uow.conn.execute(
+            text("CREATE TABLE tags (name text, CONSTRAINT one UNIQUE (name) DEFERRABLE INITIALLY DEFERRED)")
+        )
+        await uow.commit()
+    tags = Table("tags", MetaData(), Column("name", String))
+    add = insert(tags)
+    with pytest.raises(IntegrityError):
+        async with pg.uow() as uow:
+            await hotsql.run(uow.conn, add, {"name": "a"})
+            await hotsql.run(uow.conn, add, {"name": "a"})  # accepted until COMMIT
+            assert not uow.conn.in_transaction()  # SQLAlchemy has not seen it: asyncpg commits
+            await uow.commit()
+    async with pg.uow() as uow:
+        await hotsql.run(uow.conn, add, {"name": "b"})
+        await uow.commit()
+    async with pg.read() as conn:
+        assert (await conn.execute(select(tags.c.name))).scalars().all() == ["b"]

@@ -252,14 +252,7 @@ async def _run_asyncpg(adapted: Any, dialect: Dialect, plan: _Plan, batch: Seque
             fetched = await prepared.fetch(*_bind(plan, batch[0]))
             status = prepared.get_statusmsg() or ""
     except Exception as error:
-        try:
-            adapted._handle_exception(error)  # raises the DBAPI error SQLAlchemy would have wrapped
-        except dialect.loaded_dbapi.Error as translated:
-            lost = dialect.is_disconnect(translated, adapted, None)
-            raise DBAPIError.instance(
-                plan.sql, None, translated, dialect.loaded_dbapi.Error, connection_invalidated=lost
-            ) from error
-        raise
+        raise _translated(adapted, dialect, plan.sql, error) from error
     verb, _, count = status.rpartition(" ")
     rowcount = int(count) if verb.split(" ", 1)[0] in _COUNTED and count.isdigit() else -1
     if plan.row is None:
@@ -273,3 +266,33 @@ async def _run_asyncpg(adapted: Any, dialect: Dialect, plan: _Plan, batch: Seque
 
 
 _COUNTED = frozenset({"SELECT", "UPDATE", "DELETE", "INSERT"})
+
+
+async def end(conn: AsyncConnection, *, commit: bool) -> bool:
+    """PostgreSQL through asyncpg: COMMIT (or ROLLBACK) the transaction that ``run`` began on the asyncpg
+    connection under ``conn``, as SQLAlchemy's adapter would, without the engine's greenlet around it. For a
+    transaction SQLAlchemy does not know it has (only ``run`` used the connection); when it does
+    (``conn.in_transaction()``), end it through SQLAlchemy. False when there was nothing to end here."""
+    adapted, _ = _driver(conn)
+    if not isinstance(adapted, AsyncAdapt_asyncpg_connection) or adapted._transaction is None:
+        return False
+    transaction = adapted._transaction
+    try:
+        await adapted._call_and_discard(transaction.commit if commit else transaction.rollback)
+    except Exception as error:
+        failed = _translated(adapted, conn.dialect, "COMMIT" if commit else "ROLLBACK", error)
+        if isinstance(failed, DBAPIError) and failed.connection_invalidated:
+            await conn.invalidate(failed)
+        raise failed from error
+    return True
+
+
+def _translated(adapted: Any, dialect: Dialect, sql: str, error: Exception) -> BaseException:
+    """asyncpg's ``error`` as SQLAlchemy would raise it: its adapter's DBAPI error, wrapped as the engine wraps
+    it (``connection_invalidated`` when the connection is lost). Anything else is raised as it is."""
+    try:
+        adapted._handle_exception(error)  # raises the DBAPI error SQLAlchemy would have wrapped, or ``error``
+    except dialect.loaded_dbapi.Error as translated:
+        lost = dialect.is_disconnect(translated, adapted, None)
+        return DBAPIError.instance(sql, None, translated, dialect.loaded_dbapi.Error, connection_invalidated=lost)
+    raise AssertionError("SQLAlchemy's adapter did not raise")
