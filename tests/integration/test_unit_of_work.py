@@ -396,3 +396,45 @@ async def test_a_commit_that_postgresql_refuses_is_sqlalchemys_error_and_the_con
         await uow.commit()
     async with pg.read() as conn:
         assert (await conn.execute(select(tags.c.name))).scalars().all() == ["b"]
+
+
+async def test_a_connection_coming_back_goes_to_a_request_waiting_for_the_pool(pg_url: str) -> None:
+    """Every connection of the pool in use and one more unit of work waiting for the pool: when one of them
+    ends, its connection goes back to the pool, so the waiting one gets it at once, instead of staying kept
+    for a later request while the waiting one sits out the pool's timeout."""
+    db = Database(pg_url, name="waiting", pool_size=8)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    release = [asyncio.Event() for _ in range(8)]
+    inside = asyncio.Semaphore(0)
+
+    async def holding(n: int) -> None:
+        async with db.uow() as uow:
+            await uow.conn.execute(insert(things).values(id=n, name="held"))
+            inside.release()
+            await release[n].wait()
+            await uow.commit()
+
+    async def waiting() -> None:
+        async with db.uow() as uow:
+            await uow.conn.execute(insert(things).values(id=100, name="waited"))
+            await uow.commit()
+
+    try:
+        holders = [asyncio.create_task(holding(n)) for n in range(8)]
+        for _ in range(8):
+            await inside.acquire()
+        waiter = asyncio.create_task(waiting())
+        await asyncio.sleep(0.1)
+        assert not waiter.done()  # the pool is exhausted
+        release[0].set()
+        async with asyncio.timeout(5):
+            await waiter
+        for event in release:
+            event.set()
+        await asyncio.gather(*holders)
+        assert await count(db) == (9, 0)
+    finally:
+        for event in release:
+            event.set()
+        await db.dispose()

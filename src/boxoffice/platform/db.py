@@ -262,7 +262,7 @@ class Database:
         (``_drop_closed_connections`` does it at checkout)."""
         while kept:
             conn = kept.pop()
-            driver = conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
+            driver = _driver_of(conn)
             if not conn.invalidated and driver is not None and not driver.is_closed():
                 return conn
             if not conn.invalidated:
@@ -402,9 +402,14 @@ async def _begin_immediate(driver: InlineConnection, database: str) -> None:
         LOCK_WAITS.labels(database).inc(time.monotonic() - started)
 
 
+def _driver_of(conn: AsyncConnection) -> Any:
+    """The driver's own connection under ``conn`` (asyncpg's, the embedded sqlite3 one...), None once closed."""
+    return conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
+
+
 def _inline_driver(conn: AsyncConnection) -> InlineConnection | None:
     """The embedded sqlite3 connection under ``conn``, or None (aiosqlite's, asyncpg's, or closed)."""
-    driver = conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
+    driver = _driver_of(conn)
     return driver if isinstance(driver, InlineConnection) else None
 
 
